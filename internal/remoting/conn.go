@@ -1,0 +1,408 @@
+package remoting
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrConnClosed is returned by sends and invocations on a closed connection.
+var ErrConnClosed = errors.New("remoting: connection closed")
+
+var connIDs atomic.Uint64
+
+// connOptions are the per-connection settings shared by the server and client sides.
+type connOptions struct {
+	maxFrameSize      int
+	serializeType     SerializeType
+	idleTimeout       time.Duration // 0: none
+	firstFrameTimeout time.Duration // 0: idleTimeout
+	writeTimeout      time.Duration // 0: none
+	maxInFlight       int           // concurrent request handlers per connection
+}
+
+// dispatcher is what a Conn needs from its owner (server or client).
+type dispatcher interface {
+	// handler returns the handler of a request code, nil when unsupported.
+	handler(code int32) Handler
+	// beginRequest admits one request handler; false rejects it (server draining).
+	beginRequest() bool
+	// endRequest balances a successful beginRequest.
+	endRequest()
+	// connClosed is called once, after the connection is closed.
+	connClosed(c *Conn)
+}
+
+// Conn is one remoting connection, used by both Server and Client.
+//
+// Goroutines: one reader (reads frames, completes pending invocations, starts one handler
+// goroutine per request, bounded by maxInFlight) and one writer (coalesces every queued
+// frame into one writev). Both are owned by the Conn and end when it closes. writeMu
+// guards the outgoing queue and is a leaf lock; pendingMu guards the pending map.
+type Conn struct {
+	id   uint64
+	nc   net.Conn
+	log  *slog.Logger
+	opts connOptions
+	d    dispatcher
+
+	ctx    context.Context // cancelled when the connection closes
+	cancel context.CancelFunc
+
+	writeMu   sync.Mutex
+	queue     net.Buffers // frames waiting for the writer
+	queueN    int         // frames in queue
+	flushReq  bool        // graceful close requested: writer closes after draining
+	writeWake chan struct{}
+
+	pendingMu sync.Mutex
+	pending   map[int32]chan *Command
+	opaque    atomic.Int32
+
+	inflight chan struct{} // semaphore of running handlers
+
+	attrs sync.Map
+
+	closeOnce  sync.Once
+	closed     atomic.Bool
+	done       chan struct{}
+	closeErr   error
+	goroutines sync.WaitGroup // reader + writer
+}
+
+func newConn(parent context.Context, nc net.Conn, opts connOptions, d dispatcher, log *slog.Logger) *Conn {
+	ctx, cancel := context.WithCancel(parent)
+	c := &Conn{
+		id:        connIDs.Add(1),
+		nc:        nc,
+		opts:      opts,
+		d:         d,
+		ctx:       ctx,
+		cancel:    cancel,
+		writeWake: make(chan struct{}, 1),
+		pending:   make(map[int32]chan *Command),
+		inflight:  make(chan struct{}, max(opts.maxInFlight, 1)),
+		done:      make(chan struct{}),
+	}
+	c.log = log.With("conn", c.id, "remote", c.RemoteAddr())
+	return c
+}
+
+// start launches the reader and writer goroutines.
+func (c *Conn) start() {
+	c.goroutines.Add(2)
+	go c.readLoop()
+	go c.writeLoop()
+}
+
+// ID returns a process-unique connection id.
+func (c *Conn) ID() uint64 { return c.id }
+
+// RemoteAddr returns the peer address as "ip:port".
+func (c *Conn) RemoteAddr() string { return c.nc.RemoteAddr().String() }
+
+// LocalAddr returns the local address of the connection.
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// Done is closed when the connection has closed.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Closed reports whether the connection has closed.
+func (c *Conn) Closed() bool { return c.closed.Load() }
+
+// Context is cancelled when the connection closes (or its server/client shuts down).
+func (c *Conn) Context() context.Context { return c.ctx }
+
+// SetAttr attaches a value to the connection (e.g. a client id); safe for concurrent use.
+func (c *Conn) SetAttr(key, val any) { c.attrs.Store(key, val) }
+
+// Attr returns a value set with SetAttr, or nil.
+func (c *Conn) Attr(key any) any {
+	v, _ := c.attrs.Load(key)
+	return v
+}
+
+// Close closes the connection at once: queued frames are dropped, pending invocations
+// fail with ErrConnClosed and handler contexts are cancelled.
+func (c *Conn) Close() error {
+	c.closeWith(nil)
+	return nil
+}
+
+// closeGracefully asks the writer to flush what is queued and then close.
+func (c *Conn) closeGracefully() {
+	c.writeMu.Lock()
+	c.flushReq = true
+	c.writeMu.Unlock()
+	c.wakeWriter()
+}
+
+func (c *Conn) closeWith(err error) {
+	c.closeOnce.Do(func() {
+		c.closeErr = err
+		c.closed.Store(true)
+		c.cancel()
+		_ = c.nc.Close()
+		c.pendingMu.Lock()
+		pend := c.pending
+		c.pending = nil
+		c.pendingMu.Unlock()
+		for _, ch := range pend {
+			close(ch)
+		}
+		c.writeMu.Lock()
+		c.queue = nil
+		c.queueN = 0
+		c.writeMu.Unlock()
+		c.wakeWriter()
+		close(c.done)
+		c.d.connClosed(c)
+	})
+}
+
+// wait blocks until the reader and writer goroutines have exited.
+func (c *Conn) wait() { c.goroutines.Wait() }
+
+// ---- writing ----
+
+// Send queues one command for writing. It returns ErrConnClosed when the connection is
+// closed; a later write failure closes the connection.
+func (c *Conn) Send(cmd *Command) error {
+	bufs, err := Encode(cmd, c.opts.serializeType)
+	if err != nil {
+		return err
+	}
+	c.writeMu.Lock()
+	if c.closed.Load() || c.flushReq {
+		c.writeMu.Unlock()
+		return ErrConnClosed
+	}
+	c.queue = append(c.queue, bufs...)
+	c.queueN++
+	c.writeMu.Unlock()
+	c.wakeWriter()
+	return nil
+}
+
+func (c *Conn) wakeWriter() {
+	select {
+	case c.writeWake <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop writes every queued frame in one writev per wake-up (coalescing).
+func (c *Conn) writeLoop() {
+	defer c.goroutines.Done()
+	var batch net.Buffers
+	for {
+		select {
+		case <-c.writeWake:
+		case <-c.done:
+			return
+		}
+		for {
+			c.writeMu.Lock()
+			batch, c.queue = c.queue, batch[:0]
+			c.queueN = 0
+			flush := c.flushReq
+			c.writeMu.Unlock()
+			if len(batch) == 0 {
+				if flush {
+					c.closeWith(nil)
+					return
+				}
+				break
+			}
+			if c.opts.writeTimeout > 0 {
+				_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.writeTimeout))
+			}
+			// WriteTo consumes batch; keep the backing array for reuse.
+			keep := batch
+			_, err := batch.WriteTo(c.nc)
+			clear(keep)
+			batch = keep[:0]
+			if err != nil {
+				if !c.closed.Load() {
+					c.log.Debug("remoting: write failed, closing connection", "err", err)
+				}
+				c.closeWith(err)
+				return
+			}
+		}
+	}
+}
+
+// ---- reading ----
+
+func (c *Conn) readLoop() {
+	defer c.goroutines.Done()
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	first := true
+	for {
+		timeout := c.opts.idleTimeout
+		if first && c.opts.firstFrameTimeout > 0 {
+			timeout = c.opts.firstFrameTimeout
+		}
+		if timeout > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
+		}
+		payload, err := ReadFrame(br, c.opts.maxFrameSize)
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		first = false
+		cmd, err := DecodePayload(payload)
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if cmd.IsResponse() {
+			c.complete(cmd)
+			continue
+		}
+		c.dispatch(cmd)
+	}
+}
+
+func (c *Conn) readFailed(err error) {
+	switch {
+	case c.closed.Load():
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		c.log.Debug("remoting: connection closed by peer")
+	case isTimeout(err):
+		c.log.Info("remoting: closing idle connection", "err", err)
+	default:
+		c.log.Warn("remoting: closing connection after bad input", "err", err)
+	}
+	c.closeWith(err)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// complete hands a response to the invocation waiting for its opaque; responses nobody
+// waits for (timed out, or unknown) are dropped.
+func (c *Conn) complete(resp *Command) {
+	c.pendingMu.Lock()
+	ch, ok := c.pending[resp.Opaque]
+	if ok {
+		delete(c.pending, resp.Opaque)
+	}
+	c.pendingMu.Unlock()
+	if ok {
+		ch <- resp // buffered, capacity 1
+		return
+	}
+	c.log.Debug("remoting: dropping response with unknown opaque", "opaque", resp.Opaque, "code", resp.Code)
+}
+
+// dispatch runs a request's handler in its own goroutine, within the in-flight limit.
+func (c *Conn) dispatch(req *Command) {
+	h := c.d.handler(req.Code)
+	if h == nil {
+		c.reply(req, NewResponse(RequestCodeNotSupported, fmt.Sprintf(" request type %d not supported", req.Code)))
+		return
+	}
+	select {
+	case c.inflight <- struct{}{}:
+	default:
+		c.reply(req, NewResponse(SystemBusy, fmt.Sprintf("[OVERLOAD] more than %d requests in flight on this connection", cap(c.inflight))))
+		return
+	}
+	if !c.d.beginRequest() {
+		<-c.inflight
+		c.reply(req, NewResponse(ServiceNotAvailable, "server is shutting down"))
+		return
+	}
+	go func() {
+		defer c.d.endRequest()
+		defer func() { <-c.inflight }()
+		resp := c.runHandler(h, req)
+		if resp != nil {
+			c.reply(req, resp)
+		}
+	}()
+}
+
+func (c *Conn) runHandler(h Handler, req *Command) (resp *Command) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("remoting: handler panicked", "code", req.Code, "panic", r)
+			resp = NewResponse(SystemError, fmt.Sprintf("internal error handling request %d", req.Code))
+		}
+	}()
+	return h(c.ctx, c, req)
+}
+
+// reply sends resp as the answer to req unless req is oneway.
+func (c *Conn) reply(req, resp *Command) {
+	if req.IsOneway() {
+		return
+	}
+	resp.Opaque = req.Opaque
+	resp.MarkResponse()
+	if resp.Language == "" {
+		resp.Language = LanguageGo
+	}
+	if err := c.Send(resp); err != nil && !errors.Is(err, ErrConnClosed) {
+		c.log.Warn("remoting: cannot encode response", "code", resp.Code, "err", err)
+	}
+}
+
+// ---- invocations on this connection ----
+
+// Invoke sends req on this connection and waits for the response with the same opaque,
+// until ctx ends or the connection closes. It assigns req.Opaque.
+func (c *Conn) Invoke(ctx context.Context, req *Command) (*Command, error) {
+	req.Flag &^= FlagResponse | FlagOneway
+	req.Opaque = c.opaque.Add(1)
+	ch := make(chan *Command, 1)
+	c.pendingMu.Lock()
+	if c.pending == nil {
+		c.pendingMu.Unlock()
+		return nil, ErrConnClosed
+	}
+	c.pending[req.Opaque] = ch
+	c.pendingMu.Unlock()
+	if err := c.Send(req); err != nil {
+		c.forget(req.Opaque)
+		return nil, err
+	}
+	select {
+	case resp, ok := <-ch:
+		if !ok {
+			return nil, fmt.Errorf("%w: %s", ErrConnClosed, c.RemoteAddr())
+		}
+		return resp, nil
+	case <-ctx.Done():
+		c.forget(req.Opaque)
+		return nil, fmt.Errorf("remoting: invoke code %d on %s: %w", req.Code, c.RemoteAddr(), ctx.Err())
+	}
+}
+
+// InvokeOneway sends req with the oneway flag and does not wait for anything.
+func (c *Conn) InvokeOneway(req *Command) error {
+	req.Flag &^= FlagResponse
+	req.MarkOneway()
+	req.Opaque = c.opaque.Add(1)
+	return c.Send(req)
+}
+
+func (c *Conn) forget(opaque int32) {
+	c.pendingMu.Lock()
+	if c.pending != nil {
+		delete(c.pending, opaque)
+	}
+	c.pendingMu.Unlock()
+}

@@ -1,0 +1,110 @@
+package remoting
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// checkStable asserts that a decoded command re-encodes to a frame that decodes to the
+// same command and re-encodes to the same bytes (encoding is deterministic).
+func checkStable(t *testing.T, c *Command, st SerializeType) {
+	t.Helper()
+	f1, err := EncodeFrame(c, st)
+	if err != nil {
+		// Only binary headers with 16-bit overflowing keys can fail; none decode from input.
+		t.Fatalf("re-encode: %v", err)
+	}
+	c2, err := Decode(f1)
+	if err != nil {
+		t.Fatalf("decode of re-encoded frame: %v", err)
+	}
+	f2, err := EncodeFrame(c2, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(f1, f2) {
+		t.Fatalf("encoding not stable:\n%q\n%q", f1, f2)
+	}
+	c3, err := Decode(f2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(c2, c3); diff != "" {
+		t.Fatalf("decode not stable: %s", diff)
+	}
+}
+
+func isFrameError(err error) bool {
+	for _, e := range []error{ErrFrameTooLarge, ErrBadFrameLength, ErrBadHeaderLength, ErrUnknownSerializeType, ErrBadHeader} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func addFrameSeeds(f *testing.F) {
+	for _, st := range []SerializeType{SerializeJSON, SerializeRocketMQ} {
+		fr, _ := EncodeFrame(sampleCommand(), st)
+		f.Add(fr)
+		fr, _ = EncodeFrame(NewResponse(TopicNotExist, "No topic route info in name server for the topic: T"), st)
+		f.Add(fr)
+	}
+	f.Add(golden2Frame([]byte(goldenGo2JSONHeader), SerializeJSON, nil))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{0, 0, 0, 4, 1, 0, 0, 0})
+}
+
+func FuzzDecodeFrame(f *testing.F) {
+	addFrameSeeds(f)
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		c, err := Decode(frame)
+		if err != nil {
+			if !isFrameError(err) {
+				t.Fatalf("error %v is not one of the frame sentinels", err)
+			}
+			return
+		}
+		st := SerializeType(frame[4])
+		checkStable(t, c, st)
+		if len(c.Body) > len(frame) {
+			t.Fatalf("body longer than frame")
+		}
+	})
+}
+
+func FuzzDecodeJSONHeader(f *testing.F) {
+	f.Add([]byte(goldenGo2JSONHeader))
+	f.Add([]byte(`{"code":0,"extFields":{"a":"1"},"flag":1,"language":"JAVA","opaque":9,"serializeTypeCurrentRPC":"JSON","version":479}`))
+	f.Add([]byte(`{"code":1,"language":13,"remark":null}`))
+	f.Add([]byte(`{"code":"x"}`))
+	f.Fuzz(func(t *testing.T, h []byte) {
+		c, err := DecodeJSONHeader(h)
+		if err != nil {
+			if !errors.Is(err, ErrBadHeader) {
+				t.Fatalf("error %v does not wrap ErrBadHeader", err)
+			}
+			return
+		}
+		checkStable(t, c, SerializeJSON)
+	})
+}
+
+func FuzzDecodeBinaryHeader(f *testing.F) {
+	f.Add(mustHex(goldenGo2Binary))
+	f.Add(mustHex("0001" + "00" + "01df" + "7fffffff" + "00000001" + "00000002" + "6f6b" + "00000000"))
+	f.Add(mustHex("0001" + "09" + "0001" + "00000001" + "00000000" + "00000000" + "00000004" + "7fff0000"))
+	f.Fuzz(func(t *testing.T, h []byte) {
+		c, err := DecodeBinaryHeader(h)
+		if err != nil {
+			if !errors.Is(err, ErrBadHeader) {
+				t.Fatalf("error %v does not wrap ErrBadHeader", err)
+			}
+			return
+		}
+		checkStable(t, c, SerializeRocketMQ)
+	})
+}

@@ -1,0 +1,354 @@
+package remoting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// Handler serves one request. It runs in its own goroutine and may block (long polling);
+// ctx is cancelled when the connection closes or the server stops. Returning nil sends no
+// response; otherwise the response gets the request's opaque and the response flag, and
+// is dropped when the request was oneway.
+type Handler func(ctx context.Context, c *Conn, req *Command) *Command
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("remoting: server closed")
+
+// ServerConfig configures a Server. The zero value of a field means its default.
+type ServerConfig struct {
+	// MaxFrameSize is the largest accepted frame in bytes. Default 16 MiB.
+	MaxFrameSize int
+	// SerializeType is the header encoding of responses and server requests. Default JSON.
+	SerializeType SerializeType
+	// IdleTimeout closes a connection with no complete frame for this long. Default 120 s.
+	IdleTimeout time.Duration
+	// FirstFrameTimeout bounds the wait for a new connection's first frame. Default 10 s.
+	FirstFrameTimeout time.Duration
+	// WriteTimeout bounds one write; a peer that stops reading is closed. Default 30 s.
+	WriteTimeout time.Duration
+	// MaxInFlightPerConn bounds concurrently running handlers per connection; requests
+	// beyond it are answered SYSTEM_BUSY. Default 4096.
+	MaxInFlightPerConn int
+	// MaxConns bounds open connections in total. Default 10000.
+	MaxConns int
+	// MaxConnsPerIP bounds open connections per remote IP. Default 1000.
+	MaxConnsPerIP int
+}
+
+// DefaultServerConfig returns the defaults documented on ServerConfig.
+func DefaultServerConfig() ServerConfig {
+	return ServerConfig{
+		MaxFrameSize:       DefaultMaxFrameSize,
+		SerializeType:      SerializeJSON,
+		IdleTimeout:        120 * time.Second,
+		FirstFrameTimeout:  10 * time.Second,
+		WriteTimeout:       30 * time.Second,
+		MaxInFlightPerConn: 4096,
+		MaxConns:           10000,
+		MaxConnsPerIP:      1000,
+	}
+}
+
+// withDefaults fills zero fields with defaults.
+func (c ServerConfig) withDefaults() ServerConfig {
+	d := DefaultServerConfig()
+	if c.MaxFrameSize <= 0 {
+		c.MaxFrameSize = d.MaxFrameSize
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.FirstFrameTimeout <= 0 {
+		c.FirstFrameTimeout = d.FirstFrameTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.MaxInFlightPerConn <= 0 {
+		c.MaxInFlightPerConn = d.MaxInFlightPerConn
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = d.MaxConns
+	}
+	if c.MaxConnsPerIP <= 0 {
+		c.MaxConnsPerIP = d.MaxConnsPerIP
+	}
+	return c
+}
+
+// Validate reports configuration errors.
+func (c ServerConfig) Validate() error {
+	if c.SerializeType != SerializeJSON && c.SerializeType != SerializeRocketMQ {
+		return fmt.Errorf("%w: %d", ErrUnknownSerializeType, c.SerializeType)
+	}
+	if c.MaxFrameSize < 0 || c.MaxFrameSize > 1<<30 {
+		return fmt.Errorf("remoting: MaxFrameSize %d out of range (0..1 GiB)", c.MaxFrameSize)
+	}
+	return nil
+}
+
+// Server accepts remoting connections and dispatches requests by code.
+//
+// Handlers are registered before Serve. Each connection owns its reader and writer
+// goroutines; Shutdown stops the listeners, waits for running handlers, flushes their
+// responses and closes every connection. Lock order: Server.mu, then Conn internals.
+type Server struct {
+	cfg  ServerConfig
+	log  *slog.Logger
+	opts connOptions
+
+	hmu      sync.RWMutex
+	handlers map[int32]Handler
+	onClose  []func(*Conn)
+
+	baseCtx    context.Context
+	baseCancel context.CancelFunc
+
+	mu        sync.Mutex
+	lns       map[net.Listener]struct{}
+	conns     map[*Conn]struct{}
+	perIP     map[string]int
+	draining  bool
+	requests  sync.WaitGroup // running handlers; Add only while !draining under mu
+	accepting sync.WaitGroup // accept loops
+	addr      net.Addr
+	addrReady chan struct{}
+	addrOnce  sync.Once
+}
+
+// NewServer returns a server; zero config fields take their defaults.
+func NewServer(cfg ServerConfig, logger *slog.Logger) *Server {
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		cfg: cfg,
+		log: logger.With("component", "remoting-server"),
+		opts: connOptions{
+			maxFrameSize:      cfg.MaxFrameSize,
+			serializeType:     cfg.SerializeType,
+			idleTimeout:       cfg.IdleTimeout,
+			firstFrameTimeout: cfg.FirstFrameTimeout,
+			writeTimeout:      cfg.WriteTimeout,
+			maxInFlight:       cfg.MaxInFlightPerConn,
+		},
+		handlers:   make(map[int32]Handler),
+		baseCtx:    ctx,
+		baseCancel: cancel,
+		lns:        make(map[net.Listener]struct{}),
+		conns:      make(map[*Conn]struct{}),
+		perIP:      make(map[string]int),
+		addrReady:  make(chan struct{}),
+	}
+}
+
+// Handle registers the handler of a request code, replacing any previous one.
+func (s *Server) Handle(code int32, h Handler) {
+	s.hmu.Lock()
+	s.handlers[code] = h
+	s.hmu.Unlock()
+}
+
+// OnConnClose registers a callback run (in its own goroutine context of the closing
+// connection) after any connection closes, e.g. to unregister a broker.
+func (s *Server) OnConnClose(f func(*Conn)) {
+	s.hmu.Lock()
+	s.onClose = append(s.onClose, f)
+	s.hmu.Unlock()
+}
+
+func (s *Server) handler(code int32) Handler {
+	s.hmu.RLock()
+	h := s.handlers[code]
+	s.hmu.RUnlock()
+	return h
+}
+
+func (s *Server) beginRequest() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return false
+	}
+	s.requests.Add(1)
+	return true
+}
+
+func (s *Server) endRequest() { s.requests.Done() }
+
+func (s *Server) connClosed(c *Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	ip := hostOf(c.nc.RemoteAddr())
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+	s.mu.Unlock()
+	s.hmu.RLock()
+	cbs := s.onClose
+	s.hmu.RUnlock()
+	for _, f := range cbs {
+		f(c)
+	}
+}
+
+func hostOf(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	h, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return h
+}
+
+// ListenAndServe listens on addr (e.g. ":9876") and serves until Shutdown.
+func (s *Server) ListenAndServe(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("remoting: listen %s: %w", addr, err)
+	}
+	return s.Serve(ln)
+}
+
+// Addr returns the address of the first listener, blocking until Serve has started.
+func (s *Server) Addr() net.Addr {
+	<-s.addrReady
+	return s.addr
+}
+
+// Serve accepts connections on ln until Shutdown; it returns ErrServerClosed then.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return ErrServerClosed
+	}
+	s.lns[ln] = struct{}{}
+	s.accepting.Add(1)
+	s.mu.Unlock()
+	defer s.accepting.Done()
+	s.addrOnce.Do(func() { s.addr = ln.Addr(); close(s.addrReady) })
+	s.log.Info("remoting: serving", "addr", ln.Addr().String())
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			draining := s.draining
+			s.mu.Unlock()
+			if draining {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("remoting: accept: %w", err)
+		}
+		backoff = 0
+		s.admit(nc)
+	}
+}
+
+// admit registers a new connection unless a connection limit is reached.
+func (s *Server) admit(nc net.Conn) {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	ip := hostOf(nc.RemoteAddr())
+	s.mu.Lock()
+	switch {
+	case s.draining:
+		s.mu.Unlock()
+		_ = nc.Close()
+		return
+	case len(s.conns) >= s.cfg.MaxConns:
+		s.mu.Unlock()
+		s.log.Warn("remoting: connection limit reached, refusing", "remote", nc.RemoteAddr().String(), "limit", s.cfg.MaxConns)
+		_ = nc.Close()
+		return
+	case s.perIP[ip] >= s.cfg.MaxConnsPerIP:
+		s.mu.Unlock()
+		s.log.Warn("remoting: per-IP connection limit reached, refusing", "remote", nc.RemoteAddr().String(), "limit", s.cfg.MaxConnsPerIP)
+		_ = nc.Close()
+		return
+	}
+	c := newConn(s.baseCtx, nc, s.opts, s, s.log)
+	s.conns[c] = struct{}{}
+	s.perIP[ip]++
+	s.mu.Unlock()
+	c.start()
+}
+
+// Conns returns a snapshot of the open connections.
+func (s *Server) Conns() []*Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// Shutdown stops accepting, lets running handlers finish and flushes their responses,
+// then closes every connection. When ctx ends first, handler contexts are cancelled,
+// connections are closed at once and ctx's error is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	for ln := range s.lns {
+		_ = ln.Close()
+	}
+	s.mu.Unlock()
+	s.addrOnce.Do(func() { close(s.addrReady) })
+	s.accepting.Wait()
+
+	handlersDone := make(chan struct{})
+	go func() { s.requests.Wait(); close(handlersDone) }()
+	var err error
+	select {
+	case <-handlersDone:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	conns := s.Conns()
+	for _, c := range conns {
+		if err != nil {
+			c.Close()
+		} else {
+			c.closeGracefully()
+		}
+	}
+	allClosed := make(chan struct{})
+	go func() {
+		for _, c := range conns {
+			c.wait()
+		}
+		close(allClosed)
+	}()
+	select {
+	case <-allClosed:
+	case <-ctx.Done():
+		err = ctx.Err()
+		for _, c := range conns {
+			c.Close()
+		}
+		<-allClosed
+	}
+	s.baseCancel()
+	if err != nil {
+		// Handlers still running see cancelled contexts; their responses are dropped.
+		return fmt.Errorf("remoting: shutdown: %w", err)
+	}
+	return nil
+}
