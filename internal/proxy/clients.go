@@ -1,0 +1,191 @@
+package proxy
+
+import (
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/protobuf/proto"
+)
+
+// sessionQueue bounds the commands waiting to be written on one telemetry stream; beyond it
+// commands are dropped (a stuck client must not stall broker check-backs).
+const sessionQueue = 64
+
+// session is one open Telemetry stream. Only the stream's handler goroutine writes to the
+// stream; others enqueue on out.
+type session struct {
+	out  chan *pb.TelemetryCommand
+	done chan struct{} // closed when the handler returns
+}
+
+// offer enqueues cmd without blocking; false if the session is gone or its queue is full.
+func (s *session) offer(cmd *pb.TelemetryCommand) bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+	}
+	select {
+	case s.out <- cmd:
+		return true
+	default:
+		return false
+	}
+}
+
+// client is what the proxy knows about one x-mq-client-id.
+type client struct {
+	id       string
+	typ      pb.ClientType
+	settings *pb.Settings // as last sent by the client
+	topics   map[string]struct{}
+	group    string
+	lastSeen time.Time
+	session  *session // latest open telemetry stream, nil if none
+}
+
+// registry holds clients by id. Every method takes mu; nothing blocks under it.
+type registry struct {
+	mu      sync.Mutex
+	clients map[string]*client
+	now     func() time.Time
+}
+
+func newRegistry(now func() time.Time) *registry {
+	return &registry{clients: map[string]*client{}, now: now}
+}
+
+// putSettings stores settings for id and attaches the telemetry session.
+func (r *registry) putSettings(id string, st *pb.Settings, sess *session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.clients[id]
+	if c == nil {
+		c = &client{id: id, topics: map[string]struct{}{}}
+		r.clients[id] = c
+	}
+	c.settings = proto.Clone(st).(*pb.Settings)
+	c.typ = st.GetClientType()
+	for _, t := range st.GetPublishing().GetTopics() {
+		c.topics[t.GetName()] = struct{}{}
+	}
+	if g := st.GetSubscription().GetGroup(); g != nil {
+		c.group = g.GetName()
+	}
+	c.lastSeen = r.now()
+	if sess != nil {
+		c.session = sess
+	}
+}
+
+// touch refreshes id's liveness; false if the client is unknown (no settings).
+func (r *registry) touch(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.clients[id]
+	if c == nil || c.settings == nil {
+		return false
+	}
+	c.lastSeen = r.now()
+	return true
+}
+
+// addTopic records that producer id published to topic (for transaction check-backs).
+func (r *registry) addTopic(id, topic string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.clients[id]; c != nil {
+		c.topics[topic] = struct{}{}
+	}
+}
+
+// settingsOf returns a copy of id's settings, nil if unknown.
+func (r *registry) settingsOf(id string) *pb.Settings {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.clients[id]; c != nil && c.settings != nil {
+		return proto.Clone(c.settings).(*pb.Settings)
+	}
+	return nil
+}
+
+// remove forgets id; false if it was unknown.
+func (r *registry) remove(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.clients[id]
+	delete(r.clients, id)
+	return ok
+}
+
+// detach clears sess from id if it is still the current one.
+func (r *registry) detach(id string, sess *session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.clients[id]; c != nil && c.session == sess {
+		c.session = nil
+	}
+}
+
+// expire removes clients not seen for ttl and returns their ids.
+func (r *registry) expire(ttl time.Duration) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cut := r.now().Add(-ttl)
+	var gone []string
+	for id, c := range r.clients {
+		if c.lastSeen.Before(cut) {
+			delete(r.clients, id)
+			gone = append(gone, id)
+		}
+	}
+	return gone
+}
+
+// producerGroups lists topics with at least one producer holding an open session.
+func (r *registry) producerGroups() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	set := map[string]struct{}{}
+	for _, c := range r.clients {
+		if c.typ != pb.ClientType_PRODUCER || c.session == nil {
+			continue
+		}
+		for t := range c.topics {
+			set[t] = struct{}{}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for t := range set {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// producerSessions returns the open sessions of producers of topic, in random order.
+func (r *registry) producerSessions(topic string) []*session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*session
+	for _, c := range r.clients {
+		if c.typ != pb.ClientType_PRODUCER || c.session == nil {
+			continue
+		}
+		if _, ok := c.topics[topic]; ok {
+			out = append(out, c.session)
+		}
+	}
+	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}
+
+// count returns the number of known clients.
+func (r *registry) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.clients)
+}

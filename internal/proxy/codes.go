@@ -1,0 +1,165 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+)
+
+// This file is the one table mapping internal and broker errors to apache.rocketmq.v2.Code
+// (ARCHITECTURE.md: one mapping table per protocol edge). Business errors always travel in
+// the response Status with gRPC OK.
+
+// CodeMessageBodyEmpty is MESSAGE_BODY_EMPTY (41302), newer than the v5.1.2 stubs' enum; proto3
+// enums are open, so clients receive the number.
+const CodeMessageBodyEmpty pb.Code = 41302
+
+// Remoting response codes (RocketMQ ResponseCode) the table knows.
+const (
+	rcSuccess                   = 0
+	rcSystemError               = 1
+	rcSystemBusy                = 2
+	rcRequestCodeNotSupported   = 3
+	rcTransactionFailed         = 4
+	rcFlushDiskTimeout          = 10
+	rcSlaveNotAvailable         = 11
+	rcFlushSlaveTimeout         = 12
+	rcMessageIllegal            = 13
+	rcServiceNotAvailable       = 14
+	rcVersionNotSupported       = 15
+	rcNoPermission              = 16
+	rcTopicNotExist             = 17
+	rcPullNotFound              = 19
+	rcSubscriptionParseFailed   = 23
+	rcSubscriptionNotExist      = 24
+	rcSubscriptionGroupNotExist = 26
+	rcInvalidParameter          = 29
+	rcNoMessage                 = 208
+	rcPollingFull               = 209
+	rcPollingTimeout            = 210
+	rcFlowControl               = 215
+	rcIllegalOperation          = 604
+)
+
+// brokerCodes maps remoting ResponseCode -> gRPC Code. Anything absent maps to
+// INTERNAL_SERVER_ERROR (as the Java proxy's ResponseBuilder does).
+var brokerCodes = map[int]pb.Code{
+	rcSuccess:                   pb.Code_OK,
+	rcSystemError:               pb.Code_INTERNAL_SERVER_ERROR,
+	rcSystemBusy:                pb.Code_TOO_MANY_REQUESTS,
+	rcRequestCodeNotSupported:   pb.Code_NOT_IMPLEMENTED,
+	rcTransactionFailed:         pb.Code_INTERNAL_SERVER_ERROR,
+	rcFlushDiskTimeout:          pb.Code_MASTER_PERSISTENCE_TIMEOUT,
+	rcSlaveNotAvailable:         pb.Code_HA_NOT_AVAILABLE,
+	rcFlushSlaveTimeout:         pb.Code_SLAVE_PERSISTENCE_TIMEOUT,
+	rcMessageIllegal:            pb.Code_BAD_REQUEST,
+	rcServiceNotAvailable:       pb.Code_INTERNAL_SERVER_ERROR,
+	rcVersionNotSupported:       pb.Code_VERSION_UNSUPPORTED,
+	rcNoPermission:              pb.Code_FORBIDDEN,
+	rcTopicNotExist:             pb.Code_TOPIC_NOT_FOUND,
+	rcPullNotFound:              pb.Code_MESSAGE_NOT_FOUND,
+	rcSubscriptionParseFailed:   pb.Code_ILLEGAL_FILTER_EXPRESSION,
+	rcSubscriptionNotExist:      pb.Code_CONSUMER_GROUP_NOT_FOUND,
+	rcSubscriptionGroupNotExist: pb.Code_CONSUMER_GROUP_NOT_FOUND,
+	rcInvalidParameter:          pb.Code_BAD_REQUEST,
+	rcNoMessage:                 pb.Code_INVALID_RECEIPT_HANDLE,
+	rcPollingFull:               pb.Code_TOO_MANY_REQUESTS,
+	rcPollingTimeout:            pb.Code_MESSAGE_NOT_FOUND,
+	rcFlowControl:               pb.Code_TOO_MANY_REQUESTS,
+	rcIllegalOperation:          pb.Code_FORBIDDEN,
+}
+
+// sentinelCodes maps the Backend sentinels -> gRPC Code.
+var sentinelCodes = []struct {
+	err  error
+	code pb.Code
+}{
+	{ErrTopicNotFound, pb.Code_TOPIC_NOT_FOUND},
+	{ErrGroupNotFound, pb.Code_CONSUMER_GROUP_NOT_FOUND},
+	{ErrBrokerNotFound, pb.Code_NOT_FOUND},
+	{ErrHandleInvalid, pb.Code_INVALID_RECEIPT_HANDLE},
+	{ErrHandleExpired, pb.Code_INVALID_RECEIPT_HANDLE},
+	{ErrBusy, pb.Code_TOO_MANY_REQUESTS},
+	{ErrTimeout, pb.Code_PROXY_TIMEOUT},
+	{ErrNoPermission, pb.Code_FORBIDDEN},
+	{ErrUnavailable, pb.Code_INTERNAL_SERVER_ERROR},
+	{context.DeadlineExceeded, pb.Code_PROXY_TIMEOUT},
+	{context.Canceled, pb.Code_REQUEST_TIMEOUT},
+}
+
+// StatusError is a proxy-level error carrying its gRPC code; validation and auth produce it.
+type StatusError struct {
+	Code    pb.Code
+	Message string
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
+
+// statusErrorf builds a *StatusError.
+func statusErrorf(code pb.Code, format string, args ...any) *StatusError {
+	return &StatusError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// CodeOf maps any error to its gRPC code (nil -> OK).
+func CodeOf(err error) pb.Code {
+	if err == nil {
+		return pb.Code_OK
+	}
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	var be *BrokerError
+	if errors.As(err, &be) {
+		return BrokerCode(be.Code)
+	}
+	for _, s := range sentinelCodes {
+		if errors.Is(err, s.err) {
+			return s.code
+		}
+	}
+	return pb.Code_INTERNAL_SERVER_ERROR
+}
+
+// BrokerCode maps one remoting response code.
+func BrokerCode(rc int) pb.Code {
+	if c, ok := brokerCodes[rc]; ok {
+		return c
+	}
+	return pb.Code_INTERNAL_SERVER_ERROR
+}
+
+// toStatus converts err to a response Status (nil -> OK). The message is the error text; broker
+// remarks and sentinel texts never contain secrets.
+func toStatus(err error) *pb.Status {
+	if err == nil {
+		return okStatus()
+	}
+	var se *StatusError
+	if errors.As(err, &se) {
+		return &pb.Status{Code: se.Code, Message: se.Message}
+	}
+	var be *BrokerError
+	if errors.As(err, &be) {
+		return &pb.Status{Code: BrokerCode(be.Code), Message: be.Remark}
+	}
+	return &pb.Status{Code: CodeOf(err), Message: err.Error()}
+}
+
+func okStatus() *pb.Status { return &pb.Status{Code: pb.Code_OK, Message: "OK"} }
+
+// sendStatusCode maps a stored send's status (Java SendMessageActivity).
+func sendStatusCode(s SendStatus) pb.Code {
+	switch s {
+	case SendFlushDiskTimeout:
+		return pb.Code_MASTER_PERSISTENCE_TIMEOUT
+	case SendFlushSlaveTimeout:
+		return pb.Code_SLAVE_PERSISTENCE_TIMEOUT
+	case SendSlaveNotAvailable:
+		return pb.Code_HA_NOT_AVAILABLE
+	default:
+		return pb.Code_OK
+	}
+}

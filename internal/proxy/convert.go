@@ -1,0 +1,130 @@
+package proxy
+
+import (
+	"hash/crc32"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"strconv"
+	"strings"
+	"time"
+
+	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// messageTypeOf derives a stored message's type from its properties (Java GrpcConverter).
+func messageTypeOf(p map[string]string) MessageType {
+	switch {
+	case p[PropTransactionPrep] == "true":
+		return MessageTypeTransaction
+	case p[PropDelayLevel] != "" || p[PropTimerDeliverMS] != "" || p[PropTimerDelaySec] != "" || p[PropTimerDelayMS] != "":
+		return MessageTypeDelay
+	case p[PropShardingKey] != "":
+		return MessageTypeFIFO
+	default:
+		return MessageTypeNormal
+	}
+}
+
+// toPBMessage converts a stored (popped or checked) message. handle is the client-facing
+// receipt handle ("" for none); invisible is the pop's invisible time (0 for none).
+func toPBMessage(m *Message, handle string, invisible time.Duration) *pb.Message {
+	p := m.Properties
+	topic := m.Topic
+	if rt := p[PropRealTopic]; rt != "" && strings.HasPrefix(topic, "RMQ_SYS_TRANS_HALF_TOPIC") {
+		topic = rt
+	}
+	id := p[PropUniqKey]
+	if id == "" {
+		id = m.OffsetMsgID
+	}
+	sp := &pb.SystemProperties{
+		MessageId:    id,
+		BodyDigest:   &pb.Digest{Type: pb.DigestType_CRC32, Checksum: strconv.FormatUint(uint64(crc32.ChecksumIEEE(m.Body)), 16)},
+		BodyEncoding: pb.Encoding_IDENTITY,
+		MessageType:  pb.MessageType(messageTypeOf(p)),
+		BornHost:     m.BornHost,
+		StoreHost:    m.StoreHost,
+		QueueId:      m.QueueID,
+	}
+	if m.SysFlag&SysFlagCompressed != 0 {
+		sp.BodyEncoding = pb.Encoding_GZIP
+	}
+	if h := p[PropBornHost]; h != "" {
+		sp.BornHost = h
+	}
+	if t, ok := p[PropTags]; ok && t != "" {
+		sp.Tag = &t
+	}
+	if k := p[PropKeys]; k != "" {
+		sp.Keys = strings.Fields(k)
+	}
+	if g := p[PropShardingKey]; g != "" {
+		sp.MessageGroup = &g
+	}
+	sp.BornTimestamp = timestamppb.New(time.UnixMilli(m.BornTimestamp))
+	if m.StoreTimestamp > 0 {
+		sp.StoreTimestamp = timestamppb.New(time.UnixMilli(m.StoreTimestamp))
+	}
+	if v := p[PropTimerDeliverMS]; v != "" {
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+			sp.DeliveryTimestamp = timestamppb.New(time.UnixMilli(ms))
+		}
+	}
+	qo := m.QueueOffset
+	sp.QueueOffset = &qo
+	attempt := m.ReconsumeTimes + 1
+	sp.DeliveryAttempt = &attempt
+	if handle != "" {
+		sp.ReceiptHandle = &handle
+	}
+	if invisible > 0 {
+		sp.InvisibleDuration = durationpb.New(invisible)
+	}
+	if tc := p[PropTraceContext]; tc != "" {
+		sp.TraceContext = &tc
+	}
+	user := map[string]string{}
+	for k, v := range p {
+		if !IsSystemProperty(k) {
+			user[k] = v
+		}
+	}
+	// dead_letter_queue (field 20) is newer than the v5.1.2 stubs; DLQ origin stays visible
+	// through the (system) properties DLQ_ORIGIN_TOPIC / DLQ_ORIGIN_MESSAGE_ID, exposed to
+	// clients as user properties so consumers of %DLQ%<group> can see where a message came from.
+	if v := p[PropDLQOriginTopic]; v != "" {
+		user[PropDLQOriginTopic] = v
+	}
+	if v := p[PropDLQOriginMsgID]; v != "" {
+		user[PropDLQOriginMsgID] = v
+	}
+	if t, id := p[PropDLQOriginTopic], p[PropDLQOriginMsgID]; t != "" {
+		setDeadLetterQueue(sp, t, id)
+	}
+	return &pb.Message{
+		Topic:            &pb.Resource{Name: topic},
+		UserProperties:   user,
+		SystemProperties: sp,
+		Body:             m.Body,
+	}
+}
+
+// setDeadLetterQueue writes SystemProperties.dead_letter_queue (field 20: DeadLetterQueue{
+// topic = 1, message_id = 2}) as an unknown field: the v5.1.2 stubs predate it, newer clients
+// decode it, older ones skip it.
+func setDeadLetterQueue(sp *pb.SystemProperties, topic, msgID string) {
+	var inner []byte
+	inner = protowire.AppendTag(inner, 1, protowire.BytesType)
+	inner = protowire.AppendString(inner, topic)
+	if msgID != "" {
+		inner = protowire.AppendTag(inner, 2, protowire.BytesType)
+		inner = protowire.AppendString(inner, msgID)
+	}
+	var b []byte
+	b = protowire.AppendTag(b, 20, protowire.BytesType)
+	b = protowire.AppendBytes(b, inner)
+	r := sp.ProtoReflect()
+	r.SetUnknown(append(r.GetUnknown(), b...))
+}

@@ -1,0 +1,134 @@
+package proxy
+
+import (
+	"context"
+	"time"
+
+	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/rocketry-mq/rocketry/internal/proxy/auth"
+)
+
+// ReceiveMessage long-polls one broker (the request queue's broker name) within the caller's
+// deadline and streams: a status element (OK, then the messages; or MESSAGE_NOT_FOUND), then a
+// trailing delivery_timestamp.
+func (s *Server) ReceiveMessage(req *pb.ReceiveMessageRequest, stream pb.MessagingService_ReceiveMessageServer) error {
+	ctx := stream.Context()
+	msgs, invisible, err := s.receive(ctx, req)
+	var st *pb.Status
+	switch {
+	case err != nil:
+		st = toStatus(err)
+	case len(msgs) == 0:
+		st = &pb.Status{Code: pb.Code_MESSAGE_NOT_FOUND, Message: "no new message"}
+	default:
+		st = okStatus()
+	}
+	if err := stream.Send(&pb.ReceiveMessageResponse{Content: &pb.ReceiveMessageResponse_Status{Status: st}}); err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		h := encodeHandle(Handle{Broker: m.broker, QueueID: m.msg.QueueID, QueueOffset: m.msg.QueueOffset, CommitLogOffset: m.msg.CommitLogOffset, Raw: m.msg.ReceiptHandle})
+		out := toPBMessage(m.msg, h, invisible)
+		if err := stream.Send(&pb.ReceiveMessageResponse{Content: &pb.ReceiveMessageResponse_Message{Message: out}}); err != nil {
+			// The messages stay invisible and come back after their invisible time.
+			return err
+		}
+	}
+	return stream.Send(&pb.ReceiveMessageResponse{Content: &pb.ReceiveMessageResponse_DeliveryTimestamp{DeliveryTimestamp: timestamppb.New(s.now())}})
+}
+
+type popped struct {
+	broker string
+	msg    *Message
+}
+
+// pollBudget is how long the broker may hold the request: the caller's remaining deadline minus
+// ReceiveMargin, capped at MaxLongPolling; no deadline -> MaxLongPolling; never negative.
+func (s *Server) pollBudget(ctx context.Context) time.Duration {
+	d := s.cfg.MaxLongPolling
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(time.Until(dl)-s.cfg.ReceiveMargin, s.cfg.MaxLongPolling)
+	}
+	return max(d, 0)
+}
+
+func (s *Server) receive(ctx context.Context, req *pb.ReceiveMessageRequest) ([]popped, time.Duration, error) {
+	c, err := s.begin(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	group, err := validateGroup(req.GetGroup())
+	if err != nil {
+		return nil, 0, err
+	}
+	topic, err := validateTopic(req.GetMessageQueue().GetTopic(), false)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := s.authorize(c, auth.ResourceTopic, topic, auth.ActionSub); err != nil {
+		return nil, 0, err
+	}
+	if err := s.authorize(c, auth.ResourceGroup, group, auth.ActionSub); err != nil {
+		return nil, 0, err
+	}
+	fe := req.GetFilterExpression()
+	expr := "*"
+	switch fe.GetType() {
+	case pb.FilterType_FILTER_TYPE_UNSPECIFIED, pb.FilterType_TAG:
+		if expr, err = parseTagFilter(fe.GetExpression()); err != nil {
+			return nil, 0, err
+		}
+	default:
+		return nil, 0, statusErrorf(pb.Code_ILLEGAL_FILTER_EXPRESSION, "SQL92 filtering is not supported")
+	}
+	invisible := s.cfg.DefaultInvisible
+	if req.InvisibleDuration != nil {
+		invisible = req.GetInvisibleDuration().AsDuration()
+	}
+	if err := s.cfg.validateInvisible(invisible); err != nil {
+		return nil, 0, err
+	}
+	batch := req.GetBatchSize()
+	if batch <= 0 {
+		return nil, 0, statusErrorf(pb.Code_BAD_REQUEST, "batch size must be positive")
+	}
+	batch = min(batch, maxBatchSize)
+
+	broker := req.GetMessageQueue().GetBroker().GetName()
+	if broker == "" {
+		r, err := s.route(ctx, topic)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, b := range r.Brokers {
+			if b.Perm&PermRead != 0 && b.ReadQueues > 0 {
+				broker = b.Name
+				break
+			}
+		}
+		if broker == "" {
+			return nil, 0, statusErrorf(pb.Code_FORBIDDEN, "no readable queue")
+		}
+	}
+	gc, err := s.backend.GroupConfig(ctx, group)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !gc.ConsumeEnable {
+		return nil, 0, statusErrorf(pb.Code_FORBIDDEN, "consumer group %s is disabled", group)
+	}
+	res, err := s.backend.Pop(ctx, &PopRequest{
+		Broker: broker, Group: group, Topic: topic, QueueID: -1, MaxMessages: batch,
+		InvisibleTime: invisible, PollTime: s.pollBudget(ctx), FilterType: "TAG", FilterExpr: expr, Order: gc.Orderly,
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]popped, 0, len(res.Messages))
+	for _, m := range res.Messages {
+		out = append(out, popped{broker: broker, msg: m})
+	}
+	return out, invisible, nil
+}

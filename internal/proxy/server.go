@@ -1,0 +1,275 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/rocketry-mq/rocketry/internal/proxy/auth"
+)
+
+// gRPC metadata keys sent by the official clients (reference A.1).
+const (
+	mdClientID = "x-mq-client-id"
+	mdLanguage = "x-mq-language"
+	mdVersion  = "x-mq-client-version"
+)
+
+// Server is the gRPC front door: apache.rocketmq.v2.MessagingService over a Backend.
+type Server struct {
+	pb.UnimplementedMessagingServiceServer
+
+	cfg     Config
+	logger  *slog.Logger
+	backend Backend
+	now     func() time.Time
+
+	ln      *sniffListener
+	grpc    *grpc.Server
+	clients *registry
+	acl     *auth.Store
+	authn   *auth.Authenticator
+
+	rr atomic.Uint64 // round-robin cursor for NORMAL/DELAY/TRANSACTION sends
+
+	mu      sync.Mutex // guards closed, cancel
+	closed  bool
+	cancel  context.CancelFunc
+	running sync.WaitGroup
+}
+
+// New validates cfg, loads TLS material and the ACL, listens on cfg.GRPCListen and installs
+// the Server as backend's transaction checker. Serving starts with Run.
+func New(cfg Config, backend Backend, logger *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if backend == nil {
+		return nil, errors.New("proxy: nil backend")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "proxy")
+	s := &Server{cfg: cfg, logger: logger, backend: backend, now: time.Now}
+	s.clients = newRegistry(func() time.Time { return s.now() })
+
+	if cfg.Auth {
+		store, err := auth.NewStore(cfg.ACLFile, logger)
+		if err != nil {
+			return nil, err
+		}
+		s.acl = store
+		s.authn = auth.NewAuthenticator(store, cfg.AuthClockSkew, func() time.Time { return s.now() })
+	}
+
+	var tlsConf *tls.Config
+	if cfg.TLSMode != TLSDisabled {
+		var cert tls.Certificate
+		var err error
+		if cfg.TLSCertFile != "" {
+			cert, err = tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("proxy: load TLS certificate: %w", err)
+			}
+		} else {
+			hosts := []string{"localhost", "127.0.0.1"}
+			if h, _, err := net.SplitHostPort(cfg.AdvertiseAddr); err == nil {
+				hosts = append(hosts, h)
+			}
+			cert, err = selfSignedCert(hosts)
+			if err != nil {
+				return nil, err
+			}
+			logger.Warn("TLS uses a generated self-signed certificate; pass --tls-cert/--tls-key in production")
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}}
+	}
+
+	inner, err := net.Listen("tcp", cfg.GRPCListen)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: listen %s: %w", cfg.GRPCListen, err)
+	}
+	s.ln = newSniffListener(inner, cfg.TLSMode, tlsConf, cfg.HandshakeTimeout, logger)
+	s.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	pb.RegisterMessagingServiceServer(s.grpc, s)
+	backend.SetTransactionChecker(s)
+	return s, nil
+}
+
+// Addr is the bound gRPC address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Run serves until ctx is cancelled or Close is called, then stops gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errors.New("proxy: server closed")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s.cancel = cancel
+	s.running.Add(1)
+	s.mu.Unlock()
+	defer s.running.Done()
+	defer cancel()
+
+	s.logger.Info("proxy serving", "addr", s.Addr().String(), "tls", s.cfg.TLSMode, "auth", s.cfg.Auth, "advertise", s.cfg.AdvertiseAddr)
+	var wg sync.WaitGroup
+	if s.acl != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.acl.Run(ctx, s.cfg.ACLReloadInterval) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); s.expireLoop(ctx) }()
+
+	errc := make(chan error, 1)
+	go func() { errc <- s.grpc.Serve(s.ln) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	s.stopGRPC()
+	cancel()
+	wg.Wait()
+	if err != nil && !errors.Is(err, grpc.ErrServerStopped) && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("proxy: serve: %w", err)
+	}
+	return nil
+}
+
+// stopGRPC stops gracefully, forcing after a bound (long polls and telemetry streams hold
+// graceful stop open otherwise).
+func (s *Server) stopGRPC() {
+	done := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		s.grpc.Stop()
+		<-done
+	}
+	s.ln.Close()
+}
+
+// Close stops a running Run and releases the listener.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	cancel := s.cancel
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	s.running.Wait()
+	s.grpc.Stop()
+	return s.ln.Close()
+}
+
+func (s *Server) expireLoop(ctx context.Context) {
+	t := time.NewTicker(min(s.cfg.ClientExpiry/4, 10*time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for _, id := range s.clients.expire(s.cfg.ClientExpiry) {
+				s.logger.Info("client expired without heartbeat", "client", id)
+			}
+		}
+	}
+}
+
+// call is the per-request context derived from gRPC metadata.
+type call struct {
+	clientID string
+	user     *auth.User // nil when auth is off
+	language string
+	version  string
+}
+
+func firstMD(md metadata.MD, k string) string {
+	if v := md.Get(k); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// begin checks the metadata every RPC needs: the client id, then authentication when on.
+func (s *Server) begin(ctx context.Context) (*call, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	c := &call{clientID: firstMD(md, mdClientID), language: firstMD(md, mdLanguage), version: firstMD(md, mdVersion)}
+	if c.clientID == "" {
+		return nil, statusErrorf(pb.Code_CLIENT_ID_REQUIRED, "client id cannot be empty")
+	}
+	if s.authn == nil {
+		return c, nil
+	}
+	u, err := s.authn.Authenticate(firstMD(md, auth.HeaderAuthorization), firstMD(md, auth.HeaderDateTime))
+	if err != nil {
+		s.logger.Debug("authentication failed", "client", c.clientID, "err", err)
+		return nil, statusErrorf(pb.Code_UNAUTHORIZED, "%s", auth.ClientMessage(err))
+	}
+	c.user = u
+	return c, nil
+}
+
+// authorize checks that c may do act on (typ, name); always allowed when auth is off.
+func (s *Server) authorize(c *call, typ auth.ResourceType, name string, act auth.Action) error {
+	if s.authn == nil {
+		return nil
+	}
+	if c.user == nil {
+		return statusErrorf(pb.Code_UNAUTHORIZED, "authentication required")
+	}
+	if err := c.user.Authorize(typ, name, act); err != nil {
+		return statusErrorf(pb.Code_FORBIDDEN, "no permission to %s %s %s", act, typ, name)
+	}
+	return nil
+}
+
+// advertised returns the endpoints returned in routes: the configured address, else what the
+// client dialled, else loopback with the listen port.
+func (s *Server) advertised(req *pb.Endpoints) *pb.Endpoints {
+	if s.cfg.AdvertiseAddr != "" {
+		h, p, _ := net.SplitHostPort(s.cfg.AdvertiseAddr)
+		port, _ := strconv.Atoi(p)
+		return endpointsFor(h, port)
+	}
+	if req != nil && len(req.GetAddresses()) > 0 {
+		return &pb.Endpoints{Scheme: req.GetScheme(), Addresses: req.GetAddresses()}
+	}
+	port := 0
+	if ta, ok := s.Addr().(*net.TCPAddr); ok {
+		port = ta.Port
+	}
+	return endpointsFor("127.0.0.1", port)
+}
+
+func endpointsFor(host string, port int) *pb.Endpoints {
+	scheme := pb.AddressScheme_DOMAIN_NAME
+	if ip := net.ParseIP(host); ip != nil {
+		scheme = pb.AddressScheme_IPv4
+		if ip.To4() == nil {
+			scheme = pb.AddressScheme_IPv6
+		}
+	}
+	return &pb.Endpoints{Scheme: scheme, Addresses: []*pb.Address{{Host: host, Port: int32(port)}}}
+}

@@ -1,0 +1,239 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// Settings announced to clients (Java GrpcClientSettingsManager defaults).
+const (
+	consumerBatchSize     = 32
+	defaultRetryMaxTimes  = 16
+	producerMaxAttempts   = 3
+	settingsLookupTimeout = 2 * time.Second // well inside the Java client's 3 s wait
+)
+
+// consumerBackoff is RocketMQ's customized retry schedule (delay levels 3..18).
+var consumerBackoff = []time.Duration{
+	time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second,
+	time.Minute, 2 * time.Minute, 3 * time.Minute, 4 * time.Minute, 5 * time.Minute,
+	6 * time.Minute, 7 * time.Minute, 8 * time.Minute, 9 * time.Minute, 10 * time.Minute,
+	20 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour,
+}
+
+type recvResult struct {
+	cmd *pb.TelemetryCommand
+	err error
+}
+
+// Telemetry keeps one bidirectional stream per client and proxy: the client sends Settings
+// (answered with the server's settings) and command results; the proxy pushes commands such
+// as RecoverOrphanedTransactionCommand. Idle streams are never closed by the proxy.
+func (s *Server) Telemetry(stream pb.MessagingService_TelemetryServer) error {
+	ctx := stream.Context()
+	c, err := s.begin(ctx)
+	if err != nil {
+		st := toStatus(err)
+		_ = stream.Send(&pb.TelemetryCommand{Status: st})
+		code := codes.InvalidArgument
+		if st.Code == pb.Code_UNAUTHORIZED {
+			code = codes.Unauthenticated
+		}
+		return grpcstatus.Error(code, st.Message)
+	}
+	sess := &session{out: make(chan *pb.TelemetryCommand, sessionQueue), done: make(chan struct{})}
+	defer close(sess.done)
+	defer s.clients.detach(c.clientID, sess)
+
+	recvc := make(chan recvResult)
+	go func() {
+		for {
+			cmd, err := stream.Recv()
+			select {
+			case recvc <- recvResult{cmd, err}:
+			case <-sess.done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case r := <-recvc:
+			if r.err != nil {
+				if errors.Is(r.err, io.EOF) {
+					return nil
+				}
+				return r.err
+			}
+			reply, err := s.onTelemetry(ctx, c, r.cmd, sess)
+			if err != nil {
+				return grpcstatus.Error(codes.InvalidArgument, err.Error())
+			}
+			if reply != nil {
+				if err := stream.Send(reply); err != nil {
+					return err
+				}
+			}
+		case cmd := <-sess.out:
+			if err := stream.Send(cmd); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// onTelemetry handles one client command and returns the reply, if any. An error closes the
+// stream with INVALID_ARGUMENT (Java ClientActivity).
+func (s *Server) onTelemetry(ctx context.Context, c *call, cmd *pb.TelemetryCommand, sess *session) (*pb.TelemetryCommand, error) {
+	switch x := cmd.GetCommand().(type) {
+	case *pb.TelemetryCommand_Settings:
+		st := x.Settings
+		if st.GetPubSub() == nil {
+			return nil, errors.New("settings carry neither publishing nor subscription")
+		}
+		if sub := st.GetSubscription(); sub != nil {
+			if _, err := validateGroup(sub.GetGroup()); err != nil {
+				return &pb.TelemetryCommand{Status: toStatus(err)}, nil
+			}
+		}
+		reply := s.serverSettings(ctx, st)
+		s.clients.putSettings(c.clientID, st, sess)
+		s.logger.Debug("client settings", "client", c.clientID, "type", st.GetClientType().String(), "language", c.language)
+		return &pb.TelemetryCommand{Status: okStatus(), Command: &pb.TelemetryCommand_Settings{Settings: reply}}, nil
+	case *pb.TelemetryCommand_ThreadStackTrace, *pb.TelemetryCommand_VerifyMessageResult:
+		// Answers to commands this proxy never issues on its own; nothing waits for them.
+		s.clients.touch(c.clientID)
+		return nil, nil
+	default:
+		s.logger.Debug("ignoring telemetry command", "client", c.clientID)
+		return nil, nil
+	}
+}
+
+// serverSettings merges a client's settings with the proxy's (what the client must apply).
+func (s *Server) serverSettings(ctx context.Context, st *pb.Settings) *pb.Settings {
+	out := &pb.Settings{
+		ClientType:     st.ClientType,
+		AccessPoint:    st.GetAccessPoint(),
+		RequestTimeout: st.GetRequestTimeout(),
+		UserAgent:      st.GetUserAgent(),
+		Metric:         &pb.Metric{On: false},
+	}
+	switch ps := st.GetPubSub().(type) {
+	case *pb.Settings_Publishing:
+		attempts := st.GetBackoffPolicy().GetMaxAttempts()
+		if attempts <= 0 {
+			attempts = producerMaxAttempts
+		}
+		out.BackoffPolicy = &pb.RetryPolicy{
+			MaxAttempts: attempts,
+			Strategy: &pb.RetryPolicy_ExponentialBackoff{ExponentialBackoff: &pb.ExponentialBackoff{
+				Initial: durationpb.New(10 * time.Millisecond), Max: durationpb.New(time.Second), Multiplier: 2,
+			}},
+		}
+		out.PubSub = &pb.Settings_Publishing{Publishing: &pb.Publishing{
+			Topics:              ps.Publishing.GetTopics(),
+			MaxBodySize:         int32(s.cfg.MaxBodySize),
+			ValidateMessageType: true,
+		}}
+	case *pb.Settings_Subscription:
+		fifo, retryMax := false, defaultRetryMaxTimes
+		group := ps.Subscription.GetGroup().GetName()
+		lctx, cancel := context.WithTimeout(ctx, settingsLookupTimeout)
+		gc, err := s.backend.GroupConfig(lctx, group)
+		cancel()
+		if err == nil {
+			fifo, retryMax = gc.Orderly, gc.RetryMaxTimes
+		} else {
+			s.logger.Debug("group config unavailable for settings; using defaults", "group", group, "err", err)
+		}
+		next := make([]*durationpb.Duration, len(consumerBackoff))
+		for i, d := range consumerBackoff {
+			next[i] = durationpb.New(d)
+		}
+		out.BackoffPolicy = &pb.RetryPolicy{
+			MaxAttempts: int32(retryMax + 1),
+			Strategy:    &pb.RetryPolicy_CustomizedBackoff{CustomizedBackoff: &pb.CustomizedBackoff{Next: next}},
+		}
+		batch := int32(consumerBatchSize)
+		out.PubSub = &pb.Settings_Subscription{Subscription: &pb.Subscription{
+			Group:              ps.Subscription.GetGroup(),
+			Subscriptions:      ps.Subscription.GetSubscriptions(),
+			Fifo:               &fifo,
+			ReceiveBatchSize:   &batch,
+			LongPollingTimeout: durationpb.New(s.cfg.MaxLongPolling),
+		}}
+	}
+	return out
+}
+
+// Heartbeat keeps a client alive. A client whose settings are unknown (never sent, expired,
+// or the proxy restarted) gets UNRECOGNIZED_CLIENT_TYPE, which makes go5 resend Settings.
+func (s *Server) Heartbeat(ctx context.Context, req *pb.HeartbeatRequest) (*pb.HeartbeatResponse, error) {
+	c, err := s.begin(ctx)
+	if err != nil {
+		return &pb.HeartbeatResponse{Status: toStatus(err)}, nil
+	}
+	if !s.clients.touch(c.clientID) {
+		return &pb.HeartbeatResponse{Status: &pb.Status{Code: pb.Code_UNRECOGNIZED_CLIENT_TYPE, Message: "cannot find client settings for this client"}}, nil
+	}
+	return &pb.HeartbeatResponse{Status: okStatus()}, nil
+}
+
+// NotifyClientTermination forgets a client (Java clients send it on shutdown; go5 never does).
+func (s *Server) NotifyClientTermination(ctx context.Context, req *pb.NotifyClientTerminationRequest) (*pb.NotifyClientTerminationResponse, error) {
+	c, err := s.begin(ctx)
+	if err != nil {
+		return &pb.NotifyClientTerminationResponse{Status: toStatus(err)}, nil
+	}
+	if !s.clients.remove(c.clientID) {
+		return &pb.NotifyClientTerminationResponse{Status: &pb.Status{Code: pb.Code_UNRECOGNIZED_CLIENT_TYPE, Message: "cannot find client settings for this client"}}, nil
+	}
+	return &pb.NotifyClientTerminationResponse{Status: okStatus()}, nil
+}
+
+// ProducerGroups implements TransactionChecker: topics with a connected producer.
+func (s *Server) ProducerGroups() []string { return s.clients.producerGroups() }
+
+// CheckTransaction implements TransactionChecker: it pushes a RecoverOrphanedTransactionCommand
+// to one connected producer of the topic (producer group = topic name for gRPC clients).
+func (s *Server) CheckTransaction(check *TransactionCheck) {
+	if check == nil || check.Message == nil {
+		return
+	}
+	group := check.ProducerGroup
+	if group == "" {
+		group = check.Message.Properties[PropProducerGroup]
+	}
+	msg := toPBMessage(check.Message, "", 0)
+	if check.MsgID != "" && msg.SystemProperties.MessageId == "" {
+		msg.SystemProperties.MessageId = check.MsgID
+	}
+	cmd := &pb.TelemetryCommand{Command: &pb.TelemetryCommand_RecoverOrphanedTransactionCommand{
+		RecoverOrphanedTransactionCommand: &pb.RecoverOrphanedTransactionCommand{
+			Message: msg,
+			TransactionId: encodeTxnID(txnRef{
+				Broker: check.Broker, CommitLogOffset: check.CommitLogOffset,
+				TranStateTableOffset: check.TranStateTableOffset, TransactionID: check.TransactionID,
+			}),
+		},
+	}}
+	for _, sess := range s.clients.producerSessions(group) {
+		if sess.offer(cmd) {
+			return
+		}
+	}
+	s.logger.Debug("transaction check dropped: no connected producer", "group", group, "msgId", check.MsgID)
+}
