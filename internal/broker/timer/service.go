@@ -1,0 +1,419 @@
+package timer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+)
+
+// Source is what the service needs from the message store. The broker adapts *store.Store to
+// it (internal/broker/feature_timer.go); tests may use the real store or a fake.
+type Source interface {
+	// TimerRecords returns the records of the timer topic's queue 0 from queue offset from on,
+	// in queue order, at most max; an empty slice at the end of the queue. Each record carries
+	// its CommitLogOffset, QueueOffset, StoreSize, StoreTimestamp and properties.
+	TimerRecords(from int64, max int) ([]*message.Ext, error)
+	// ReadMessage returns the message stored at commit-log offset off.
+	ReadMessage(off int64) (*message.Ext, error)
+	// CommitLogEnd is the commit-log offset just past the last stored message.
+	CommitLogEnd() int64
+	// Scan calls fn for every message stored at a commit-log offset >= from, in log order.
+	Scan(from int64, fn func(m *message.Ext) error) error
+	// Sync returns once every message stored so far is durable.
+	Sync() error
+}
+
+// DeliverFunc stores a due message in its real topic without running put hooks
+// (broker.PutMessageDirect).
+type DeliverFunc func(ctx context.Context, m *message.Ext) error
+
+// ErrRecordGone may be wrapped by Source.ReadMessage when the record no longer exists (the
+// store deleted or truncated it); the timer is then dropped with an error log instead of being
+// retried forever.
+var ErrRecordGone = errors.New("timer: record gone from the store")
+
+// Service runs timers: it ingests timer records stored in Topic, keeps them in the wheel and
+// re-puts each into its real topic when due. Lifecycle: New (recovers), Run (until ctx is
+// cancelled; writes a final checkpoint), Close.
+//
+// Goroutines: Run's loop owns the wheel and the timer log; each delivery batch runs one
+// goroutine per message and the loop waits for all of them. Notify, Stats and Intercept may be
+// called from any goroutine.
+type Service struct {
+	cfg     Config
+	levels  Levels
+	log     *slog.Logger
+	src     Source
+	deliver DeliverFunc
+	queues  func(topic string) int
+
+	wake chan struct{}
+
+	// Owned by the loop (and by New before Run starts).
+	w            *wheel
+	ingestOffset int64
+	dirty        bool
+	lastCkpt     time.Time
+	attempts     map[int64]int
+
+	crashed atomic.Bool // tests: stop without the final checkpoint, as a kill would
+
+	mu        sync.Mutex // guards stats and observe
+	stats     Stats
+	delivered uint64
+	dropped   uint64
+	observe   func(e Entry, deliveredAt time.Time)
+}
+
+// New opens the timer log in cfg.Dir, recovers from the last checkpoint (see docs/timer.md)
+// and catches up with the timer records stored since. queueCount (may be nil) reports a
+// topic's current write-queue count.
+func New(cfg Config, src Source, deliver DeliverFunc, queueCount func(topic string) int, logger *slog.Logger) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	levels, _ := ParseLevels(cfg.DelayLevels)
+	s := &Service{
+		cfg:      cfg,
+		levels:   levels,
+		log:      logger.With("component", "timer"),
+		src:      src,
+		deliver:  deliver,
+		queues:   queueCount,
+		wake:     make(chan struct{}, 1),
+		attempts: make(map[int64]int),
+	}
+	if err := s.recover(time.Now()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// segmentSize is the timer log segment size (1 Mi entries, 40 MiB); tests shrink it.
+var segmentSize int64 = entrySize << 20
+
+func (s *Service) recover(now time.Time) error {
+	cp, found, err := readCheckpoint(s.cfg.Dir)
+	if err != nil {
+		return err
+	}
+	tl, err := openLog(filepath.Join(s.cfg.Dir, "log"), segmentSize)
+	if err != nil {
+		return err
+	}
+	w, ingest, err := restoreWheel(tl, s.cfg.SlotWidth.Milliseconds(), s.cfg.Lookahead.Milliseconds(), cp, s.log)
+	if err != nil {
+		tl.close()
+		return err
+	}
+	s.w, s.ingestOffset = w, ingest
+	// Deliveries made after the checkpoint carry a mark naming their record.
+	var marks int
+	var lastDequeue int64
+	err = s.src.Scan(cp.CommitLogEnd, func(m *message.Ext) error {
+		off, ok := deliveryMark(m)
+		if !ok {
+			return nil
+		}
+		marks++
+		w.skip[off] = struct{}{}
+		if t, err := strconv.ParseInt(m.Properties[message.PropertyTimerDequeueMS], 10, 64); err == nil && t > lastDequeue {
+			lastDequeue = t
+		}
+		return nil
+	})
+	if err != nil {
+		tl.close()
+		return fmt.Errorf("timer: scan for deliveries since %d: %w", cp.CommitLogEnd, err)
+	}
+	// Every marked entry was due by its delivery time: page in up to there so each one is
+	// matched, then ingest the records stored after the checkpoint.
+	if err := w.advance(max(now.UnixMilli(), lastDequeue)); err != nil {
+		tl.close()
+		return err
+	}
+	for {
+		n, err := s.ingest()
+		if err != nil {
+			tl.close()
+			return err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if len(w.skip) > 0 {
+		s.log.Info("timer recovery: delivery marks matched no pending timer (already settled)", "count", len(w.skip))
+	}
+	w.skip = map[int64]struct{}{}
+	w.settle()
+	s.dirty = true
+	s.updateStats()
+	s.log.Info("timer recovered", "checkpoint", found, "ingestOffset", s.ingestOffset,
+		"marksSinceCheckpoint", marks, "inMemory", s.stats.InMemory, "onDisk", s.stats.OnDisk)
+	return nil
+}
+
+// Intercept applies the configured max delay and delay levels to m (see the package function
+// Intercept). The broker's put hook calls it and, when taken, stores m and calls Notify.
+func (s *Service) Intercept(m *message.Ext, now time.Time) (bool, error) {
+	return Intercept(m, now, s.cfg.MaxDelay, s.levels)
+}
+
+// Notify wakes the loop: new timer records may be in the store (call it from the store's
+// dispatch notification for Topic, or after storing a timer record).
+func (s *Service) Notify() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Stats returns the wheel's sizes as of the loop's last iteration.
+func (s *Service) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// SetObserver installs f, called (from delivery goroutines) after each timer is delivered;
+// benchmarks use it to measure lateness. Set it before Run.
+func (s *Service) SetObserver(f func(e Entry, deliveredAt time.Time)) {
+	s.mu.Lock()
+	s.observe = f
+	s.mu.Unlock()
+}
+
+func (s *Service) updateStats() {
+	st := s.w.stats()
+	s.mu.Lock()
+	st.Delivered, st.Dropped = s.delivered, s.dropped
+	st.IngestOffset = s.ingestOffset
+	s.stats = st
+	s.mu.Unlock()
+}
+
+// ingest adds up to IngestBatch new timer records to the wheel.
+func (s *Service) ingest() (int, error) {
+	recs, err := s.src.TimerRecords(s.ingestOffset, s.cfg.IngestBatch)
+	if err != nil {
+		return 0, fmt.Errorf("timer: read timer records at %d: %w", s.ingestOffset, err)
+	}
+	for _, r := range recs {
+		if r.QueueOffset < s.ingestOffset {
+			continue
+		}
+		due, ok := dueOf(r)
+		if !ok {
+			due = r.StoreTimestamp
+		}
+		if err := s.w.add(Entry{Due: due, Offset: r.CommitLogOffset, QueueOffset: r.QueueOffset, Size: r.StoreSize}); err != nil {
+			return 0, err
+		}
+		s.ingestOffset = r.QueueOffset + 1
+		s.dirty = true
+	}
+	return len(recs), nil
+}
+
+// Run is the service loop; it returns when ctx is cancelled, after a final checkpoint.
+func (s *Service) Run(ctx context.Context) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if ctx.Err() != nil {
+			return s.finish()
+		}
+		n, err := s.ingest()
+		if err != nil {
+			s.log.Error("timer ingest failed", "err", err)
+			if !s.sleep(ctx, timer, s.cfg.RetryBackoff) {
+				return s.finish()
+			}
+			continue
+		}
+		now := time.Now()
+		if err := s.w.advance(now.UnixMilli()); err != nil {
+			s.log.Error("timer page-in failed", "err", err)
+			if !s.sleep(ctx, timer, s.cfg.RetryBackoff) {
+				return s.finish()
+			}
+			continue
+		}
+		batch := s.w.takeDue(now.UnixMilli(), s.cfg.DeliverBatch)
+		failed := 0
+		if len(batch) > 0 {
+			failed = s.deliverBatch(ctx, batch)
+			s.w.settle()
+			s.dirty = true
+		}
+		if s.dirty && time.Since(s.lastCkpt) >= s.cfg.CheckpointInterval {
+			if err := s.checkpoint(); err != nil {
+				s.log.Error("timer checkpoint failed", "err", err)
+			}
+		}
+		s.updateStats()
+		if failed > 0 {
+			if !s.sleep(ctx, timer, s.cfg.RetryBackoff) {
+				return s.finish()
+			}
+			continue
+		}
+		if len(batch) > 0 || n == s.cfg.IngestBatch {
+			continue // more work may be ready
+		}
+		wait := time.Duration(math.MaxInt64)
+		if t, ok := s.w.nextWake(); ok {
+			wait = time.Until(time.UnixMilli(t))
+		}
+		if s.dirty {
+			wait = min(wait, s.cfg.CheckpointInterval-time.Since(s.lastCkpt))
+		}
+		if !s.sleep(ctx, timer, wait) {
+			return s.finish()
+		}
+	}
+}
+
+// finish writes the final checkpoint (skipped when a test simulates a crash).
+func (s *Service) finish() error {
+	if s.crashed.Load() {
+		return nil
+	}
+	return s.checkpoint()
+}
+
+// sleep waits for d, a Notify, or ctx; false means ctx was cancelled.
+func (s *Service) sleep(ctx context.Context, timer *time.Timer, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer.Reset(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-s.wake:
+	case <-timer.C:
+	}
+	return true
+}
+
+// deliverBatch re-puts each entry to its real topic concurrently and reports the outcome to
+// the wheel; it returns how many must be retried.
+func (s *Service) deliverBatch(ctx context.Context, batch []Entry) int {
+	type result struct {
+		e    Entry
+		err  error
+		drop bool
+		at   time.Time
+	}
+	res := make([]result, len(batch))
+	var wg sync.WaitGroup
+	for i, e := range batch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i] = result{e: e}
+			rec, err := s.src.ReadMessage(e.Offset)
+			if err != nil {
+				res[i].err, res[i].drop = err, errors.Is(err, ErrRecordGone)
+				return
+			}
+			out, err := Restore(rec, time.Now(), s.queues)
+			if err != nil {
+				res[i].err, res[i].drop = err, true
+				return
+			}
+			if err := s.deliver(ctx, out); err != nil {
+				res[i].err = err
+				return
+			}
+			res[i].at = time.Now()
+		}()
+	}
+	wg.Wait()
+	failed := 0
+	s.mu.Lock()
+	obs := s.observe
+	s.mu.Unlock()
+	for _, r := range res {
+		switch {
+		case r.err == nil:
+			s.w.done(r.e)
+			delete(s.attempts, r.e.Offset)
+			s.mu.Lock()
+			s.delivered++
+			s.mu.Unlock()
+			if obs != nil {
+				obs(r.e, r.at)
+			}
+		case r.drop:
+			s.log.Error("timer dropped: its record cannot be delivered", "offset", r.e.Offset, "due", r.e.Due, "err", r.err)
+			s.w.done(r.e)
+			delete(s.attempts, r.e.Offset)
+			s.mu.Lock()
+			s.dropped++
+			s.mu.Unlock()
+		default:
+			s.attempts[r.e.Offset]++
+			if a := s.attempts[r.e.Offset]; a == 1 || a%100 == 0 {
+				s.log.Warn("timer delivery failed; will retry", "offset", r.e.Offset, "attempt", a, "err", r.err)
+			}
+			s.w.failed(r.e)
+			failed++
+		}
+	}
+	return failed
+}
+
+// checkpoint persists progress. Order matters: the store's end is read first (any later
+// delivery lands beyond it), then the store and the timer log are synced, then the state is
+// written; only then may fully delivered log segments be deleted.
+func (s *Service) checkpoint() error {
+	clEnd := s.src.CommitLogEnd()
+	if err := s.src.Sync(); err != nil {
+		return fmt.Errorf("timer: sync store: %w", err)
+	}
+	logEnd, err := s.w.log.sync()
+	if err != nil {
+		return err
+	}
+	cp := checkpoint{
+		Version:      1,
+		IngestOffset: s.ingestOffset,
+		CursorDue:    s.w.cursor.due,
+		CursorOffset: s.w.cursor.off,
+		Done:         s.w.snapshotDone(),
+		CommitLogEnd: clEnd,
+		LogEnd:       logEnd,
+	}
+	if err := writeCheckpoint(s.cfg.Dir, cp); err != nil {
+		return err
+	}
+	s.dirty = false
+	s.lastCkpt = time.Now()
+	pos := s.w.droppableLog()
+	if err := s.w.log.dropBefore(pos); err != nil {
+		return err
+	}
+	s.w.forgetSegsBefore(pos)
+	return nil
+}
+
+// Close releases the timer log. Call it after Run has returned.
+func (s *Service) Close() error {
+	return s.w.log.close()
+}

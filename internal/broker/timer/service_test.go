@@ -1,0 +1,291 @@
+package timer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+)
+
+func testConfig(dir string) Config {
+	c := DefaultConfig()
+	c.Dir = dir
+	c.SlotWidth = time.Second
+	c.Lookahead = 500 * time.Millisecond
+	return c
+}
+
+// running is a service started in the background.
+type running struct {
+	svc    *Service
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, cfg Config, st *memStore, deliver DeliverFunc) *running {
+	t.Helper()
+	if deliver == nil {
+		deliver = st.deliver
+	}
+	svc, err := New(cfg, st, deliver, func(string) int { return 4 }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.mu.Lock()
+	st.notify = func(topic string) {
+		if topic == Topic {
+			svc.Notify()
+		}
+	}
+	st.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{svc: svc, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- svc.Run(ctx) }()
+	return r
+}
+
+// stop cancels Run, waits for it and closes the service.
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	if err := <-r.done; err != nil {
+		t.Fatal(err)
+	}
+	if err := r.svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// crash stops the service the way a kill would: no final checkpoint.
+func (r *running) crash(t *testing.T) {
+	t.Helper()
+	r.svc.crashed.Store(true)
+	r.stop(t)
+}
+
+func TestServiceDeliversOnTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newMemStore()
+		r := start(t, testConfig(t.TempDir()), st, nil)
+		defer r.stop(t)
+		t0 := time.Now()
+		sendTimer(r.svc, st, "T", "two", map[string]string{message.PropertyTimerDelaySec: "2"})
+		sendTimer(r.svc, st, "T", "five", map[string]string{message.PropertyTimerDelayMS: "5000"})
+		sendTimer(r.svc, st, "T", "abs", map[string]string{message.PropertyTimerDeliverMS: strconv.FormatInt(t0.UnixMilli()+3500, 10)})
+		if _, taken, _ := sendTimer(r.svc, st, "T", "past", map[string]string{message.PropertyTimerDeliverMS: strconv.FormatInt(t0.UnixMilli()-10, 10)}); taken {
+			t.Fatal("a due time in the past must be stored directly")
+		}
+		check := func(at time.Duration, want ...string) {
+			t.Helper()
+			time.Sleep(at - time.Since(t0))
+			synctest.Wait()
+			var got []string
+			for _, m := range st.topic("T") {
+				got = append(got, m.UniqKey())
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("at %v: topic holds %v, want %v", at, got, want)
+			}
+		}
+		check(1999*time.Millisecond, "past")
+		check(2000*time.Millisecond, "past", "two")
+		check(3499*time.Millisecond, "past", "two")
+		check(3500*time.Millisecond, "past", "two", "abs")
+		check(4999*time.Millisecond, "past", "two", "abs")
+		check(5000*time.Millisecond, "past", "two", "abs", "five")
+		for _, m := range st.topic("T")[1:] {
+			if lat := m.StoreTimestamp - mustDue(t, m); lat != 0 {
+				t.Errorf("%s stored %d ms after its due time (fake clock: want 0)", m.UniqKey(), lat)
+			}
+			if m.QueueID != 0 || m.Properties[message.PropertyRealTopic] != "" {
+				t.Errorf("restored %+v", m)
+			}
+		}
+		if st := r.svc.Stats(); st.Delivered != 3 || st.InMemory != 0 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+}
+
+func mustDue(t *testing.T, m *message.Ext) int64 {
+	t.Helper()
+	d, err := strconv.ParseInt(m.Properties[message.PropertyTimerDeliverMS], 10, 64)
+	if err != nil {
+		t.Fatalf("%s has no TIMER_DELIVER_MS", m.UniqKey())
+	}
+	return d
+}
+
+// sendRandom sends n timers with delays in [0, spread) and returns their ids.
+func sendRandom(t *testing.T, svc *Service, st *memStore, r *rand.Rand, prefix string, n int, spread time.Duration) []string {
+	t.Helper()
+	var ids []string
+	for i := range n {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		ms := r.Int64N(spread.Milliseconds()) + 1
+		if _, _, err := sendTimer(svc, st, "T", id, map[string]string{message.PropertyTimerDelayMS: strconv.FormatInt(ms, 10)}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// checkExactlyOnce asserts that topic T holds each id exactly once, none before its due time.
+func checkExactlyOnce(t *testing.T, st *memStore, ids []string) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, m := range st.topic("T") {
+		seen[m.UniqKey()]++
+		if m.StoreTimestamp < mustDue(t, m) {
+			t.Errorf("%s delivered %d ms early", m.UniqKey(), mustDue(t, m)-m.StoreTimestamp)
+		}
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Errorf("%s delivered %d times", id, seen[id])
+		}
+	}
+	if len(seen) != len(ids) {
+		t.Errorf("topic holds %d distinct ids, want %d", len(seen), len(ids))
+	}
+}
+
+func TestServiceRestartLosesNothingAndDuplicatesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		st := newMemStore()
+		rnd := rand.New(rand.NewPCG(7, 8))
+		r := start(t, testConfig(dir), st, nil)
+		ids := sendRandom(t, r.svc, st, rnd, "a", 300, 10*time.Second)
+		time.Sleep(4 * time.Second)
+		synctest.Wait()
+		r.stop(t)
+		before := len(st.topic("T"))
+		if before == 0 || before == len(ids) {
+			t.Fatalf("restart should happen mid-way: %d of %d delivered", before, len(ids))
+		}
+		time.Sleep(3 * time.Second) // downtime: some timers fall due while stopped
+		r = start(t, testConfig(dir), st, nil)
+		ids = append(ids, sendRandom(t, r.svc, st, rnd, "b", 100, 5*time.Second)...)
+		time.Sleep(12 * time.Second)
+		synctest.Wait()
+		r.stop(t)
+		checkExactlyOnce(t, st, ids)
+	})
+}
+
+// TestServiceCrashBetweenDeliveryAndBookkeeping kills the service right after the k-th
+// delivered message reached the store but before the wheel recorded it (and without a final
+// checkpoint); recovery must find the delivery mark and not deliver it again.
+func TestServiceCrashBetweenDeliveryAndBookkeeping(t *testing.T) {
+	for _, k := range []int{1, 17, 64, 65, 150} {
+		t.Run(strconv.Itoa(k), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				dir := t.TempDir()
+				st := newMemStore()
+				rnd := rand.New(rand.NewPCG(uint64(k), 9))
+				var (
+					mu    sync.Mutex
+					count int
+					r     *running
+				)
+				crashed := make(chan struct{})
+				deliver := func(ctx context.Context, m *message.Ext) error {
+					mu.Lock()
+					defer mu.Unlock()
+					if count >= k {
+						return errors.New("crashed")
+					}
+					st.put(m)
+					count++
+					if count == k {
+						r.svc.crashed.Store(true)
+						close(crashed)
+						return errors.New("crashed after storing")
+					}
+					return nil
+				}
+				r = start(t, testConfig(dir), st, deliver)
+				ids := sendRandom(t, r.svc, st, rnd, "c", 200, 3*time.Second)
+				<-crashed
+				r.stop(t)
+				if got := len(st.topic("T")); got != k {
+					t.Fatalf("%d delivered before the crash, want %d", got, k)
+				}
+				r = start(t, testConfig(dir), st, nil)
+				time.Sleep(5 * time.Second)
+				synctest.Wait()
+				r.stop(t)
+				checkExactlyOnce(t, st, ids)
+			})
+		})
+	}
+}
+
+func TestServiceCrashAtRandomMoments(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		st := newMemStore()
+		rnd := rand.New(rand.NewPCG(11, 12))
+		var ids []string
+		r := start(t, testConfig(dir), st, nil)
+		for round := range 6 {
+			ids = append(ids, sendRandom(t, r.svc, st, rnd, fmt.Sprintf("r%d", round), 80, 4*time.Second)...)
+			time.Sleep(time.Duration(rnd.Int64N(2500)) * time.Millisecond)
+			r.crash(t)
+			r = start(t, testConfig(dir), st, nil)
+		}
+		time.Sleep(6 * time.Second)
+		synctest.Wait()
+		r.stop(t)
+		checkExactlyOnce(t, st, ids)
+	})
+}
+
+func TestServiceMemoryBoundWith100kTimers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100k timers")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		st := newMemStore()
+		cfg := testConfig(t.TempDir())
+		cfg.SlotWidth, cfg.Lookahead = 10*time.Second, 10*time.Second
+		r := start(t, cfg, st, nil)
+		defer r.stop(t)
+		rnd := rand.New(rand.NewPCG(13, 14))
+		for i := range 100_000 {
+			delay := time.Minute + time.Duration(rnd.Int64N(int64(72*time.Hour-time.Minute)))
+			m := &message.Ext{Message: message.Message{Topic: "T"}}
+			m.SetProperty(message.PropertyUniqKey, strconv.Itoa(i))
+			m.SetProperty(message.PropertyTimerDelayMS, strconv.FormatInt(delay.Milliseconds(), 10))
+			if taken, err := r.svc.Intercept(m, time.Now()); !taken || err != nil {
+				t.Fatal(taken, err)
+			}
+			st.put(m)
+		}
+		r.svc.Notify()
+		synctest.Wait()
+		s := r.svc.Stats()
+		if s.IngestOffset != 100_000 || s.OnDisk+s.InMemory != 100_000 {
+			t.Fatalf("stats %+v: all 100k must be ingested", s)
+		}
+		if s.InMemory > 100 {
+			t.Fatalf("%d timers in memory for 100k pending over 3 days (window 20 s)", s.InMemory)
+		}
+		// Two minutes later the first timers have fired and memory is still the window.
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		s = r.svc.Stats()
+		if s.Delivered == 0 || s.InMemory > 100 {
+			t.Fatalf("after 2 minutes: %+v", s)
+		}
+	})
+}
