@@ -157,3 +157,21 @@ func (c *Command) ExtBoolOr(k string, def bool) bool {
 func (c *Command) String() string {
 	return fmt.Sprintf("code=%d opaque=%d flag=%d remark=%q ext=%v body=%dB", c.Code, c.Opaque, c.Flag, c.Remark, c.ExtFields, c.BodyLen())
 }
+
+// ResponseError is a response whose code is not the one the caller expected.
+type ResponseError struct {
+	Code   int32
+	Remark string
+}
+
+func (e *ResponseError) Error() string {
+	return fmt.Sprintf("remoting: response code %d: %s", e.Code, e.Remark)
+}
+
+// ExpectSuccess returns nil when c's code is Success, otherwise a *ResponseError.
+func (c *Command) ExpectSuccess() error {
+	if c.Code == Success {
+		return nil
+	}
+	return &ResponseError{Code: c.Code, Remark: c.Remark}
+}

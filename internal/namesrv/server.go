@@ -1,0 +1,280 @@
+package namesrv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rocketry-mq/rocketry/internal/metrics"
+	"github.com/rocketry-mq/rocketry/internal/remoting"
+)
+
+type atomicBool = atomic.Bool
+
+// Server is a NameServer: the remoting listener, the route table, broker liveness and,
+// optionally, the HTTP listener for /healthz and /metrics.
+//
+// Goroutines (all started by Run and stopped before it returns): the remoting accept loop
+// and its connections, the expiry scanner, and the HTTP server.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	table *Table
+	kv    *kvStore
+	rs    *remoting.Server
+
+	ln     net.Listener
+	httpLn net.Listener
+
+	reg     *metrics.Registry
+	health  *metrics.Health
+	ready   *metrics.Flag
+	metrics *serverMetrics
+
+	orderMessageEnable     atomicBool
+	returnOrderTopicConfig atomicBool
+	enableAllTopicList     atomicBool
+	enableTopicList        atomicBool
+
+	mu      sync.Mutex
+	running bool
+	closed  bool
+	stop    context.CancelFunc
+	done    chan struct{}
+}
+
+// Option customises New.
+type Option func(*Server)
+
+// WithMetrics registers the NameServer's metrics in reg and its readiness in health
+// (standalone mode shares one registry); by default a NameServer with an HTTP listener
+// creates its own.
+func WithMetrics(reg *metrics.Registry, health *metrics.Health) Option {
+	return func(s *Server) { s.reg, s.health = reg, health }
+}
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// New validates cfg, loads the KV configuration and binds the listeners (so Addr is known
+// before Run).
+func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := logger.With("component", "namesrv")
+	s := &Server{cfg: cfg, log: log, now: time.Now, table: NewTable(), done: make(chan struct{})}
+	for _, o := range opts {
+		o(s)
+	}
+	s.orderMessageEnable.Store(cfg.OrderMessageEnable)
+	s.returnOrderTopicConfig.Store(cfg.ReturnOrderTopicConfigToBroker)
+	s.enableAllTopicList.Store(cfg.EnableAllTopicList)
+	s.enableTopicList.Store(cfg.EnableTopicList)
+	kv, err := openKV(cfg.KVConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	s.kv = kv
+	if s.reg == nil {
+		s.reg = metrics.NewRegistry()
+	}
+	if s.health == nil {
+		s.health = metrics.NewHealth()
+	}
+	s.ready = s.health.Flag("namesrv")
+	s.rs = remoting.NewServer(cfg.Remoting, log)
+	s.registerHandlers()
+	s.rs.OnConnClose(s.connClosed)
+
+	s.ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("namesrv: listen %s: %w", cfg.Listen, err)
+	}
+	if cfg.HTTPListen != "" {
+		s.httpLn, err = net.Listen("tcp", cfg.HTTPListen)
+		if err != nil {
+			s.ln.Close()
+			return nil, fmt.Errorf("namesrv: http listen %s: %w", cfg.HTTPListen, err)
+		}
+	}
+	s.metrics = newServerMetrics(s)
+	return s, nil
+}
+
+// Addr is the bound remoting address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// HTTPAddr is the bound HTTP address, nil when HTTP is off.
+func (s *Server) HTTPAddr() net.Addr {
+	if s.httpLn == nil {
+		return nil
+	}
+	return s.httpLn.Addr()
+}
+
+// Table exposes the route table (read-only use: tests, standalone wiring).
+func (s *Server) Table() *Table { return s.table }
+
+// Run serves until ctx is cancelled or Close is called, then shuts down: listeners stop,
+// running requests finish (up to 10 s), connections close. It returns nil after a clean
+// shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.running || s.closed {
+		s.mu.Unlock()
+		return errors.New("namesrv: Run called twice or after Close")
+	}
+	s.running = true
+	ctx, s.stop = context.WithCancel(ctx)
+	s.mu.Unlock()
+	defer close(s.done)
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := s.rs.Serve(s.ln); err != nil && !errors.Is(err, remoting.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	if s.httpLn != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := metrics.Serve(ctx, s.httpLn, metrics.NewMux(s.reg, s.health), s.log); err != nil {
+				errc <- fmt.Errorf("namesrv: http: %w", err)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.scanLoop(ctx)
+	}()
+	s.ready.Set()
+	s.log.Info("namesrv: started", "addr", s.Addr().String(), "http", addrString(s.HTTPAddr()))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		s.stop()
+	}
+	s.ready.Clear()
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.rs.Shutdown(sctx); err != nil && runErr == nil {
+		runErr = err
+	}
+	wg.Wait()
+	s.log.Info("namesrv: stopped")
+	return runErr
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// Close stops a running server and waits for Run to return, or releases the listeners of
+// a server that never ran. Safe to call more than once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	wasClosed := s.closed
+	s.closed = true
+	running, stop := s.running, s.stop
+	s.mu.Unlock()
+	if running {
+		stop()
+		<-s.done
+		return nil
+	}
+	if !wasClosed {
+		s.ln.Close()
+		if s.httpLn != nil {
+			s.httpLn.Close()
+		}
+		_ = s.rs.Shutdown(context.Background())
+	}
+	return nil
+}
+
+// scanLoop expires silent brokers every ScanNotActiveBrokerInterval.
+func (s *Server) scanLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.ScanNotActiveBrokerInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, e := range s.table.ScanExpired(s.now()) {
+			s.log.Warn("namesrv: broker expired, no registration or heartbeat within its timeout",
+				"cluster", e.Cluster, "broker", e.BrokerName, "addr", e.BrokerAddr)
+			if e.Conn != nil {
+				_ = e.Conn.Close()
+			}
+		}
+	}
+}
+
+// connClosed unregisters the brokers registered over a closed connection.
+func (s *Server) connClosed(c *remoting.Conn) {
+	for _, e := range s.table.ConnClosed(c) {
+		s.log.Info("namesrv: broker connection closed, unregistered",
+			"cluster", e.Cluster, "broker", e.BrokerName, "addr", e.BrokerAddr)
+	}
+}
+
+// serverMetrics are the NameServer's series: rocketmq_rpc_latency (catalogue) per request
+// and response code, rocketmq_namesrv_requests_total, and scrape-time gauges of live
+// brokers, topics and connections.
+type serverMetrics struct {
+	node     *metrics.Node
+	requests *prometheus.CounterVec
+	counters sync.Map // [2]string -> prometheus.Counter
+}
+
+func newServerMetrics(s *Server) *serverMetrics {
+	node := s.reg.Node(metrics.NodeInfo{Type: metrics.NodeNamesrv, ID: s.Addr().String()})
+	m := &serverMetrics{node: node}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rocketmq_namesrv_requests_total",
+		Help: "Remoting requests served by the NameServer, per request code and response code.",
+	}, []string{metrics.LabelRequestCode, metrics.LabelResponseCode})
+	brokers := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "rocketmq_namesrv_brokers",
+		Help: "Broker addresses currently registered and alive.",
+	}, func() float64 { b, _ := s.table.Stats(); return float64(b) })
+	conns := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "rocketmq_namesrv_connections",
+		Help: "Open remoting connections.",
+	}, func() float64 { return float64(len(s.rs.Conns())) })
+	reg := node.Registerer()
+	reg.MustRegister(m.requests, brokers, conns)
+	node.OnTables(func() (int, int) { _, t := s.table.Stats(); return t, 0 })
+	return m
+}
+
+func (m *serverMetrics) observe(reqCode, respCode string, d time.Duration) {
+	m.node.ObserveRPC(metrics.ProtocolRemoting, reqCode, respCode, d)
+	k := [2]string{reqCode, respCode}
+	c, ok := m.counters.Load(k)
+	if !ok {
+		c, _ = m.counters.LoadOrStore(k, m.requests.WithLabelValues(reqCode, respCode))
+	}
+	c.(prometheus.Counter).Inc()
+}
