@@ -203,4 +203,3 @@ func (n *notifier) wake(topic string) {
 	}
 	n.mu.Unlock()
 }
-

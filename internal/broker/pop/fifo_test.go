@@ -1,0 +1,152 @@
+package pop
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+)
+
+// TestFIFOOrderWithFailure: 4 message groups x 50 messages on an orderly group, consumed by
+// two concurrent consumers; the first delivery of message 10 of group 2 fails (not acked).
+// Every message of a group must be processed strictly in order, the failed one again before
+// anything behind it, and all 200 messages acked.
+func TestFIFOOrderWithFailure(t *testing.T) {
+	e := newEnv(t)
+	const groups, perGroup = 4, 50
+	e.topic("T", groups)
+	e.group("G", GroupInfo{RetryMaxTimes: 16, Orderly: true})
+	for i := range perGroup {
+		for g := range groups {
+			// The message group (__SHARDINGKEY) selects the queue.
+			e.send("T", int32(g), fmt.Sprintf("%d", i), "", message.PropertyShardingKey, fmt.Sprintf("mg%d", g))
+		}
+	}
+	var mu sync.Mutex
+	expected := make([]int, groups)
+	failed := false
+	done := 0
+	var violations []string
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				mu.Lock()
+				finished := done == groups*perGroup
+				mu.Unlock()
+				if finished {
+					return
+				}
+				res, err := e.svc.Pop(ctx, PopRequest{Group: "G", Topic: "T", QueueID: -1, MaxMessages: 8,
+					InvisibleTime: 150 * time.Millisecond, PollTime: 500 * time.Millisecond})
+				if err != nil {
+					return
+				}
+				skip := map[int32]bool{}
+				for _, m := range res.Messages {
+					q := m.Ext.QueueID
+					if skip[q] {
+						continue // an orderly consumer stops a queue at its first failure
+					}
+					seq, _ := strconv.Atoi(string(m.Ext.Body))
+					mu.Lock()
+					if seq != expected[q] {
+						violations = append(violations, fmt.Sprintf("queue %d: got %d, expected %d", q, seq, expected[q]))
+					}
+					if q == 2 && seq == 10 && !failed {
+						failed = true
+						mu.Unlock()
+						skip[q] = true
+						continue
+					}
+					if q == 2 && seq == 10 && m.Ext.ReconsumeTimes != 1 {
+						violations = append(violations, fmt.Sprintf("redelivery reconsume=%d", m.Ext.ReconsumeTimes))
+					}
+					expected[q]++
+					done++
+					mu.Unlock()
+					if err := e.svc.Ack(ctx, "G", "T", m.Handle); err != nil {
+						t.Errorf("ack: %v", err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(violations) > 0 {
+		t.Fatalf("order violations: %v", violations)
+	}
+	if done != groups*perGroup || !failed {
+		t.Fatalf("done=%d failed=%v", done, failed)
+	}
+	for q := range int32(groups) {
+		if o, _ := e.tables.Query("G", "T", q); o != perGroup {
+			t.Fatalf("committed q%d = %d", q, o)
+		}
+	}
+}
+
+// TestConcurrentConsumersNoLossNoDup: 3 consumers pop and ack 600 messages on a normal group
+// with an invisible time long enough that nothing revives: each message exactly once.
+func TestConcurrentConsumersNoLossNoDup(t *testing.T) {
+	e := newEnv(t)
+	e.topic("T", 4)
+	e.group("G", GroupInfo{RetryMaxTimes: 16})
+	const n = 600
+	var mu sync.Mutex
+	seen := make(map[string]int)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				mu.Lock()
+				finished := len(seen) == n
+				mu.Unlock()
+				if finished {
+					return
+				}
+				res, err := e.svc.Pop(ctx, PopRequest{Group: "G", Topic: "T", QueueID: -1, MaxMessages: 16,
+					InvisibleTime: time.Minute, PollTime: 200 * time.Millisecond})
+				if err != nil {
+					return
+				}
+				var hs []string
+				mu.Lock()
+				for _, m := range res.Messages {
+					seen[string(m.Ext.Body)]++
+					hs = append(hs, m.Handle)
+				}
+				mu.Unlock()
+				for i, err := range e.svc.BatchAck(ctx, "G", "T", hs) {
+					if err != nil {
+						t.Errorf("ack %d: %v", i, err)
+					}
+				}
+			}
+		}()
+	}
+	for i := range n {
+		e.send("T", int32(i%4), fmt.Sprint(i), "")
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Fatalf("saw %d distinct, want %d", len(seen), n)
+	}
+	for b, c := range seen {
+		if c != 1 {
+			t.Fatalf("%s delivered %d times", b, c)
+		}
+	}
+}
