@@ -46,7 +46,7 @@ func TestFIFOOrderWithFailure(t *testing.T) {
 					return
 				}
 				res, err := e.svc.Pop(ctx, PopRequest{Group: "G", Topic: "T", QueueID: -1, MaxMessages: 8,
-					InvisibleTime: 150 * time.Millisecond, PollTime: 500 * time.Millisecond})
+					InvisibleTime: 2 * time.Second, PollTime: 500 * time.Millisecond})
 				if err != nil {
 					return
 				}
