@@ -63,6 +63,7 @@ type Service struct {
 	ingestOffset int64
 	dirty        bool
 	lastCkpt     time.Time
+	ckpt         chan ckptResult // the checkpoint in flight, nil when none
 	attempts     map[int64]int
 
 	crashed atomic.Bool // tests: stop without the final checkpoint, as a kill would
@@ -259,10 +260,9 @@ func (s *Service) Run(ctx context.Context) error {
 			s.w.settle()
 			s.dirty = true
 		}
-		if s.dirty && time.Since(s.lastCkpt) >= s.cfg.CheckpointInterval {
-			if err := s.checkpoint(); err != nil {
-				s.log.Error("timer checkpoint failed", "err", err)
-			}
+		s.pollCheckpoint()
+		if s.dirty && s.ckpt == nil && time.Since(s.lastCkpt) >= s.cfg.CheckpointInterval {
+			s.startCheckpoint()
 		}
 		s.updateStats()
 		if failed > 0 {
@@ -278,7 +278,7 @@ func (s *Service) Run(ctx context.Context) error {
 		if t, ok := s.w.nextWake(); ok {
 			wait = time.Until(time.UnixMilli(t))
 		}
-		if s.dirty {
+		if s.dirty && s.ckpt == nil {
 			wait = min(wait, s.cfg.CheckpointInterval-time.Since(s.lastCkpt))
 		}
 		if !s.sleep(ctx, timer, wait) {
@@ -287,15 +287,28 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
-// finish writes the final checkpoint (skipped when a test simulates a crash).
+// finish waits for a checkpoint in flight and writes the final one (skipped when a test
+// simulates a crash).
 func (s *Service) finish() error {
+	if s.ckpt != nil {
+		r := <-s.ckpt
+		s.ckpt = nil
+		s.checkpointed(r)
+	}
 	if s.crashed.Load() {
 		return nil
 	}
-	return s.checkpoint()
+	s.startCheckpoint()
+	if s.ckpt == nil {
+		return errors.New("timer: final checkpoint failed to start")
+	}
+	r := <-s.ckpt
+	s.ckpt = nil
+	s.checkpointed(r)
+	return r.err
 }
 
-// sleep waits for d, a Notify, or ctx; false means ctx was cancelled.
+// sleep waits for d, a Notify, a finished checkpoint, or ctx; false means ctx was cancelled.
 func (s *Service) sleep(ctx context.Context, timer *time.Timer, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
@@ -307,6 +320,9 @@ func (s *Service) sleep(ctx context.Context, timer *time.Timer, d time.Duration)
 		return false
 	case <-s.wake:
 	case <-timer.C:
+	case r := <-s.ckpt: // nil channel when none is in flight
+		s.ckpt = nil
+		s.checkpointed(r)
 	}
 	return true
 }
@@ -379,17 +395,25 @@ func (s *Service) deliverBatch(ctx context.Context, batch []Entry) int {
 	return failed
 }
 
-// checkpoint persists progress. Order matters: the store's end is read first (any later
-// delivery lands beyond it), then the store and the timer log are synced, then the state is
-// written; only then may fully delivered log segments be deleted.
-func (s *Service) checkpoint() error {
+// ckptResult is the outcome of a checkpoint's I/O.
+type ckptResult struct {
+	cursor key      // the cursor the checkpoint recorded
+	files  []string // timer-log files it synced
+	err    error
+}
+
+// startCheckpoint persists progress. The state is captured here, on the loop: the store's end
+// is read first (every later delivery lands at or beyond it), then the cursor, Done and ingest
+// offset, and the timer log's buffer is written out. The slow part — the store's Sync, the
+// fsyncs of the timer log and the atomic checkpoint write, in that order — runs on its own
+// goroutine so deliveries go on meanwhile; pollCheckpoint/sleep collect the result. At most
+// one checkpoint is in flight.
+func (s *Service) startCheckpoint() {
 	clEnd := s.src.CommitLogEnd()
-	if err := s.src.Sync(); err != nil {
-		return fmt.Errorf("timer: sync store: %w", err)
-	}
-	logEnd, err := s.w.log.sync()
+	logEnd, files, err := s.w.log.prepareSync()
 	if err != nil {
-		return err
+		s.log.Error("timer checkpoint failed", "err", err)
+		return
 	}
 	cp := checkpoint{
 		Version:      1,
@@ -400,17 +424,53 @@ func (s *Service) checkpoint() error {
 		CommitLogEnd: clEnd,
 		LogEnd:       logEnd,
 	}
-	if err := writeCheckpoint(s.cfg.Dir, cp); err != nil {
-		return err
-	}
 	s.dirty = false
 	s.lastCkpt = time.Now()
-	pos := s.w.droppableLog()
-	if err := s.w.log.dropBefore(pos); err != nil {
-		return err
+	ch := make(chan ckptResult, 1)
+	s.ckpt = ch
+	dir, logDir, src := s.cfg.Dir, s.w.log.dir, s.src
+	cursor := key{cp.CursorDue, cp.CursorOffset}
+	go func() {
+		r := ckptResult{cursor: cursor, files: files}
+		if err := src.Sync(); err != nil {
+			r.err = fmt.Errorf("timer: sync store: %w", err)
+		} else if err := syncFiles(logDir, files); err != nil {
+			r.err = err
+		} else {
+			r.err = writeCheckpoint(dir, cp)
+		}
+		ch <- r
+	}()
+}
+
+// pollCheckpoint collects a finished checkpoint without waiting.
+func (s *Service) pollCheckpoint() {
+	if s.ckpt == nil {
+		return
 	}
-	s.w.forgetSegsBefore(pos)
-	return nil
+	select {
+	case r := <-s.ckpt:
+		s.ckpt = nil
+		s.checkpointed(r)
+	default:
+	}
+}
+
+// checkpointed applies a finished checkpoint: on success, log segments wholly at or below its
+// (now durable) cursor are deleted; on failure the state is marked dirty again.
+func (s *Service) checkpointed(r ckptResult) {
+	if r.err != nil {
+		s.log.Error("timer checkpoint failed", "err", r.err)
+		s.w.log.unsynced(r.files)
+		s.dirty = true
+		return
+	}
+	pos := s.w.droppableLog(r.cursor)
+	if err := s.w.log.dropBefore(pos); err != nil {
+		s.log.Error("timer log cleanup failed", "err", err)
+		return
+	}
+	s.w.forgetSegsBefore(pos, r.cursor)
 }
 
 // Close releases the timer log. Call it after Run has returned.

@@ -223,26 +223,55 @@ func (l *timerLog) closeReaders() {
 	}
 }
 
-// sync makes every appended entry durable and returns the durable end.
-func (l *timerLog) sync() (int64, error) {
+// prepareSync writes the buffer out and returns the durable-to-be end plus the files whose
+// fsync makes every entry below it durable (segments rolled since the last sync and the
+// active one). The fsyncs themselves (syncFiles) may run on another goroutine: they touch no
+// timerLog state. On failure the caller hands the names back through unsynced.
+func (l *timerLog) prepareSync() (end int64, files []string, err error) {
 	if err := l.flush(); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	for _, s := range l.dirtySegs {
-		if err := syncFile(segName(l.dir, s)); err != nil {
-			return 0, err
-		}
+	for _, seg := range l.dirtySegs {
+		files = append(files, segName(l.dir, seg))
 	}
 	l.dirtySegs = l.dirtySegs[:0]
 	if l.active != nil {
-		if err := l.active.Sync(); err != nil {
-			return 0, fmt.Errorf("timer: sync timer log: %w", err)
+		files = append(files, segName(l.dir, l.activeSeg))
+	}
+	return l.end, files, nil
+}
+
+// unsynced re-marks segments whose fsync failed so the next sync retries them.
+func (l *timerLog) unsynced(files []string) {
+	for _, f := range files {
+		if n, err := strconv.ParseInt(filepath.Base(f), 10, 64); err == nil && !slices.Contains(l.dirtySegs, n) {
+			l.dirtySegs = append(l.dirtySegs, n)
 		}
 	}
-	if err := syncDir(l.dir); err != nil {
+}
+
+// syncFiles fsyncs the named segment files (missing ones were deleted: nothing to sync) and
+// the log directory.
+func syncFiles(dir string, files []string) error {
+	for _, f := range files {
+		if err := syncFile(f); err != nil {
+			return err
+		}
+	}
+	return syncDir(dir)
+}
+
+// sync makes every appended entry durable and returns the durable end.
+func (l *timerLog) sync() (int64, error) {
+	end, files, err := l.prepareSync()
+	if err != nil {
 		return 0, err
 	}
-	return l.end, nil
+	if err := syncFiles(l.dir, files); err != nil {
+		l.unsynced(files)
+		return 0, err
+	}
+	return end, nil
 }
 
 // read returns the entry at pos (which must be in [start, end)).

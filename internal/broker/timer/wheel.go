@@ -247,15 +247,15 @@ func (w *wheel) nextWake() (int64, bool) {
 	return t, ok
 }
 
-// droppableLog returns the log position before which every segment holds only delivered
-// entries (whole segments, oldest first).
-func (w *wheel) droppableLog() int64 {
+// droppableLog returns the log position before which every segment holds only entries at or
+// below cursor (whole segments, oldest first). cursor is the one of a durable checkpoint.
+func (w *wheel) droppableLog(cursor key) int64 {
 	pos := w.log.start
 	for _, seg := range w.log.segs {
 		if seg+w.log.segSize > w.log.end {
 			break // the segment being appended to stays
 		}
-		if m, ok := w.segMax[seg]; ok && w.cursor.less(m) {
+		if m, ok := w.segMax[seg]; ok && cursor.less(m) {
 			break
 		}
 		pos = seg + w.log.segSize
@@ -263,14 +263,14 @@ func (w *wheel) droppableLog() int64 {
 	return pos
 }
 
-func (w *wheel) forgetSegsBefore(pos int64) {
+func (w *wheel) forgetSegsBefore(pos int64, cursor key) {
 	for seg := range w.segMax {
 		if seg+w.log.segSize <= pos {
 			delete(w.segMax, seg)
 		}
 	}
 	// Chains of buckets wholly before the cursor can no longer be extended.
-	cb := w.bucketOf(w.cursor.due)
+	cb := w.bucketOf(cursor.due)
 	for b := range w.chainLast {
 		if b < cb && b <= w.loadedThrough {
 			delete(w.chainLast, b)

@@ -1,0 +1,154 @@
+package timer
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+)
+
+// benchRig is a store for the benchmarks: put stores a message as the broker's put path
+// would (after Intercept), src/deliver are what the service uses, onTimerRecord registers the
+// dispatch notification.
+type benchRig struct {
+	put           func(m *message.Ext) error
+	src           Source
+	deliver       DeliverFunc
+	onTimerRecord func(func())
+	close         func()
+}
+
+// latencyRecorder collects delivery lateness (delivered - due) in ms.
+type latencyRecorder struct {
+	mu   sync.Mutex
+	lat  []float64
+	done chan struct{}
+	want int
+}
+
+func newLatencyRecorder(want int) *latencyRecorder {
+	return &latencyRecorder{done: make(chan struct{}), want: want, lat: make([]float64, 0, want)}
+}
+
+func (r *latencyRecorder) observe(e Entry, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lat = append(r.lat, float64(at.UnixMicro()-e.Due*1000)/1000)
+	if len(r.lat) == r.want {
+		close(r.done)
+	}
+}
+
+func (r *latencyRecorder) percentiles() (p50, p99, maxv float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := slices.Clone(r.lat)
+	slices.Sort(s)
+	at := func(q float64) float64 { return s[min(len(s)-1, int(q*float64(len(s))))] }
+	return at(0.50), at(0.99), s[len(s)-1]
+}
+
+// scheduleScenario inserts n timers with delays uniform in [minDelay, minDelay+spread) and
+// waits for all deliveries; it reports the insert rate and lateness percentiles.
+func scheduleScenario(b *testing.B, newRig func(b *testing.B) *benchRig, n int, minDelay, spread time.Duration) {
+	for range b.N {
+		b.StopTimer()
+		rig := newRig(b)
+		cfg := DefaultConfig()
+		cfg.Dir = b.TempDir()
+		svc, err := New(cfg, rig.src, rig.deliver, nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rec := newLatencyRecorder(n)
+		svc.SetObserver(rec.observe)
+		rig.onTimerRecord(svc.Notify)
+		ctx, cancel := context.WithCancel(context.Background())
+		runDone := make(chan error, 1)
+		go func() { runDone <- svc.Run(ctx) }()
+		r := rand.New(rand.NewPCG(1, uint64(n)))
+		body := make([]byte, 128)
+		b.StartTimer()
+		t0 := time.Now()
+		base := t0.Add(minDelay).UnixMilli()
+		for i := range n {
+			m := &message.Ext{Message: message.Message{Topic: "BenchTimer", Body: body}, QueueID: int32(i % 4)}
+			m.SetProperty(message.PropertyUniqKey, strconv.Itoa(i))
+			m.SetProperty(message.PropertyTimerDeliverMS, strconv.FormatInt(base+r.Int64N(spread.Milliseconds()), 10))
+			if taken, err := svc.Intercept(m, time.Now()); !taken || err != nil {
+				b.Fatalf("intercept: %v %v", taken, err)
+			}
+			if err := rig.put(m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		insert := time.Since(t0)
+		select {
+		case <-rec.done:
+		case <-time.After(minDelay + spread + time.Minute):
+			b.Fatalf("only %d of %d delivered", len(rec.lat), n)
+		}
+		b.StopTimer()
+		cancel()
+		if err := <-runDone; err != nil {
+			b.Fatal(err)
+		}
+		if err := svc.Close(); err != nil {
+			b.Fatal(err)
+		}
+		rig.close()
+		p50, p99, mx := rec.percentiles()
+		b.ReportMetric(float64(n)/insert.Seconds(), "inserts/s")
+		b.ReportMetric(p50, "p50-late-ms")
+		b.ReportMetric(p99, "p99-late-ms")
+		b.ReportMetric(mx, "max-late-ms")
+		b.ReportMetric(0, "ns/op")
+		b.StartTimer()
+	}
+}
+
+// memRig runs the scenario over the in-memory fake store (scheduling cost only).
+func memRig(b *testing.B) *benchRig {
+	st := newMemStore()
+	var notify func()
+	var mu sync.Mutex
+	st.notify = func(topic string) {
+		mu.Lock()
+		n := notify
+		mu.Unlock()
+		if topic == Topic && n != nil {
+			n()
+		}
+	}
+	return &benchRig{
+		put:     func(m *message.Ext) error { st.put(m); return nil },
+		src:     st,
+		deliver: st.deliver,
+		onTimerRecord: func(f func()) {
+			mu.Lock()
+			notify = f
+			mu.Unlock()
+		},
+		close: func() {},
+	}
+}
+
+func BenchmarkTimerMemStore(b *testing.B) {
+	for _, c := range []struct {
+		n              int
+		minDelay, span time.Duration
+	}{
+		{100_000, 3 * time.Second, 5 * time.Second},
+		{10_000, time.Second, 10 * time.Second},
+	} {
+		b.Run(fmt.Sprintf("n=%d", c.n), func(b *testing.B) {
+			scheduleScenario(b, memRig, c.n, c.minDelay, c.span)
+		})
+	}
+}
