@@ -13,12 +13,13 @@ import (
 // Reader reads a queue of the message store.
 type Reader interface {
 	// Read returns up to max stored records of (topic, queue) from queue offset offset on, in
-	// offset order. Next is where the following read should start: after the last returned
-	// record, or, when offset is no longer retained, the queue's minimum offset; when offset
-	// is at or beyond the end, Next = offset (or the end when offset is past it). A queue
-	// that does not exist reads as empty. The records may alias store memory until
+	// offset order, skipping entries whose tags code match rejects (nil matches all) and
+	// entries retention removed. Next is where the following read should start: after the
+	// last examined entry, or, when offset is no longer retained, the queue's minimum offset;
+	// at the end, Next = offset; past the end, Next = the end. A queue that does not exist
+	// reads as empty with Max 0. The records may alias store memory until
 	// ReadResult.Release is called.
-	Read(topic string, queue int32, offset int64, max int) (*ReadResult, error)
+	Read(topic string, queue int32, offset int64, max int, match func(tagsCode int64) bool) (*ReadResult, error)
 }
 
 // ReadResult is what Reader.Read returns.

@@ -75,7 +75,7 @@ func (s *memStore) setMin(topic string, qid int32, min int64) {
 	s.mu.Unlock()
 }
 
-func (s *memStore) Read(topic string, qid int32, offset int64, max int) (*ReadResult, error) {
+func (s *memStore) Read(topic string, qid int32, offset int64, max int, match func(int64) bool) (*ReadResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	qs := s.queues[topic]
@@ -92,10 +92,14 @@ func (s *memStore) Read(topic string, qid int32, offset int64, max int) (*ReadRe
 		return &ReadResult{Next: end, Max: end}, nil
 	}
 	res := &ReadResult{Max: end}
-	for o := offset; o < end && len(res.Records) < max; o++ {
+	o := offset
+	for ; o < end && len(res.Records) < max && o-offset < 100; o++ {
+		if match != nil && !match(recs[o].tags) {
+			continue
+		}
 		res.Records = append(res.Records, StoredRecord{Data: recs[o].data, QueueOffset: o, TagsCode: recs[o].tags})
 	}
-	res.Next = offset + int64(len(res.Records))
+	res.Next = o
 	return res, nil
 }
 

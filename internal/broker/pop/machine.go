@@ -293,6 +293,7 @@ const (
 	RecPop    byte = 2 // deliveries of k; Next advances to Offset
 	RecAck    byte = 3 // the delivery (Offset, Epoch) of k is done
 	RecChange byte = 4 // the delivery (Offset, Epoch) of k gets NewEpoch and a new deadline
+	RecRewind byte = 5 // the queue ends before Next: Next = Offset, outstanding >= Offset dropped
 )
 
 // Record is one state change. The shell builds it, applies it and appends it to the pop log;
@@ -367,6 +368,18 @@ func (m *Machine) Apply(r *Record) bool {
 			return false
 		}
 		q.remove(e)
+		return true
+	case RecRewind:
+		q, ok := m.queues[r.Key]
+		if !ok || r.Offset >= q.Next {
+			return false
+		}
+		for off, e := range q.Outstanding {
+			if off >= r.Offset {
+				q.remove(e)
+			}
+		}
+		q.Next = r.Offset
 		return true
 	case RecChange:
 		if r.NewEpoch > m.epoch {

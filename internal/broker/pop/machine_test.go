@@ -297,3 +297,28 @@ func equalSnapshots(a, b Snapshot) bool {
 	}
 	return true
 }
+
+func TestMachineRewind(t *testing.T) {
+	m := NewMachine()
+	m.Apply(&Record{Kind: RecInit, Key: kA, Offset: 0})
+	ds := popN(t, m, kA, 0, 1000, 6, false, 6)
+	ack(m, kA, ds[0])
+	if !m.Apply(&Record{Kind: RecRewind, Key: kA, Offset: 3}) {
+		t.Fatal("rewind not applied")
+	}
+	if c, _ := m.Committed(kA); c != 1 {
+		t.Fatalf("committed = %d", c)
+	}
+	if st := m.Check(kA, 4, ds[4].Epoch); st != HandleDone {
+		t.Fatalf("dropped delivery state = %v", st)
+	}
+	if st := m.Check(kA, 2, ds[2].Epoch); st != HandleCurrent {
+		t.Fatalf("kept delivery state = %v", st)
+	}
+	if got := offsets(popN(t, m, kA, 0, 1000, 2, false, 10)); !slices.Equal(got, []int64{3, 4}) {
+		t.Fatalf("after rewind = %v", got)
+	}
+	if m.Apply(&Record{Kind: RecRewind, Key: kA, Offset: 9}) {
+		t.Fatal("rewind forward applied")
+	}
+}

@@ -422,6 +422,23 @@ func (s *Service) popQueue(k QueueKey, want int, f *TagFilter, orderly bool, pop
 		}
 		cands = append(cands, fresh...)
 	}
+	if len(cands) == 0 && len(gone) == 0 && maxOff >= 0 && plan.Next > maxOff {
+		// The queue ends before where the group stands (the store lost an unflushed tail in
+		// a crash, or the topic was recreated): continue from its end, or new messages would
+		// get offsets the group already passed.
+		s.log.Warn("pop: queue shorter than the group's position, rewinding", "group", k.Group,
+			"topic", k.Topic, "queue", k.Queue, "next", plan.Next, "max", maxOff)
+		s.mu.Lock()
+		b, err := s.applyLocked(&Record{Kind: RecRewind, Key: k, Offset: maxOff})
+		s.mu.Unlock()
+		if err == nil {
+			err = s.wal.wait(b)
+		}
+		if err == nil {
+			s.publish(k)
+		}
+		return nil, 0, err
+	}
 	if len(cands) == 0 && next == plan.Next && len(gone) == 0 {
 		return nil, restOf(maxOff, next), nil
 	}
@@ -509,7 +526,7 @@ func (s *Service) finish(group string, ext *message.Ext, h *Handle) (Message, er
 
 // readOne reads the message at offset of k (nil when it is no longer retained).
 func (s *Service) readOne(k QueueKey, offset int64) (*message.Ext, error) {
-	rr, err := s.deps.Store.Read(k.Topic, k.Queue, offset, 1)
+	rr, err := s.deps.Store.Read(k.Topic, k.Queue, offset, 1, nil)
 	if err != nil {
 		return nil, fmt.Errorf("pop: read %s/%d@%d: %w", k.Topic, k.Queue, offset, err)
 	}
@@ -536,49 +553,37 @@ func decodeCopy(data []byte) (*message.Ext, error) {
 }
 
 // readNew reads up to want never-delivered messages of k from offset on that match f. It
-// returns them, the new Next (past every examined entry) and the queue's max offset.
+// returns them, the new Next (past every examined entry) and the queue's max offset (-1 when
+// nothing was read).
 func (s *Service) readNew(k QueueKey, offset int64, want int, f *TagFilter) ([]candidate, int64, int64, error) {
 	var out []candidate
+	var match func(int64) bool
+	if !f.All() {
+		match = f.MatchCode
+	}
 	maxOff := int64(-1)
-	scanned := 0
-	for len(out) < want && scanned < s.cfg.ScanLimit {
-		n := want - len(out)
-		if !f.All() {
-			n = min(max(n, 32), s.cfg.ScanLimit-scanned)
-		}
-		rr, err := s.deps.Store.Read(k.Topic, k.Queue, offset, n)
+	start := offset
+	for len(out) < want && offset-start < int64(s.cfg.ScanLimit) {
+		rr, err := s.deps.Store.Read(k.Topic, k.Queue, offset, want-len(out), match)
 		if err != nil {
 			return nil, 0, 0, fmt.Errorf("pop: read %s/%d@%d: %w", k.Topic, k.Queue, offset, err)
 		}
 		maxOff = rr.Max
-		if len(rr.Records) == 0 {
-			release(rr)
-			if rr.Next > offset {
-				offset = rr.Next // skipped what is no longer retained
-				continue
-			}
-			break
-		}
 		for _, r := range rr.Records {
-			if len(out) >= want {
-				break
-			}
-			scanned++
-			offset = r.QueueOffset + 1
-			if !f.MatchCode(r.TagsCode) {
-				continue
-			}
 			ext, err := decodeCopy(r.Data)
 			if err != nil {
 				release(rr)
 				return nil, 0, 0, err
 			}
-			if !f.MatchTag(ext.Tags()) {
-				continue
+			if f.MatchTag(ext.Tags()) {
+				out = append(out, candidate{ext: ext, reconsume: ext.ReconsumeTimes})
 			}
-			out = append(out, candidate{ext: ext, reconsume: ext.ReconsumeTimes})
 		}
 		release(rr)
+		if rr.Next <= offset {
+			break // caught up (or past the end: the caller corrects Next)
+		}
+		offset = rr.Next
 	}
 	return out, offset, maxOff, nil
 }

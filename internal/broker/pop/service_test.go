@@ -473,3 +473,24 @@ func TestSnapshotCompactsLog(t *testing.T) {
 		t.Fatalf("redelivered %d after snapshot+restart", len(res.Messages))
 	}
 }
+
+func TestRewindWhenQueueShorter(t *testing.T) {
+	e := newEnv(t)
+	e.topic("T", 1)
+	e.group("G", GroupInfo{RetryMaxTimes: 16})
+	for i := range 3 {
+		e.send("T", 0, fmt.Sprint(i), "")
+	}
+	// The group stands at 10 (committed by an earlier life) but the queue holds 3 messages.
+	e.tables.Commit("G", "T", 0, 10)
+	if res := e.pop(PopRequest{Group: "G", Topic: "T"}); len(res.Messages) != 0 {
+		t.Fatalf("popped %d", len(res.Messages))
+	}
+	if o, _ := e.tables.Query("G", "T", 0); o != 3 {
+		t.Fatalf("committed after rewind = %d, want 3", o)
+	}
+	e.send("T", 0, "new", "")
+	if got := bodies(e.pop(PopRequest{Group: "G", Topic: "T"}).Messages); fmt.Sprint(got) != "[new]" {
+		t.Fatalf("after rewind = %v", got)
+	}
+}

@@ -358,7 +358,7 @@ func decodeRecord(p []byte, r *Record) error {
 	r.Offset = rd.varint()
 	r.Epoch = rd.uvarint()
 	switch r.Kind {
-	case RecInit, RecAck:
+	case RecInit, RecAck, RecRewind:
 	case RecChange:
 		r.NewEpoch = rd.uvarint()
 		r.PopTime = rd.varint()

@@ -17,6 +17,7 @@ func sampleRecords() []*Record {
 			{Offset: 12, Reconsume: 3, Epoch: 2, PopTime: 1000, Invisible: 30000}}},
 		{Kind: RecAck, Key: k, Offset: 10, Epoch: 1},
 		{Kind: RecChange, Key: k, Offset: 12, Epoch: 2, NewEpoch: 3, PopTime: 2000, Invisible: 0},
+		{Kind: RecRewind, Key: k, Offset: 12},
 	}
 }
 
