@@ -265,3 +265,9 @@ func LookupProperty(b []byte, key string) ([]byte, bool) {
 	}
 	return val, found
 }
+
+// CheckProperties validates the structure of an encoded properties string (the rules of
+// DecodeProperties) without allocating.
+func CheckProperties(b []byte) error {
+	return walkProperties(b, func(k, v []byte) bool { return true })
+}

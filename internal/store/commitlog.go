@@ -1,0 +1,435 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/store/vfs"
+)
+
+// segment is one commit-log file: a fixed-size, preallocated file named by its 20-digit
+// start offset, written with pwrite through the vfs and read through a read-only shared
+// mapping. refs counts the owner (the segment list) plus every reader holding a slice of
+// data; the mapping is released when the count drops to zero, so retention never unmaps
+// under a reader.
+type segment struct {
+	start int64
+	size  int64
+	path  string
+	file  vfs.File
+	data  []byte
+
+	refs    atomic.Int32
+	removed atomic.Bool // file unlinked; closing happens at refs == 0
+	fs      vfs.FS
+	logger  *slog.Logger
+}
+
+func (s *segment) end() int64 { return s.start + s.size }
+
+// acquire takes a reader reference; false when the segment is already released.
+func (s *segment) acquire() bool {
+	for {
+		n := s.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if s.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// release drops one reference and frees the mapping and descriptor on the last one.
+func (s *segment) release() {
+	if s.refs.Add(-1) != 0 {
+		return
+	}
+	if err := unmap(s.data); err != nil {
+		s.logger.Error("munmap commit-log segment", "path", s.path, "err", err)
+	}
+	s.data = nil
+	if err := s.file.Close(); err != nil {
+		s.logger.Error("close commit-log segment", "path", s.path, "err", err)
+	}
+}
+
+func segmentName(start int64) string { return fmt.Sprintf("%020d", start) }
+
+// commitLog owns the segment list and the appender position. The list is guarded by mu;
+// the append position (wrote, active) is owned by whoever holds Store.putMu. written is the
+// published end of appended bytes: everything below it is readable and consists of whole
+// records.
+type commitLog struct {
+	fs       vfs.FS
+	dir      string
+	segSize  int64
+	prealloc string
+	logger   *slog.Logger
+
+	mu   sync.RWMutex
+	segs []*segment // ascending start, contiguous
+
+	written atomic.Int64 // published append end (max physical offset)
+	active  *segment     // putMu
+	wrote   int64        // putMu: absolute position of the next append
+
+	// Background preparation of the next segment. At most one request is outstanding
+	// (prepStart, -1 when none), so the preparer's send on prepDone never blocks.
+	prepMu    sync.Mutex
+	prepStart int64
+	prepReq   chan int64
+	prepDone  chan prepared
+	stop      chan struct{}
+	wg        sync.WaitGroup
+}
+
+type prepared struct {
+	seg *segment
+	err error
+}
+
+func newCommitLog(fsys vfs.FS, dir string, segSize int64, prealloc string, logger *slog.Logger) *commitLog {
+	return &commitLog{
+		fs: fsys, dir: dir, segSize: segSize, prealloc: prealloc,
+		logger:    logger,
+		prepStart: -1,
+		prepReq:   make(chan int64, 1),
+		prepDone:  make(chan prepared, 1),
+		stop:      make(chan struct{}),
+	}
+}
+
+// load opens every segment file in dir (removing leftover .tmp files) and checks that they
+// are contiguous and of the configured size.
+func (c *commitLog) load() error {
+	if err := c.fs.MkdirAll(c.dir, 0o755); err != nil {
+		return fmt.Errorf("store: create %s: %w", c.dir, err)
+	}
+	entries, err := c.fs.ReadDir(c.dir)
+	if err != nil {
+		return fmt.Errorf("store: list %s: %w", c.dir, err)
+	}
+	var starts []int64
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasSuffix(name, ".tmp") {
+			if err := c.fs.Remove(filepath.Join(c.dir, name)); err != nil {
+				return fmt.Errorf("store: remove leftover %s: %w", name, err)
+			}
+			continue
+		}
+		start, err := strconv.ParseInt(name, 10, 64)
+		if err != nil || len(name) != 20 {
+			c.logger.Warn("ignoring unexpected file in commit log directory", "name", name)
+			continue
+		}
+		starts = append(starts, start)
+	}
+	sort.Slice(starts, func(i, j int) bool { return starts[i] < starts[j] })
+	for i, start := range starts {
+		if start%c.segSize != 0 {
+			return fmt.Errorf("store: commit-log segment %s not aligned to segment size %d", segmentName(start), c.segSize)
+		}
+		if i > 0 && start != starts[i-1]+c.segSize {
+			return fmt.Errorf("store: commit log has a gap between %s and %s", segmentName(starts[i-1]), segmentName(start))
+		}
+		seg, err := c.openSegment(start)
+		if err != nil {
+			return err
+		}
+		c.segs = append(c.segs, seg)
+	}
+	return nil
+}
+
+func (c *commitLog) openSegment(start int64) (*segment, error) {
+	path := filepath.Join(c.dir, segmentName(start))
+	f, err := c.fs.OpenFile(path, os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("store: open segment: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("store: stat segment: %w", err)
+	}
+	if fi.Size() != c.segSize {
+		// A segment shorter than configured (crash during creation, or a changed size):
+		// extend it; zeros read as "no record".
+		if fi.Size() > c.segSize {
+			f.Close()
+			return nil, fmt.Errorf("store: segment %s is %d bytes, configured segment size is %d", path, fi.Size(), c.segSize)
+		}
+		if err := f.Allocate(0, c.segSize); err != nil {
+			if err := f.Truncate(c.segSize); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("store: extend segment %s: %w", path, err)
+			}
+		}
+	}
+	return c.mapSegment(start, path, f)
+}
+
+func (c *commitLog) mapSegment(start int64, path string, f vfs.File) (*segment, error) {
+	data, err := mapFile(f, c.segSize, false)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	s := &segment{start: start, size: c.segSize, path: path, file: f, data: data, fs: c.fs, logger: c.logger}
+	s.refs.Store(1)
+	return s, nil
+}
+
+// createSegment creates, preallocates and maps a new segment (temp file, prealloc,
+// fdatasync, rename, fsync dir) so a crash never leaves a half-made segment under its final
+// name.
+func (c *commitLog) createSegment(start int64) (*segment, error) {
+	path := filepath.Join(c.dir, segmentName(start))
+	tmp := path + ".tmp"
+	f, err := c.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("store: create segment: %w", err)
+	}
+	fail := func(err error) (*segment, error) {
+		f.Close()
+		_ = c.fs.Remove(tmp)
+		return nil, err
+	}
+	if err := f.Allocate(0, c.segSize); err != nil {
+		return fail(fmt.Errorf("store: preallocate segment %s: %w", path, err))
+	}
+	if c.prealloc == PreallocZero {
+		if err := vfs.WriteZeros(f, 0, c.segSize); err != nil {
+			return fail(fmt.Errorf("store: zero segment %s: %w", path, err))
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return fail(fmt.Errorf("store: sync new segment %s: %w", path, err))
+	}
+	if err := c.fs.Rename(tmp, path); err != nil {
+		return fail(fmt.Errorf("store: rename new segment %s: %w", path, err))
+	}
+	if err := c.fs.SyncDir(c.dir); err != nil {
+		return fail(fmt.Errorf("store: sync commit-log dir: %w", err))
+	}
+	return c.mapSegment(start, path, f)
+}
+
+// startPreparer runs the goroutine that creates the next segment ahead of need.
+func (c *commitLog) startPreparer() {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		for {
+			select {
+			case <-c.stop:
+				return
+			case start := <-c.prepReq:
+				t0 := time.Now()
+				seg, err := c.createSegment(start)
+				if err == nil {
+					c.logger.Debug("prepared commit-log segment", "start", start, "took", time.Since(t0))
+				}
+				c.prepDone <- prepared{seg, err} // never blocks: one request at a time
+			}
+		}
+	}()
+}
+
+func (c *commitLog) requestPrepare(start int64) {
+	c.prepMu.Lock()
+	defer c.prepMu.Unlock()
+	if c.prepStart != -1 {
+		return
+	}
+	c.prepStart = start
+	c.prepReq <- start
+}
+
+// nextSegment returns a mapped segment starting at start: the prepared one when the
+// preparer made (or is making) it, else one created synchronously. Called with putMu held
+// while the preparer runs.
+func (c *commitLog) nextSegment(start int64) (*segment, error) {
+	c.prepMu.Lock()
+	pending := c.prepStart
+	c.prepMu.Unlock()
+	if pending != -1 {
+		p := <-c.prepDone
+		c.prepMu.Lock()
+		c.prepStart = -1
+		c.prepMu.Unlock()
+		if p.err == nil && p.seg.start == start {
+			return p.seg, nil
+		}
+		if p.seg != nil {
+			c.logger.Warn("discarding prepared segment", "start", p.seg.start, "want", start)
+			c.discard(p.seg)
+		} else {
+			c.logger.Warn("preparing the next segment failed; retrying synchronously", "err", p.err)
+		}
+	}
+	return c.createSegment(start)
+}
+
+// discard releases and deletes a prepared segment nobody will use.
+func (c *commitLog) discard(seg *segment) {
+	_ = c.fs.Remove(seg.path)
+	seg.release()
+}
+
+// stopPreparer stops the goroutine; a segment it prepared but nobody used is deleted
+// (recovery would delete it anyway as it lies past the end of the log).
+func (c *commitLog) stopPreparer() {
+	close(c.stop)
+	c.wg.Wait()
+	select {
+	case p := <-c.prepDone:
+		if p.seg != nil {
+			c.discard(p.seg)
+		}
+	default:
+	}
+}
+
+// appendSegment adds seg to the list (it must continue the log).
+func (c *commitLog) appendSegment(seg *segment) {
+	c.mu.Lock()
+	c.segs = append(c.segs, seg)
+	c.mu.Unlock()
+}
+
+// find returns the segment holding offset, acquired, or nil.
+func (c *commitLog) find(offset int64) *segment {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if len(c.segs) == 0 || offset < c.segs[0].start {
+		return nil
+	}
+	i := int((offset - c.segs[0].start) / c.segSize)
+	if i >= len(c.segs) {
+		return nil
+	}
+	s := c.segs[i]
+	if !s.acquire() {
+		return nil
+	}
+	return s
+}
+
+// minOffset is the start of the oldest segment.
+func (c *commitLog) minOffset() int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if len(c.segs) == 0 {
+		return 0
+	}
+	return c.segs[0].start
+}
+
+// snapshot returns the acquired segments overlapping [from, to); callers release them.
+func (c *commitLog) snapshot(from, to int64) []*segment {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []*segment
+	for _, s := range c.segs {
+		if s.end() > from && s.start < to && s.acquire() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// slice returns data[off, off+size) of the log, with the segment acquired (caller releases).
+// It fails when the range is not below written or crosses a segment boundary.
+func (c *commitLog) slice(off int64, size int32) ([]byte, *segment, error) {
+	if size <= 0 || off < 0 || off+int64(size) > c.written.Load() {
+		return nil, nil, fmt.Errorf("%w: commit-log range [%d,+%d) not readable", ErrNotFound, off, size)
+	}
+	seg := c.find(off)
+	if seg == nil {
+		return nil, nil, fmt.Errorf("%w: commit-log offset %d not in any segment", ErrNotFound, off)
+	}
+	pos := off - seg.start
+	if pos+int64(size) > seg.size {
+		seg.release()
+		return nil, nil, fmt.Errorf("%w: record at %d crosses a segment end", ErrNotFound, off)
+	}
+	return seg.data[pos : pos+int64(size)], seg, nil
+}
+
+// removeSegment unlinks seg (it must be the oldest) and drops the list's reference.
+func (c *commitLog) removeOldest(seg *segment) error {
+	c.mu.Lock()
+	if len(c.segs) == 0 || c.segs[0] != seg {
+		c.mu.Unlock()
+		return errors.New("store: segment to remove is not the oldest")
+	}
+	c.segs = c.segs[1:]
+	c.mu.Unlock()
+	err := c.fs.Remove(seg.path)
+	seg.removed.Store(true)
+	seg.release()
+	if err != nil {
+		return fmt.Errorf("store: remove segment %s: %w", seg.path, err)
+	}
+	return nil
+}
+
+// truncateAfter removes every segment starting after off (recovery) and returns them
+// released.
+func (c *commitLog) dropAfter(off int64) error {
+	c.mu.Lock()
+	var keep, drop []*segment
+	for _, s := range c.segs {
+		if s.start > off {
+			drop = append(drop, s)
+		} else {
+			keep = append(keep, s)
+		}
+	}
+	c.segs = keep
+	c.mu.Unlock()
+	for i := len(drop) - 1; i >= 0; i-- {
+		s := drop[i]
+		if err := c.fs.Remove(s.path); err != nil {
+			return fmt.Errorf("store: remove segment %s past the log end: %w", s.path, err)
+		}
+		s.release()
+		c.logger.Warn("removed commit-log segment past the end of the valid log", "segment", filepath.Base(s.path))
+	}
+	if len(drop) > 0 {
+		if err := c.fs.SyncDir(c.dir); err != nil {
+			return fmt.Errorf("store: sync commit-log dir: %w", err)
+		}
+	}
+	return nil
+}
+
+// closeAll releases every segment (Close).
+func (c *commitLog) closeAll() {
+	c.mu.Lock()
+	segs := c.segs
+	c.segs = nil
+	c.mu.Unlock()
+	for _, s := range segs {
+		s.release()
+	}
+}
+
+// sizeOnDisk is the number of segment bytes.
+func (c *commitLog) sizeOnDisk() int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return int64(len(c.segs)) * c.segSize
+}

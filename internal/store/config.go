@@ -1,0 +1,186 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/store/vfs"
+)
+
+// Flush disk types (RocketMQ flushDiskType).
+const (
+	AsyncFlush = "ASYNC_FLUSH"
+	SyncFlush  = "SYNC_FLUSH"
+)
+
+// Preallocation modes for commit-log segments (see docs/store.md for the measurement).
+const (
+	// PreallocZero writes zeros over the whole segment before it is used, so appends
+	// overwrite initialised blocks in place and fdatasync has no extent metadata to update.
+	PreallocZero = "zero"
+	// PreallocFallocate reserves blocks with fallocate(2): fast to create, but the first
+	// write to each block converts an unwritten extent, which fdatasync must journal.
+	PreallocFallocate = "fallocate"
+)
+
+// Config configures a Store. RocketMQ's broker.conf key is given in each comment, followed by
+// the default DefaultConfig sets.
+type Config struct {
+	// StorePathRootDir (storePathRootDir): commit log in <root>/commitlog, consume queues in
+	// <root>/consumequeue/<topic>/<queueId>, index in <root>/index, plus the files lock,
+	// abort and checkpoint. Required.
+	StorePathRootDir string
+	// MappedFileSizeCommitLog (mappedFileSizeCommitLog): commit-log segment size; 1 GiB.
+	MappedFileSizeCommitLog int64
+	// MappedFileSizeConsumeQueue (mappedFileSizeConsumeQueue): consume-queue file size, a
+	// multiple of 20; 300000*20.
+	MappedFileSizeConsumeQueue int64
+	// FlushDiskType (flushDiskType): AsyncFlush (default) or SyncFlush (group commit: Put
+	// returns after an fdatasync covers the message).
+	FlushDiskType string
+	// FlushIntervalCommitLog (flushIntervalCommitLog): async flush period; 500ms.
+	FlushIntervalCommitLog time.Duration
+	// SyncFlushTimeout (syncFlushTimeout): longest a sync Put waits for its fdatasync before
+	// returning ErrFlushTimeout; 5s.
+	SyncFlushTimeout time.Duration
+	// FileReservedTime (fileReservedTime, hours there): commit-log segments older than this
+	// are deleted at DeleteWhen or under disk pressure; 72h.
+	FileReservedTime time.Duration
+	// DeleteWhen (deleteWhen): hours of the day (0-23, ';' separated) when expired segments
+	// are deleted; "04".
+	DeleteWhen string
+	// DiskMaxUsedSpaceRatio (diskMaxUsedSpaceRatio): above this disk usage percentage
+	// expired segments are deleted at any hour; 75.
+	DiskMaxUsedSpaceRatio int
+	// DiskSpaceCleanForciblyRatio (diskSpaceCleanForciblyRatio): above this percentage the
+	// oldest segments are deleted even before they expire (never the active one); 85.
+	DiskSpaceCleanForciblyRatio int
+	// DiskSpaceWarningLevelRatio (diskSpaceWarningLevelRatio): above this percentage puts
+	// fail with ErrDiskFull until usage drops again; reads continue; 90.
+	DiskSpaceWarningLevelRatio int
+	// MaxMessageSize (maxMessageSize): largest body accepted; 4 MiB.
+	MaxMessageSize int
+	// MessageIndexEnable (messageIndexEnable): build the key/unique-id index; true.
+	MessageIndexEnable bool
+	// MaxHashSlotNum (maxHashSlotNum): hash slots per index file; 500000 (RocketMQ 5000000).
+	// MaxIndexNum (maxIndexNum): entries per index file; 2000000 (RocketMQ 20000000).
+	// Our defaults make one index file 42 MB instead of 420 MB, so a small or test broker
+	// does not reserve 420 MB of disk for its first file; a full file simply rolls over.
+	MaxHashSlotNum, MaxIndexNum int
+	// StoreHost (brokerIP1:listenPort): written as STOREHOST in every record and used in
+	// offset message ids. The zero value writes 0.0.0.0:0.
+	StoreHost netip.AddrPort
+	// FS is the filesystem seam; nil means the real OS filesystem (vfs.Default).
+	FS vfs.FS
+	// TagsCode computes the consume-queue tag code of a message; nil means
+	// message.TagsHashCode(props[TAGS]). The broker overrides it for delay/timer topics.
+	TagsCode func(topic string, props map[string]string) int64
+	// DiskUsage returns the used fraction (0.0-1.0) of the filesystem holding path; nil
+	// means statfs. Tests simulate usage with it.
+	DiskUsage func(path string) (float64, error)
+
+	// PreallocMode is how new commit-log segments are prepared: PreallocZero (default) or
+	// PreallocFallocate. Segments are prepared ahead of time by a background goroutine.
+	PreallocMode string
+	// CleanInterval is the period of the retention / disk-usage check; 10s (RocketMQ
+	// cleanResourceInterval).
+	CleanInterval time.Duration
+	// CheckpointInterval is the period of checkpoint writes (flushed and dispatched
+	// offsets); 1s.
+	CheckpointInterval time.Duration
+}
+
+// DefaultConfig returns RocketMQ's defaults with an empty StorePathRootDir.
+func DefaultConfig() Config {
+	return Config{
+		MappedFileSizeCommitLog:     1 << 30,
+		MappedFileSizeConsumeQueue:  300000 * cqEntrySize,
+		FlushDiskType:               AsyncFlush,
+		FlushIntervalCommitLog:      500 * time.Millisecond,
+		SyncFlushTimeout:            5 * time.Second,
+		FileReservedTime:            72 * time.Hour,
+		DeleteWhen:                  "04",
+		DiskMaxUsedSpaceRatio:       75,
+		DiskSpaceCleanForciblyRatio: 85,
+		DiskSpaceWarningLevelRatio:  90,
+		MaxMessageSize:              4 << 20,
+		MessageIndexEnable:          true,
+		MaxHashSlotNum:              500000,
+		MaxIndexNum:                 2000000,
+		PreallocMode:                PreallocZero,
+		CleanInterval:               10 * time.Second,
+		CheckpointInterval:          time.Second,
+	}
+}
+
+// ErrInvalidConfig wraps every Validate failure.
+var ErrInvalidConfig = errors.New("store: invalid config")
+
+// Validate checks c and reports the first problem.
+func (c *Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+	}
+	switch {
+	case c.StorePathRootDir == "":
+		return bad("StorePathRootDir is empty")
+	case c.MappedFileSizeCommitLog < 64<<10:
+		return bad("MappedFileSizeCommitLog %d < 64 KiB", c.MappedFileSizeCommitLog)
+	case c.MappedFileSizeCommitLog%4096 != 0:
+		return bad("MappedFileSizeCommitLog %d is not a multiple of 4096", c.MappedFileSizeCommitLog)
+	case c.MappedFileSizeConsumeQueue < cqEntrySize || c.MappedFileSizeConsumeQueue%cqEntrySize != 0:
+		return bad("MappedFileSizeConsumeQueue %d is not a positive multiple of %d", c.MappedFileSizeConsumeQueue, cqEntrySize)
+	case c.FlushDiskType != AsyncFlush && c.FlushDiskType != SyncFlush:
+		return bad("FlushDiskType %q (want %s or %s)", c.FlushDiskType, AsyncFlush, SyncFlush)
+	case c.FlushIntervalCommitLog <= 0:
+		return bad("FlushIntervalCommitLog must be positive")
+	case c.SyncFlushTimeout <= 0:
+		return bad("SyncFlushTimeout must be positive")
+	case c.FileReservedTime <= 0:
+		return bad("FileReservedTime must be positive")
+	case c.MaxMessageSize <= 0:
+		return bad("MaxMessageSize must be positive")
+	case int64(c.MaxMessageSize)+int64(message.MaxPropertiesSize)+1024 > c.MappedFileSizeCommitLog:
+		return bad("MaxMessageSize %d does not fit a %d-byte segment", c.MaxMessageSize, c.MappedFileSizeCommitLog)
+	case c.MaxHashSlotNum <= 0 || c.MaxIndexNum <= 0:
+		return bad("MaxHashSlotNum and MaxIndexNum must be positive")
+	case c.PreallocMode != PreallocZero && c.PreallocMode != PreallocFallocate:
+		return bad("PreallocMode %q", c.PreallocMode)
+	case c.CleanInterval <= 0 || c.CheckpointInterval <= 0:
+		return bad("CleanInterval and CheckpointInterval must be positive")
+	}
+	for _, r := range []struct {
+		name string
+		v    int
+	}{{"DiskMaxUsedSpaceRatio", c.DiskMaxUsedSpaceRatio}, {"DiskSpaceCleanForciblyRatio", c.DiskSpaceCleanForciblyRatio}, {"DiskSpaceWarningLevelRatio", c.DiskSpaceWarningLevelRatio}} {
+		if r.v < 1 || r.v > 99 {
+			return bad("%s %d outside 1-99", r.name, r.v)
+		}
+	}
+	if _, err := parseDeleteWhen(c.DeleteWhen); err != nil {
+		return bad("DeleteWhen: %v", err)
+	}
+	return nil
+}
+
+// parseDeleteWhen parses "04" or "04;16" into a set of hours.
+func parseDeleteWhen(s string) ([24]bool, error) {
+	var hours [24]bool
+	for _, part := range strings.Split(s, ";") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		h, err := strconv.Atoi(part)
+		if err != nil || h < 0 || h > 23 {
+			return hours, fmt.Errorf("hour %q not in 0-23", part)
+		}
+		hours[h] = true
+	}
+	return hours, nil
+}

@@ -1,0 +1,4 @@
+package store
+
+// crashChildEnv marks the child process of TestCrashKill9.
+const crashChildEnv = "ROCKETRY_STORE_CRASH_CHILD"

@@ -1,0 +1,233 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"unsafe"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+)
+
+// DispatchEvent describes one record that reached its consume queue.
+type DispatchEvent struct {
+	Topic           string
+	QueueID         int32
+	QueueOffset     int64
+	CommitLogOffset int64
+	Size            int32
+	TagsCode        int64
+	StoreTimestamp  int64
+	Properties      map[string]string // decoded for listeners; do not modify
+}
+
+// dispatchBatch bounds how many records one dispatcher pass handles before publishing
+// progress, so readers and WaitDispatched see entries promptly under load.
+const dispatchBatch = 512
+
+// dispatchLoop is the dispatcher goroutine: it turns commit-log records into consume-queue
+// and index entries, in log order, and publishes DispatchedOffset.
+func (s *Store) dispatchLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.dispReq:
+		}
+		s.dispatchAvailable()
+	}
+}
+
+// dispatchAvailable dispatches everything in [dispatched, written). Only the dispatcher
+// goroutine (and Open/Close while it is not running) calls it.
+func (s *Store) dispatchAvailable() {
+	for {
+		from, to := s.dispatched.Load(), s.cl.written.Load()
+		if from >= to {
+			return
+		}
+		next, err := s.dispatchSome(from, to)
+		if err != nil {
+			s.failIO(err)
+			return
+		}
+		s.dispatched.Store(next)
+		s.broadcastDispatch()
+	}
+}
+
+// dispatchSome dispatches up to dispatchBatch records from from (a record boundary) and
+// returns the offset after the last one.
+func (s *Store) dispatchSome(from, to int64) (int64, error) {
+	seg := s.cl.find(from)
+	if seg == nil {
+		// The segment was removed by retention before it was dispatched: skip to the oldest.
+		if min := s.cl.minOffset(); min > from {
+			s.logger.Warn("dispatch skipped a removed segment", "from", from, "to", min)
+			return min, nil
+		}
+		return from, fmt.Errorf("store: dispatch: no segment holds offset %d", from)
+	}
+	defer seg.release()
+	end := min(to, seg.end())
+	pos := from
+	var h message.RecordHeader
+	if s.idx != nil {
+		s.idx.mu.Lock()
+		defer s.idx.mu.Unlock()
+	}
+	for n := 0; pos < end && n < dispatchBatch; n++ {
+		b := seg.data[pos-seg.start : end-seg.start]
+		err := message.ParseRecordHeader(b, &h)
+		if errors.Is(err, message.ErrBlank) {
+			return seg.end(), nil
+		}
+		if err != nil {
+			return pos, fmt.Errorf("store: dispatch: bad record at %d: %w", pos, err)
+		}
+		if err := s.dispatchRecord(b[:h.TotalSize], &h, pos); err != nil {
+			return pos, err
+		}
+		pos += int64(h.TotalSize)
+	}
+	return pos, nil
+}
+
+func bytesString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+func (s *Store) dispatchRecord(rec []byte, h *message.RecordHeader, pos int64) error {
+	topicB := h.Topic(rec)
+	q, err := s.queueFor(topicB, h.QueueID)
+	if err != nil {
+		s.logger.Error("record not dispatched", "offset", pos, "err", err)
+		return nil
+	}
+	props := h.Props(rec)
+	var propMap map[string]string
+	lis := s.listeners.Load()
+	if s.cfg.TagsCode != nil || (lis != nil && len(*lis) > 0) {
+		if propMap, err = message.DecodeProperties(props); err != nil {
+			propMap = map[string]string{}
+		}
+	}
+	var tagsCode int64
+	if s.cfg.TagsCode != nil {
+		tagsCode = s.cfg.TagsCode(q.topic, propMap)
+	} else if v, ok := message.LookupProperty(props, message.PropertyTags); ok {
+		tagsCode = message.TagsHashCode(bytesString(v))
+	}
+	if err := q.put(h.QueueOffset, cqEntry{offset: pos, size: h.TotalSize, tagsCode: tagsCode}); err != nil {
+		return err
+	}
+	if s.idx != nil && pos >= s.idx.from {
+		if err := s.indexRecord(q.topic, props, pos, h.StoreTimestamp); err != nil {
+			s.logger.Error("index write failed; index disabled for this record", "offset", pos, "err", err)
+		}
+	}
+	if lis != nil {
+		ev := DispatchEvent{
+			Topic: q.topic, QueueID: h.QueueID, QueueOffset: h.QueueOffset, CommitLogOffset: pos,
+			Size: h.TotalSize, TagsCode: tagsCode, StoreTimestamp: h.StoreTimestamp, Properties: propMap,
+		}
+		for _, fn := range *lis {
+			fn(ev)
+		}
+	}
+	return nil
+}
+
+// indexRecord adds the record's KEYS (space separated) and UNIQ_KEY. Caller holds idx.mu.
+func (s *Store) indexRecord(topic string, props []byte, pos, storeTS int64) error {
+	if v, ok := message.LookupProperty(props, message.PropertyKeys); ok {
+		for _, k := range bytes.Fields(v) {
+			if err := s.idx.add(topic, bytesString(k), pos, storeTS); err != nil {
+				return err
+			}
+		}
+	}
+	if v, ok := message.LookupProperty(props, message.PropertyUniqKey); ok && len(v) > 0 {
+		if err := s.idx.add(topic, bytesString(v), pos, storeTS); err != nil {
+			return err
+		}
+	}
+	s.idx.from = pos + 1
+	return nil
+}
+
+// queueFor returns the consume queue of (topic, qid), creating it on first use.
+func (s *Store) queueFor(topic []byte, qid int32) (*consumeQueue, error) {
+	s.queuesMu.RLock()
+	q := s.queues[string(topic)][qid]
+	s.queuesMu.RUnlock()
+	if q != nil {
+		return q, nil
+	}
+	t := string(topic)
+	if err := message.ValidateTopic(t); err != nil {
+		return nil, fmt.Errorf("store: dispatch: unusable topic name: %w", err)
+	}
+	s.queuesMu.Lock()
+	defer s.queuesMu.Unlock()
+	qs := s.queues[t]
+	if qs == nil {
+		qs = make(map[int32]*consumeQueue)
+		s.queues[t] = qs
+	}
+	if q = qs[qid]; q == nil {
+		q = newConsumeQueue(filepath.Join(s.root, "consumequeue"), t, qid, s.cfg.MappedFileSizeConsumeQueue, s.fs, s.logger)
+		qs[qid] = q
+	}
+	return q, nil
+}
+
+// queue returns the consume queue of (topic, qid) or nil.
+func (s *Store) queue(topic string, qid int32) *consumeQueue {
+	s.queuesMu.RLock()
+	defer s.queuesMu.RUnlock()
+	return s.queues[topic][qid]
+}
+
+func (s *Store) broadcastDispatch() {
+	s.dispMu.Lock()
+	close(s.dispCh)
+	s.dispCh = make(chan struct{})
+	s.dispMu.Unlock()
+}
+
+// WaitDispatched returns when every record below commitLogOffset is in the consume queues
+// (and index), or ctx ends, or the store is closed.
+func (s *Store) WaitDispatched(ctx context.Context, commitLogOffset int64) error {
+	for {
+		if s.dispatched.Load() >= commitLogOffset {
+			return nil
+		}
+		s.dispMu.Lock()
+		ch := s.dispCh
+		s.dispMu.Unlock()
+		if s.dispatched.Load() >= commitLogOffset {
+			return nil
+		}
+		if s.closed.Load() && s.stopped() {
+			return ErrClosed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// splitSpaces splits b at spaces, dropping empty fields, without allocating for up to 8
+// fields.
+func splitSpaces(b []byte) [][]byte {
+	return bytes.Fields(b)
+}

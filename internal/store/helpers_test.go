@@ -1,0 +1,120 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(crashChildEnv) != "" {
+		os.Exit(m.Run())
+	}
+	goleak.VerifyTestMain(m)
+}
+
+var testHost = netip.MustParseAddrPort("10.0.0.1:10911")
+
+func testConfig(dir string) Config {
+	cfg := DefaultConfig()
+	cfg.StorePathRootDir = dir
+	cfg.MappedFileSizeCommitLog = 64 << 10
+	cfg.MappedFileSizeConsumeQueue = 100 * cqEntrySize
+	cfg.MaxMessageSize = 16 << 10
+	cfg.MaxHashSlotNum = 64
+	cfg.MaxIndexNum = 256
+	cfg.StoreHost = testHost
+	cfg.CleanInterval = time.Hour
+	cfg.CheckpointInterval = time.Hour
+	cfg.DiskUsage = func(string) (float64, error) { return 0.1, nil }
+	return cfg
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}
+
+func openT(t testing.TB, cfg Config) *Store {
+	t.Helper()
+	s, err := Open(cfg, testLogger(t))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func newMsg(topic string, qid int32, i int, bodyLen int) *message.Ext {
+	body := bytes.Repeat([]byte{byte('a' + i%26)}, bodyLen)
+	copy(body, fmt.Sprintf("msg-%d-", i))
+	m := &message.Ext{
+		Message:       message.Message{Topic: topic, Body: body},
+		QueueID:       qid,
+		BornTimestamp: 1700000000000 + int64(i),
+		BornHost:      netip.MustParseAddrPort("192.168.0.9:5555"),
+	}
+	m.SetProperty(message.PropertyTags, fmt.Sprintf("tag%d", i%3))
+	m.SetProperty(message.PropertyKeys, fmt.Sprintf("k%d shared", i))
+	m.SetProperty(message.PropertyUniqKey, message.NewUniqID())
+	return m
+}
+
+func put(t testing.TB, s *Store, m *message.Ext) PutResult {
+	t.Helper()
+	res, err := s.Put(context.Background(), m)
+	if err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	return res
+}
+
+func waitDispatched(t testing.TB, s *Store) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.WaitDispatched(ctx, s.Stats().MaxPhysicalOffset); err != nil {
+		t.Fatalf("WaitDispatched: %v", err)
+	}
+}
+
+// getAll reads a whole queue and returns decoded copies.
+func getAll(t testing.TB, s *Store, topic string, qid int32) []*message.Ext {
+	t.Helper()
+	var out []*message.Ext
+	off := s.MinOffset(topic, qid)
+	for {
+		r, err := s.Get(topic, qid, off, 32, 1<<20, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range r.Records {
+			m, _, err := message.DecodeRecord(bytes.Clone(rec.Data), true)
+			if err != nil {
+				t.Fatalf("decode record at %d: %v", rec.CommitLogOffset, err)
+			}
+			out = append(out, m)
+		}
+		st, next := r.Status, r.NextBeginOffset
+		r.Release()
+		if st != Found && st != NoMatchedMessage {
+			return out
+		}
+		off = next
+	}
+}

@@ -1,0 +1,40 @@
+package store
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rocketry-mq/rocketry/internal/store/vfs"
+)
+
+// mapFile maps the first size bytes of f, shared, read-only or read-write.
+func mapFile(f vfs.File, size int64, writable bool) ([]byte, error) {
+	if size == 0 {
+		return nil, nil
+	}
+	prot := unix.PROT_READ
+	if writable {
+		prot |= unix.PROT_WRITE
+	}
+	b, err := unix.Mmap(int(f.Fd()), 0, int(size), prot, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("store: mmap %s: %w", f.Name(), err)
+	}
+	return b, nil
+}
+
+func unmap(b []byte) error {
+	if b == nil {
+		return nil
+	}
+	return unix.Munmap(b)
+}
+
+// msync flushes dirty pages of a writable mapping (consume queue and index files).
+func msync(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	return unix.Msync(b, unix.MS_SYNC)
+}

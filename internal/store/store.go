@@ -1,0 +1,694 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/store/vfs"
+)
+
+// Errors returned by the store. Callers map them with errors.Is.
+var (
+	// ErrFlushTimeout: the message was written (the PutResult is valid) but no fdatasync
+	// confirmed it within SyncFlushTimeout (or ctx ended first). Not durable.
+	ErrFlushTimeout = errors.New("store: flush timeout")
+	// ErrDiskFull: disk usage is above DiskSpaceWarningLevelRatio; puts are refused until it
+	// drops. Reads continue.
+	ErrDiskFull = errors.New("store: disk full")
+	// ErrMessageTooLarge: body above MaxMessageSize, properties above 32767 bytes, or a batch
+	// larger than a segment.
+	ErrMessageTooLarge = errors.New("store: message too large")
+	// ErrClosed: the store is closed.
+	ErrClosed = errors.New("store: closed")
+	// ErrNotWritable: a write or fdatasync failed; the store refuses every later put (and
+	// every waiter the failed fdatasync covered gets this error). Restart to recover.
+	ErrNotWritable = errors.New("store: not writable")
+	// ErrNotFound: no readable record at the given offset.
+	ErrNotFound = errors.New("store: not found")
+	// ErrCorrupt: recovery found damage in the region an earlier checkpoint recorded as
+	// durable; the store refuses to open rather than silently truncate acknowledged data.
+	ErrCorrupt = errors.New("store: commit log corrupt")
+	// ErrLocked: another Store (process) holds the store's lock file.
+	ErrLocked = errors.New("store: lock held, store already started")
+)
+
+// PutResult describes a stored message.
+type PutResult struct {
+	CommitLogOffset int64
+	Size            int32
+	QueueOffset     int64
+	StoreTimestamp  int64  // unix ms
+	MsgID           string // offset message id (store host + commit-log offset)
+}
+
+type queueKey struct {
+	topic string
+	qid   int32
+}
+
+// Store is the storage engine: commit log, consume queues, index, flush, recovery and
+// retention. All methods are safe for concurrent use. See doc.go for goroutines and locks.
+type Store struct {
+	cfg    Config
+	fs     vfs.FS
+	logger *slog.Logger
+	root   string
+	lock   io.Closer
+
+	cl  *commitLog
+	idx *index // nil when MessageIndexEnable is false
+
+	putMu        sync.Mutex
+	queueOffsets map[queueKey]int64 // putMu: next queue offset per (topic, queue)
+	encPool      sync.Pool
+
+	queuesMu sync.RWMutex
+	queues   map[string]map[int32]*consumeQueue
+
+	flushed  atomic.Int64
+	flushReq chan struct{}
+	flushMu  sync.Mutex
+	flushCh  chan struct{} // closed and replaced after every flush round
+	flushErr error         // sticky
+
+	dispatched atomic.Int64
+	dispReq    chan struct{}
+	dispMu     sync.Mutex
+	dispCh     chan struct{} // closed and replaced whenever dispatched advances
+	listeners  atomic.Pointer[[]func(DispatchEvent)]
+	lisMu      sync.Mutex
+
+	closed    atomic.Bool
+	ioErr     atomic.Pointer[error] // sticky write/fsync failure
+	diskFull  atomic.Bool
+	diskRatio atomic.Uint64 // math.Float64bits of the last measured ratio
+
+	deleteHours [24]bool
+	now         func() time.Time
+	lastCP      checkpoint
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Open opens (creating when needed) the store at cfg.StorePathRootDir: it takes the lock
+// file, recovers the commit log, consume queues and index (see docs/store.md), creates the
+// abort marker and starts the flusher, dispatcher, checkpointer, cleaner and segment
+// preparer goroutines.
+func Open(cfg Config, logger *slog.Logger) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "store")
+	fsys := cfg.FS
+	if fsys == nil {
+		fsys = vfs.Default
+	}
+	hours, _ := parseDeleteWhen(cfg.DeleteWhen)
+	s := &Store{
+		cfg: cfg, fs: fsys, logger: logger, root: cfg.StorePathRootDir,
+		queueOffsets: make(map[queueKey]int64),
+		queues:       make(map[string]map[int32]*consumeQueue),
+		flushReq:     make(chan struct{}, 1),
+		flushCh:      make(chan struct{}),
+		dispReq:      make(chan struct{}, 1),
+		dispCh:       make(chan struct{}),
+		deleteHours:  hours,
+		now:          time.Now,
+		stop:         make(chan struct{}),
+	}
+	s.encPool.New = func() any { b := make([]byte, 0, 4096); return &b }
+	if err := fsys.MkdirAll(s.root, 0o755); err != nil {
+		return nil, fmt.Errorf("store: create root: %w", err)
+	}
+	lock, err := fsys.Lock(filepath.Join(s.root, "lock"))
+	if err != nil {
+		if errors.Is(err, vfs.ErrLocked) {
+			return nil, fmt.Errorf("%w: %s", ErrLocked, s.root)
+		}
+		return nil, fmt.Errorf("store: lock: %w", err)
+	}
+	s.lock = lock
+	s.cl = newCommitLog(fsys, filepath.Join(s.root, "commitlog"), cfg.MappedFileSizeCommitLog, cfg.PreallocMode, logger)
+	if cfg.MessageIndexEnable {
+		s.idx = newIndex(filepath.Join(s.root, "index"), cfg.MaxHashSlotNum, cfg.MaxIndexNum, fsys, logger)
+	}
+	if err := s.recover(); err != nil {
+		s.closeFiles()
+		return nil, err
+	}
+	if err := s.createAbort(); err != nil {
+		s.closeFiles()
+		return nil, err
+	}
+	s.updateDiskUsage()
+	s.cl.startPreparer()
+	if s.cl.active != nil {
+		s.cl.requestPrepare(s.cl.active.end())
+	}
+	s.wg.Add(4)
+	go s.flushLoop()
+	go s.dispatchLoop()
+	go s.checkpointLoop()
+	go s.cleanLoop()
+	return s, nil
+}
+
+func (s *Store) abortPath() string      { return filepath.Join(s.root, "abort") }
+func (s *Store) checkpointPath() string { return filepath.Join(s.root, "checkpoint") }
+
+func (s *Store) createAbort() error {
+	f, err := s.fs.OpenFile(s.abortPath(), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("store: create abort marker: %w", err)
+	}
+	f.Close()
+	if err := s.fs.SyncDir(s.root); err != nil {
+		return fmt.Errorf("store: sync root: %w", err)
+	}
+	return nil
+}
+
+// Close flushes and dispatches everything written, writes a final checkpoint, stops the
+// goroutines and removes the abort marker when the shutdown was clean (no I/O error, all
+// bytes flushed and dispatched). Close is idempotent.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	// Wait for in-flight appends; later puts see closed.
+	s.putMu.Lock()
+	s.putMu.Unlock() //nolint:staticcheck // barrier
+	close(s.stop)
+	s.wg.Wait()
+	s.cl.stopPreparer()
+	flushErr := s.flushOnce()
+	s.dispatchAvailable()
+	cpErr := s.writeCheckpoint()
+	clean := flushErr == nil && cpErr == nil && s.ioErr.Load() == nil &&
+		s.flushed.Load() == s.cl.written.Load() && s.dispatched.Load() == s.cl.written.Load()
+	// Wake anybody still waiting.
+	s.broadcastFlush(nil)
+	s.broadcastDispatch()
+	var err error
+	if clean {
+		if rerr := s.fs.Remove(s.abortPath()); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = fmt.Errorf("store: remove abort marker: %w", rerr)
+		} else if serr := s.fs.SyncDir(s.root); serr != nil {
+			err = fmt.Errorf("store: sync root: %w", serr)
+		}
+	} else {
+		s.logger.Warn("shutdown not clean, keeping abort marker", "flushErr", flushErr, "checkpointErr", cpErr)
+		err = errors.Join(flushErr, cpErr)
+	}
+	s.closeFiles()
+	return err
+}
+
+func (s *Store) closeFiles() {
+	s.queuesMu.Lock()
+	for _, qs := range s.queues {
+		for _, q := range qs {
+			q.close()
+		}
+	}
+	s.queues = map[string]map[int32]*consumeQueue{}
+	s.queuesMu.Unlock()
+	if s.idx != nil {
+		s.idx.close()
+	}
+	s.cl.closeAll()
+	if s.lock != nil {
+		_ = s.lock.Close()
+		s.lock = nil
+	}
+}
+
+// failIO makes the store refuse writes for good after a write or fsync error.
+func (s *Store) failIO(err error) {
+	if s.ioErr.CompareAndSwap(nil, &err) {
+		s.logger.Error("store I/O failure, refusing further writes", "err", err)
+	}
+}
+
+func (s *Store) writable() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if p := s.ioErr.Load(); p != nil {
+		return fmt.Errorf("%w: %w", ErrNotWritable, *p)
+	}
+	if s.diskFull.Load() {
+		return fmt.Errorf("%w: disk usage above %d%%", ErrDiskFull, s.cfg.DiskSpaceWarningLevelRatio)
+	}
+	return nil
+}
+
+func (s *Store) checkMessage(m *message.Ext) error {
+	// The topic names a directory: enforce RocketMQ's charset and length rules here too.
+	if err := message.ValidateTopic(m.Topic); err != nil {
+		return fmt.Errorf("%w: %w", message.ErrInvalidMessage, err)
+	}
+	if m.QueueID < 0 {
+		return fmt.Errorf("%w: negative queue id %d", message.ErrInvalidMessage, m.QueueID)
+	}
+	if len(m.Body) > s.cfg.MaxMessageSize {
+		return fmt.Errorf("%w: body %d bytes > %d", ErrMessageTooLarge, len(m.Body), s.cfg.MaxMessageSize)
+	}
+	return nil
+}
+
+func (s *Store) encode(dst []byte, m *message.Ext) ([]byte, error) {
+	m.StoreHost = s.cfg.StoreHost
+	out, err := message.AppendRecord(dst, m)
+	if err != nil {
+		if errors.Is(err, message.ErrPropertiesTooLarge) {
+			return dst, fmt.Errorf("%w: %w", ErrMessageTooLarge, err)
+		}
+		return dst, err
+	}
+	return out, nil
+}
+
+// Put appends m to the commit log. The store assigns m.QueueOffset (next offset of
+// (m.Topic, m.QueueID)), m.CommitLogOffset, m.StoreTimestamp, m.StoreHost and m.StoreSize.
+// With SYNC_FLUSH (and unless the WAIT property is "false") it returns after an fdatasync
+// covered the message; if none does within SyncFlushTimeout it returns the result together
+// with ErrFlushTimeout. On success the message is readable by Get once dispatched
+// (WaitDispatched).
+func (s *Store) Put(ctx context.Context, m *message.Ext) (PutResult, error) {
+	if err := s.writable(); err != nil {
+		return PutResult{}, err
+	}
+	if err := s.checkMessage(m); err != nil {
+		return PutResult{}, err
+	}
+	bp := s.encPool.Get().(*[]byte)
+	rec, err := s.encode((*bp)[:0], m)
+	if err != nil {
+		s.encPool.Put(bp)
+		return PutResult{}, err
+	}
+	var one [1]*message.Ext
+	one[0] = m
+	var offs [1]int
+	end, err := s.appendRecords(rec, one[:], offs[:])
+	if cap(rec) <= 1<<20 {
+		*bp = rec[:0]
+		s.encPool.Put(bp)
+	}
+	if err != nil {
+		return PutResult{}, err
+	}
+	res := PutResult{
+		CommitLogOffset: m.CommitLogOffset, Size: m.StoreSize, QueueOffset: m.QueueOffset,
+		StoreTimestamp: m.StoreTimestamp, MsgID: message.OffsetMsgID(s.cfg.StoreHost, m.CommitLogOffset),
+	}
+	if s.cfg.FlushDiskType == SyncFlush && m.Property(message.PropertyWaitStoreMsgOK) != "false" {
+		if err := s.waitFlushed(ctx, end); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// PutBatch appends all messages as one contiguous write (and, with SYNC_FLUSH, one
+// durability wait). Either all are appended or none. Results are in input order.
+func (s *Store) PutBatch(ctx context.Context, ms []*message.Ext) ([]PutResult, error) {
+	if len(ms) == 0 {
+		return nil, nil
+	}
+	if err := s.writable(); err != nil {
+		return nil, err
+	}
+	offs := make([]int, len(ms))
+	var buf []byte
+	wait := false
+	for i, m := range ms {
+		if err := s.checkMessage(m); err != nil {
+			return nil, fmt.Errorf("message %d: %w", i, err)
+		}
+		offs[i] = len(buf)
+		var err error
+		if buf, err = s.encode(buf, m); err != nil {
+			return nil, fmt.Errorf("message %d: %w", i, err)
+		}
+		if m.Property(message.PropertyWaitStoreMsgOK) != "false" {
+			wait = true
+		}
+	}
+	end, err := s.appendRecords(buf, ms, offs)
+	if err != nil {
+		return nil, err
+	}
+	res := make([]PutResult, len(ms))
+	for i, m := range ms {
+		res[i] = PutResult{
+			CommitLogOffset: m.CommitLogOffset, Size: m.StoreSize, QueueOffset: m.QueueOffset,
+			StoreTimestamp: m.StoreTimestamp, MsgID: message.OffsetMsgID(s.cfg.StoreHost, m.CommitLogOffset),
+		}
+	}
+	if s.cfg.FlushDiskType == SyncFlush && wait {
+		if err := s.waitFlushed(ctx, end); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// appendRecords writes buf (the encoded records ms, record i starting at offs[i]) at the end
+// of the log under putMu, patching queue offsets, physical offsets and store timestamps in
+// place, and returns the new end of the log.
+func (s *Store) appendRecords(buf []byte, ms []*message.Ext, offs []int) (int64, error) {
+	total := int64(len(buf))
+	if total+message.BlankHeaderSize > s.cfg.MappedFileSizeCommitLog {
+		return 0, fmt.Errorf("%w: %d bytes do not fit a %d-byte segment", ErrMessageTooLarge, total, s.cfg.MappedFileSizeCommitLog)
+	}
+	s.putMu.Lock()
+	defer s.putMu.Unlock()
+	if err := s.writable(); err != nil {
+		return 0, err
+	}
+	if err := s.ensureSpace(total); err != nil {
+		return 0, err
+	}
+	seg := s.cl.active
+	base := s.cl.wrote
+	now := s.now().UnixMilli()
+	for i, m := range ms {
+		rec := buf[offs[i]:]
+		key := queueKey{m.Topic, m.QueueID}
+		qo := s.queueOffsets[key]
+		s.queueOffsets[key] = qo + 1
+		m.QueueOffset = qo
+		m.CommitLogOffset = base + int64(offs[i])
+		m.StoreTimestamp = now
+		end := len(buf)
+		if i+1 < len(offs) {
+			end = offs[i+1]
+		}
+		m.StoreSize = int32(end - offs[i])
+		message.PutQueueOffset(rec, qo)
+		message.PutPhysicalOffset(rec, m.CommitLogOffset)
+		message.PutStoreTimestamp(rec, now)
+	}
+	if _, err := seg.file.WriteAt(buf, base-seg.start); err != nil {
+		for _, m := range ms {
+			s.queueOffsets[queueKey{m.Topic, m.QueueID}]--
+		}
+		err = fmt.Errorf("store: write commit log at %d: %w", base, err)
+		s.failIO(err)
+		return 0, fmt.Errorf("%w: %w", ErrNotWritable, err)
+	}
+	s.cl.wrote = base + total
+	s.cl.written.Store(s.cl.wrote)
+	select {
+	case s.dispReq <- struct{}{}:
+	default:
+	}
+	return s.cl.wrote, nil
+}
+
+// ensureSpace makes the active segment able to take n more bytes while keeping room for
+// the 8-byte blank marker; otherwise it seals the segment with a blank record and rolls.
+// Caller holds putMu.
+func (s *Store) ensureSpace(n int64) error {
+	seg := s.cl.active
+	if seg != nil {
+		pos := s.cl.wrote - seg.start
+		if pos+n+message.BlankHeaderSize <= seg.size {
+			return nil
+		}
+		blank := message.AppendBlank(make([]byte, 0, message.BlankHeaderSize), int32(seg.size-pos))
+		if _, err := seg.file.WriteAt(blank, pos); err != nil {
+			err = fmt.Errorf("store: write end-of-segment marker at %d: %w", s.cl.wrote, err)
+			s.failIO(err)
+			return fmt.Errorf("%w: %w", ErrNotWritable, err)
+		}
+		s.cl.wrote = seg.end()
+		s.cl.written.Store(s.cl.wrote)
+		s.cl.active = nil
+	}
+	next, err := s.cl.nextSegment(s.cl.wrote)
+	if err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			return fmt.Errorf("%w: %w", ErrDiskFull, err)
+		}
+		return fmt.Errorf("%w: %w", ErrNotWritable, err)
+	}
+	s.cl.appendSegment(next)
+	s.cl.active = next
+	s.cl.requestPrepare(next.end())
+	return nil
+}
+
+// waitFlushed blocks until an fdatasync covered end, the flusher failed, ctx ended or
+// SyncFlushTimeout passed.
+func (s *Store) waitFlushed(ctx context.Context, end int64) error {
+	select {
+	case s.flushReq <- struct{}{}:
+	default:
+	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		if s.flushed.Load() >= end {
+			return nil
+		}
+		s.flushMu.Lock()
+		ch, ferr := s.flushCh, s.flushErr
+		s.flushMu.Unlock()
+		if s.flushed.Load() >= end {
+			return nil
+		}
+		if ferr != nil {
+			return fmt.Errorf("%w: %w", ErrNotWritable, ferr)
+		}
+		if s.closed.Load() && s.stopped() {
+			return fmt.Errorf("%w: %w", ErrFlushTimeout, ErrClosed)
+		}
+		if timer == nil {
+			timer = time.NewTimer(s.cfg.SyncFlushTimeout)
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return fmt.Errorf("%w: not durable after %v", ErrFlushTimeout, s.cfg.SyncFlushTimeout)
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrFlushTimeout, ctx.Err())
+		}
+	}
+}
+
+func (s *Store) stopped() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Store) broadcastFlush(err error) {
+	s.flushMu.Lock()
+	if err != nil && s.flushErr == nil {
+		s.flushErr = err
+	}
+	close(s.flushCh)
+	s.flushCh = make(chan struct{})
+	s.flushMu.Unlock()
+}
+
+// flushLoop is the single flusher goroutine: in SYNC_FLUSH it runs a round whenever a put
+// asks (group commit: one fdatasync covers every put written before it started); in
+// ASYNC_FLUSH every FlushIntervalCommitLog.
+func (s *Store) flushLoop() {
+	defer s.wg.Done()
+	var tick <-chan time.Time
+	interval := s.cfg.FlushIntervalCommitLog
+	if s.cfg.FlushDiskType == SyncFlush {
+		interval = 10 * time.Second // a safety net only
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	tick = t.C
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.flushReq:
+		case <-tick:
+		}
+		_ = s.flushOnce()
+	}
+}
+
+// flushOnce fdatasyncs every segment holding bytes in [flushed, written) and publishes the
+// new flushed offset. After a failure it never flushes again: the error is sticky so no
+// later round can claim durability for bytes the failed fdatasync covered.
+func (s *Store) flushOnce() error {
+	s.flushMu.Lock()
+	ferr := s.flushErr
+	s.flushMu.Unlock()
+	if ferr != nil {
+		return ferr
+	}
+	from, target := s.flushed.Load(), s.cl.written.Load()
+	if target <= from {
+		return nil
+	}
+	segs := s.cl.snapshot(from, target)
+	var err error
+	for _, seg := range segs {
+		if err == nil {
+			if serr := seg.file.Sync(); serr != nil {
+				err = fmt.Errorf("store: fdatasync %s: %w", filepath.Base(seg.path), serr)
+			}
+		}
+		seg.release()
+	}
+	if err != nil {
+		s.failIO(err)
+		s.broadcastFlush(err)
+		return err
+	}
+	s.flushed.Store(target)
+	s.broadcastFlush(nil)
+	return nil
+}
+
+// OnDispatch registers fn, called on the dispatcher goroutine for every record after its
+// consume-queue entry is readable (including records replayed after Open). fn must not
+// block.
+func (s *Store) OnDispatch(fn func(DispatchEvent)) {
+	s.lisMu.Lock()
+	defer s.lisMu.Unlock()
+	var cur []func(DispatchEvent)
+	if p := s.listeners.Load(); p != nil {
+		cur = *p
+	}
+	next := append(append([]func(DispatchEvent){}, cur...), fn)
+	s.listeners.Store(&next)
+}
+
+// Topics lists the topics that have consume queues, sorted.
+func (s *Store) Topics() []string {
+	s.queuesMu.RLock()
+	defer s.queuesMu.RUnlock()
+	out := make([]string, 0, len(s.queues))
+	for t := range s.queues {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// QueueIDs lists the queue ids of topic, sorted.
+func (s *Store) QueueIDs(topic string) []int32 {
+	s.queuesMu.RLock()
+	defer s.queuesMu.RUnlock()
+	out := make([]int32, 0, len(s.queues[topic]))
+	for id := range s.queues[topic] {
+		out = append(out, id)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// DeleteTopic drops the topic's consume queues (after dispatching everything written so
+// far) and restarts its queue offsets at 0. Commit-log records stay until retention.
+func (s *Store) DeleteTopic(topic string) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.WaitDispatched(ctx, s.cl.written.Load()); err != nil {
+		return fmt.Errorf("store: delete topic %s: %w", topic, err)
+	}
+	s.putMu.Lock()
+	for k := range s.queueOffsets {
+		if k.topic == topic {
+			delete(s.queueOffsets, k)
+		}
+	}
+	s.queuesMu.Lock()
+	qs := s.queues[topic]
+	delete(s.queues, topic)
+	s.queuesMu.Unlock()
+	s.putMu.Unlock()
+	var errs []error
+	for _, q := range qs {
+		if err := q.destroy(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := s.fs.Remove(filepath.Join(s.root, "consumequeue", topic)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Stats is a snapshot of the store's state.
+type Stats struct {
+	MinPhysicalOffset int64   // start of the oldest segment
+	MaxPhysicalOffset int64   // end of the written log
+	FlushedOffset     int64   // everything below is fdatasync'ed
+	DispatchedOffset  int64   // everything below is in the consume queues and index
+	DiskUsedRatio     float64 // 0.0-1.0, last measurement
+	DiskFull          bool    // puts refused for disk usage
+	Writable          bool    // false after an I/O error, when disk full, or closed
+	CommitLogSize     int64   // bytes of segment files
+	Segments          int
+	Topics            int
+}
+
+// Stats returns a snapshot.
+func (s *Store) Stats() Stats {
+	st := Stats{
+		MinPhysicalOffset: s.cl.minOffset(),
+		MaxPhysicalOffset: s.cl.written.Load(),
+		FlushedOffset:     s.flushed.Load(),
+		DispatchedOffset:  s.dispatched.Load(),
+		DiskUsedRatio:     s.diskUsedRatio(),
+		DiskFull:          s.diskFull.Load(),
+		Writable:          s.writable() == nil,
+		CommitLogSize:     s.cl.sizeOnDisk(),
+	}
+	s.cl.mu.RLock()
+	st.Segments = len(s.cl.segs)
+	s.cl.mu.RUnlock()
+	s.queuesMu.RLock()
+	st.Topics = len(s.queues)
+	s.queuesMu.RUnlock()
+	return st
+}
+
+// StoreHost returns the configured store host.
+func (s *Store) StoreHost() netip.AddrPort { return s.cfg.StoreHost }
+
+// WriteFileAtomic replaces path with data on the real filesystem: temp file, fsync, rename,
+// fsync of the directory (see vfs.WriteFileAtomic). The broker persists its metadata (topics,
+// groups, consumer offsets) with it.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return vfs.WriteFileAtomic(vfs.Default, path, data, perm)
+}
