@@ -107,7 +107,7 @@ func TestWALRotateAndSnapshot(t *testing.T) {
 	}
 	m := NewMachine()
 	next, n, err := recoverState(dir, m)
-	if err != nil || next != 7 || n != 2 {
+	if err != nil || next != 7 || n != len(recs)-2 {
 		t.Fatalf("next=%d n=%d err=%v", next, n, err)
 	}
 	if !equalSnapshots(live.Snapshot(), m.Snapshot()) {
