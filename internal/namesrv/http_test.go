@@ -1,0 +1,51 @@
+package namesrv
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/rocketry-mq/rocketry/internal/remoting"
+)
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestHealthzAndMetrics(t *testing.T) {
+	srv := startNamesrv(t, func(c *Config) { c.HTTPListen = "127.0.0.1:0" })
+	base := "http://" + srv.HTTPAddr().String()
+	eventually(t, "healthz ready", func() bool { code, _ := httpGet(t, base+"/healthz"); return code == http.StatusOK })
+	ns := srv.Addr().String()
+	cli := newClient(t)
+	if _, err := RegisterBroker(tctx(t), cli, ns, brokerReq("c", "b", "127.0.0.1:11", 0, "M1", "M2")); err != nil {
+		t.Fatal(err)
+	}
+	invoke(t, cli, ns, remoting.GetRouteinfoByTopic, map[string]string{"topic": "none"}, nil)
+	code, body := httpGet(t, base+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics %d", code)
+	}
+	for _, want := range []string{
+		`rocketmq_rpc_latency_bucket{cluster="",node_id="` + ns + `",node_type="namesrv",protocol_type="remoting",request_code="103",response_code="0",le=`,
+		`rocketmq_namesrv_requests_total{cluster="",node_id="` + ns + `",node_type="namesrv",request_code="105",response_code="17"} 1`,
+		`rocketmq_namesrv_brokers{cluster="",node_id="` + ns + `",node_type="namesrv"} 1`,
+		`rocketmq_topic_number{cluster="",node_id="` + ns + `",node_type="namesrv"} 2`,
+		`rocketmq_namesrv_connections{`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(body)
+	}
+}
