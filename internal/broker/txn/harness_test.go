@@ -182,8 +182,10 @@ func (e *env) end(p prepared, group string, r Resolution, fromCheck bool) error 
 	})
 }
 
+// scan runs one scanner round once the log's dispatch caught up with everything put.
 func (e *env) scan() {
 	e.t.Helper()
+	settle(e.t, e.fl.Log)
 	if err := e.svc.scanOnce(context.Background()); err != nil {
 		e.t.Fatal(err)
 	}

@@ -241,7 +241,7 @@ func discardFrom(h *message.Ext) *message.Ext {
 	}
 }
 
-// opRecord is the op record marking half queue offset qo as finished with outcome o.
+// opRecord is the op record (never waited for by sync flush) marking half queue offset qo as finished with outcome o.
 func opRecord(qo int64, o Outcome, nowMs int64) *message.Ext {
 	return &message.Ext{
 		Message: message.Message{
@@ -250,6 +250,9 @@ func opRecord(qo int64, o Outcome, nowMs int64) *message.Ext {
 			Properties: map[string]string{
 				message.PropertyTags: OpTag,
 				PropertyOutcome:      o.String(),
+				// An op record need not be durable before END_TRANSACTION answers: a lost one
+				// is re-derived after a restart (crash-window verification, or a check-back).
+				message.PropertyWaitStoreMsgOK: "false",
 			},
 		},
 		QueueID:       HalfQueueID,
