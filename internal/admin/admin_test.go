@@ -1,0 +1,272 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/remoting"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestClusterList(t *testing.T) {
+	f := newFakeCluster(t)
+	a := newTestAdmin(t, f)
+	bs, err := a.ClusterList(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) != 1 {
+		t.Fatalf("brokers %+v", bs)
+	}
+	b := bs[0]
+	if b.Cluster != "DefaultCluster" || b.Name != "broker-a" || b.ID != 0 || b.Addr != f.addr || b.Version != "V5_3_3" ||
+		b.PutTPS != 12.5 || b.GetTPS != 3 || b.DiskRatio != 0.25 || b.PutToday != 60 || b.Error != "" {
+		t.Fatalf("broker %+v", b)
+	}
+}
+
+func TestTopicLifecycle(t *testing.T) {
+	f := newFakeCluster(t)
+	a := newTestAdmin(t, f)
+	ctx := context.Background()
+	res, err := a.CreateTopic(ctx, TopicSpec{Name: "orders", Type: TopicFIFO, Queues: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Routed || res.Queues != 4 || len(res.Brokers) != 1 || res.Type != TopicFIFO {
+		t.Fatalf("create %+v", res)
+	}
+	f.mu.Lock()
+	attrs := f.topics["orders"].Attributes
+	f.mu.Unlock()
+	if attrs["message.type"] != "FIFO" {
+		t.Fatalf("broker got attributes %v", attrs)
+	}
+	if _, err := a.CreateTopic(ctx, TopicSpec{Name: "bad topic"}); err == nil {
+		t.Fatal("illegal name accepted")
+	}
+	if _, err := a.CreateTopic(ctx, TopicSpec{Name: "x", Type: "WEIRD"}); err == nil {
+		t.Fatal("unknown type accepted")
+	}
+	f.mu.Lock()
+	f.addTopic("%RETRY%g", 1, 6, nil)
+	f.store(&message.Ext{Message: message.Message{Topic: "orders", Body: []byte("a")}, QueueID: 2})
+	f.store(&message.Ext{Message: message.Message{Topic: "orders", Body: []byte("b")}, QueueID: 2})
+	f.mu.Unlock()
+
+	list, err := a.ListTopics(ctx, false)
+	if err != nil || len(list) != 1 || list[0].Name != "orders" {
+		t.Fatalf("list %+v %v", list, err)
+	}
+	if all, _ := a.ListTopics(ctx, true); len(all) != 2 || !all[0].System {
+		t.Fatalf("list all %+v", all)
+	}
+
+	d, err := a.DescribeTopic(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Type != TopicFIFO || len(d.Queues) != 4 || d.Messages != 2 || d.Queues[2].MaxOffset != 2 || d.Queues[2].LastStoreTime == 0 {
+		t.Fatalf("describe %+v", d)
+	}
+	if _, err := a.DescribeTopic(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("describe unknown: %v", err)
+	}
+	del, err := a.DeleteTopic(ctx, "orders", "")
+	if err != nil || len(del.Brokers) != 1 {
+		t.Fatalf("delete %+v %v", del, err)
+	}
+	if _, err := a.DescribeTopic(ctx, "orders"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("describe after delete: %v", err)
+	}
+	if _, err := a.DeleteTopic(ctx, "TBW102", ""); err == nil {
+		t.Fatal("system topic delete accepted")
+	}
+}
+
+func TestGroupLifecycleAndOfflineReset(t *testing.T) {
+	f := newFakeCluster(t)
+	a := newTestAdmin(t, f)
+	ctx := context.Background()
+	if _, err := a.CreateTopic(ctx, TopicSpec{Name: "orders", Queues: 2}); err != nil {
+		t.Fatal(err)
+	}
+	g, err := a.CreateGroup(ctx, GroupSpec{Name: "billing", FIFO: true, MaxAttempts: 3})
+	if err != nil || !g.FIFO || g.MaxAttempts != 3 {
+		t.Fatalf("create group %+v %v", g, err)
+	}
+	f.mu.Lock()
+	bg := f.groups["billing"]
+	f.mu.Unlock()
+	if bg.RetryMaxTimes != 3 || !bg.ConsumeMessageOrderly {
+		t.Fatalf("broker got %+v", bg)
+	}
+	f.mu.Lock()
+	f.groups["TOOLS_CONSUMER"] = wireGroupConfig{GroupName: "TOOLS_CONSUMER"}
+	t0 := time.Now().Add(-time.Hour)
+	for i := range 10 {
+		f.store(&message.Ext{Message: message.Message{Topic: "orders", Body: []byte("m")}, QueueID: int32(i % 2), StoreTimestamp: t0.Add(time.Duration(i) * time.Minute).UnixMilli()})
+	}
+	f.offsets["billing/orders/0"] = 1
+	f.offsets["billing/orders/1"] = 5
+	f.mu.Unlock()
+
+	gs, err := a.ListGroups(ctx, "", false)
+	if err != nil || len(gs) != 1 || gs[0].Name != "billing" {
+		t.Fatalf("list %+v %v", gs, err)
+	}
+	d, err := a.DescribeGroup(ctx, "billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// queue 0: 5 messages, committed 1 -> lag 4, pulled one beyond -> 1 in flight.
+	if !d.FIFO || d.MaxAttempts != 3 || len(d.Queues) != 2 || d.Queues[0].Lag != 4 || d.Queues[0].Inflight != 1 || d.Queues[1].Lag != 0 || d.Lag != 4 || d.Online {
+		t.Fatalf("describe %+v", d)
+	}
+	if _, err := a.DescribeGroup(ctx, "ghost"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("describe unknown group: %v", err)
+	}
+
+	// Offline reset: the broker answers CONSUMER_NOT_ONLINE, offsets are committed directly.
+	rs, err := a.ResetOffset(ctx, "billing", "", ResetTarget{Earliest: true})
+	if err != nil || len(rs) != 2 || rs[0].NewOffset != 0 || rs[0].OldOffset != 1 || rs[1].OldOffset != 5 {
+		t.Fatalf("reset earliest %+v %v", rs, err)
+	}
+	if rs, err = a.ResetOffset(ctx, "billing", "orders", ResetTarget{Latest: true}); err != nil || rs[0].NewOffset != 5 || rs[1].NewOffset != 5 {
+		t.Fatalf("reset latest %+v %v", rs, err)
+	}
+	// message i is in queue i%2 at offset i/2, stored at t0+i min; t0+5min -> first of q0 >= is i=6 (offset 3), q1 i=5 (offset 2)
+	if rs, err = a.ResetOffset(ctx, "billing", "orders", ResetTarget{Time: t0.Add(5 * time.Minute)}); err != nil || rs[0].NewOffset != 3 || rs[1].NewOffset != 2 {
+		t.Fatalf("reset to time %+v %v", rs, err)
+	}
+	f.mu.Lock()
+	off0 := f.offsets["billing/orders/0"]
+	f.mu.Unlock()
+	if off0 != 3 {
+		t.Fatalf("broker offset %d", off0)
+	}
+	if _, err := a.ResetOffset(ctx, "billing", "orders", ResetTarget{}); err == nil {
+		t.Fatal("reset without a target accepted")
+	}
+	if _, err := a.DeleteGroup(ctx, "billing", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.DeleteGroup(ctx, "billing", ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+}
+
+func TestMessageLookup(t *testing.T) {
+	f := newFakeCluster(t)
+	a := newTestAdmin(t, f)
+	ctx := context.Background()
+	if _, err := a.CreateTopic(ctx, TopicSpec{Name: "orders", Queues: 1}); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	m := &message.Ext{Message: message.Message{Topic: "orders", Body: []byte{0, 1, 2, 0xff}}}
+	m.SetProperty(message.PropertyKeys, "k1 k2")
+	m.SetProperty(message.PropertyTags, "created")
+	m.SetProperty("color", "blue")
+	stored := f.store(m)
+	f.store(&message.Ext{Message: message.Message{Topic: "orders", Body: []byte("text body")}})
+	f.mu.Unlock()
+
+	byOff, err := a.GetMessageByID(ctx, "orders", stored.OffsetMsgID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if byOff.Tags != "created" || byOff.Properties["color"] != "blue" || byOff.Body != nil || len(byOff.BodyBase64) != 4 || byOff.Printable() {
+		t.Fatalf("by offset id %+v", byOff)
+	}
+	byUniq, err := a.GetMessageByID(ctx, "orders", stored.UniqKey())
+	if err != nil || byUniq.CommitLogOffset != stored.CommitLogOffset || byUniq.MsgID != stored.UniqKey() {
+		t.Fatalf("by unique id %+v %v", byUniq, err)
+	}
+	byKey, err := a.GetMessagesByKey(ctx, "orders", "k2", 0)
+	if err != nil || len(byKey) != 1 || byKey[0].Keys[1] != "k2" {
+		t.Fatalf("by key %+v %v", byKey, err)
+	}
+	if _, err := a.GetMessagesByKey(ctx, "orders", "missing", 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing key: %v", err)
+	}
+	if _, err := a.GetMessageByID(ctx, "orders", "01ABCDEF0123456789ABCDEF0123456789"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing id: %v", err)
+	}
+}
+
+func TestResendDLQ(t *testing.T) {
+	f := newFakeCluster(t)
+	a := newTestAdmin(t, f)
+	ctx := context.Background()
+	if _, err := a.CreateTopic(ctx, TopicSpec{Name: "orders", Queues: 2}); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.addTopic("%DLQ%billing", 1, 6, nil)
+	for i, origin := range []string{"orders", "orders", ""} {
+		m := &message.Ext{Message: message.Message{Topic: "%DLQ%billing", Body: []byte{byte('a' + i)}}}
+		if origin != "" {
+			m.SetProperty(message.PropertyDLQOriginTopic, origin)
+		}
+		m.SetProperty(message.PropertyKeys, "key-"+string(rune('a'+i)))
+		m.SetProperty(message.PropertyReconsumeTime, "16")
+		m.SetProperty("user", "x")
+		f.store(m)
+	}
+	f.mu.Unlock()
+
+	dry, err := a.ResendDLQ(ctx, "billing", ResendOptions{DryRun: true})
+	if err != nil || dry.Resent != 2 || dry.Failed != 1 || f.callCount(remoting.SendMessageV2) != 0 {
+		t.Fatalf("dry run %+v %v", dry, err)
+	}
+	res, err := a.ResendDLQ(ctx, "billing", ResendOptions{Max: 1})
+	if err != nil || res.Resent != 1 || res.Messages[0].NewMsgID == "" {
+		t.Fatalf("first run %+v %v", res, err)
+	}
+	res, err = a.ResendDLQ(ctx, "billing", ResendOptions{})
+	if err != nil || res.Resent != 1 || res.Failed != 1 || !strings.Contains(res.Messages[1].Error, "original topic unknown") {
+		t.Fatalf("second run %+v %v", res, err)
+	}
+	if res, err = a.ResendDLQ(ctx, "billing", ResendOptions{}); err != nil || len(res.Messages) != 0 {
+		t.Fatalf("third run must replay nothing: %+v %v", res, err)
+	}
+	if _, err := a.ResendDLQ(ctx, "nobody", ResendOptions{}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("no DLQ: %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, q := range f.queues["orders"] {
+		for _, m := range q {
+			n++
+			if m.Property("user") != "x" || m.Property(message.PropertyOriginMessageID) == "" || m.Property(message.PropertyDLQOriginTopic) != "" || m.Property(message.PropertyReconsumeTime) != "" {
+				t.Fatalf("replayed properties %v", m.Properties)
+			}
+		}
+	}
+	if n != 2 {
+		t.Fatalf("orders holds %d replayed messages, want 2", n)
+	}
+}
+
+func TestTransportErrorsNameTheAddress(t *testing.T) {
+	a, err := New(Config{NameServers: []string{"127.0.0.1:1"}, Timeout: time.Second}, nil)
+	if err == nil {
+		defer a.Close()
+		_, err = a.ListTopics(context.Background(), false)
+	}
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Fatalf("want an error naming the address, got %v", err)
+	}
+	if _, err := New(Config{NameServers: []string{""}}, nil); err == nil {
+		t.Fatal("empty address accepted")
+	}
+}

@@ -1,0 +1,132 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/rocketry-mq/rocketry/internal/remoting"
+)
+
+// BrokerInfo is one broker process in `cluster list` (mqadmin clusterList).
+type BrokerInfo struct {
+	Cluster   string  `json:"cluster"`
+	Name      string  `json:"brokerName"`
+	ID        int64   `json:"brokerId"` // 0 = master
+	Addr      string  `json:"addr"`
+	Version   string  `json:"version"`   // brokerVersionDesc
+	PutTPS    float64 `json:"putTps"`    // messages/s stored, last 10 s (putTps)
+	GetTPS    float64 `json:"getTps"`    // messages/s delivered, last 10 s (getTransferedTps)
+	DiskRatio float64 `json:"diskRatio"` // used fraction of the commit-log disk, 0..1 (commitLogDiskRatio)
+	PutToday  int64   `json:"msgPutTotalToday"`
+	GetToday  int64   `json:"msgGetTotalToday"`
+	// Runtime is the broker's whole GET_BROKER_RUNTIME_INFO table.
+	Runtime map[string]string `json:"runtime,omitempty"`
+	// Error is set when the broker did not answer (it is still listed).
+	Error string `json:"error,omitempty"`
+}
+
+type wireKVTable struct {
+	Table map[string]string `json:"table"`
+}
+
+// ClusterList lists every broker known to the NameServer with its runtime figures
+// (GET_BROKER_CLUSTER_INFO + GET_BROKER_RUNTIME_INFO per broker), sorted by cluster, name
+// and id. A broker that does not answer is listed with Error set.
+func (a *Admin) ClusterList(ctx context.Context) ([]BrokerInfo, error) {
+	ci, err := a.clusterInfo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []BrokerInfo
+	for name, bd := range ci.BrokerAddrTable {
+		cluster := bd.Cluster
+		for cn, names := range ci.ClusterAddrTable {
+			for _, n := range names {
+				if n == name && cluster == "" {
+					cluster = cn
+				}
+			}
+		}
+		for id, addr := range bd.BrokerAddrs {
+			bid, _ := strconv.ParseInt(id, 10, 64)
+			out = append(out, BrokerInfo{Cluster: cluster, Name: name, ID: bid, Addr: addr})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Cluster != out[j].Cluster {
+			return out[i].Cluster < out[j].Cluster
+		}
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].ID < out[j].ID
+	})
+	var mu sync.Mutex
+	idx := make([]int, len(out))
+	for i := range idx {
+		idx[i] = i
+	}
+	_ = parallel(ctx, a.cfg.Parallelism, idx, func(ctx context.Context, i int) error {
+		kv, err := a.runtimeInfo(ctx, out[i].Addr)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			out[i].Error = err.Error()
+			return nil
+		}
+		b := &out[i]
+		b.Runtime = kv
+		b.Version = kv["brokerVersionDesc"]
+		b.PutTPS = firstFloat(kv["putTps"])
+		b.GetTPS = firstFloat(firstNonEmpty(kv["getTransferedTps"], kv["getTransferredTps"]))
+		b.DiskRatio = firstFloat(kv["commitLogDiskRatio"])
+		b.PutToday = firstInt(kv["msgPutTotalTodayNow"]) - firstInt(kv["msgPutTotalTodayMorning"])
+		b.GetToday = firstInt(kv["msgGetTotalTodayNow"]) - firstInt(kv["msgGetTotalTodayMorning"])
+		return nil
+	})
+	return out, nil
+}
+
+// runtimeInfo fetches a broker's GET_BROKER_RUNTIME_INFO table.
+func (a *Admin) runtimeInfo(ctx context.Context, addr string) (map[string]string, error) {
+	resp, err := a.invoke(ctx, addr, remoting.GetBrokerRuntimeInfo, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	var kv wireKVTable
+	if err := decodeJSON(resp.Body, &kv); err != nil {
+		return nil, fmt.Errorf("GET_BROKER_RUNTIME_INFO from %s: %w", addr, err)
+	}
+	return kv.Table, nil
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// firstFloat parses the first space-separated number of s ("12.5 11.0 10.2" -> 12.5).
+func firstFloat(s string) float64 {
+	f, _ := strconv.ParseFloat(firstField(s), 64)
+	return f
+}
+
+func firstInt(s string) int64 {
+	n, _ := strconv.ParseInt(firstField(s), 10, 64)
+	return n
+}
+
+func firstField(s string) string {
+	if f := strings.Fields(s); len(f) > 0 {
+		return f[0]
+	}
+	return ""
+}

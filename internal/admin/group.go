@@ -1,0 +1,636 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/remoting"
+)
+
+// wireGroupConfig is RocketMQ's SubscriptionGroupConfig.
+type wireGroupConfig struct {
+	GroupName                      string            `json:"groupName"`
+	ConsumeEnable                  bool              `json:"consumeEnable"`
+	ConsumeFromMinEnable           bool              `json:"consumeFromMinEnable"`
+	ConsumeBroadcastEnable         bool              `json:"consumeBroadcastEnable"`
+	ConsumeMessageOrderly          bool              `json:"consumeMessageOrderly"`
+	RetryQueueNums                 int32             `json:"retryQueueNums"`
+	RetryMaxTimes                  int32             `json:"retryMaxTimes"`
+	BrokerID                       int64             `json:"brokerId"`
+	WhichBrokerWhenConsumeSlowly   int64             `json:"whichBrokerWhenConsumeSlowly"`
+	NotifyConsumerIdsChangedEnable bool              `json:"notifyConsumerIdsChangedEnable"`
+	GroupSysFlag                   int32             `json:"groupSysFlag"`
+	ConsumeTimeoutMinute           int32             `json:"consumeTimeoutMinute"`
+	Attributes                     map[string]string `json:"attributes,omitempty"`
+}
+
+// GroupSpec describes a subscription group to create or update.
+type GroupSpec struct {
+	Name string
+	// FIFO makes the group consume orderly (consumeMessageOrderly): FIFO topics deliver one
+	// message group at a time, in order.
+	FIFO bool
+	// MaxAttempts is RocketMQ's retryMaxTimes: redeliveries before a message goes to
+	// %DLQ%<group>. Default 16.
+	MaxAttempts int
+	Cluster     string // "" = every cluster
+}
+
+// GroupSummary is one line of `group list` and the result of `group create`.
+type GroupSummary struct {
+	Name          string   `json:"name"`
+	FIFO          bool     `json:"fifo"`
+	MaxAttempts   int32    `json:"maxAttempts"` // retryMaxTimes
+	ConsumeEnable bool     `json:"consumeEnable"`
+	Brokers       []string `json:"brokers"`
+	System        bool     `json:"system"`
+}
+
+// CreateGroup creates (or updates) the group on every master broker of the cluster with
+// UPDATE_AND_CREATE_SUBSCRIPTIONGROUP.
+func (a *Admin) CreateGroup(ctx context.Context, spec GroupSpec) (*GroupSummary, error) {
+	if err := message.ValidateGroup(spec.Name); err != nil {
+		return nil, err
+	}
+	if spec.MaxAttempts == 0 {
+		spec.MaxAttempts = 16
+	}
+	if spec.MaxAttempts < 0 || spec.MaxAttempts > 1000 {
+		return nil, fmt.Errorf("max attempts must be within 0..1000, not %d", spec.MaxAttempts)
+	}
+	brokers, err := a.masters(ctx, spec.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	cfg := wireGroupConfig{GroupName: spec.Name, ConsumeEnable: true, ConsumeFromMinEnable: true, ConsumeBroadcastEnable: true,
+		ConsumeMessageOrderly: spec.FIFO, RetryQueueNums: 1, RetryMaxTimes: int32(spec.MaxAttempts), WhichBrokerWhenConsumeSlowly: 1,
+		NotifyConsumerIdsChangedEnable: true, ConsumeTimeoutMinute: 15}
+	body, _ := json.Marshal(cfg)
+	err = parallel(ctx, a.cfg.Parallelism, brokers, func(ctx context.Context, b brokerGroup) error {
+		_, err := a.invoke(ctx, b.Master, remoting.UpdateAndCreateSubscriptionGroup, nil, body)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	res := &GroupSummary{Name: spec.Name, FIFO: spec.FIFO, MaxAttempts: cfg.RetryMaxTimes, ConsumeEnable: true}
+	for _, b := range brokers {
+		res.Brokers = append(res.Brokers, b.Name)
+	}
+	return res, nil
+}
+
+// ListGroups lists the subscription groups of every master broker of the cluster
+// (GET_ALL_SUBSCRIPTIONGROUP_CONFIG), merged by name and sorted; reserved groups only with all.
+func (a *Admin) ListGroups(ctx context.Context, cluster string, all bool) ([]GroupSummary, error) {
+	brokers, err := a.masters(ctx, cluster)
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	byName := map[string]*GroupSummary{}
+	err = parallel(ctx, a.cfg.Parallelism, brokers, func(ctx context.Context, b brokerGroup) error {
+		resp, err := a.invoke(ctx, b.Master, remoting.GetAllSubscriptionGroupConfig, nil, nil)
+		if err != nil {
+			return err
+		}
+		var w struct {
+			SubscriptionGroupTable map[string]wireGroupConfig `json:"subscriptionGroupTable"`
+		}
+		if err := decodeJSON(resp.Body, &w); err != nil {
+			return fmt.Errorf("GET_ALL_SUBSCRIPTIONGROUP_CONFIG from %s: %w", b.Master, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for name, g := range w.SubscriptionGroupTable {
+			if name == "" {
+				name = g.GroupName
+			}
+			s := byName[name]
+			if s == nil {
+				s = &GroupSummary{Name: name, FIFO: g.ConsumeMessageOrderly, MaxAttempts: g.RetryMaxTimes,
+					ConsumeEnable: g.ConsumeEnable, System: message.IsReservedGroup(name)}
+				byName[name] = s
+			}
+			s.Brokers = append(s.Brokers, b.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]GroupSummary, 0, len(byName))
+	for _, s := range byName {
+		if s.System && !all {
+			continue
+		}
+		sort.Strings(s.Brokers)
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// GroupQueue is one queue's consumption progress.
+type GroupQueue struct {
+	Topic          string `json:"topic"`
+	Broker         string `json:"broker"`
+	QueueID        int32  `json:"queueId"`
+	BrokerOffset   int64  `json:"brokerOffset"`   // queue max offset
+	ConsumerOffset int64  `json:"consumerOffset"` // committed (acknowledged) offset
+	Lag            int64  `json:"lag"`            // brokerOffset - consumerOffset
+	Inflight       int64  `json:"inflight"`       // delivered, not yet acknowledged (pop in-flight, or pulled beyond committed)
+	LastTimestamp  int64  `json:"lastTimestamp,omitempty"`
+}
+
+// GroupClient is one online consumer client.
+type GroupClient struct {
+	ClientID string `json:"clientId"`
+	Addr     string `json:"addr"`
+	Language string `json:"language"`
+	Version  string `json:"version"`
+	Broker   string `json:"broker"`
+}
+
+// GroupSubscription is one topic a group's online clients subscribe to.
+type GroupSubscription struct {
+	Topic      string `json:"topic"`
+	Expression string `json:"expression"`
+	Type       string `json:"type"`
+}
+
+// GroupDetail is `group describe`.
+type GroupDetail struct {
+	Name          string              `json:"name"`
+	FIFO          bool                `json:"fifo"`
+	MaxAttempts   int32               `json:"maxAttempts"`
+	ConsumeEnable bool                `json:"consumeEnable"`
+	Lag           int64               `json:"lag"`      // sum over queues
+	Inflight      int64               `json:"inflight"` // sum over queues
+	ConsumeTPS    float64             `json:"consumeTps"`
+	Queues        []GroupQueue        `json:"queues"`
+	Online        bool                `json:"online"`
+	ConsumeType   string              `json:"consumeType,omitempty"`
+	MessageModel  string              `json:"messageModel,omitempty"`
+	Clients       []GroupClient       `json:"clients"`
+	Subscriptions []GroupSubscription `json:"subscriptions"`
+}
+
+type wireOffsetWrapper struct {
+	BrokerOffset   int64  `json:"brokerOffset"`
+	ConsumerOffset int64  `json:"consumerOffset"`
+	PullOffset     int64  `json:"pullOffset"`
+	LastTimestamp  int64  `json:"lastTimestamp"`
+	Inflight       *int64 `json:"inflight"`
+	InflightAlt    *int64 `json:"inFlight"`
+	InflightCount  *int64 `json:"inflightCount"`
+}
+
+type wireConsumeStats struct {
+	OffsetTable map[string]wireOffsetWrapper `json:"offsetTable"`
+	ConsumeTps  float64                      `json:"consumeTps"`
+}
+
+type wireConnection struct {
+	ClientID   string `json:"clientId"`
+	ClientAddr string `json:"clientAddr"`
+	Language   any    `json:"language"`
+	Version    any    `json:"version"`
+}
+
+type wireSubscription struct {
+	Topic          string `json:"topic"`
+	SubString      string `json:"subString"`
+	ExpressionType string `json:"expressionType"`
+}
+
+type wireConsumerConnection struct {
+	ConnectionSet     []wireConnection            `json:"connectionSet"`
+	SubscriptionTable map[string]wireSubscription `json:"subscriptionTable"`
+	ConsumeType       string                      `json:"consumeType"`
+	MessageModel      string                      `json:"messageModel"`
+}
+
+// DescribeGroup returns the group's configuration, per-queue lag and in-flight counts
+// (GET_CONSUME_STATS on every master) and its online clients (GET_CONSUMER_CONNECTION_LIST).
+// Works for pull (remoting) and pop (gRPC) consumers, online or offline. Unknown group:
+// ErrNotFound.
+func (a *Admin) DescribeGroup(ctx context.Context, group string) (*GroupDetail, error) {
+	brokers, err := a.masters(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	d := &GroupDetail{Name: group, Queues: []GroupQueue{}, Clients: []GroupClient{}, Subscriptions: []GroupSubscription{}}
+	var (
+		mu       sync.Mutex
+		found    bool
+		clients  = map[string]GroupClient{}
+		subs     = map[string]GroupSubscription{}
+		notFound error
+	)
+	err = parallel(ctx, a.cfg.Parallelism, brokers, func(ctx context.Context, b brokerGroup) error {
+		// configuration
+		resp, err := a.invoke(ctx, b.Master, remoting.GetSubscriptionGroupConfig, map[string]string{"group": group}, nil)
+		if err == nil {
+			var g wireGroupConfig
+			if decodeJSON(resp.Body, &g) == nil {
+				mu.Lock()
+				found = true
+				d.FIFO, d.MaxAttempts, d.ConsumeEnable = g.ConsumeMessageOrderly, g.RetryMaxTimes, g.ConsumeEnable
+				mu.Unlock()
+			}
+		} else if errors.Is(err, ErrNotFound) {
+			mu.Lock()
+			notFound = err
+			mu.Unlock()
+		} else {
+			return err
+		}
+		// progress
+		resp, err = a.invoke(ctx, b.Master, remoting.GetConsumeStats, map[string]string{"consumerGroup": group}, nil)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return err
+		default:
+			var cs wireConsumeStats
+			if err := decodeJSON(resp.Body, &cs); err != nil {
+				return fmt.Errorf("GET_CONSUME_STATS from %s: %w", b.Master, err)
+			}
+			mu.Lock()
+			found = true
+			d.ConsumeTPS += cs.ConsumeTps
+			for k, w := range cs.OffsetTable {
+				q, err := parseQueueKey(k)
+				if err != nil {
+					mu.Unlock()
+					return fmt.Errorf("GET_CONSUME_STATS from %s: %w", b.Master, err)
+				}
+				if q.BrokerName == "" {
+					q.BrokerName = b.Name
+				}
+				gq := GroupQueue{Topic: q.Topic, Broker: q.BrokerName, QueueID: q.QueueID, BrokerOffset: w.BrokerOffset,
+					ConsumerOffset: max(w.ConsumerOffset, 0), LastTimestamp: w.LastTimestamp}
+				gq.Lag = max(gq.BrokerOffset-gq.ConsumerOffset, 0)
+				switch {
+				case w.Inflight != nil:
+					gq.Inflight = *w.Inflight
+				case w.InflightAlt != nil:
+					gq.Inflight = *w.InflightAlt
+				case w.InflightCount != nil:
+					gq.Inflight = *w.InflightCount
+				case w.PullOffset > gq.ConsumerOffset:
+					gq.Inflight = w.PullOffset - gq.ConsumerOffset
+				}
+				gq.Inflight = min(max(gq.Inflight, 0), gq.Lag)
+				d.Queues = append(d.Queues, gq)
+			}
+			mu.Unlock()
+		}
+		// online clients
+		resp, err = a.invoke(ctx, b.Master, remoting.GetConsumerConnectionList, map[string]string{"consumerGroup": group}, nil)
+		if err != nil {
+			var ce *CodeError
+			if errors.As(err, &ce) && (ce.Code == remoting.ConsumerNotOnline || errors.Is(err, ErrNotFound)) {
+				return nil
+			}
+			return err
+		}
+		var cc wireConsumerConnection
+		if err := decodeJSON(resp.Body, &cc); err != nil {
+			return fmt.Errorf("GET_CONSUMER_CONNECTION_LIST from %s: %w", b.Master, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		d.ConsumeType, d.MessageModel = cc.ConsumeType, cc.MessageModel
+		for _, c := range cc.ConnectionSet {
+			if _, ok := clients[c.ClientID]; !ok {
+				clients[c.ClientID] = GroupClient{ClientID: c.ClientID, Addr: c.ClientAddr, Language: anyString(c.Language),
+					Version: versionName(c.Version), Broker: b.Name}
+			}
+		}
+		for t, s := range cc.SubscriptionTable {
+			if s.Topic == "" {
+				s.Topic = t
+			}
+			subs[s.Topic] = GroupSubscription{Topic: s.Topic, Expression: s.SubString, Type: s.ExpressionType}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		if notFound != nil {
+			return nil, notFound
+		}
+		return nil, &CodeError{Op: "GET_CONSUME_STATS", Addr: "every broker", Code: remoting.SubscriptionGroupNotExist, Remark: "group " + group + " not found"}
+	}
+	sort.Slice(d.Queues, func(i, j int) bool {
+		x, y := d.Queues[i], d.Queues[j]
+		if x.Topic != y.Topic {
+			return x.Topic < y.Topic
+		}
+		if x.Broker != y.Broker {
+			return x.Broker < y.Broker
+		}
+		return x.QueueID < y.QueueID
+	})
+	for _, q := range d.Queues {
+		d.Lag += q.Lag
+		d.Inflight += q.Inflight
+	}
+	for _, c := range clients {
+		d.Clients = append(d.Clients, c)
+	}
+	sort.Slice(d.Clients, func(i, j int) bool { return d.Clients[i].ClientID < d.Clients[j].ClientID })
+	for _, s := range subs {
+		d.Subscriptions = append(d.Subscriptions, s)
+	}
+	sort.Slice(d.Subscriptions, func(i, j int) bool { return d.Subscriptions[i].Topic < d.Subscriptions[j].Topic })
+	d.Online = len(d.Clients) > 0
+	return d, nil
+}
+
+func anyString(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case float64:
+		return remoting.LanguageName(byte(x))
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+// versionName renders a client version: RocketMQ ordinals as numbers, strings as is.
+func versionName(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case float64:
+		return strconv.FormatInt(int64(x), 10)
+	case string:
+		return x
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+// DeleteGroupResult reports where a group was deleted.
+type DeleteGroupResult struct {
+	Group   string   `json:"group"`
+	Brokers []string `json:"brokers"`
+}
+
+// DeleteGroup deletes the group (and its offsets) from every master broker of the cluster
+// with DELETE_SUBSCRIPTIONGROUP, then its %RETRY% and %DLQ% topics (as mqadmin
+// deleteSubGroup does). A group no broker knows is ErrNotFound.
+func (a *Admin) DeleteGroup(ctx context.Context, group, cluster string) (*DeleteGroupResult, error) {
+	if message.IsReservedGroup(group) {
+		return nil, fmt.Errorf("group %q is reserved", group)
+	}
+	brokers, err := a.masters(ctx, cluster)
+	if err != nil {
+		return nil, err
+	}
+	res := &DeleteGroupResult{Group: group}
+	var mu sync.Mutex
+	err = parallel(ctx, a.cfg.Parallelism, brokers, func(ctx context.Context, b brokerGroup) error {
+		if _, err := a.invoke(ctx, b.Master, remoting.GetSubscriptionGroupConfig, map[string]string{"group": group}, nil); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+		_, err := a.invoke(ctx, b.Master, remoting.DeleteSubscriptionGroup, map[string]string{"groupName": group, "cleanOffset": "true", "removeOffset": "true"}, nil)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		res.Brokers = append(res.Brokers, b.Name)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Brokers) == 0 {
+		return nil, &CodeError{Op: "DELETE_SUBSCRIPTIONGROUP", Addr: "every broker", Code: remoting.SubscriptionGroupNotExist, Remark: "group " + group + " not found"}
+	}
+	sort.Strings(res.Brokers)
+	for _, t := range []string{message.RetryTopic(group), message.DLQTopic(group)} {
+		if err := a.deleteTopicEverywhere(ctx, t, cluster, brokers); err != nil {
+			return nil, fmt.Errorf("group deleted; deleting %s: %w", t, err)
+		}
+	}
+	return res, nil
+}
+
+// ResetTarget says where ResetOffset moves a group.
+type ResetTarget struct {
+	Earliest bool      // the first retained message
+	Latest   bool      // past the last message (skip the backlog)
+	Time     time.Time // the first message stored at or after Time
+}
+
+func (t ResetTarget) validate() error {
+	n := 0
+	if t.Earliest {
+		n++
+	}
+	if t.Latest {
+		n++
+	}
+	if !t.Time.IsZero() {
+		n++
+	}
+	if n != 1 {
+		return errors.New("choose exactly one of earliest, latest or a time")
+	}
+	return nil
+}
+
+// timestamp is the INVOKE_BROKER_TO_RESET_OFFSET timestamp: 0 = earliest, -1 = latest
+// (RocketMQ Broker2Client.resetOffset), else Unix ms.
+func (t ResetTarget) timestamp() int64 {
+	switch {
+	case t.Earliest:
+		return 0
+	case t.Latest:
+		return -1
+	}
+	return t.Time.UnixMilli()
+}
+
+// QueueReset is one queue's offset change.
+type QueueReset struct {
+	Topic     string `json:"topic"`
+	Broker    string `json:"broker"`
+	QueueID   int32  `json:"queueId"`
+	OldOffset int64  `json:"oldOffset"` // -1 when the group had no offset
+	NewOffset int64  `json:"newOffset"`
+}
+
+// ResetOffset moves the group's committed offsets on topic ("" = every topic the group has
+// offsets for, retry topics excluded). It asks each broker with INVOKE_BROKER_TO_RESET_OFFSET
+// (online clients are told to reset too); when the broker answers CONSUMER_NOT_ONLINE or does
+// not support it, the offsets are computed (GET_MIN/MAX_OFFSET, SEARCH_OFFSET_BY_TIMESTAMP)
+// and committed directly with UPDATE_CONSUMER_OFFSET, so offline groups can be reset too.
+func (a *Admin) ResetOffset(ctx context.Context, group, topic string, target ResetTarget) ([]QueueReset, error) {
+	if err := target.validate(); err != nil {
+		return nil, err
+	}
+	topics := []string{topic}
+	if topic == "" {
+		d, err := a.DescribeGroup(ctx, group)
+		if err != nil {
+			return nil, err
+		}
+		seen := map[string]bool{}
+		topics = topics[:0]
+		for _, q := range d.Queues {
+			if !seen[q.Topic] && !message.IsRetryTopic(q.Topic) && !message.IsDLQTopic(q.Topic) {
+				seen[q.Topic] = true
+				topics = append(topics, q.Topic)
+			}
+		}
+		if len(topics) == 0 {
+			return nil, fmt.Errorf("group %s has no offsets on any topic; name one with --topic", group)
+		}
+	}
+	var out []QueueReset
+	for _, t := range topics {
+		rs, err := a.resetTopic(ctx, group, t, target)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+func (a *Admin) resetTopic(ctx context.Context, group, topic string, target ResetTarget) ([]QueueReset, error) {
+	r, err := a.route(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	masters := r.masters()
+	type qref struct {
+		broker, addr string
+		qid          int32
+	}
+	var queues []qref
+	for _, qd := range r.QueueDatas {
+		for q := range qd.ReadQueueNums {
+			queues = append(queues, qref{qd.BrokerName, masters[qd.BrokerName], q})
+		}
+	}
+	var mu sync.Mutex
+	out := make([]QueueReset, 0, len(queues))
+	// Old offsets first (for the report).
+	old := map[qref]int64{}
+	_ = parallel(ctx, a.cfg.Parallelism, queues, func(ctx context.Context, q qref) error {
+		off := int64(-1)
+		resp, err := a.invoke(ctx, q.addr, remoting.QueryConsumerOffset, map[string]string{"consumerGroup": group, "topic": topic,
+			"queueId": strconv.Itoa(int(q.qid)), "setZeroIfNotFound": "false", "bname": q.broker}, nil)
+		if err == nil {
+			off = resp.ExtInt64Or("offset", -1)
+		}
+		mu.Lock()
+		old[q] = off
+		mu.Unlock()
+		return nil
+	})
+	// Per broker: the broker-side reset, else the direct commit.
+	byBroker := map[string][]qref{}
+	for _, q := range queues {
+		byBroker[q.broker] = append(byBroker[q.broker], q)
+	}
+	names := make([]string, 0, len(byBroker))
+	for n := range byBroker {
+		names = append(names, n)
+	}
+	err = parallel(ctx, a.cfg.Parallelism, names, func(ctx context.Context, name string) error {
+		qs := byBroker[name]
+		addr := qs[0].addr
+		resp, err := a.invoke(ctx, addr, remoting.InvokeBrokerToResetOffset, map[string]string{"topic": topic, "group": group,
+			"timestamp": strconv.FormatInt(target.timestamp(), 10), "isForce": "true", "queueId": "-1"}, nil)
+		if err == nil {
+			var body struct {
+				OffsetTable map[string]int64 `json:"offsetTable"`
+			}
+			if len(resp.Body) > 0 {
+				if derr := decodeJSON(resp.Body, &body); derr != nil {
+					return fmt.Errorf("INVOKE_BROKER_TO_RESET_OFFSET from %s: %w", addr, derr)
+				}
+			}
+			if len(body.OffsetTable) > 0 {
+				mu.Lock()
+				defer mu.Unlock()
+				for k, off := range body.OffsetTable {
+					mq, err := parseQueueKey(k)
+					if err != nil {
+						return err
+					}
+					if mq.BrokerName == "" {
+						mq.BrokerName = name
+					}
+					out = append(out, QueueReset{Topic: topic, Broker: mq.BrokerName, QueueID: mq.QueueID,
+						OldOffset: old[qref{name, addr, mq.QueueID}], NewOffset: off})
+				}
+				return nil
+			}
+			// Success without a table: fall through and commit directly so the report is exact.
+		} else {
+			var ce *CodeError
+			if !errors.As(err, &ce) || (ce.Code != remoting.ConsumerNotOnline && ce.Code != remoting.RequestCodeNotSupported) {
+				return err
+			}
+		}
+		return parallel(ctx, a.cfg.Parallelism, qs, func(ctx context.Context, q qref) error {
+			off, err := a.targetOffset(ctx, q.addr, topic, q.broker, q.qid, target)
+			if err != nil {
+				return err
+			}
+			_, err = a.invoke(ctx, q.addr, remoting.UpdateConsumerOffset, map[string]string{"consumerGroup": group, "topic": topic,
+				"queueId": strconv.Itoa(int(q.qid)), "commitOffset": strconv.FormatInt(off, 10), "bname": q.broker}, nil)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			out = append(out, QueueReset{Topic: topic, Broker: q.broker, QueueID: q.qid, OldOffset: old[q], NewOffset: off})
+			mu.Unlock()
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Broker != out[j].Broker {
+			return out[i].Broker < out[j].Broker
+		}
+		return out[i].QueueID < out[j].QueueID
+	})
+	return out, err
+}
+
+// targetOffset computes the queue offset a reset target names.
+func (a *Admin) targetOffset(ctx context.Context, addr, topic, broker string, qid int32, t ResetTarget) (int64, error) {
+	ext := map[string]string{"topic": topic, "queueId": strconv.Itoa(int(qid)), "bname": broker}
+	switch {
+	case t.Earliest:
+		return a.offset(ctx, addr, remoting.GetMinOffset, ext)
+	case t.Latest:
+		return a.offset(ctx, addr, remoting.GetMaxOffset, ext)
+	}
+	ext["timestamp"] = strconv.FormatInt(t.Time.UnixMilli(), 10)
+	return a.offset(ctx, addr, remoting.SearchOffsetByTimestamp, ext)
+}
