@@ -1,0 +1,149 @@
+package pop
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/store"
+)
+
+// Pop+ack against plain pull (store.Get) over the same real store, 1 KiB messages, batches
+// of 32, 4 queues. b.N is the number of messages consumed; run with a fixed count, e.g.
+//
+//	go test -run '^$' -bench 'Consume' -benchtime 50000x ./internal/broker/pop/
+//
+// PopAck_Sync makes every pop and every batch ack durable (fdatasync of the pop log, group
+// committed) before answering, as the broker does; PopAck_NoSync shows the same path without
+// the fsyncs; Pull is a store.Get loop copying the records as a pull response would.
+
+const benchQueues = 4
+
+func benchFill(b *testing.B) *storeEnv {
+	b.Helper()
+	e := newStoreEnv(b, "T", benchQueues)
+	putN(b, e.st, "T", benchQueues, b.N, bytes.Repeat([]byte("x"), 1024), "")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for q := range int32(benchQueues) {
+		want := int64(b.N / benchQueues)
+		if int(q) < b.N%benchQueues {
+			want++
+		}
+		for e.st.MaxOffset("T", q) < want {
+			if ctx.Err() != nil {
+				b.Fatal("dispatch did not catch up")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return e
+}
+
+func benchPopAck(b *testing.B, sync bool) {
+	e := benchFill(b)
+	if !sync {
+		e.svc.wal.sync = false
+	}
+	ctx := context.Background()
+	b.SetBytes(1024)
+	b.ResetTimer()
+	start := time.Now()
+	got := 0
+	for got < b.N {
+		res, err := e.svc.Pop(ctx, PopRequest{Group: "G", Topic: "T", QueueID: -1, MaxMessages: 32, InvisibleTime: time.Minute})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(res.Messages) == 0 {
+			b.Fatalf("ran dry at %d of %d", got, b.N)
+		}
+		hs := make([]string, len(res.Messages))
+		for i, m := range res.Messages {
+			hs[i] = m.Handle
+		}
+		for _, err := range e.svc.BatchAck(ctx, "G", "T", hs) {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		got += len(res.Messages)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(got)/time.Since(start).Seconds(), "msgs/s")
+}
+
+func BenchmarkConsume_PopAck_Sync_1KiB_Batch32(b *testing.B)   { benchPopAck(b, true) }
+func BenchmarkConsume_PopAck_NoSync_1KiB_Batch32(b *testing.B) { benchPopAck(b, false) }
+
+func BenchmarkConsume_Pull_1KiB_Batch32(b *testing.B) {
+	e := benchFill(b)
+	var offs [benchQueues]int64
+	b.SetBytes(1024)
+	b.ResetTimer()
+	start := time.Now()
+	got := 0
+	body := make([]byte, 0, 64<<10)
+	for q := 0; got < b.N; q = (q + 1) % benchQueues {
+		res, err := e.st.Get("T", int32(q), offs[q], 32, 256<<10, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Status == store.Found {
+			body = body[:0]
+			for _, r := range res.Records {
+				body = append(body, r.Data...)
+			}
+			got += len(res.Records)
+		}
+		offs[q] = res.NextBeginOffset
+		res.Release()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(got)/time.Since(start).Seconds(), "msgs/s")
+}
+
+// BenchmarkConsume_PopAck_Sync_4Consumers_1KiB_Batch32: four concurrent consumers share the
+// group-committed fdatasyncs of the pop log.
+func BenchmarkConsume_PopAck_Sync_4Consumers_1KiB_Batch32(b *testing.B) {
+	e := benchFill(b)
+	ctx := context.Background()
+	b.SetBytes(1024)
+	b.ResetTimer()
+	start := time.Now()
+	var mu sync.Mutex
+	got := 0
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				done := got >= b.N
+				mu.Unlock()
+				if done {
+					return
+				}
+				res, err := e.svc.Pop(ctx, PopRequest{Group: "G", Topic: "T", QueueID: -1, MaxMessages: 32, InvisibleTime: time.Minute})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				hs := make([]string, len(res.Messages))
+				for i, m := range res.Messages {
+					hs[i] = m.Handle
+				}
+				e.svc.BatchAck(ctx, "G", "T", hs)
+				mu.Lock()
+				got += len(res.Messages)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(got)/time.Since(start).Seconds(), "msgs/s")
+}
