@@ -129,7 +129,13 @@ func (s *Server) serverSettings(ctx context.Context, st *pb.Settings) *pb.Settin
 		AccessPoint:    st.GetAccessPoint(),
 		RequestTimeout: st.GetRequestTimeout(),
 		UserAgent:      st.GetUserAgent(),
-		Metric:         &pb.Metric{On: false},
+	}
+	// Metric{on:false} switches client-side metrics off (the Java proxy's default). go5 v5.1.2
+	// starts with metrics off already and its clientMeterProvider.Reset (metric.go:185) races
+	// with every concurrent send (metric.go:168), so Go clients get no Metric at all: same
+	// effect, no data race in the application.
+	if st.GetUserAgent().GetLanguage() != pb.Language_GOLANG {
+		out.Metric = &pb.Metric{On: false}
 	}
 	switch ps := st.GetPubSub().(type) {
 	case *pb.Settings_Publishing:

@@ -1,0 +1,233 @@
+package auth
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func header(ak, sig string) string {
+	return "MQv2-HMAC-SHA1 Credential=" + ak + "//Rocketmq, SignedHeaders=x-mq-date-time, Signature=" + sig
+}
+
+func TestParseAuthorization(t *testing.T) {
+	sig := Sign("sk", "20240101T000000Z")
+	for _, tc := range []struct {
+		name, h string
+		ak      string
+		err     error
+	}{
+		{"go5 format", header("ak", sig), "ak", nil},
+		{"reordered, spaces", "MQv2-HMAC-SHA1   Signature=" + sig + " ,Credential=ak/x/Rocketmq", "ak", nil},
+		{"wrong algorithm", strings.Replace(header("ak", sig), "MQv2-HMAC-SHA1", "HMAC", 1), "", ErrMalformedHeader},
+		{"no credential", "MQv2-HMAC-SHA1 Signature=" + sig, "", ErrMalformedHeader},
+		{"empty access key", header("", sig), "", ErrMalformedHeader},
+		{"no signature", "MQv2-HMAC-SHA1 Credential=ak//Rocketmq", "", ErrMalformedHeader},
+		{"non-hex signature", header("ak", "zz"), "", ErrMalformedHeader},
+		{"field without =", "MQv2-HMAC-SHA1 Credential=ak, junk", "", ErrMalformedHeader},
+		{"empty", "", "", ErrMalformedHeader},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := ParseAuthorization(tc.h)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("err = %v, want %v", err, tc.err)
+			}
+			if err == nil && a.AccessKey != tc.ak {
+				t.Fatalf("access key = %q, want %q", a.AccessKey, tc.ak)
+			}
+		})
+	}
+}
+
+func FuzzParseAuthorization(f *testing.F) {
+	f.Add(header("ak", Sign("sk", "20240101T000000Z")))
+	f.Add("MQv2-HMAC-SHA1 Credential=a/b/c,Signature=00")
+	f.Add("MQv2-HMAC-SHA1 ,,,=")
+	f.Fuzz(func(t *testing.T, h string) {
+		a, err := ParseAuthorization(h)
+		if err != nil {
+			if !errors.Is(err, ErrMalformedHeader) {
+				t.Fatalf("error %v is not ErrMalformedHeader", err)
+			}
+			return
+		}
+		if a.AccessKey == "" || len(a.Signature) == 0 || strings.Contains(a.AccessKey, "/") {
+			t.Fatalf("accepted header %q gave %+v", h, a)
+		}
+	})
+}
+
+func TestCheckDateTime(t *testing.T) {
+	zone := time.FixedZone("UTC+8", 8*3600)
+	now := time.Date(2026, 1, 2, 12, 0, 0, 0, zone)
+	skew := 15 * time.Minute
+	utcStamp := now.UTC().Format(DateTimeLayout)
+	localStamp := now.Format(DateTimeLayout) // what go5 sends: local time with a literal Z
+	for _, tc := range []struct {
+		name string
+		dt   string
+		err  error
+	}{
+		{"utc", utcStamp, nil},
+		{"local with Z (go5)", localStamp, nil},
+		{"10 min old", now.Add(-10 * time.Minute).UTC().Format(DateTimeLayout), nil},
+		{"replayed 1h old", now.Add(-time.Hour).UTC().Format(DateTimeLayout), ErrStaleDateTime},
+		{"1h in the future", now.Add(time.Hour).UTC().Format(DateTimeLayout), ErrStaleDateTime},
+		{"missing", "", ErrNoDateTime},
+		{"malformed", "yesterday", ErrBadDateTime},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := CheckDateTime(tc.dt, now, skew); !errors.Is(err, tc.err) {
+				t.Fatalf("err = %v, want %v", err, tc.err)
+			}
+		})
+	}
+	if err := CheckDateTime(now.Add(-48*time.Hour).UTC().Format(DateTimeLayout), now, 0); err != nil {
+		t.Fatalf("skew 0 must disable the window: %v", err)
+	}
+}
+
+func testStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := NewStaticStore(&ACL{Users: []User{
+		{Username: "alice", Password: "a-secret", Policies: []Policy{{Resource: "*", Actions: []Action{ActionAll}, Decision: Allow}}},
+		{Username: "off", Password: "o-secret", Disabled: true},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestAuthenticate(t *testing.T) {
+	now := time.Now()
+	dt := now.UTC().Format(DateTimeLayout)
+	a := NewAuthenticator(testStore(t), 15*time.Minute, func() time.Time { return now })
+	for _, tc := range []struct {
+		name, authz, dt string
+		err             error
+	}{
+		{"ok", header("alice", Sign("a-secret", dt)), dt, nil},
+		{"bad signature", header("alice", Sign("nope", dt)), dt, ErrSignatureInvalid},
+		{"unknown user", header("mallory", Sign("a-secret", dt)), dt, ErrUnknownUser},
+		{"disabled user", header("off", Sign("o-secret", dt)), dt, ErrDisabledUser},
+		{"missing date-time", header("alice", Sign("a-secret", dt)), "", ErrNoDateTime},
+		{"missing authorization", "", dt, ErrNoAuthorization},
+		{"malformed", "Basic abc", dt, ErrMalformedHeader},
+		{"replayed", header("alice", Sign("a-secret", "20200101T000000Z")), "20200101T000000Z", ErrStaleDateTime},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, err := a.Authenticate(tc.authz, tc.dt)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("err = %v, want %v", err, tc.err)
+			}
+			if err == nil && u.Username != "alice" {
+				t.Fatalf("user = %q", u.Username)
+			}
+		})
+	}
+	// Unknown users and wrong secrets look the same to clients.
+	if ClientMessage(ErrUnknownUser) != ClientMessage(ErrSignatureInvalid) || ClientMessage(ErrDisabledUser) != ClientMessage(ErrSignatureInvalid) {
+		t.Fatal("client messages reveal whether a user exists")
+	}
+}
+
+func TestAuthorize(t *testing.T) {
+	u := &User{Username: "u", Policies: []Policy{
+		{Resource: "Topic:orders", Actions: []Action{ActionPub}, Decision: Allow},
+		{Resource: "Topic:logs-*", Actions: []Action{ActionPub, ActionSub}, Decision: Allow},
+		{Resource: "Topic:logs-secret", Actions: []Action{ActionAll}, Decision: Deny},
+		{Resource: "Group:*", Actions: []Action{ActionSub}, Decision: Allow},
+	}}
+	for _, tc := range []struct {
+		typ  ResourceType
+		name string
+		act  Action
+		ok   bool
+	}{
+		{ResourceTopic, "orders", ActionPub, true},
+		{ResourceTopic, "orders", ActionSub, false},
+		{ResourceTopic, "orders2", ActionPub, false},
+		{ResourceTopic, "logs-app", ActionSub, true},
+		{ResourceTopic, "logs-secret", ActionSub, false}, // deny wins over the prefix allow
+		{ResourceGroup, "any", ActionSub, true},
+		{ResourceGroup, "any", ActionPub, false},
+		{ResourceGroup, "orders", ActionPub, false}, // a topic policy does not cover a group
+	} {
+		err := u.Authorize(tc.typ, tc.name, tc.act)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s %s:%s: err = %v, want ok=%v", tc.act, tc.typ, tc.name, err, tc.ok)
+		}
+		if err != nil && (!errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), tc.name)) {
+			t.Errorf("error %v must wrap ErrForbidden and name the resource", err)
+		}
+	}
+	if err := (&User{Super: true}).Authorize(ResourceTopic, "x", ActionPub); err != nil {
+		t.Errorf("super user refused: %v", err)
+	}
+}
+
+func TestACLValidate(t *testing.T) {
+	for _, a := range []*ACL{
+		{Users: []User{{Username: ""}}},
+		{Users: []User{{Username: "a"}, {Username: "a"}}},
+		{Users: []User{{Username: "a", Policies: []Policy{{Resource: "Topic:x", Actions: []Action{"Write"}, Decision: Allow}}}}},
+		{Users: []User{{Username: "a", Policies: []Policy{{Resource: "Queue:x", Actions: []Action{ActionPub}, Decision: Allow}}}}},
+		{Users: []User{{Username: "a", Policies: []Policy{{Resource: "Topic:a*b", Actions: []Action{ActionPub}, Decision: Allow}}}}},
+		{Users: []User{{Username: "a", Policies: []Policy{{Resource: "Topic:x", Actions: []Action{ActionPub}, Decision: "Maybe"}}}}},
+	} {
+		if err := a.Validate(); err == nil {
+			t.Errorf("ACL %+v validated", a)
+		}
+	}
+}
+
+func TestSaveLoadReload(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "acl.json")
+	a := &ACL{Users: []User{{Username: "alice", Password: "one"}}}
+	if err := Save(path, a); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode = %v, want 0600", st.Mode().Perm())
+	}
+	back, err := Load(path)
+	if err != nil || len(back.Users) != 1 || back.Users[0].Password != "one" {
+		t.Fatalf("Load = %+v, %v", back, err)
+	}
+	s, err := NewStore(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.lookup("alice").Password != "one" {
+		t.Fatal("store did not load")
+	}
+	// Change the file (different size so the check does not depend on mtime resolution).
+	if err := Save(path, &ACL{Users: []User{{Username: "alice", Password: "two-longer"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := s.reload(); err != nil || !changed {
+		t.Fatalf("reload = %v, %v", changed, err)
+	}
+	if s.lookup("alice").Password != "two-longer" {
+		t.Fatal("reload did not swap the ACL")
+	}
+	// A broken file keeps the previous ACL.
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.reload(); err == nil {
+		t.Fatal("broken file reloaded without error")
+	}
+	if s.lookup("alice").Password != "two-longer" {
+		t.Fatal("broken file replaced the ACL")
+	}
+}

@@ -1,0 +1,289 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+func producerSettings(topics ...string) *pb.Settings {
+	pt := pb.ClientType_PRODUCER
+	var rs []*pb.Resource
+	for _, t := range topics {
+		rs = append(rs, &pb.Resource{Name: t})
+	}
+	return &pb.Settings{
+		ClientType:     &pt,
+		RequestTimeout: durationpb.New(3 * time.Second),
+		BackoffPolicy:  &pb.RetryPolicy{MaxAttempts: 3},
+		PubSub:         &pb.Settings_Publishing{Publishing: &pb.Publishing{Topics: rs}},
+		UserAgent:      &pb.UA{Language: pb.Language_GOLANG, Version: "5.0.1-rc1"},
+	}
+}
+
+func consumerSettings(group string) *pb.Settings {
+	ct := pb.ClientType_SIMPLE_CONSUMER
+	return &pb.Settings{
+		ClientType: &ct,
+		PubSub: &pb.Settings_Subscription{Subscription: &pb.Subscription{
+			Group:         &pb.Resource{Name: group},
+			Subscriptions: []*pb.SubscriptionEntry{{Topic: &pb.Resource{Name: "T"}, Expression: &pb.FilterExpression{Type: pb.FilterType_TAG, Expression: "*"}}},
+		}},
+	}
+}
+
+// settingsReply opens a telemetry stream as clientID, sends st and returns the reply.
+func settingsReply(t *testing.T, c pb.MessagingServiceClient, clientID string, st *pb.Settings) (*pb.TelemetryCommand, pb.MessagingService_TelemetryClient) {
+	t.Helper()
+	stream, err := c.Telemetry(cctx(t, clientID, 30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&pb.TelemetryCommand{Command: &pb.TelemetryCommand_Settings{Settings: st}}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *pb.TelemetryCommand, 1)
+	go func() {
+		r, err := stream.Recv()
+		if err != nil {
+			close(got)
+			return
+		}
+		got <- r
+	}()
+	select {
+	case r, ok := <-got:
+		if !ok {
+			t.Fatal("telemetry stream closed without a settings reply")
+		}
+		return r, stream
+	case <-time.After(3 * time.Second):
+		t.Fatal("no settings reply within 3 s")
+	}
+	return nil, nil
+}
+
+func TestTelemetrySettingsReply(t *testing.T) {
+	b := newMemBackend()
+	b.groups["fifo-group"] = &GroupConfig{Name: "fifo-group", ConsumeEnable: true, Orderly: true, RetryMaxTimes: 5}
+	s := startProxy(t, b, nil)
+	c := dial(t, s.Addr().String(), false)
+
+	r, _ := settingsReply(t, c, "producer-1", producerSettings("T"))
+	if r.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("status = %v", r.GetStatus())
+	}
+	pub := r.GetSettings().GetPublishing()
+	if pub.GetMaxBodySize() != 4<<20 || !pub.GetValidateMessageType() || len(pub.GetTopics()) != 1 {
+		t.Errorf("publishing = %+v", pub)
+	}
+	if m := r.GetSettings().GetMetric(); m != nil {
+		t.Errorf("metric for a Go client = %v, want none (go5 Reset races)", m)
+	}
+	if bp := r.GetSettings().GetBackoffPolicy(); bp.GetMaxAttempts() != 3 || bp.GetExponentialBackoff() == nil {
+		t.Errorf("producer backoff = %v", bp)
+	}
+
+	r, _ = settingsReply(t, c, "consumer-1", consumerSettings("fifo-group"))
+	if m := r.GetSettings().GetMetric(); m == nil || m.GetOn() {
+		t.Errorf("metric = %v, want {on:false}", m)
+	}
+	sub := r.GetSettings().GetSubscription()
+	if !sub.GetFifo() || sub.GetReceiveBatchSize() != 32 || sub.GetLongPollingTimeout().AsDuration() != 20*time.Second {
+		t.Errorf("subscription = %+v", sub)
+	}
+	if bp := r.GetSettings().GetBackoffPolicy(); bp.GetMaxAttempts() != 6 || len(bp.GetCustomizedBackoff().GetNext()) == 0 {
+		t.Errorf("consumer backoff = %v, want max_attempts 6 (retryMaxTimes 5 + 1)", bp)
+	}
+
+	// Settings without pub_sub close the stream with INVALID_ARGUMENT.
+	stream, err := c.Telemetry(cctx(t, "broken", 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream.Send(&pb.TelemetryCommand{Command: &pb.TelemetryCommand_Settings{Settings: &pb.Settings{}}})
+	if _, err := stream.Recv(); err == nil || err == io.EOF {
+		t.Fatalf("Recv err = %v, want INVALID_ARGUMENT", err)
+	}
+}
+
+func TestHeartbeatAndClientID(t *testing.T) {
+	s := startProxy(t, newMemBackend(), nil)
+	c := dial(t, s.Addr().String(), false)
+	resp, err := c.Heartbeat(cctx(t, "", 3*time.Second), &pb.HeartbeatRequest{})
+	if err != nil || resp.GetStatus().GetCode() != pb.Code_CLIENT_ID_REQUIRED {
+		t.Fatalf("no client id: %v, %v", resp, err)
+	}
+	resp, _ = c.Heartbeat(cctx(t, "c1", 3*time.Second), &pb.HeartbeatRequest{ClientType: pb.ClientType_PRODUCER})
+	if resp.GetStatus().GetCode() != pb.Code_UNRECOGNIZED_CLIENT_TYPE {
+		t.Fatalf("unknown client: %v", resp.GetStatus())
+	}
+	settingsReply(t, c, "c1", producerSettings("T"))
+	resp, _ = c.Heartbeat(cctx(t, "c1", 3*time.Second), &pb.HeartbeatRequest{}) // go5's empty recovery heartbeat
+	if resp.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("known client: %v", resp.GetStatus())
+	}
+	nt, _ := c.NotifyClientTermination(cctx(t, "c1", 3*time.Second), &pb.NotifyClientTerminationRequest{})
+	if nt.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("termination: %v", nt.GetStatus())
+	}
+	resp, _ = c.Heartbeat(cctx(t, "c1", 3*time.Second), &pb.HeartbeatRequest{})
+	if resp.GetStatus().GetCode() != pb.Code_UNRECOGNIZED_CLIENT_TYPE {
+		t.Fatalf("terminated client: %v", resp.GetStatus())
+	}
+}
+
+func TestClientExpiry(t *testing.T) {
+	now := time.Unix(1000, 0)
+	r := newRegistry(func() time.Time { return now })
+	r.putSettings("a", producerSettings("T"), &session{out: make(chan *pb.TelemetryCommand, 1), done: make(chan struct{})})
+	r.putSettings("b", producerSettings("T"), nil)
+	now = now.Add(100 * time.Second)
+	r.touch("b")
+	now = now.Add(30 * time.Second)
+	gone := r.expire(120 * time.Second)
+	if len(gone) != 1 || gone[0] != "a" || r.touch("a") || !r.touch("b") {
+		t.Fatalf("expired %v; a known=%v", gone, r.touch("a"))
+	}
+}
+
+func TestQueryRouteShape(t *testing.T) {
+	b := newMemBackend()
+	b.addTopic("T", MessageTypeFIFO, 2)
+	b.topics["RO"] = &TopicConfig{Name: "RO", ReadQueues: 2, WriteQueues: 1, Perm: PermRead | PermWrite, MessageType: MessageTypeMixed}
+	s := startProxy(t, b, func(c *Config) { c.AdvertiseAddr = "proxy.example:9000" })
+	c := dial(t, s.Addr().String(), false)
+	resp, _ := c.QueryRoute(cctx(t, "c", 3*time.Second), &pb.QueryRouteRequest{Topic: &pb.Resource{Name: "T"}})
+	if resp.GetStatus().GetCode() != pb.Code_OK || len(resp.GetMessageQueues()) != 2 {
+		t.Fatalf("route = %v", resp)
+	}
+	for i, q := range resp.GetMessageQueues() {
+		addr := q.GetBroker().GetEndpoints().GetAddresses()[0]
+		if q.GetId() != int32(i) || q.GetBroker().GetId() != 0 || addr.GetHost() != "proxy.example" || addr.GetPort() != 9000 ||
+			q.GetPermission() != pb.Permission_READ_WRITE || len(q.GetAcceptMessageTypes()) != 1 || q.GetAcceptMessageTypes()[0] != pb.MessageType_FIFO {
+			t.Errorf("queue %d = %v", i, q)
+		}
+	}
+	resp, _ = c.QueryRoute(cctx(t, "c", 3*time.Second), &pb.QueryRouteRequest{Topic: &pb.Resource{Name: "RO"}})
+	qs := resp.GetMessageQueues()
+	if len(qs) != 2 || qs[0].GetPermission() != pb.Permission_READ_WRITE || qs[1].GetPermission() != pb.Permission_READ || len(qs[0].GetAcceptMessageTypes()) != 4 {
+		t.Errorf("mixed/read-only route = %v", qs)
+	}
+	resp, _ = c.QueryRoute(cctx(t, "c", 3*time.Second), &pb.QueryRouteRequest{Topic: &pb.Resource{Name: "missing"}})
+	if resp.GetStatus().GetCode() != pb.Code_TOPIC_NOT_FOUND {
+		t.Errorf("missing topic: %v", resp.GetStatus())
+	}
+	resp, _ = c.QueryRoute(cctx(t, "c", 3*time.Second), &pb.QueryRouteRequest{Topic: &pb.Resource{Name: "bad.name"}})
+	if resp.GetStatus().GetCode() != pb.Code_ILLEGAL_TOPIC {
+		t.Errorf("illegal topic: %v", resp.GetStatus())
+	}
+}
+
+func TestAutoCreateTopic(t *testing.T) {
+	b := newMemBackend()
+	s := startProxy(t, b, func(c *Config) { c.AutoCreateTopic = true })
+	c := dial(t, s.Addr().String(), false)
+	resp, _ := c.QueryRoute(cctx(t, "c", 3*time.Second), &pb.QueryRouteRequest{Topic: &pb.Resource{Name: "fresh"}})
+	if resp.GetStatus().GetCode() != pb.Code_OK || len(resp.GetMessageQueues()) != 8 || resp.GetMessageQueues()[0].GetAcceptMessageTypes()[0] != pb.MessageType_NORMAL {
+		t.Fatalf("auto-created route = %v", resp)
+	}
+}
+
+func receiveAll(t *testing.T, c pb.MessagingServiceClient, req *pb.ReceiveMessageRequest, d time.Duration) []*pb.ReceiveMessageResponse {
+	t.Helper()
+	stream, err := c.ReceiveMessage(cctx(t, "c", d), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*pb.ReceiveMessageResponse
+	for {
+		r, err := stream.Recv()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("Recv: %v", err)
+		}
+		out = append(out, r)
+	}
+}
+
+func TestReceiveStreamShape(t *testing.T) {
+	b := newMemBackend()
+	b.addTopic("T", MessageTypeNormal, 1)
+	s := startProxy(t, b, nil)
+	c := dial(t, s.Addr().String(), false)
+	req := &pb.ReceiveMessageRequest{
+		Group:             &pb.Resource{Name: "g"},
+		MessageQueue:      &pb.MessageQueue{Topic: &pb.Resource{Name: "T"}, Broker: &pb.Broker{Name: memBroker}},
+		FilterExpression:  &pb.FilterExpression{Type: pb.FilterType_TAG, Expression: "*"},
+		BatchSize:         4,
+		InvisibleDuration: durationpb.New(10 * time.Second),
+	}
+	// Empty: the long poll ends ~1.5 s before the 3 s deadline with MESSAGE_NOT_FOUND.
+	start := time.Now()
+	out := receiveAll(t, c, req, 3*time.Second)
+	if el := time.Since(start); el < time.Second || el > 2800*time.Millisecond {
+		t.Errorf("empty poll took %v, want deadline - margin", el)
+	}
+	if len(out) != 2 || out[0].GetStatus().GetCode() != pb.Code_MESSAGE_NOT_FOUND || out[1].GetDeliveryTimestamp() == nil {
+		t.Fatalf("empty stream = %v", out)
+	}
+
+	// A message arriving during the poll wakes it.
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		cfg := DefaultConfig()
+		out, _ := cfg.buildMessage(baseMsg(), "T", time.Now())
+		b.Send(context.Background(), &SendRequest{Broker: memBroker, Message: out.msg})
+	}()
+	out = receiveAll(t, c, req, 5*time.Second)
+	if len(out) != 3 || out[0].GetStatus().GetCode() != pb.Code_OK || out[1].GetMessage() == nil || out[2].GetDeliveryTimestamp() == nil {
+		t.Fatalf("stream = %v", out)
+	}
+	sp := out[1].GetMessage().GetSystemProperties()
+	if sp.GetMessageId() != "01ABCDEF" || sp.GetReceiptHandle() == "" || sp.GetDeliveryAttempt() != 1 ||
+		sp.GetBodyDigest().GetChecksum() == "" || sp.GetMessageType() != pb.MessageType_NORMAL || sp.GetQueueOffset() != 0 {
+		t.Errorf("system properties = %v", sp)
+	}
+
+	// Invisible duration outside [min, 12h].
+	req.InvisibleDuration = durationpb.New(13 * time.Hour)
+	out = receiveAll(t, c, req, 3*time.Second)
+	if out[0].GetStatus().GetCode() != pb.Code_ILLEGAL_INVISIBLE_TIME {
+		t.Errorf("13h invisible: %v", out[0].GetStatus())
+	}
+	// SQL filters are not supported.
+	req.InvisibleDuration = durationpb.New(10 * time.Second)
+	req.FilterExpression = &pb.FilterExpression{Type: pb.FilterType_SQL, Expression: "a > 1"}
+	out = receiveAll(t, c, req, 3*time.Second)
+	if out[0].GetStatus().GetCode() != pb.Code_ILLEGAL_FILTER_EXPRESSION {
+		t.Errorf("SQL filter: %v", out[0].GetStatus())
+	}
+}
+
+func TestAckErrors(t *testing.T) {
+	b := newMemBackend()
+	b.addTopic("T", MessageTypeNormal, 1)
+	s := startProxy(t, b, nil)
+	c := dial(t, s.Addr().String(), false)
+	resp, _ := c.AckMessage(cctx(t, "c", 3*time.Second), &pb.AckMessageRequest{
+		Group: &pb.Resource{Name: "g"}, Topic: &pb.Resource{Name: "T"},
+		Entries: []*pb.AckMessageEntry{{MessageId: "m", ReceiptHandle: "forged"}},
+	})
+	if resp.GetStatus().GetCode() != pb.Code_INVALID_RECEIPT_HANDLE || resp.GetEntries()[0].GetReceiptHandle() != "forged" {
+		t.Fatalf("forged handle: %v", resp)
+	}
+	et, _ := c.EndTransaction(cctx(t, "c", 3*time.Second), &pb.EndTransactionRequest{Topic: &pb.Resource{Name: "T"}, TransactionId: ""})
+	if et.GetStatus().GetCode() != pb.Code_INVALID_TRANSACTION_ID {
+		t.Fatalf("blank transaction id: %v", et.GetStatus())
+	}
+	sr, _ := c.SendMessage(cctx(t, "c", 3*time.Second), &pb.SendMessageRequest{})
+	if sr.GetStatus().GetCode() != pb.Code_MESSAGE_CORRUPTED {
+		t.Fatalf("empty send: %v", sr.GetStatus())
+	}
+}

@@ -1,0 +1,163 @@
+package proxy
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+func strp(s string) *string { return &s }
+
+func baseMsg() *pb.Message {
+	return &pb.Message{
+		Topic: &pb.Resource{Name: "T"},
+		Body:  []byte("hello"),
+		SystemProperties: &pb.SystemProperties{
+			MessageId: "01ABCDEF", MessageType: pb.MessageType_NORMAL, BornHost: "h",
+			BornTimestamp: timestamppb.Now(), BodyEncoding: pb.Encoding_IDENTITY,
+		},
+	}
+}
+
+func TestBuildMessageValidation(t *testing.T) {
+	cfg := DefaultConfig()
+	now := time.Now()
+	manyProps := map[string]string{}
+	for i := 0; i < 129; i++ {
+		manyProps[fmt.Sprint("k", i)] = "v"
+	}
+	for _, tc := range []struct {
+		name string
+		mut  func(m *pb.Message)
+		want pb.Code
+	}{
+		{"ok", func(m *pb.Message) {}, pb.Code_OK},
+		{"no message id", func(m *pb.Message) { m.SystemProperties.MessageId = "" }, pb.Code_ILLEGAL_MESSAGE_ID},
+		{"empty body", func(m *pb.Message) { m.Body = nil }, CodeMessageBodyEmpty},
+		{"oversized body", func(m *pb.Message) { m.Body = make([]byte, 4<<20+1) }, pb.Code_MESSAGE_BODY_TOO_LARGE},
+		{"blank tag", func(m *pb.Message) { m.SystemProperties.Tag = strp("  ") }, pb.Code_ILLEGAL_MESSAGE_TAG},
+		{"tag with |", func(m *pb.Message) { m.SystemProperties.Tag = strp("a|b") }, pb.Code_ILLEGAL_MESSAGE_TAG},
+		{"tag with control", func(m *pb.Message) { m.SystemProperties.Tag = strp("a\x01") }, pb.Code_ILLEGAL_MESSAGE_TAG},
+		{"blank key", func(m *pb.Message) { m.SystemProperties.Keys = []string{"ok", " "} }, pb.Code_ILLEGAL_MESSAGE_KEY},
+		{"system property", func(m *pb.Message) { m.UserProperties = map[string]string{"UNIQ_KEY": "x"} }, pb.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
+		{"control in property", func(m *pb.Message) { m.UserProperties = map[string]string{"a": "b\x02"} }, pb.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
+		{"129 properties", func(m *pb.Message) { m.UserProperties = manyProps }, pb.Code_MESSAGE_PROPERTIES_TOO_LARGE},
+		{"17 KiB of properties", func(m *pb.Message) { m.UserProperties = map[string]string{"big": strings.Repeat("x", 17<<10)} }, pb.Code_MESSAGE_PROPERTIES_TOO_LARGE},
+		{"group too long", func(m *pb.Message) {
+			m.SystemProperties.MessageType = pb.MessageType_FIFO
+			m.SystemProperties.MessageGroup = strp(strings.Repeat("g", 65))
+		}, pb.Code_ILLEGAL_MESSAGE_GROUP},
+		{"FIFO without group", func(m *pb.Message) { m.SystemProperties.MessageType = pb.MessageType_FIFO }, pb.Code_ILLEGAL_MESSAGE_GROUP},
+		{"NORMAL with group", func(m *pb.Message) { m.SystemProperties.MessageGroup = strp("g") }, pb.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
+		{"delay beyond max", func(m *pb.Message) {
+			m.SystemProperties.MessageType = pb.MessageType_DELAY
+			m.SystemProperties.DeliveryTimestamp = timestamppb.New(now.Add(25 * time.Hour))
+		}, pb.Code_ILLEGAL_DELIVERY_TIME},
+		{"delay without timestamp", func(m *pb.Message) { m.SystemProperties.MessageType = pb.MessageType_DELAY }, pb.Code_ILLEGAL_DELIVERY_TIME},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := baseMsg()
+			tc.mut(m)
+			_, err := cfg.buildMessage(m, "T", now)
+			if got := CodeOf(err); got != tc.want {
+				t.Fatalf("code = %v (%v), want %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestBuildMessageProperties(t *testing.T) {
+	cfg := DefaultConfig()
+	now := time.Now()
+	m := baseMsg()
+	m.SystemProperties.MessageType = pb.MessageType_TRANSACTION
+	m.SystemProperties.Tag = strp("TagA")
+	m.SystemProperties.Keys = []string{"k1", "k2"}
+	m.UserProperties = map[string]string{"u": "v"}
+	out, err := cfg.buildMessage(m, "T", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := out.msg.Properties
+	want := map[string]string{
+		PropUniqKey: "01ABCDEF", PropTags: "TagA", PropKeys: "k1 k2", "u": "v",
+		PropTransactionPrep: "true", PropProducerGroup: "T", PropBornHost: "h",
+	}
+	for k, v := range want {
+		if p[k] != v {
+			t.Errorf("property %s = %q, want %q", k, p[k], v)
+		}
+	}
+	if out.msg.SysFlag&SysFlagTransactionPrepared == 0 {
+		t.Error("transaction message without the prepared sysflag")
+	}
+
+	f := baseMsg()
+	f.SystemProperties.MessageType = pb.MessageType_FIFO
+	f.SystemProperties.MessageGroup = strp("order-1")
+	out, err = cfg.buildMessage(f, "T", now)
+	if err != nil || out.msg.Properties[PropShardingKey] != "order-1" || out.typ != MessageTypeFIFO {
+		t.Fatalf("FIFO: %+v, %v", out, err)
+	}
+}
+
+func TestNameValidation(t *testing.T) {
+	for name, code := range map[string]pb.Code{
+		"ok_topic-1": pb.Code_OK, "": pb.Code_ILLEGAL_TOPIC, "a.b": pb.Code_ILLEGAL_TOPIC, "../x": pb.Code_ILLEGAL_TOPIC,
+		strings.Repeat("t", 128): pb.Code_ILLEGAL_TOPIC, "TBW102": pb.Code_ILLEGAL_TOPIC,
+		"RMQ_SYS_TRANS_HALF_TOPIC": pb.Code_ILLEGAL_TOPIC, "rmq_sys_x": pb.Code_ILLEGAL_TOPIC,
+	} {
+		_, err := validateTopic(&pb.Resource{Name: name}, true)
+		if got := CodeOf(err); got != code {
+			t.Errorf("topic %q: %v, want %v", name, got, code)
+		}
+	}
+	if _, err := validateTopic(&pb.Resource{Name: "%DLQ%g"}, false); err != nil {
+		t.Errorf("consumers must be able to read %%DLQ%%g: %v", err)
+	}
+	if _, err := validateTopic(&pb.Resource{Name: "%DLQ%g"}, true); err == nil {
+		t.Error("sending to a DLQ topic accepted")
+	}
+	for name, code := range map[string]pb.Code{
+		"g1": pb.Code_OK, "": pb.Code_ILLEGAL_CONSUMER_GROUP, "a/b": pb.Code_ILLEGAL_CONSUMER_GROUP,
+		strings.Repeat("g", 121): pb.Code_ILLEGAL_CONSUMER_GROUP, "DEFAULT_CONSUMER": pb.Code_ILLEGAL_CONSUMER_GROUP,
+		"CID_RMQ_SYS_X": pb.Code_ILLEGAL_CONSUMER_GROUP,
+	} {
+		_, err := validateGroup(&pb.Resource{Name: name})
+		if got := CodeOf(err); got != code {
+			t.Errorf("group %q: %v, want %v", name, got, code)
+		}
+	}
+	for expr, ok := range map[string]bool{"*": true, "": true, "A": true, "A||B": true, "A||": false, "||": false} {
+		if _, err := parseTagFilter(expr); (err == nil) != ok {
+			t.Errorf("tag filter %q: err = %v", expr, err)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := DefaultConfig()
+	if err := good.Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	for name, mut := range map[string]func(*Config){
+		"unknown tls mode":   func(c *Config) { c.TLSMode = "enforce" },
+		"cert without key":   func(c *Config) { c.TLSCertFile = "c.pem" },
+		"auth without acl":   func(c *Config) { c.Auth = true },
+		"bad advertise":      func(c *Config) { c.AdvertiseAddr = "nohost" },
+		"min > max":          func(c *Config) { c.MinInvisible = 13 * time.Hour },
+		"zero queues":        func(c *Config) { c.AutoCreateQueues = 0 },
+		"bad listen":         func(c *Config) { c.GRPCListen = "8081" },
+		"zero client expiry": func(c *Config) { c.ClientExpiry = 0 },
+	} {
+		c := DefaultConfig()
+		mut(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: validated", name)
+		}
+	}
+}
