@@ -406,7 +406,7 @@ func (c *commitLog) dropAfter(off int64) error {
 			return fmt.Errorf("store: remove segment %s past the log end: %w", s.path, err)
 		}
 		s.release()
-		c.logger.Warn("removed commit-log segment past the end of the valid log", "segment", filepath.Base(s.path))
+		c.logger.Info("removed commit-log segment past the end of the valid log", "segment", filepath.Base(s.path))
 	}
 	if len(drop) > 0 {
 		if err := c.fs.SyncDir(c.dir); err != nil {

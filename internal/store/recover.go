@@ -150,7 +150,7 @@ func scanSegment(seg *segment, pos int64, h *message.RecordHeader) (end int64, n
 		case !h.VerifyBodyCRC(rec):
 			return pos, false, fmt.Errorf("record at %d: body CRC mismatch", pos)
 		}
-		if err := message.CheckProperties(h.Props(rec)); err != nil {
+		if err := checkTail(rec, h); err != nil {
 			return pos, false, fmt.Errorf("record at %d: %w", pos, err)
 		}
 		pos += int64(h.TotalSize)
@@ -242,4 +242,19 @@ func (s *Store) allQueues() []*consumeQueue {
 		}
 	}
 	return out
+}
+
+// checkTail catches a record whose end was lost (a torn write leaves zeros): the body CRC
+// does not cover topic and properties, so recovery also requires a valid topic name and a
+// well-formed properties string that, when non-empty, ends with the \x02 separator every
+// RocketMQ encoder writes.
+func checkTail(rec []byte, h *message.RecordHeader) error {
+	if message.ValidateTopic(string(h.Topic(rec))) != nil {
+		return errors.New("invalid topic bytes")
+	}
+	props := h.Props(rec)
+	if len(props) > 0 && props[len(props)-1] != message.PropertySeparator {
+		return errors.New("properties do not end with a separator")
+	}
+	return message.CheckProperties(props)
 }

@@ -1,0 +1,314 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/store/vfs"
+)
+
+// copyDir copies a store directory (files only, recursively).
+func copyDir(t testing.TB, src, dst string) {
+	t.Helper()
+	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if fi.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if fi.Name() == "lock" {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// crashState builds a store with `good` messages covered by a clean checkpoint, then one
+// more message written after it (the victim), and simulates a crash. It returns the dir, the
+// victim's offset and size, and the good messages.
+func crashState(t *testing.T, good int) (dir string, victim PutResult, msgs []*message.Ext) {
+	dir = t.TempDir()
+	cfg := testConfig(dir)
+	s := openT(t, cfg)
+	for i := 0; i < good; i++ {
+		m := newMsg("R", int32(i%2), i, 40+i)
+		put(t, s, m)
+		msgs = append(msgs, m.Clone())
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, cfg)
+	victim = put(t, s, newMsg("R", 0, 999, 60))
+	waitDispatched(t, s)
+	s.abandon()
+	return dir, victim, msgs
+}
+
+func segmentPath(dir string, off, segSize int64) string {
+	return filepath.Join(dir, "commitlog", segmentName(off-off%segSize))
+}
+
+// verifyRecovered opens dir and checks that exactly msgs survive, the log ends at end, the
+// consume queues match, and appends still work.
+func verifyRecovered(t *testing.T, dir string, end int64, msgs []*message.Ext) {
+	t.Helper()
+	s := openT(t, testConfig(dir))
+	defer s.Close()
+	if got := s.Stats().MaxPhysicalOffset; got != end {
+		t.Fatalf("recovered log ends at %d, want %d", got, end)
+	}
+	per := map[int32][]*message.Ext{}
+	for _, m := range msgs {
+		per[m.QueueID] = append(per[m.QueueID], m)
+	}
+	for qid, want := range per {
+		got := getAll(t, s, "R", qid)
+		if len(got) != len(want) || s.MaxOffset("R", qid) != int64(len(want)) {
+			t.Fatalf("queue %d: %d messages (max offset %d), want %d", qid, len(got), s.MaxOffset("R", qid), len(want))
+		}
+		for i := range got {
+			if !bytes.Equal(got[i].Body, want[i].Body) || got[i].CommitLogOffset != want[i].CommitLogOffset {
+				t.Fatalf("queue %d message %d differs", qid, i)
+			}
+		}
+	}
+	res := put(t, s, newMsg("R", 0, 5000, 33))
+	if res.CommitLogOffset != end || res.QueueOffset != int64(len(per[0])) {
+		t.Fatalf("append after recovery at %d (queue offset %d), want %d (%d)", res.CommitLogOffset, res.QueueOffset, end, len(per[0]))
+	}
+	waitDispatched(t, s)
+	if got := getAll(t, s, "R", 0); len(got) != len(per[0])+1 || got[len(got)-1].Body[0] != newMsg("R", 0, 5000, 33).Body[0] {
+		t.Fatal("appended message not readable")
+	}
+}
+
+// TestRecoverTornTailEveryByte cuts the last record at every byte position: recovery must
+// end the log exactly before it, whatever the cut.
+func TestRecoverTornTailEveryByte(t *testing.T) {
+	dir, victim, msgs := crashState(t, 20)
+	segSize := testConfig(dir).MappedFileSizeCommitLog
+	pristine := t.TempDir()
+	copyDir(t, dir, pristine)
+	for cut := int64(0); cut < int64(victim.Size); cut++ {
+		work := filepath.Join(t.TempDir(), "s")
+		copyDir(t, pristine, work)
+		seg := segmentPath(work, victim.CommitLogOffset, segSize)
+		f, err := os.OpenFile(seg, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos := victim.CommitLogOffset%segSize + cut
+		if _, err := f.WriteAt(make([]byte, int64(victim.Size)-cut), pos); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		verifyRecovered(t, work, victim.CommitLogOffset, msgs)
+		if t.Failed() {
+			t.Fatalf("cut at byte %d of %d", cut, victim.Size)
+		}
+	}
+}
+
+func TestRecoverCorruptTail(t *testing.T) {
+	dir, victim, msgs := crashState(t, 10)
+	segSize := testConfig(dir).MappedFileSizeCommitLog
+	pristine := t.TempDir()
+	copyDir(t, dir, pristine)
+	damage := map[string]func(f *os.File, pos int64){
+		"body bit flip": func(f *os.File, pos int64) {
+			b := make([]byte, 1)
+			f.ReadAt(b, pos+int64(victim.Size)-80)
+			b[0] ^= 0x10
+			f.WriteAt(b, pos+int64(victim.Size)-80)
+		},
+		"zeroed topic length (RocketMQ testRecover)": func(f *os.File, pos int64) {
+			rec := make([]byte, victim.Size)
+			f.ReadAt(rec, pos)
+			var h message.RecordHeader
+			if err := message.ParseRecordHeader(rec, &h); err != nil {
+				t.Fatal(err)
+			}
+			f.WriteAt(make([]byte, 16), pos+int64(h.TopicOff-1))
+		},
+		"garbage after the last good record": func(f *os.File, pos int64) {
+			f.WriteAt(bytes.Repeat([]byte{0xA5}, int(victim.Size)+100), pos)
+		},
+		"length field past the segment": func(f *os.File, pos int64) {
+			f.WriteAt([]byte{0x7f, 0xff, 0xff, 0xff}, pos)
+		},
+	}
+	for name, fn := range damage {
+		t.Run(name, func(t *testing.T) {
+			work := filepath.Join(t.TempDir(), "s")
+			copyDir(t, pristine, work)
+			f, err := os.OpenFile(segmentPath(work, victim.CommitLogOffset, segSize), os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fn(f, victim.CommitLogOffset%segSize)
+			f.Close()
+			verifyRecovered(t, work, victim.CommitLogOffset, msgs)
+		})
+	}
+	t.Run("intact victim survives", func(t *testing.T) {
+		work := filepath.Join(t.TempDir(), "s")
+		copyDir(t, pristine, work)
+		s := openT(t, testConfig(work))
+		defer s.Close()
+		if got := s.Stats().MaxPhysicalOffset; got != victim.CommitLogOffset+int64(victim.Size) {
+			t.Fatalf("intact crash state recovered to %d", got)
+		}
+		if s.MaxOffset("R", 0) != 6 {
+			t.Fatalf("queue 0 max %d", s.MaxOffset("R", 0))
+		}
+	})
+}
+
+// TestRecoverRefusesDurableCorruption: damage below the checkpointed flushed offset is
+// acknowledged data; the store must refuse to open instead of truncating it.
+func TestRecoverRefusesDurableCorruption(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	s := openT(t, cfg)
+	var res []PutResult
+	for i := 0; i < 10; i++ {
+		res = append(res, put(t, s, newMsg("R", 0, i, 100)))
+	}
+	s.Close()
+	f, err := os.OpenFile(segmentPath(dir, 0, cfg.MappedFileSizeCommitLog), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{0xFF}, res[3].CommitLogOffset+int64(res[3].Size)-70) // inside body of message 3
+	f.Close()
+	// A clean restart scans nothing before the checkpointed dispatch offset; move it back
+	// (keeping the flushed offset) so that recovery scans the damaged region.
+	cp, err := readCheckpoint(vfs.Default, filepath.Join(dir, "checkpoint"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp.dispatched = 0
+	if err := writeCheckpoint(vfs.Default, filepath.Join(dir, "checkpoint"), cp); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(cfg, testLogger(t))
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("open with corruption below the durable checkpoint: %v", err)
+	}
+	// The data was not touched: the first three messages are still on disk.
+	b, _ := os.ReadFile(segmentPath(dir, 0, cfg.MappedFileSizeCommitLog))
+	if _, _, err := message.DecodeRecord(b[res[2].CommitLogOffset:], true); err != nil {
+		t.Fatalf("refused open modified the log: %v", err)
+	}
+}
+
+// TestRecoverCheckpointLost: a missing or corrupt checkpoint makes recovery scan from the
+// first segment; nothing is lost and nothing is dispatched twice.
+func TestRecoverCheckpointLost(t *testing.T) {
+	for _, mode := range []string{"zeroed", "removed"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := testConfig(dir)
+			s := openT(t, cfg)
+			for i := 0; i < 400; i++ {
+				put(t, s, newMsg("R", int32(i%2), i, 300))
+			}
+			waitDispatched(t, s)
+			end := s.Stats().MaxPhysicalOffset
+			s.abandon()
+			cp := filepath.Join(dir, "checkpoint")
+			if mode == "zeroed" {
+				os.WriteFile(cp, make([]byte, checkpointSize), 0o644)
+			} else {
+				os.Remove(cp)
+			}
+			s = openT(t, cfg)
+			defer s.Close()
+			if s.Stats().MaxPhysicalOffset != end || s.MaxOffset("R", 0) != 200 || s.MaxOffset("R", 1) != 200 {
+				t.Fatalf("after recovery: end %d (want %d), max %d/%d", s.Stats().MaxPhysicalOffset, end, s.MaxOffset("R", 0), s.MaxOffset("R", 1))
+			}
+			if n := len(getAll(t, s, "R", 1)); n != 200 {
+				t.Fatalf("queue 1 has %d", n)
+			}
+		})
+	}
+}
+
+// TestRecoverRebuildsConsumeQueues: consume queues deleted while the log survives are
+// rebuilt from the commit log.
+func TestRecoverRebuildsConsumeQueues(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	s := openT(t, cfg)
+	for i := 0; i < 300; i++ {
+		put(t, s, newMsg("R", int32(i%3), i, 200))
+	}
+	s.Close()
+	os.RemoveAll(filepath.Join(dir, "consumequeue"))
+	os.Remove(filepath.Join(dir, "checkpoint"))
+	s = openT(t, cfg)
+	defer s.Close()
+	for q := int32(0); q < 3; q++ {
+		if got := getAll(t, s, "R", q); len(got) != 100 || got[99].QueueOffset != 99 {
+			t.Fatalf("queue %d rebuilt with %d messages", q, len(got))
+		}
+	}
+	if got, _ := s.QueryByKey("R", "k7", 5, 0, 1<<62); len(got) != 1 {
+		t.Fatalf("index after rebuild: %v", got)
+	}
+}
+
+func TestCleanVsAbnormalRestartAgree(t *testing.T) {
+	clean, crashed := t.TempDir(), t.TempDir()
+	var ends [2]int64
+	for i, dir := range []string{clean, crashed} {
+		s := openT(t, testConfig(dir))
+		for j := 0; j < 250; j++ {
+			put(t, s, newMsg("R", int32(j%4), j, 100+j))
+		}
+		waitDispatched(t, s)
+		if i == 0 {
+			s.Close()
+		} else {
+			s.abandon()
+		}
+		if _, err := os.Stat(filepath.Join(dir, "abort")); (err == nil) != (i == 1) {
+			t.Fatalf("abort marker presence wrong after %s shutdown", map[int]string{0: "clean", 1: "crash"}[i])
+		}
+		s = openT(t, testConfig(dir))
+		ends[i] = s.Stats().MaxPhysicalOffset
+		for q := int32(0); q < 4; q++ {
+			if s.MaxOffset("R", q) != 62+int64(boolInt(q < 2)) {
+				t.Fatalf("queue %d max %d", q, s.MaxOffset("R", q))
+			}
+		}
+		s.Close()
+	}
+	if ends[0] != ends[1] {
+		t.Fatalf("clean end %d, abnormal end %d", ends[0], ends[1])
+	}
+	_ = context.Background()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
