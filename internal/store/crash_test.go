@@ -345,4 +345,3 @@ func rawLogEnd(t *testing.T, dir string) int64 {
 	}
 	return end
 }
-
