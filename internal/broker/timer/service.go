@@ -209,6 +209,17 @@ func (s *Service) updateStats() {
 // ingest adds up to IngestBatch new timer records to the wheel.
 func (s *Service) ingest() (int, error) {
 	recs, err := s.src.TimerRecords(s.ingestOffset, s.cfg.IngestBatch)
+	var gone *goneError
+	if errors.As(err, &gone) && gone.next > s.ingestOffset {
+		s.log.Error("timer records removed from the store before they were ingested; those timers are lost",
+			"from", s.ingestOffset, "to", gone.next)
+		s.mu.Lock()
+		s.dropped += uint64(gone.next - s.ingestOffset)
+		s.mu.Unlock()
+		s.ingestOffset = gone.next
+		s.dirty = true
+		return 1, nil
+	}
 	if err != nil {
 		return 0, fmt.Errorf("timer: read timer records at %d: %w", s.ingestOffset, err)
 	}
