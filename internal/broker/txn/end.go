@@ -63,8 +63,10 @@ func (s *Service) End(ctx context.Context, req *EndRequest) error {
 		return s.answerFinished(h, done, want)
 	}
 
-	// We own the entry now: every path below ends with finish or abort.
-	if unverified {
+	// We own the entry now: every path below ends with finish or abort. A commit answering a
+	// check-back also looks for a committed copy: the half may be an orphan twin of a message
+	// already committed (a send retry stored it twice).
+	if unverified || req.FromCheck && want == OutcomeCommit {
 		found, err := s.committedCopy(h)
 		if err != nil {
 			s.mu.Lock()

@@ -387,20 +387,27 @@ func (s *Service) saveCheckpoint(onlyDirty bool) error {
 	return err
 }
 
-// committedCopy reports whether the real topic holds the committed copy of h (same UNIQ_KEY,
-// PREPARED_TX_OFFSET = h's commit-log offset, commit sysflag).
+// committedCopy reports whether h's message was already committed: a record with h's
+// UNIQ_KEY and the commit sysflag exists in the real topic, or in the timer topic with
+// REAL_TOPIC = the real topic (a committed message carrying a delay waits there first). The
+// UNIQ_KEY names one producer message, so a committed copy made from another half of the same
+// message (a producer's send retry stored it twice) counts too: the message is delivered once.
 func (s *Service) committedCopy(h half) (bool, error) {
 	if h.UniqKey == "" {
 		return false, nil
 	}
-	msgs, err := s.log.QueryByKey(h.RealTopic, h.UniqKey, 64)
-	if err != nil {
-		return false, fmt.Errorf("txn: look up %s in %s: %w", h.UniqKey, h.RealTopic, err)
-	}
-	for _, m := range msgs {
-		if m.Topic == h.RealTopic && m.PreparedTransactionOffset == h.CommitLogOffset &&
-			message.TransactionType(m.SysFlag) == message.SysFlagTransactionCommit {
-			return true, nil
+	for _, topic := range [...]string{h.RealTopic, message.TopicTimer} {
+		msgs, err := s.log.QueryByKey(topic, h.UniqKey, 64)
+		if err != nil {
+			return false, fmt.Errorf("txn: look up %s in %s: %w", h.UniqKey, topic, err)
+		}
+		for _, m := range msgs {
+			if m.UniqKey() != h.UniqKey || message.TransactionType(m.SysFlag) != message.SysFlagTransactionCommit {
+				continue
+			}
+			if m.Topic == h.RealTopic || m.Property(message.PropertyRealTopic) == h.RealTopic {
+				return true, nil
+			}
 		}
 	}
 	return false, nil

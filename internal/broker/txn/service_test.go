@@ -3,7 +3,7 @@ package txn
 import (
 	"context"
 	"errors"
-	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -543,4 +543,80 @@ func TestRunStopsOnCancel(t *testing.T) {
 	}
 }
 
-var _ = fmt.Sprintf
+
+func TestDuplicateHalfFromSendRetryCommittedOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		e := newEnv(t, be, nil)
+		uniq := message.NewUniqID()
+		// The producer's first attempt timed out but was stored; the retry stored it again.
+		first := e.sendHalf("T", 0, "PG", map[string]string{message.PropertyUniqKey: uniq})
+		second := e.sendHalf("T", 1, "PG", map[string]string{message.PropertyUniqKey: uniq})
+		if err := e.end(second, "PG", ResolutionCommit, false); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.advance(e.cfg.TransactionTimeout + time.Second)
+		e.scan()
+		c := e.takeChecks()
+		if len(c) != 1 || c[0].CommitLogOffset != first.CommitLogOffset {
+			t.Fatalf("checks %+v, want one for the orphan", c)
+		}
+		// The producer looks its transaction up by id and answers commit.
+		if err := e.end(first, "PG", ResolutionCommit, true); err != nil {
+			t.Fatal(err)
+		}
+		n := len(e.queue("T", 0)) + len(e.queue("T", 1))
+		if n != 1 {
+			t.Fatalf("message delivered %d times", n)
+		}
+		if st := e.svc.Stats(); st.Open != 0 || st.Commits != 1 || st.Recovered != 1 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+}
+
+// timerLog routes committed messages to the timer topic, as the broker's timer hook does for
+// a committed message carrying a delay.
+type timerLog struct{ *faultLog }
+
+func (l timerLog) PutCommitted(ctx context.Context, m *message.Ext) (Placement, error) {
+	c := *m
+	c.Properties = maps.Clone(m.Properties)
+	c.SetProperty(message.PropertyRealTopic, m.Topic)
+	c.SetProperty(message.PropertyRealQueueID, strconv.Itoa(int(m.QueueID)))
+	c.Topic, c.QueueID = message.TopicTimer, 0
+	return l.faultLog.PutCommitted(ctx, &c)
+}
+
+func TestRestartCommittedDelayedMessageNotDuplicated(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		e := newEnv(t, be, nil)
+		p := e.sendHalf("T", 0, "PG", map[string]string{message.PropertyDelayLevel: "3"})
+		// Swap in a service whose commits land in the timer topic.
+		svc, err := New(e.cfg, timerLog{e.fl}, CheckSenderFunc(e.send), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.Recover(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		e.svc = svc
+		e.fl.mu.Lock()
+		e.fl.failOp = true
+		e.fl.mu.Unlock()
+		if err := e.end(p, "PG", ResolutionCommit, false); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(e.queue(message.TopicTimer, 0)); n != 1 {
+			t.Fatalf("timer topic holds %d", n)
+		}
+		e.crash()
+		e.clock.advance(time.Hour)
+		e.scan()
+		if c := e.takeChecks(); len(c) != 0 {
+			t.Fatalf("committed delayed message checked back: %d", len(c))
+		}
+		if st := e.svc.Stats(); st.Recovered != 1 || st.Open != 0 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+}
