@@ -543,7 +543,6 @@ func TestRunStopsOnCancel(t *testing.T) {
 	}
 }
 
-
 func TestDuplicateHalfFromSendRetryCommittedOnce(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
 		e := newEnv(t, be, nil)
