@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rocketry-mq/rocketry/internal/logging"
+	"github.com/rocketry-mq/rocketry/internal/proxy"
+	"github.com/rocketry-mq/rocketry/internal/proxy/cluster"
+)
+
+func init() {
+	addCommand(func() *cobra.Command {
+		var (
+			namesrv   string
+			logFormat string
+			logLevel  string
+		)
+		cfg := proxy.DefaultConfig()
+		ccfg := cluster.DefaultConfig()
+		cmd := &cobra.Command{
+			Use:   "proxy",
+			Short: "Run a gRPC proxy (cluster mode) for the official RocketMQ 5 SDKs",
+			Long: "Run a stateless proxy serving apache.rocketmq.v2.MessagingService (TLS and plaintext on\n" +
+				"one port) in front of the brokers found through the NameServers.",
+			Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				logger, err := logging.New(os.Stderr, logging.Config{Format: logFormat, Level: logLevel})
+				if err != nil {
+					return err
+				}
+				for _, a := range strings.Split(namesrv, ";") {
+					if a = strings.TrimSpace(a); a != "" {
+						ccfg.NamesrvAddrs = append(ccfg.NamesrvAddrs, a)
+					}
+				}
+				be, err := cluster.New(ccfg, logger)
+				if err != nil {
+					return err
+				}
+				defer be.Close()
+				srv, err := proxy.New(cfg, be, logger)
+				if err != nil {
+					return err
+				}
+				defer srv.Close()
+				ctx, cancel := context.WithCancel(cmd.Context())
+				defer cancel()
+				go be.Run(ctx)
+				if err := srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+					return fmt.Errorf("proxy: %w", err)
+				}
+				return nil
+			},
+		}
+		f := cmd.Flags()
+		f.StringVar(&cfg.GRPCListen, "grpc-listen", cfg.GRPCListen, "gRPC listen address")
+		f.StringVar(&namesrv, "namesrv-addr", "127.0.0.1:9876", "NameServer addresses, ';'-separated")
+		f.StringVar(&cfg.AdvertiseAddr, "advertise-addr", cfg.AdvertiseAddr, "host:port returned in routes (default: the address the client dialled)")
+		f.StringVar(&cfg.TLSMode, "tls-mode", cfg.TLSMode, "TLS mode of the gRPC port: disabled, permissive or enforcing")
+		f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (default: a generated self-signed one)")
+		f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
+		f.BoolVar(&cfg.Auth, "auth", cfg.Auth, "require AccessKey/SecretKey authentication and enforce --acl-file policies")
+		f.StringVar(&cfg.ACLFile, "acl-file", cfg.ACLFile, "JSON users and policies (reloaded on change)")
+		f.DurationVar(&cfg.AuthClockSkew, "auth-clock-skew", cfg.AuthClockSkew, "accepted age/skew of x-mq-date-time (0 disables the replay guard)")
+		f.BoolVar(&cfg.AutoCreateTopic, "auto-create-topic", cfg.AutoCreateTopic, "create unknown topics (NORMAL, --auto-create-queues queues) on first use")
+		f.IntVar(&cfg.AutoCreateQueues, "auto-create-queues", cfg.AutoCreateQueues, "queue count of auto-created topics")
+		f.DurationVar(&cfg.MinInvisible, "min-invisible", cfg.MinInvisible, "smallest accepted invisible duration")
+		f.DurationVar(&ccfg.CacheTTL, "route-cache-ttl", ccfg.CacheTTL, "how long routes and configs are cached")
+		f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+		f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+		return cmd
+	})
+}

@@ -1,0 +1,497 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/proxy"
+	"github.com/rocketry-mq/rocketry/internal/remoting"
+)
+
+// Config configures the cluster backend. Defaults are written on each field.
+type Config struct {
+	// NamesrvAddrs are the NameServers ("host:port"). Required.
+	NamesrvAddrs []string
+	// CacheTTL is how long routes, topic and group configs are served from cache. Default 5s.
+	CacheTTL time.Duration
+	// RequestTimeout bounds one remoting call (a pop adds its poll time). Default 3s.
+	RequestTimeout time.Duration
+	// HeartbeatInterval is the period of producer heartbeats to brokers. Default 10s.
+	HeartbeatInterval time.Duration
+	// ClientID names the proxy to brokers. Default "rocketry-proxy@<host>@<pid>".
+	ClientID string
+}
+
+// DefaultConfig returns the defaults documented on Config (NamesrvAddrs empty).
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		CacheTTL:          5 * time.Second,
+		RequestTimeout:    3 * time.Second,
+		HeartbeatInterval: 10 * time.Second,
+		ClientID:          fmt.Sprintf("rocketry-proxy@%s@%d", host, os.Getpid()),
+	}
+}
+
+// Validate reports the first invalid field.
+func (c *Config) Validate() error {
+	if len(c.NamesrvAddrs) == 0 {
+		return errors.New("cluster: at least one NameServer address is required")
+	}
+	for _, a := range c.NamesrvAddrs {
+		if !strings.Contains(a, ":") {
+			return fmt.Errorf("cluster: NameServer address %q: want host:port", a)
+		}
+	}
+	if c.CacheTTL <= 0 || c.RequestTimeout <= 0 || c.HeartbeatInterval <= 0 {
+		return errors.New("cluster: cache TTL, request timeout and heartbeat interval must be positive")
+	}
+	if c.ClientID == "" {
+		return errors.New("cluster: empty client id")
+	}
+	return nil
+}
+
+// Backend implements proxy.Backend over remoting.
+type Backend struct {
+	cfg    Config
+	logger *slog.Logger
+	cli    *remoting.Client
+
+	checker atomic.Pointer[checkerBox]
+	nsNext  atomic.Uint32 // round-robin over NameServers
+
+	mu      sync.Mutex // guards the maps below; never held across I/O
+	routes  map[string]cached[*route]
+	topics  map[string]cached[*proxy.TopicConfig]
+	groups  map[string]cached[*proxy.GroupConfig]
+	brokers map[string]string // broker name -> master address
+	names   map[string]string // master address -> broker name
+}
+
+type checkerBox struct{ c proxy.TransactionChecker }
+
+type cached[T any] struct {
+	v  T
+	at time.Time
+}
+
+var _ proxy.Backend = (*Backend)(nil)
+
+// New builds the backend; no network I/O happens until the first call.
+func New(cfg Config, logger *slog.Logger) (*Backend, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "proxy-cluster")
+	b := &Backend{
+		cfg: cfg, logger: logger,
+		cli:    remoting.NewClient(remoting.ClientConfig{}, logger),
+		routes: map[string]cached[*route]{}, topics: map[string]cached[*proxy.TopicConfig]{},
+		groups: map[string]cached[*proxy.GroupConfig]{}, brokers: map[string]string{}, names: map[string]string{},
+	}
+	b.cli.Handle(remoting.CheckTransactionState, b.onCheckTransaction)
+	return b, nil
+}
+
+// Run sends producer heartbeats to the brokers until ctx ends.
+func (b *Backend) Run(ctx context.Context) error {
+	t := time.NewTicker(b.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		b.heartbeat(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Close releases connections.
+func (b *Backend) Close() error { return b.cli.Close() }
+
+// SetTransactionChecker implements proxy.Backend.
+func (b *Backend) SetTransactionChecker(c proxy.TransactionChecker) { b.checker.Store(&checkerBox{c}) }
+
+// invoke sends one request with the default timeout (plus extra) and returns the response.
+func (b *Backend) invoke(ctx context.Context, addr string, req *remoting.Command, extra time.Duration) (*remoting.Command, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout+extra)
+	defer cancel()
+	resp, err := b.cli.Invoke(ctx, addr, req)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("cluster: %s: %w", addr, proxy.ErrTimeout)
+		}
+		return nil, fmt.Errorf("cluster: %s: %w: %w", addr, proxy.ErrUnavailable, err)
+	}
+	return resp, nil
+}
+
+func brokerErr(resp *remoting.Command) error {
+	return &proxy.BrokerError{Code: int(resp.Code), Remark: resp.Remark}
+}
+
+// ---- routes -----------------------------------------------------------------------------
+
+// route is the NameServer's TopicRouteData (the fields the proxy uses).
+type route struct {
+	QueueDatas []struct {
+		BrokerName     string `json:"brokerName"`
+		ReadQueueNums  int    `json:"readQueueNums"`
+		WriteQueueNums int    `json:"writeQueueNums"`
+		Perm           int    `json:"perm"`
+	} `json:"queueDatas"`
+	BrokerDatas []brokerData `json:"brokerDatas"`
+}
+
+type brokerData struct {
+	Cluster     string            `json:"cluster"`
+	BrokerName  string            `json:"brokerName"`
+	BrokerAddrs map[string]string `json:"brokerAddrs"`
+}
+
+func (b *Backend) learn(bds []brokerData) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, bd := range bds {
+		if a := bd.BrokerAddrs["0"]; a != "" {
+			b.brokers[bd.BrokerName] = a
+			b.names[a] = bd.BrokerName
+		}
+	}
+}
+
+// fetchRoute asks the NameServers (round robin, failing over) for topic's route.
+func (b *Backend) fetchRoute(ctx context.Context, topic string) (*route, error) {
+	var lastErr error
+	n := len(b.cfg.NamesrvAddrs)
+	start := int(b.nsNext.Add(1))
+	for i := 0; i < n; i++ {
+		addr := b.cfg.NamesrvAddrs[(start+i)%n]
+		resp, err := b.invoke(ctx, addr, remoting.NewRequest(remoting.GetRouteinfoByTopic, map[string]string{"topic": topic, "acceptStandardJsonOnly": "true"}, nil), 0)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		switch resp.Code {
+		case remoting.Success:
+			var r route
+			if err := decodeJSON(resp.Body, &r); err != nil {
+				return nil, fmt.Errorf("cluster: route of %s: %w", topic, err)
+			}
+			b.learn(r.BrokerDatas)
+			return &r, nil
+		case remoting.TopicNotExist:
+			return nil, fmt.Errorf("cluster: %s: %w", topic, proxy.ErrTopicNotFound)
+		default:
+			lastErr = brokerErr(resp)
+		}
+	}
+	return nil, lastErr
+}
+
+func (b *Backend) cachedRoute(ctx context.Context, topic string) (*route, error) {
+	b.mu.Lock()
+	c, ok := b.routes[topic]
+	b.mu.Unlock()
+	if ok && time.Since(c.at) < b.cfg.CacheTTL {
+		return c.v, nil
+	}
+	r, err := b.fetchRoute(ctx, topic)
+	if err != nil {
+		if ok && !errors.Is(err, proxy.ErrTopicNotFound) {
+			b.logger.Warn("route refresh failed; serving the cached route", "topic", topic, "err", err)
+			return c.v, nil
+		}
+		if errors.Is(err, proxy.ErrTopicNotFound) {
+			b.mu.Lock()
+			delete(b.routes, topic)
+			b.mu.Unlock()
+		}
+		return nil, err
+	}
+	b.mu.Lock()
+	b.routes[topic] = cached[*route]{r, time.Now()}
+	b.mu.Unlock()
+	return r, nil
+}
+
+// QueryRoute implements proxy.Backend: master brokers with queue data, sorted by name.
+func (b *Backend) QueryRoute(ctx context.Context, topic string) (*proxy.TopicRoute, error) {
+	r, err := b.cachedRoute(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	masters := map[string]bool{}
+	for _, bd := range r.BrokerDatas {
+		if bd.BrokerAddrs["0"] != "" {
+			masters[bd.BrokerName] = true
+		}
+	}
+	out := &proxy.TopicRoute{Topic: topic}
+	for _, q := range r.QueueDatas {
+		if !masters[q.BrokerName] {
+			continue
+		}
+		out.Brokers = append(out.Brokers, proxy.BrokerQueues{Name: q.BrokerName, ReadQueues: q.ReadQueueNums, WriteQueues: q.WriteQueueNums, Perm: q.Perm})
+	}
+	if len(out.Brokers) == 0 {
+		return nil, fmt.Errorf("cluster: %s has no master broker: %w", topic, proxy.ErrTopicNotFound)
+	}
+	sort.Slice(out.Brokers, func(i, j int) bool { return out.Brokers[i].Name < out.Brokers[j].Name })
+	return out, nil
+}
+
+// addrOf returns broker name's master address, asking the NameServer's cluster info when it
+// is not known yet.
+func (b *Backend) addrOf(ctx context.Context, name string) (string, error) {
+	b.mu.Lock()
+	a := b.brokers[name]
+	b.mu.Unlock()
+	if a != "" {
+		return a, nil
+	}
+	if _, err := b.clusterMasters(ctx); err != nil {
+		return "", err
+	}
+	b.mu.Lock()
+	a = b.brokers[name]
+	b.mu.Unlock()
+	if a == "" {
+		return "", fmt.Errorf("cluster: broker %q: %w", name, proxy.ErrBrokerNotFound)
+	}
+	return a, nil
+}
+
+// clusterMasters asks the NameServers for every broker (GET_BROKER_CLUSTER_INFO) and returns
+// master addresses by broker name.
+func (b *Backend) clusterMasters(ctx context.Context) (map[string]string, error) {
+	var lastErr error
+	for _, addr := range b.cfg.NamesrvAddrs {
+		resp, err := b.invoke(ctx, addr, remoting.NewRequest(remoting.GetBrokerClusterInfo, nil, nil), 0)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if resp.Code != remoting.Success {
+			lastErr = brokerErr(resp)
+			continue
+		}
+		var ci struct {
+			BrokerAddrTable map[string]brokerData `json:"brokerAddrTable"`
+		}
+		if err := decodeJSON(resp.Body, &ci); err != nil {
+			return nil, fmt.Errorf("cluster: cluster info: %w", err)
+		}
+		bds := make([]brokerData, 0, len(ci.BrokerAddrTable))
+		out := map[string]string{}
+		for name, bd := range ci.BrokerAddrTable {
+			bd.BrokerName = name
+			bds = append(bds, bd)
+			if a := bd.BrokerAddrs["0"]; a != "" {
+				out[name] = a
+			}
+		}
+		b.learn(bds)
+		return out, nil
+	}
+	return nil, lastErr
+}
+
+// knownMasters returns the master addresses known so far (from routes and cluster info).
+func (b *Backend) knownMasters() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]string, 0, len(b.brokers))
+	for _, a := range b.brokers {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ---- metadata -----------------------------------------------------------------------------
+
+type wireTopicConfig struct {
+	TopicName      string            `json:"topicName"`
+	ReadQueueNums  int               `json:"readQueueNums"`
+	WriteQueueNums int               `json:"writeQueueNums"`
+	Perm           int               `json:"perm"`
+	Attributes     map[string]string `json:"attributes"`
+	TopicConfig    *wireTopicConfig  `json:"topicConfig"` // Java wraps it in TopicConfigAndQueueMapping
+}
+
+// TopicConfig implements proxy.Backend: GET_TOPIC_CONFIG to a master of the topic.
+func (b *Backend) TopicConfig(ctx context.Context, topic string) (*proxy.TopicConfig, error) {
+	b.mu.Lock()
+	c, ok := b.topics[topic]
+	b.mu.Unlock()
+	if ok && time.Since(c.at) < b.cfg.CacheTTL {
+		return c.v, nil
+	}
+	r, err := b.QueryRoute(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for _, br := range r.Brokers {
+		addr, err := b.addrOf(ctx, br.Name)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		resp, err := b.invoke(ctx, addr, remoting.NewRequest(remoting.GetTopicConfig, map[string]string{"topic": topic}, nil), 0)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if resp.Code == remoting.TopicNotExist {
+			lastErr = fmt.Errorf("cluster: %s: %w", topic, proxy.ErrTopicNotFound)
+			continue
+		}
+		if resp.Code != remoting.Success {
+			lastErr = brokerErr(resp)
+			continue
+		}
+		var w wireTopicConfig
+		if err := decodeJSON(resp.Body, &w); err != nil {
+			return nil, fmt.Errorf("cluster: topic config of %s: %w", topic, err)
+		}
+		if w.TopicConfig != nil {
+			w = *w.TopicConfig
+		}
+		typ, err := proxy.ParseMessageType(w.Attributes["message.type"])
+		if err != nil {
+			typ = proxy.MessageTypeUnspecified
+		}
+		tc := &proxy.TopicConfig{Name: topic, ReadQueues: w.ReadQueueNums, WriteQueues: w.WriteQueueNums, Perm: w.Perm, MessageType: typ}
+		b.mu.Lock()
+		b.topics[topic] = cached[*proxy.TopicConfig]{tc, time.Now()}
+		b.mu.Unlock()
+		return tc, nil
+	}
+	if ok && !errors.Is(lastErr, proxy.ErrTopicNotFound) {
+		return c.v, nil
+	}
+	return nil, lastErr
+}
+
+// CreateTopic implements proxy.Backend: UPDATE_AND_CREATE_TOPIC on every master, then the
+// route is cached from the brokers created on until the NameServer learns it.
+func (b *Backend) CreateTopic(ctx context.Context, cfg proxy.TopicConfig) error {
+	masters, err := b.clusterMasters(ctx)
+	if err != nil {
+		return err
+	}
+	if len(masters) == 0 {
+		return fmt.Errorf("cluster: no broker to create %s on: %w", cfg.Name, proxy.ErrBrokerNotFound)
+	}
+	typ := cfg.MessageType
+	if typ == proxy.MessageTypeUnspecified {
+		typ = proxy.MessageTypeNormal
+	}
+	r := &route{}
+	for name, addr := range masters {
+		req := remoting.NewRequest(remoting.UpdateAndCreateTopic, map[string]string{
+			"topic": cfg.Name, "readQueueNums": strconv.Itoa(cfg.ReadQueues), "writeQueueNums": strconv.Itoa(cfg.WriteQueues),
+			"perm": strconv.Itoa(cfg.Perm), "topicFilterType": "SINGLE_TAG", "topicSysFlag": "0", "order": "false",
+			"attributes": "+message.type=" + typ.String(),
+		}, nil)
+		resp, err := b.invoke(ctx, addr, req, 0)
+		if err != nil {
+			return err
+		}
+		if resp.Code != remoting.Success {
+			return brokerErr(resp)
+		}
+		r.QueueDatas = append(r.QueueDatas, struct {
+			BrokerName     string `json:"brokerName"`
+			ReadQueueNums  int    `json:"readQueueNums"`
+			WriteQueueNums int    `json:"writeQueueNums"`
+			Perm           int    `json:"perm"`
+		}{name, cfg.ReadQueues, cfg.WriteQueues, cfg.Perm})
+		r.BrokerDatas = append(r.BrokerDatas, brokerData{BrokerName: name, BrokerAddrs: map[string]string{"0": addr}})
+	}
+	b.mu.Lock()
+	b.routes[cfg.Name] = cached[*route]{r, time.Now()}
+	delete(b.topics, cfg.Name)
+	b.mu.Unlock()
+	return nil
+}
+
+type wireGroupConfig struct {
+	GroupName              string `json:"groupName"`
+	ConsumeEnable          *bool  `json:"consumeEnable"`
+	ConsumeMessageOrderly  bool   `json:"consumeMessageOrderly"`
+	RetryMaxTimes          *int   `json:"retryMaxTimes"`
+	ConsumeBroadcastEnable bool   `json:"consumeBroadcastEnable"`
+}
+
+// GroupConfig implements proxy.Backend: GET_SUBSCRIPTIONGROUP_CONFIG on a known master.
+func (b *Backend) GroupConfig(ctx context.Context, group string) (*proxy.GroupConfig, error) {
+	b.mu.Lock()
+	c, ok := b.groups[group]
+	b.mu.Unlock()
+	if ok && time.Since(c.at) < b.cfg.CacheTTL {
+		return c.v, nil
+	}
+	addrs := b.knownMasters()
+	if len(addrs) == 0 {
+		m, err := b.clusterMasters(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range m {
+			addrs = append(addrs, a)
+		}
+		sort.Strings(addrs)
+	}
+	lastErr := fmt.Errorf("cluster: no broker: %w", proxy.ErrBrokerNotFound)
+	for _, addr := range addrs {
+		resp, err := b.invoke(ctx, addr, remoting.NewRequest(remoting.GetSubscriptionGroupConfig, map[string]string{"group": group}, nil), 0)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if resp.Code == remoting.SubscriptionGroupNotExist {
+			lastErr = fmt.Errorf("cluster: %s: %w", group, proxy.ErrGroupNotFound)
+			continue
+		}
+		if resp.Code != remoting.Success {
+			lastErr = brokerErr(resp)
+			continue
+		}
+		var w wireGroupConfig
+		if err := decodeJSON(resp.Body, &w); err != nil {
+			return nil, fmt.Errorf("cluster: group config of %s: %w", group, err)
+		}
+		gc := &proxy.GroupConfig{Name: group, ConsumeEnable: true, Orderly: w.ConsumeMessageOrderly, RetryMaxTimes: 16}
+		if w.ConsumeEnable != nil {
+			gc.ConsumeEnable = *w.ConsumeEnable
+		}
+		if w.RetryMaxTimes != nil {
+			gc.RetryMaxTimes = *w.RetryMaxTimes
+		}
+		b.mu.Lock()
+		b.groups[group] = cached[*proxy.GroupConfig]{gc, time.Now()}
+		b.mu.Unlock()
+		return gc, nil
+	}
+	if ok && !errors.Is(lastErr, proxy.ErrGroupNotFound) {
+		return c.v, nil
+	}
+	return nil, lastErr
+}

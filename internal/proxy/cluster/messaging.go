@@ -1,0 +1,413 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/proxy"
+	"github.com/rocketry-mq/rocketry/internal/remoting"
+)
+
+// Send implements proxy.Backend with SEND_MESSAGE_V2 (short header keys a..n).
+func (b *Backend) Send(ctx context.Context, req *proxy.SendRequest) (*proxy.SendResult, error) {
+	addr, err := b.addrOf(ctx, req.Broker)
+	if err != nil {
+		return nil, err
+	}
+	m := req.Message
+	ext := map[string]string{
+		"a": req.ProducerGroup,
+		"b": m.Topic,
+		"c": "TBW102",
+		"d": "4",
+		"e": strconv.Itoa(int(req.QueueID)),
+		"f": strconv.Itoa(int(m.SysFlag)),
+		"g": strconv.FormatInt(m.BornTimestamp, 10),
+		"h": strconv.Itoa(int(m.Flag)),
+		"i": string(message.EncodeProperties(m.Properties)),
+		"j": strconv.Itoa(int(m.ReconsumeTimes)),
+		"k": "false",
+		"m": "false",
+		"n": req.Broker,
+	}
+	resp, err := b.invoke(ctx, addr, remoting.NewRequest(remoting.SendMessageV2, ext, m.Body), 0)
+	if err != nil {
+		return nil, err
+	}
+	res := &proxy.SendResult{}
+	switch resp.Code {
+	case remoting.Success:
+	case remoting.FlushDiskTimeout:
+		res.Status = proxy.SendFlushDiskTimeout
+	case remoting.FlushSlaveTimeout:
+		res.Status = proxy.SendFlushSlaveTimeout
+	case remoting.SlaveNotAvailable:
+		res.Status = proxy.SendSlaveNotAvailable
+	default:
+		return nil, brokerErr(resp)
+	}
+	res.OffsetMsgID = resp.ExtString("msgId")
+	res.TransactionID = resp.ExtString("transactionId")
+	res.QueueID = int32(resp.ExtInt64Or("queueId", int64(req.QueueID)))
+	res.QueueOffset = resp.ExtInt64Or("queueOffset", 0)
+	if _, off, err := message.ParseOffsetMsgID(res.OffsetMsgID); err == nil {
+		res.CommitLogOffset = off
+	} else if m.SysFlag&proxy.SysFlagTransactionPrepared != 0 {
+		return nil, fmt.Errorf("cluster: half message stored with unparsable msgId %q: %w", res.OffsetMsgID, err)
+	}
+	return res, nil
+}
+
+// Pop implements proxy.Backend with POP_MESSAGE; POLLING_TIMEOUT and PULL_NOT_FOUND are empty
+// results.
+func (b *Backend) Pop(ctx context.Context, req *proxy.PopRequest) (*proxy.PopResult, error) {
+	addr, err := b.addrOf(ctx, req.Broker)
+	if err != nil {
+		return nil, err
+	}
+	ext := map[string]string{
+		"consumerGroup": req.Group,
+		"topic":         req.Topic,
+		"queueId":       strconv.Itoa(int(req.QueueID)),
+		"maxMsgNums":    strconv.Itoa(int(req.MaxMessages)),
+		"invisibleTime": strconv.FormatInt(req.InvisibleTime.Milliseconds(), 10),
+		"pollTime":      strconv.FormatInt(req.PollTime.Milliseconds(), 10),
+		"bornTime":      strconv.FormatInt(time.Now().UnixMilli(), 10),
+		"initMode":      "0",
+		"expType":       req.FilterType,
+		"exp":           req.FilterExpr,
+		"order":         strconv.FormatBool(req.Order),
+	}
+	resp, err := b.invoke(ctx, addr, remoting.NewRequest(remoting.PopMessage, ext, nil), req.PollTime)
+	if err != nil {
+		return nil, err
+	}
+	switch resp.Code {
+	case remoting.Success:
+	case remoting.PollingTimeout, remoting.PullNotFound:
+		return &proxy.PopResult{}, nil
+	default:
+		return nil, brokerErr(resp)
+	}
+	exts, err := message.DecodeRecords(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: pop response from %s: %w", req.Broker, err)
+	}
+	out := &proxy.PopResult{Messages: make([]*proxy.Message, 0, len(exts))}
+	for _, e := range exts {
+		m := fromExt(e)
+		m.ReceiptHandle = e.Property(message.PropertyPopCK)
+		if m.ReceiptHandle == "" {
+			return nil, fmt.Errorf("cluster: popped message without %s from %s", message.PropertyPopCK, req.Broker)
+		}
+		out.Messages = append(out.Messages, m)
+	}
+	return out, nil
+}
+
+// fromExt converts a decoded stored record.
+func fromExt(e *message.Ext) *proxy.Message {
+	m := &proxy.Message{
+		Topic: e.Topic, Body: e.Body, Flag: e.Flag, SysFlag: e.SysFlag, Properties: e.Properties,
+		QueueID: e.QueueID, QueueOffset: e.QueueOffset, CommitLogOffset: e.CommitLogOffset,
+		BornTimestamp: e.BornTimestamp, StoreTimestamp: e.StoreTimestamp,
+		ReconsumeTimes: e.ReconsumeTimes, OffsetMsgID: e.OffsetMsgID(),
+	}
+	if m.Properties == nil {
+		m.Properties = map[string]string{}
+	}
+	if e.BornHost.IsValid() {
+		m.BornHost = e.BornHost.String()
+	}
+	if e.StoreHost.IsValid() {
+		m.StoreHost = e.StoreHost.String()
+	}
+	return m
+}
+
+// handleErr maps an ack-family response: forged handles (INVALID_PARAMETER) and stale ones
+// (NO_MESSAGE) become the proxy's handle sentinels, the rest stays a BrokerError.
+func handleErr(resp *remoting.Command) error {
+	switch resp.Code {
+	case remoting.InvalidParameter:
+		return fmt.Errorf("%w: %s", proxy.ErrHandleInvalid, resp.Remark)
+	case remoting.NoMessage:
+		return fmt.Errorf("%w: %s", proxy.ErrHandleExpired, resp.Remark)
+	default:
+		return brokerErr(resp)
+	}
+}
+
+func handleExt(group, topic string, h proxy.Handle) map[string]string {
+	return map[string]string{
+		"consumerGroup": group,
+		"topic":         topic,
+		"queueId":       strconv.Itoa(int(h.QueueID)),
+		"offset":        strconv.FormatInt(h.QueueOffset, 10),
+		"extraInfo":     h.Raw,
+	}
+}
+
+// Ack implements proxy.Backend with ACK_MESSAGE.
+func (b *Backend) Ack(ctx context.Context, req *proxy.AckRequest) error {
+	addr, err := b.addrOf(ctx, req.Handle.Broker)
+	if err != nil {
+		return err
+	}
+	resp, err := b.invoke(ctx, addr, remoting.NewRequest(remoting.AckMessage, handleExt(req.Group, req.Topic, req.Handle), nil), 0)
+	if err != nil {
+		return err
+	}
+	if resp.Code != remoting.Success {
+		return handleErr(resp)
+	}
+	return nil
+}
+
+// ChangeInvisible implements proxy.Backend with CHANGE_MESSAGE_INVISIBLETIME.
+func (b *Backend) ChangeInvisible(ctx context.Context, req *proxy.ChangeInvisibleRequest) (string, error) {
+	addr, err := b.addrOf(ctx, req.Handle.Broker)
+	if err != nil {
+		return "", err
+	}
+	ext := handleExt(req.Group, req.Topic, req.Handle)
+	ext["invisibleTime"] = strconv.FormatInt(req.InvisibleTime.Milliseconds(), 10)
+	resp, err := b.invoke(ctx, addr, remoting.NewRequest(remoting.ChangeMessageInvisibleTime, ext, nil), 0)
+	if err != nil {
+		return "", err
+	}
+	if resp.Code != remoting.Success {
+		return "", handleErr(resp)
+	}
+	h := resp.ExtString("extraInfo")
+	if h == "" {
+		return "", fmt.Errorf("cluster: change invisible time answered without a new handle: %w", proxy.ErrUnavailable)
+	}
+	return h, nil
+}
+
+// ForwardToDLQ implements proxy.Backend: CONSUMER_SEND_MSG_BACK with delayLevel -1, then ack.
+func (b *Backend) ForwardToDLQ(ctx context.Context, req *proxy.ForwardDLQRequest) error {
+	addr, err := b.addrOf(ctx, req.Handle.Broker)
+	if err != nil {
+		return err
+	}
+	ext := map[string]string{
+		"group":             req.Group,
+		"offset":            strconv.FormatInt(req.Handle.CommitLogOffset, 10),
+		"delayLevel":        "-1",
+		"originMsgId":       req.MessageID,
+		"originTopic":       req.Topic,
+		"unitMode":          "false",
+		"maxReconsumeTimes": strconv.Itoa(int(req.MaxReconsumeTimes)),
+		"bname":             req.Handle.Broker,
+	}
+	resp, err := b.invoke(ctx, addr, remoting.NewRequest(remoting.ConsumerSendMsgBack, ext, nil), 0)
+	if err != nil {
+		return err
+	}
+	if resp.Code != remoting.Success {
+		return brokerErr(resp)
+	}
+	return b.Ack(ctx, &proxy.AckRequest{Group: req.Group, Topic: req.Topic, Handle: req.Handle})
+}
+
+// EndTransaction implements proxy.Backend with END_TRANSACTION.
+func (b *Backend) EndTransaction(ctx context.Context, req *proxy.EndTransactionRequest) error {
+	addr, err := b.addrOf(ctx, req.Broker)
+	if err != nil {
+		return err
+	}
+	commit := "0"
+	switch req.Resolution {
+	case proxy.ResolutionCommit:
+		commit = "8"
+	case proxy.ResolutionRollback:
+		commit = "12"
+	}
+	ext := map[string]string{
+		"producerGroup":        req.ProducerGroup,
+		"tranStateTableOffset": strconv.FormatInt(req.TranStateTableOffset, 10),
+		"commitLogOffset":      strconv.FormatInt(req.CommitLogOffset, 10),
+		"commitOrRollback":     commit,
+		"fromTransactionCheck": strconv.FormatBool(req.FromCheck),
+		"msgId":                req.MsgID,
+		"transactionId":        req.TransactionID,
+		"bname":                req.Broker,
+	}
+	resp, err := b.invoke(ctx, addr, remoting.NewRequest(remoting.EndTransaction, ext, nil), 0)
+	if err != nil {
+		return err
+	}
+	if resp.Code != remoting.Success {
+		return brokerErr(resp)
+	}
+	return nil
+}
+
+// ---- transaction check-backs ----------------------------------------------------------------
+
+type heartbeatBody struct {
+	ClientID        string            `json:"clientID"`
+	ProducerDataSet []producerData    `json:"producerDataSet"`
+	ConsumerDataSet []json.RawMessage `json:"consumerDataSet"`
+}
+
+type producerData struct {
+	GroupName string `json:"groupName"`
+}
+
+// heartbeat registers the topics with live gRPC producers as producer groups on every known
+// master, so brokers route CHECK_TRANSACTION_STATE to this proxy.
+func (b *Backend) heartbeat(ctx context.Context) {
+	box := b.checker.Load()
+	if box == nil {
+		return
+	}
+	groups := box.c.ProducerGroups()
+	if len(groups) == 0 {
+		return
+	}
+	body := heartbeatBody{ClientID: b.cfg.ClientID, ConsumerDataSet: []json.RawMessage{}}
+	for _, g := range groups {
+		body.ProducerDataSet = append(body.ProducerDataSet, producerData{GroupName: g})
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return
+	}
+	masters := b.knownMasters()
+	if len(masters) == 0 {
+		if m, err := b.clusterMasters(ctx); err == nil {
+			for _, a := range m {
+				masters = append(masters, a)
+			}
+		}
+	}
+	for _, addr := range masters {
+		resp, err := b.invoke(ctx, addr, remoting.NewRequest(remoting.HeartBeat, nil, raw), 0)
+		if err != nil {
+			b.logger.Debug("broker heartbeat failed", "broker", addr, "err", err)
+			continue
+		}
+		if resp.Code != remoting.Success {
+			b.logger.Debug("broker heartbeat refused", "broker", addr, "code", resp.Code, "remark", resp.Remark)
+		}
+	}
+}
+
+// onCheckTransaction handles a broker's oneway CHECK_TRANSACTION_STATE.
+func (b *Backend) onCheckTransaction(_ context.Context, c *remoting.Conn, req *remoting.Command) *remoting.Command {
+	box := b.checker.Load()
+	if box == nil {
+		return nil
+	}
+	e, _, err := message.DecodeRecord(req.Body, false)
+	if err != nil {
+		b.logger.Warn("undecodable transaction check", "broker", c.RemoteAddr(), "err", err)
+		return nil
+	}
+	m := fromExt(e)
+	m.Body = bytes.Clone(m.Body)
+	if rt := m.Properties[message.PropertyRealTopic]; rt != "" {
+		m.Topic = rt
+	}
+	addr := c.RemoteAddr()
+	b.mu.Lock()
+	name := b.names[addr]
+	b.mu.Unlock()
+	if name == "" {
+		// Connections are dialled by address, so the remote address is the one we dialled
+		// unless the broker advertises a different host; fall back to any name it maps to.
+		b.logger.Warn("transaction check from an unknown broker address", "addr", addr)
+		return nil
+	}
+	check := &proxy.TransactionCheck{
+		Broker:               name,
+		ProducerGroup:        m.Properties[message.PropertyProducerGroup],
+		Message:              m,
+		CommitLogOffset:      req.ExtInt64Or("commitLogOffset", e.CommitLogOffset),
+		TranStateTableOffset: req.ExtInt64Or("tranStateTableOffset", e.QueueOffset),
+		MsgID:                req.ExtString("msgId"),
+		TransactionID:        req.ExtString("transactionId"),
+	}
+	if check.MsgID == "" {
+		check.MsgID = e.UniqKey()
+	}
+	box.c.CheckTransaction(check)
+	return nil
+}
+
+// decodeJSON decodes RocketMQ JSON, which fastjson may write with unquoted numeric map keys
+// ({0:"addr"}); those keys are quoted first.
+func decodeJSON(b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err == nil {
+		return nil
+	}
+	fixed, err := quoteNumericKeys(b)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(fixed, v); err != nil {
+		return fmt.Errorf("cluster: decode JSON: %w", err)
+	}
+	return nil
+}
+
+// quoteNumericKeys quotes bare integer object keys outside strings.
+func quoteNumericKeys(b []byte) ([]byte, error) {
+	out := make([]byte, 0, len(b)+16)
+	inStr, esc := false, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inStr {
+			out = append(out, c)
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+			continue
+		}
+		if c == '"' {
+			inStr = true
+			out = append(out, c)
+			continue
+		}
+		out = append(out, c)
+		if c != '{' && c != ',' {
+			continue
+		}
+		j := i + 1
+		for j < len(b) && (b[j] == ' ' || b[j] == '\n' || b[j] == '\r' || b[j] == '\t') {
+			j++
+		}
+		k := j
+		if k < len(b) && b[k] == '-' {
+			k++
+		}
+		for k < len(b) && b[k] >= '0' && b[k] <= '9' {
+			k++
+		}
+		if k > j && k < len(b) && b[k] == ':' {
+			out = append(out, b[i+1:j]...)
+			out = append(out, '"')
+			out = append(out, b[j:k]...)
+			out = append(out, '"')
+			i = k - 1
+		}
+	}
+	if inStr {
+		return nil, errors.New("cluster: decode JSON: unterminated string")
+	}
+	return out, nil
+}
