@@ -335,6 +335,14 @@ type jsonHeader struct {
 // DecodeJSONHeader decodes a JSON header. extFields values must be JSON strings, as both
 // Java (fastjson) and go2 write them; language may be a name or an ordinal.
 func DecodeJSONHeader(b []byte) (*Command, error) {
+	if c, ok := decodeJSONHeaderFast(b); ok {
+		return c, nil
+	}
+	return decodeJSONHeaderStd(b)
+}
+
+// decodeJSONHeaderStd is the reference decoder (encoding/json).
+func decodeJSONHeaderStd(b []byte) (*Command, error) {
 	var h jsonHeader
 	if err := json.Unmarshal(b, &h); err != nil {
 		return nil, fmt.Errorf("%w: json: %v", ErrBadHeader, err)

@@ -43,9 +43,10 @@ type dispatcher interface {
 // Conn is one remoting connection, used by both Server and Client.
 //
 // Goroutines: one reader (reads frames, completes pending invocations, starts one handler
-// goroutine per request, bounded by maxInFlight) and one writer (coalesces every queued
-// frame into one writev). Both are owned by the Conn and end when it closes. writeMu
-// guards the outgoing queue and is a leaf lock; pendingMu guards the pending map.
+// goroutine per request, bounded by maxInFlight) and one writer, used when the reader
+// must not write itself (see "writing" below). Both are owned by the Conn and end when it
+// closes. writeMu guards the outgoing queue and is a leaf lock; pendingMu guards the
+// pending map.
 type Conn struct {
 	id   uint64
 	nc   net.Conn
@@ -57,9 +58,10 @@ type Conn struct {
 	cancel context.CancelFunc
 
 	writeMu   sync.Mutex
-	queue     net.Buffers // frames waiting for the writer
-	queueN    int         // frames in queue
-	flushReq  bool        // graceful close requested: writer closes after draining
+	queue     net.Buffers // frames waiting for the socket owner
+	spare     net.Buffers // recycled batch array
+	writing   bool        // a goroutine owns the socket for writing
+	flushReq  bool        // graceful close requested: the owner closes after draining
 	writeWake chan struct{}
 
 	pendingMu sync.Mutex
@@ -136,10 +138,15 @@ func (c *Conn) Close() error {
 	return nil
 }
 
-// closeGracefully asks the writer to flush what is queued and then close.
+// closeGracefully flushes what is queued and then closes the connection.
 func (c *Conn) closeGracefully() {
 	c.writeMu.Lock()
 	c.flushReq = true
+	if c.writing {
+		c.writeMu.Unlock() // the owner closes after draining
+		return
+	}
+	c.writing = true
 	c.writeMu.Unlock()
 	c.wakeWriter()
 }
@@ -159,9 +166,7 @@ func (c *Conn) closeWith(err error) {
 		}
 		c.writeMu.Lock()
 		c.queue = nil
-		c.queueN = 0
 		c.writeMu.Unlock()
-		c.wakeWriter()
 		close(c.done)
 		c.d.connClosed(c)
 	})
@@ -171,10 +176,21 @@ func (c *Conn) closeWith(err error) {
 func (c *Conn) wait() { c.goroutines.Wait() }
 
 // ---- writing ----
+//
+// One goroutine at a time owns the socket for writing (writing == true). A sender that
+// finds the socket free becomes the owner and writes inline (no goroutine hand-off on the
+// common, uncontended path); senders that find it busy append their frame to queue and
+// return, and the owner writes everything queued in one writev before releasing it
+// (coalescing). The reader goroutine never writes inline (it must never block on a peer
+// that does not read): it queues and, when the socket is free, hands ownership to the
+// writer goroutine.
 
-// Send queues one command for writing. It returns ErrConnClosed when the connection is
-// closed; a later write failure closes the connection.
-func (c *Conn) Send(cmd *Command) error {
+// Send writes one command, or queues it behind a write in progress. It returns
+// ErrConnClosed when the connection is closed; a write failure closes the connection.
+// Send may block for up to the write timeout while it owns the socket.
+func (c *Conn) Send(cmd *Command) error { return c.send(cmd, true) }
+
+func (c *Conn) send(cmd *Command, inline bool) error {
 	bufs, err := Encode(cmd, c.opts.serializeType)
 	if err != nil {
 		return err
@@ -185,10 +201,57 @@ func (c *Conn) Send(cmd *Command) error {
 		return ErrConnClosed
 	}
 	c.queue = append(c.queue, bufs...)
-	c.queueN++
-	c.writeMu.Unlock()
-	c.wakeWriter()
+	if c.writing {
+		c.writeMu.Unlock()
+		return nil
+	}
+	c.writing = true
+	if !inline {
+		c.writeMu.Unlock()
+		c.wakeWriter()
+		return nil
+	}
+	c.drainLocked()
 	return nil
+}
+
+// drainLocked is called by the socket owner with writeMu held; it writes until the queue
+// is empty, releases ownership and returns with writeMu released. After a graceful close
+// request it closes the connection once everything is written.
+func (c *Conn) drainLocked() {
+	for {
+		batch := c.queue
+		c.queue = c.spare[:0]
+		flush := c.flushReq
+		if len(batch) == 0 {
+			c.writing = false
+			c.spare = batch[:0]
+			c.writeMu.Unlock()
+			if flush {
+				c.closeWith(nil)
+			}
+			return
+		}
+		c.writeMu.Unlock()
+		if c.opts.writeTimeout > 0 {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.writeTimeout))
+		}
+		keep := batch // WriteTo consumes its receiver; keep the array for reuse
+		_, err := batch.WriteTo(c.nc)
+		clear(keep)
+		c.writeMu.Lock()
+		c.spare = keep[:0]
+		if err != nil {
+			c.writing = false
+			c.queue = nil
+			c.writeMu.Unlock()
+			if !c.closed.Load() {
+				c.log.Debug("remoting: write failed, closing connection", "err", err)
+			}
+			c.closeWith(err)
+			return
+		}
+	}
 }
 
 func (c *Conn) wakeWriter() {
@@ -198,45 +261,22 @@ func (c *Conn) wakeWriter() {
 	}
 }
 
-// writeLoop writes every queued frame in one writev per wake-up (coalescing).
+// writeLoop drains the queue whenever ownership of the socket is handed to it.
 func (c *Conn) writeLoop() {
 	defer c.goroutines.Done()
-	var batch net.Buffers
 	for {
 		select {
 		case <-c.writeWake:
 		case <-c.done:
 			return
 		}
-		for {
-			c.writeMu.Lock()
-			batch, c.queue = c.queue, batch[:0]
-			c.queueN = 0
-			flush := c.flushReq
+		c.writeMu.Lock()
+		if !c.writing {
+			// Not handed over (a stale wake-up); nothing to do.
 			c.writeMu.Unlock()
-			if len(batch) == 0 {
-				if flush {
-					c.closeWith(nil)
-					return
-				}
-				break
-			}
-			if c.opts.writeTimeout > 0 {
-				_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.writeTimeout))
-			}
-			// WriteTo consumes batch; keep the backing array for reuse.
-			keep := batch
-			_, err := batch.WriteTo(c.nc)
-			clear(keep)
-			batch = keep[:0]
-			if err != nil {
-				if !c.closed.Load() {
-					c.log.Debug("remoting: write failed, closing connection", "err", err)
-				}
-				c.closeWith(err)
-				return
-			}
+			continue
 		}
+		c.drainLocked()
 	}
 }
 
@@ -311,18 +351,18 @@ func (c *Conn) complete(resp *Command) {
 func (c *Conn) dispatch(req *Command) {
 	h := c.d.handler(req.Code)
 	if h == nil {
-		c.reply(req, NewResponse(RequestCodeNotSupported, fmt.Sprintf(" request type %d not supported", req.Code)))
+		c.reply(req, NewResponse(RequestCodeNotSupported, fmt.Sprintf(" request type %d not supported", req.Code)), false)
 		return
 	}
 	select {
 	case c.inflight <- struct{}{}:
 	default:
-		c.reply(req, NewResponse(SystemBusy, fmt.Sprintf("[OVERLOAD] more than %d requests in flight on this connection", cap(c.inflight))))
+		c.reply(req, NewResponse(SystemBusy, fmt.Sprintf("[OVERLOAD] more than %d requests in flight on this connection", cap(c.inflight))), false)
 		return
 	}
 	if !c.d.beginRequest() {
 		<-c.inflight
-		c.reply(req, NewResponse(ServiceNotAvailable, "server is shutting down"))
+		c.reply(req, NewResponse(ServiceNotAvailable, "server is shutting down"), false)
 		return
 	}
 	go func() {
@@ -330,7 +370,7 @@ func (c *Conn) dispatch(req *Command) {
 		defer func() { <-c.inflight }()
 		resp := c.runHandler(h, req)
 		if resp != nil {
-			c.reply(req, resp)
+			c.reply(req, resp, true)
 		}
 	}()
 }
@@ -345,8 +385,9 @@ func (c *Conn) runHandler(h Handler, req *Command) (resp *Command) {
 	return h(c.ctx, c, req)
 }
 
-// reply sends resp as the answer to req unless req is oneway.
-func (c *Conn) reply(req, resp *Command) {
+// reply sends resp as the answer to req unless req is oneway. The reader goroutine
+// passes inline=false so that it never blocks on the socket.
+func (c *Conn) reply(req, resp *Command, inline bool) {
 	if req.IsOneway() {
 		return
 	}
@@ -355,7 +396,7 @@ func (c *Conn) reply(req, resp *Command) {
 	if resp.Language == "" {
 		resp.Language = LanguageGo
 	}
-	if err := c.Send(resp); err != nil && !errors.Is(err, ErrConnClosed) {
+	if err := c.send(resp, inline); err != nil && !errors.Is(err, ErrConnClosed) {
 		c.log.Warn("remoting: cannot encode response", "code", resp.Code, "err", err)
 	}
 }

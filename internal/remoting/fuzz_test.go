@@ -81,7 +81,20 @@ func FuzzDecodeJSONHeader(f *testing.F) {
 	f.Add([]byte(`{"code":0,"extFields":{"a":"1"},"flag":1,"language":"JAVA","opaque":9,"serializeTypeCurrentRPC":"JSON","version":479}`))
 	f.Add([]byte(`{"code":1,"language":13,"remark":null}`))
 	f.Add([]byte(`{"code":"x"}`))
+	f.Add([]byte(` { "Code" : 1 , "remark" : "a\\b\n" , "x" : true , "extFields" : { "k" : "v\"" } } `))
+	f.Add([]byte(`{"code":-2147483648,"flag":2147483647,"language":null,"extFields":null}`))
+	f.Add([]byte(`{"code":1,"code":2}`))
 	f.Fuzz(func(t *testing.T, h []byte) {
+		// Differential: whenever the fast path accepts, encoding/json must agree exactly.
+		if fast, ok := decodeJSONHeaderFast(h); ok {
+			std, err := decodeJSONHeaderStd(h)
+			if err != nil {
+				t.Fatalf("fast path accepted %q, encoding/json rejects it: %v", h, err)
+			}
+			if diff := cmp.Diff(std, fast); diff != "" {
+				t.Fatalf("fast and encoding/json differ on %q (-std +fast):\n%s", h, diff)
+			}
+		}
 		c, err := DecodeJSONHeader(h)
 		if err != nil {
 			if !errors.Is(err, ErrBadHeader) {
