@@ -164,7 +164,7 @@ func TestScrapeSourcesAreSummed(t *testing.T) {
 		emit(ConsumerStat{Group: "g1", Topic: "orders", Lag: 5, Inflight: 5, LagLatency: time.Second})
 	})
 	b.OnStorage(func() StorageStat {
-		return StorageStat{SizeBytes: 4096, FlushBehindBytes: 10, ReserveTime: time.Minute}
+		return StorageStat{SizeBytes: 4096, FlushBehindBytes: 10, DispatchBehindBytes: -1, ReserveTime: time.Minute}
 	})
 	b.OnConnections(func(emit func(ConnectionStat)) {
 		emit(ConnectionStat{Producer: true, Group: "ignored", Language: "GO", Version: "V5_1_2", Count: 2})
@@ -193,6 +193,9 @@ func TestScrapeSourcesAreSummed(t *testing.T) {
 	}
 	if s := find(t, all, NameStorageFlushBehind, nil); s.value != 10 {
 		t.Errorf("flush behind = %v", s.value)
+	}
+	if len(all[NameStorageDispatchBehind]) != 0 {
+		t.Errorf("an unknown gauge must not be exported: %v", all[NameStorageDispatchBehind])
 	}
 	if s := find(t, all, NameStorageReserveTime, nil); s.value != 60000 {
 		t.Errorf("reserve time = %v", s.value)

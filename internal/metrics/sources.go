@@ -21,7 +21,9 @@ type ConsumerStat struct {
 	LagLatency   time.Duration
 }
 
-// StorageStat is the store's state at scrape time.
+// StorageStat is the store's state at scrape time. A negative field means "not known by this
+// source": it is left out of the sum, and a gauge no source knows is not exported at all
+// (never a made-up zero).
 type StorageStat struct {
 	SizeBytes           int64         // bytes of commit log, consume queue and index files on disk
 	FlushBehindBytes    int64         // bytes appended but not yet fsynced
@@ -198,18 +200,36 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if len(storage) > 0 {
-		var s StorageStat
+		var size, flush, dispatch int64
+		var reserve time.Duration
+		var hasSize, hasFlush, hasDispatch, hasReserve bool
 		for _, f := range storage {
 			v := f()
-			s.SizeBytes += v.SizeBytes
-			s.FlushBehindBytes += v.FlushBehindBytes
-			s.DispatchBehindBytes += v.DispatchBehindBytes
-			s.ReserveTime = max(s.ReserveTime, v.ReserveTime)
+			if v.SizeBytes >= 0 {
+				size, hasSize = size+v.SizeBytes, true
+			}
+			if v.FlushBehindBytes >= 0 {
+				flush, hasFlush = flush+v.FlushBehindBytes, true
+			}
+			if v.DispatchBehindBytes >= 0 {
+				dispatch, hasDispatch = dispatch+v.DispatchBehindBytes, true
+			}
+			if v.ReserveTime >= 0 {
+				reserve, hasReserve = max(reserve, v.ReserveTime), true
+			}
 		}
-		ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(s.SizeBytes))
-		ch <- prometheus.MustNewConstMetric(c.flushBehind, prometheus.GaugeValue, float64(s.FlushBehindBytes))
-		ch <- prometheus.MustNewConstMetric(c.dispatchBehind, prometheus.GaugeValue, float64(s.DispatchBehindBytes))
-		ch <- prometheus.MustNewConstMetric(c.reserve, prometheus.GaugeValue, float64(s.ReserveTime.Milliseconds()))
+		if hasSize {
+			ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(size))
+		}
+		if hasFlush {
+			ch <- prometheus.MustNewConstMetric(c.flushBehind, prometheus.GaugeValue, float64(flush))
+		}
+		if hasDispatch {
+			ch <- prometheus.MustNewConstMetric(c.dispatchBehind, prometheus.GaugeValue, float64(dispatch))
+		}
+		if hasReserve {
+			ch <- prometheus.MustNewConstMetric(c.reserve, prometheus.GaugeValue, float64(reserve.Milliseconds()))
+		}
 	}
 	if len(connections) > 0 {
 		agg := make(map[connKey]int)
