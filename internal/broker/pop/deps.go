@@ -49,8 +49,8 @@ type Topics interface {
 	ReadQueues(topic string) (n int32, ok bool)
 }
 
-// Groups looks up (or, with auto-create on, creates) subscription groups. It must not call
-// back into the Service (it may be called while the Service holds its lock).
+// Groups looks up (or, with auto-create on, creates) subscription groups. The Service never
+// calls it while holding its own lock.
 type Groups interface {
 	Group(name string) (GroupInfo, bool)
 }

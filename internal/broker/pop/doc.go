@@ -30,5 +30,6 @@
 // Concurrency: every Service method is safe for concurrent use. Lock order (outer to inner):
 // per-queue pop lock -> per-queue publish lock -> Service.mu -> pop log mu. Service.mu is
 // held only around Machine calls and log appends, never across store reads, the broker's
-// offset table, DeadLetter or an fsync. The only goroutine is Run's, owned by its caller.
+// tables, DeadLetter or an fsync. Expire uses the retry budget each group had at its last pop
+// (DefaultRetryMaxTimes for a group not popped since the start). The only goroutine is Run's, owned by its caller.
 package pop

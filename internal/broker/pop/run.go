@@ -66,22 +66,17 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
+// expire runs Machine.Expire with the groups' retry budgets as last seen by a pop (the
+// default for a group not seen since the start).
 func (s *Service) expire(now int64) (dead []Due, woke []QueueKey, next int64, ok bool) {
-	budgets := make(map[string]int32)
-	retryMax := func(group string) int32 {
-		if b, ok := budgets[group]; ok {
-			return b
-		}
-		b := s.cfg.DefaultRetryMaxTimes
-		if g, ok := s.deps.Groups.Group(group); ok {
-			b = g.RetryMaxTimes
-		}
-		budgets[group] = b
-		return b
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	dead, woke = s.m.Expire(now, retryMax)
+	dead, woke = s.m.Expire(now, func(group string) int32 {
+		if b, ok := s.budgets[group]; ok {
+			return b
+		}
+		return s.cfg.DefaultRetryMaxTimes
+	})
 	next, ok = s.m.NextDeadline()
 	return dead, woke, next, ok
 }

@@ -76,8 +76,8 @@ type qlock struct {
 // shell that reads the store, persists the pop log, long-polls, revives and dead-letters.
 //
 // Locks, outer to inner: qlock.pop -> qlock.pub -> Service.mu -> wal.mu. Service.mu is never
-// held across store reads, the offset table, DeadLetter or an fsync; Groups.Group is the one
-// dependency called under it (Expire's retry budget). Goroutines: Run's loop (revive,
+// held across store reads, the offset table, the group table, DeadLetter or an fsync.
+// Goroutines: Run's loop (revive,
 // dead-letter, snapshots), owned by the caller of Run.
 type Service struct {
 	cfg    Config
@@ -85,10 +85,11 @@ type Service struct {
 	deps   Deps
 	signer *Signer
 
-	mu     sync.Mutex // guards m, locks, dirty
-	m      *Machine
-	locks  map[QueueKey]*qlock
-	dirty  bool // records appended since the last snapshot
+	mu      sync.Mutex // guards m, locks, dirty, budgets
+	m       *Machine
+	locks   map[QueueKey]*qlock
+	dirty   bool             // records appended since the last snapshot
+	budgets map[string]int32 // retryMaxTimes per group, refreshed by every pop of the group
 	wal    *wal
 	notify notifier
 
@@ -141,7 +142,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Service, error) {
 	}
 	s := &Service{
 		cfg: cfg, log: log.With("component", "pop"), deps: deps, signer: signer,
-		m: m, locks: make(map[QueueKey]*qlock), wal: w,
+		m: m, locks: make(map[QueueKey]*qlock), budgets: make(map[string]int32), wal: w,
 		notify: notifier{waiters: make(map[string]map[*waiter]struct{})},
 		kick:   make(chan struct{}, 1), done: make(chan struct{}),
 	}
@@ -149,6 +150,11 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Service, error) {
 	// offset table may have been persisted before our last changes).
 	for _, k := range m.Keys() {
 		s.publish(k)
+		if _, ok := s.budgets[k.Group]; !ok {
+			if g, ok := deps.Groups.Group(k.Group); ok {
+				s.budgets[k.Group] = g.RetryMaxTimes
+			}
+		}
 	}
 	s.log.Info("pop state recovered", "queues", len(m.Keys()), "replayed", replayed, "log", next)
 	return s, nil
@@ -299,6 +305,9 @@ func (s *Service) Pop(ctx context.Context, req PopRequest) (PopResult, error) {
 	if !ok {
 		return PopResult{}, fmt.Errorf("%w: %s", ErrGroupNotFound, req.Group)
 	}
+	s.mu.Lock()
+	s.budgets[req.Group] = g.RetryMaxTimes
+	s.mu.Unlock()
 	if req.QueueID >= nq || req.QueueID < -1 {
 		return PopResult{}, fmt.Errorf("%w: queueId %d not in -1..%d", ErrInvalidParameter, req.QueueID, nq-1)
 	}
