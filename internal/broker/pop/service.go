@@ -90,8 +90,8 @@ type Service struct {
 	locks   map[QueueKey]*qlock
 	dirty   bool             // records appended since the last snapshot
 	budgets map[string]int32 // retryMaxTimes per group, refreshed by every pop of the group
-	wal    *wal
-	notify notifier
+	wal     *wal
+	notify  notifier
 
 	kick      chan struct{} // wakes Run: an earlier deadline or a DLQ to retry
 	done      chan struct{} // closed by Close
