@@ -8,9 +8,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // Handle is the content of a receipt handle. Clients and the proxy only copy the encoded
@@ -44,9 +46,10 @@ var ErrHandleInvalid = errors.New("receipt handle is invalid")
 // change of invisible time, or a revive followed by a new pop).
 var ErrHandleExpired = errors.New("receipt handle is expired")
 
-// Signer mints and verifies receipt handles with a per-broker secret.
+// Signer mints and verifies receipt handles with a per-broker secret. Safe for concurrent use.
 type Signer struct {
 	secret []byte
+	macs   sync.Pool // hash.Hash: HMAC-SHA256 keyed with secret
 }
 
 // NewSigner returns a Signer using secret (at least 16 bytes).
@@ -54,7 +57,9 @@ func NewSigner(secret []byte) (*Signer, error) {
 	if len(secret) < 16 {
 		return nil, fmt.Errorf("pop: handle secret of %d bytes, need >= 16", len(secret))
 	}
-	return &Signer{secret: append([]byte(nil), secret...)}, nil
+	s := &Signer{secret: append([]byte(nil), secret...)}
+	s.macs.New = func() any { return hmac.New(sha256.New, s.secret) }
+	return s, nil
 }
 
 // secretFile is the name of the handle secret inside the pop directory.
@@ -85,11 +90,15 @@ func LoadOrCreateSecret(dir string) ([]byte, error) {
 }
 
 func (s *Signer) mac(group string, payload []byte) []byte {
-	h := hmac.New(sha256.New, s.secret)
+	h := s.macs.Get().(hash.Hash)
+	h.Reset()
 	h.Write([]byte(group))
 	h.Write([]byte{0})
 	h.Write(payload)
-	return h.Sum(nil)[:macLen]
+	var sum [sha256.Size]byte
+	out := h.Sum(sum[:0])[:macLen]
+	s.macs.Put(h)
+	return out
 }
 
 func appendString(b []byte, s string) []byte {

@@ -24,6 +24,8 @@ func openStore(t testing.TB) *store.Store {
 	cfg := store.DefaultConfig()
 	cfg.StorePathRootDir = t.TempDir()
 	cfg.MappedFileSizeCommitLog = 64 << 20
+	// fallocate: segment preparation must not compete with benchmarks for the CPU.
+	cfg.PreallocMode = store.PreallocFallocate
 	cfg.StoreHost = netip.MustParseAddrPort("127.0.0.1:10911")
 	st, err := store.Open(cfg, nil)
 	if err != nil {
