@@ -69,7 +69,13 @@ func (b *RegisterBrokerBody) Encode(compress bool) ([]byte, error) {
 	slices.Sort(names)
 	putInt(len(names))
 	for _, n := range names {
-		put([]byte(table[n].encodeLine()))
+		tc := table[n]
+		// The line format is space-separated; such names cannot round-trip (RocketMQ's
+		// topic name rules never allow them).
+		if tc.TopicName == "" || strings.ContainsAny(tc.TopicName, " ") || strings.ContainsAny(tc.TopicFilterType, " ") {
+			return nil, fmt.Errorf("%w: topic %q cannot be encoded in the compressed form", ErrBadRegisterBody, tc.TopicName)
+		}
+		put([]byte(tc.encodeLine()))
 	}
 	fsl := b.FilterServerList
 	if fsl == nil {
