@@ -241,12 +241,20 @@ func discardFrom(h *message.Ext) *message.Ext {
 	}
 }
 
-// opRecord is the op record (never waited for by sync flush) marking half queue offset qo as finished with outcome o.
-func opRecord(qo int64, o Outcome, nowMs int64) *message.Ext {
+// opRecord is the op record (never waited for by sync flush) marking half queue offsets qos
+// as finished with outcome o; several offsets are comma separated, as RocketMQ 5 merges them.
+func opRecord(qos []int64, o Outcome, nowMs int64) *message.Ext {
+	var body []byte
+	for i, qo := range qos {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = strconv.AppendInt(body, qo, 10)
+	}
 	return &message.Ext{
 		Message: message.Message{
 			Topic: OpTopic,
-			Body:  strconv.AppendInt(nil, qo, 10),
+			Body:  body,
 			Properties: map[string]string{
 				message.PropertyTags: OpTag,
 				PropertyOutcome:      o.String(),

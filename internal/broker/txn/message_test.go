@@ -132,9 +132,9 @@ func TestParseOp(t *testing.T) {
 		t.Errorf("op without outcome = %v", o)
 	}
 	for _, o := range []Outcome{OutcomeCommit, OutcomeRollback, OutcomeDiscard} {
-		r := opRecord(77, o, 1)
+		r := opRecord([]int64{77, 3}, o, 1)
 		qos, got, err := parseOp(r.Tags(), r.Body, r.Property(PropertyOutcome))
-		if err != nil || got != o || len(qos) != 1 || qos[0] != 77 {
+		if err != nil || got != o || len(qos) != 2 || qos[0] != 77 || qos[1] != 3 {
 			t.Errorf("round trip %v: %v %v %v", o, qos, got, err)
 		}
 	}

@@ -243,6 +243,14 @@ func (s *Service) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			// Clean shutdown: record the outcomes resolved since the last round, then the
+			// checkpoint. (A crash skips this; recovery copes, see docs/txn.md.)
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			s.mu.Lock()
+			ops := s.st.takeOps()
+			s.mu.Unlock()
+			s.writeOps(fctx, ops)
+			cancel()
 			if err := s.saveCheckpoint(false); err != nil {
 				s.logger.Warn("final transaction checkpoint failed", "err", err)
 			}
@@ -348,9 +356,11 @@ func (s *Service) scanOnce(ctx context.Context) error {
 	for _, h := range w.discards {
 		s.discard(ctx, h)
 	}
-	for _, h := range w.opRetry {
-		s.writeOp(ctx, h.QueueOffset, OutcomeNone)
-	}
+	// Outcomes decided since the last round, plus the ones verify/discard just decided.
+	s.mu.Lock()
+	ops := append(w.ops, s.st.takeOps()...)
+	s.mu.Unlock()
+	s.writeOps(ctx, ops)
 	// Counts are saved before the checks go out: a crash never lets a half be checked more
 	// than CheckMax times (it may be checked once less).
 	if err := s.saveCheckpoint(true); err != nil {
@@ -434,7 +444,6 @@ func (s *Service) verify(ctx context.Context, h half) {
 	s.mu.Lock()
 	s.st.finish(h.QueueOffset, OutcomeCommit, ms(s.cfg.now()))
 	s.mu.Unlock()
-	s.writeOp(ctx, h.QueueOffset, OutcomeCommit)
 }
 
 // discard moves a claimed over-checked half to TRANS_CHECK_MAX_TIME_TOPIC.
@@ -456,25 +465,40 @@ func (s *Service) discard(ctx context.Context, h half) {
 	s.mu.Lock()
 	s.st.finish(h.QueueOffset, OutcomeDiscard, ms(s.cfg.now()))
 	s.mu.Unlock()
-	s.writeOp(ctx, h.QueueOffset, OutcomeDiscard)
 }
 
-// writeOp appends the op record of a resolved entry (outcome None: take the entry's).
-func (s *Service) writeOp(ctx context.Context, qo int64, o Outcome) {
-	if o == OutcomeNone {
-		s.mu.Lock()
-		if e, ok := s.st.entries[qo]; ok {
-			o = e.outcome
-		}
-		s.mu.Unlock()
-	}
-	if _, err := s.log.PutDirect(ctx, opRecord(qo, o, ms(s.cfg.now()))); err != nil {
-		s.logger.Warn("writing transaction op record failed; will retry", "queueOffset", qo, "err", err)
+// opBatch bounds the offsets of one op record (its body stays well under 16 KiB).
+const opBatch = 512
+
+// writeOps appends the op records of resolved entries, one record per outcome and batch of
+// opBatch offsets (RocketMQ 5 batches op records as well). Only the scanner calls it, so an
+// END_TRANSACTION costs one put (the committed copy) and the op records of a burst share a
+// few puts. A failed append is retried in the next round.
+func (s *Service) writeOps(ctx context.Context, ops []opItem) {
+	if len(ops) == 0 {
 		return
 	}
-	s.mu.Lock()
-	s.st.opWritten(qo)
-	s.mu.Unlock()
+	byOutcome := map[Outcome][]int64{}
+	for _, o := range ops {
+		byOutcome[o.outcome] = append(byOutcome[o.outcome], o.queueOffset)
+	}
+	now := ms(s.cfg.now())
+	for _, o := range [...]Outcome{OutcomeCommit, OutcomeRollback, OutcomeDiscard, OutcomeResolved, OutcomeNone} {
+		qos := byOutcome[o]
+		for len(qos) > 0 {
+			n := min(len(qos), opBatch)
+			_, err := s.log.PutDirect(ctx, opRecord(qos[:n], o, now))
+			if err != nil {
+				s.logger.Warn("writing transaction op records failed; will retry", "count", n, "err", err)
+			}
+			s.mu.Lock()
+			for _, qo := range qos[:n] {
+				s.st.opWritten(qo, err == nil)
+			}
+			s.mu.Unlock()
+			qos = qos[n:]
+		}
+	}
 }
 
 // sendCheck hands one due check-back to the sender.

@@ -60,6 +60,10 @@ func TestCommitVisibleOnce(t *testing.T) {
 		if m.PreparedTransactionOffset != p.CommitLogOffset || m.Property(message.PropertyKeys) != "k1" || m.Tags() != "TagA" {
 			t.Fatalf("committed message: preparedTxOffset=%d props=%v", m.PreparedTransactionOffset, m.Properties)
 		}
+		if ops := e.queue(OpTopic, 0); len(ops) != 0 {
+			t.Fatalf("op record written by END_TRANSACTION itself: %d", len(ops))
+		}
+		e.scan() // the scanner appends op records in batches
 		ops := e.queue(OpTopic, 0)
 		if len(ops) != 1 || string(ops[0].Body) != strconv.FormatInt(p.QueueOffset, 10) || ops[0].Tags() != OpTag ||
 			ops[0].Property(PropertyOutcome) != "commit" {
@@ -102,6 +106,7 @@ func TestRollbackInvisible(t *testing.T) {
 		if err := e.end(p, "PG", ResolutionRollback, false); err != nil {
 			t.Fatal(err)
 		}
+		e.scan()
 		if ops := e.queue(OpTopic, 0); len(ops) != 1 || ops[0].Property(PropertyOutcome) != "rollback" {
 			t.Fatalf("op records: %+v", ops)
 		}
@@ -331,6 +336,7 @@ func TestRestartCommittedBeforeCrashDeliveredOnce(t *testing.T) {
 		if err := e.end(p, "PG", ResolutionCommit, false); err != nil {
 			t.Fatal(err)
 		}
+		e.scan() // the op append fails
 		if ops := e.queue(OpTopic, 0); len(ops) != 0 {
 			t.Fatalf("op written despite the fault: %d", len(ops))
 		}
@@ -616,6 +622,38 @@ func TestRestartCommittedDelayedMessageNotDuplicated(t *testing.T) {
 		}
 		if st := e.svc.Stats(); st.Recovered != 1 || st.Open != 0 {
 			t.Fatalf("stats %+v", st)
+		}
+	})
+}
+
+func TestRunWritesPendingOpsOnShutdown(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		e := newEnv(t, be, func(c *Config) { c.ScanInterval = time.Hour })
+		ps := []prepared{e.sendHalf("T", 0, "PG", nil), e.sendHalf("T", 0, "PG", nil), e.sendHalf("T", 0, "PG", nil)}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.svc.Run(ctx) }()
+		for i, p := range ps {
+			if err := e.end(p, "PG", []Resolution{ResolutionCommit, ResolutionRollback, ResolutionCommit}[i], false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not return")
+		}
+		ops := e.queue(OpTopic, 0)
+		if len(ops) != 2 { // one record per outcome
+			t.Fatalf("op records on shutdown: %d", len(ops))
+		}
+		e.crash()
+		if st := e.svc.Stats(); st.Open != 0 {
+			t.Fatalf("open after clean shutdown: %d", st.Open)
 		}
 	})
 }

@@ -28,8 +28,9 @@ type entry struct {
 	phase      phase
 	outcome    Outcome // phaseResolved: the outcome
 	opWritten  bool    // the op record was appended (not yet read back)
+	opQueued   bool    // handed to the scanner's op batch, append in progress
 	opSeen     bool    // an op record for it was read back while it was resolving
-	resolvedAt int64   // ms: when it was resolved (op retry back-off)
+	resolvedAt int64   // ms: when it was resolved
 	// unverified: the entry may have been committed by an earlier incarnation or by a commit
 	// whose put failed ambiguously; look for the committed copy before checking or committing.
 	unverified bool
@@ -160,10 +161,12 @@ func (s *state) finish(qo int64, o Outcome, now int64) {
 	e.phase, e.outcome, e.resolvedAt = phaseResolved, o, now
 }
 
-// opWritten notes that the op record of a resolved entry was appended.
-func (s *state) opWritten(qo int64) {
-	if e, ok := s.entries[qo]; ok && e.phase == phaseResolved {
-		e.opWritten = true
+// opWritten notes that the op record of a resolved entry was appended (ok) or that the
+// append failed (retried in the next round).
+func (s *state) opWritten(qo int64, ok bool) {
+	if e, found := s.entries[qo]; found && e.phase == phaseResolved {
+		e.opQueued = false
+		e.opWritten = ok
 	}
 }
 
@@ -199,9 +202,15 @@ type dueCheck struct {
 // work is what the scanner must do now; offsets are sorted ascending.
 type work struct {
 	checks   []dueCheck
-	discards []half // claimed: checked CheckMax times, due again
-	verifies []half // claimed: unverified and due; look for a committed copy first
-	opRetry  []half // resolved, op append failed earlier; append it again
+	discards []half   // claimed: checked CheckMax times, due again
+	verifies []half   // claimed: unverified and due; look for a committed copy first
+	ops      []opItem // resolved entries whose op record must be appended (batched)
+}
+
+// opItem is one op record entry to append.
+type opItem struct {
+	queueOffset int64
+	outcome     Outcome
 }
 
 // due collects the work due at now and updates check counts and due times. Checks count when
@@ -227,19 +236,28 @@ func (s *state) due(now int64) work {
 				s.dirty = true
 				w.checks = append(w.checks, dueCheck{half: e.half, check: e.checks})
 			}
-		case phaseResolved:
-			if !e.opWritten && now-e.resolvedAt >= s.intervalMs {
-				e.resolvedAt = now
-				w.opRetry = append(w.opRetry, e.half)
-			}
 		}
 	}
+	w.ops = s.takeOps()
 	byOffset := func(a, b half) int { return cmp.Compare(a.QueueOffset, b.QueueOffset) }
 	slices.SortFunc(w.checks, func(a, b dueCheck) int { return byOffset(a.half, b.half) })
 	slices.SortFunc(w.discards, byOffset)
 	slices.SortFunc(w.verifies, byOffset)
-	slices.SortFunc(w.opRetry, byOffset)
 	return w
+}
+
+// takeOps hands out the resolved entries whose op record is neither written nor being
+// written, sorted by offset, and marks them queued.
+func (s *state) takeOps() []opItem {
+	var ops []opItem
+	for _, e := range s.entries {
+		if e.phase == phaseResolved && !e.opWritten && !e.opQueued {
+			e.opQueued = true
+			ops = append(ops, opItem{e.QueueOffset, e.outcome})
+		}
+	}
+	slices.SortFunc(ops, func(a, b opItem) int { return cmp.Compare(a.queueOffset, b.queueOffset) })
+	return ops
 }
 
 // prune forgets tombstones older than the retention that the queue reader has passed.

@@ -211,20 +211,29 @@ func TestStateUnverifiedIsVerifiedBeforeChecking(t *testing.T) {
 	}
 }
 
-func TestStateOpRetry(t *testing.T) {
+func TestStateOpsHandedOutOnceAndRetried(t *testing.T) {
 	s := testState(t)
 	s.observeHalf(h(0, 0), false)
+	s.observeHalf(h(1, 0), false)
 	s.claim(h(0, 0))
 	s.finish(0, OutcomeRollback, 1000)
-	if w := s.due(1000 + 29999); len(w.opRetry) != 0 {
-		t.Fatal("op retried too early")
+	s.claim(h(1, 0))
+	s.finish(1, OutcomeCommit, 1000)
+	w := s.due(1000)
+	if diff := cmp.Diff([]opItem{{0, OutcomeRollback}, {1, OutcomeCommit}}, w.ops, cmp.AllowUnexported(opItem{})); diff != "" {
+		t.Fatalf("ops (-want +got):\n%s", diff)
 	}
-	if w := s.due(1000 + 30000); len(w.opRetry) != 1 {
-		t.Fatal("op not retried")
+	if w := s.due(2000); len(w.ops) != 0 {
+		t.Fatalf("queued ops handed out twice: %+v", w.ops)
 	}
-	s.opWritten(0)
-	if w := s.due(1 << 40); len(w.opRetry) != 0 {
-		t.Fatal("op retried after it was written")
+	s.opWritten(0, true)
+	s.opWritten(1, false) // append failed: retried next round
+	if w := s.due(3000); len(w.ops) != 1 || w.ops[0].queueOffset != 1 {
+		t.Fatalf("retry round: %+v", w.ops)
+	}
+	s.opWritten(1, true)
+	if w := s.due(1 << 40); len(w.ops) != 0 {
+		t.Fatal("op handed out after it was written")
 	}
 }
 
