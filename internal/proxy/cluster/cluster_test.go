@@ -171,7 +171,7 @@ type recChecker struct {
 	got    chan *proxy.TransactionCheck
 }
 
-func (r *recChecker) ProducerGroups() []string                  { return r.groups }
+func (r *recChecker) ProducerGroups() []string                   { return r.groups }
 func (r *recChecker) CheckTransaction(c *proxy.TransactionCheck) { r.got <- c }
 
 func TestClusterBackendAgainstNamesrvAndFakeBroker(t *testing.T) {
