@@ -1,6 +1,7 @@
 package route
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 
@@ -70,6 +71,9 @@ func FuzzDecodeTopicRouteData(f *testing.F) {
 		r, err := DecodeTopicRouteData(data)
 		if err != nil {
 			return
+		}
+		if got, want := r.Encode(), encodeStd(r); !bytes.Equal(got, want) {
+			t.Fatalf("Encode differs from encoding/json:\n got %s\nwant %s", got, want)
 		}
 		again, err := DecodeTopicRouteData(r.Encode())
 		if err != nil {

@@ -203,3 +203,44 @@ func TestOrderTopicConf(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// encodeStd is the reference: encoding/json over the same normalisation Encode applies.
+func encodeStd(r *TopicRouteData) []byte {
+	out := *r
+	if out.QueueDatas == nil {
+		out.QueueDatas = []QueueData{}
+	}
+	if out.BrokerDatas == nil {
+		out.BrokerDatas = []BrokerData{}
+	}
+	bds := make([]BrokerData, len(out.BrokerDatas))
+	copy(bds, out.BrokerDatas)
+	out.BrokerDatas = bds
+	for i := range out.BrokerDatas {
+		if out.BrokerDatas[i].BrokerAddrs == nil {
+			out.BrokerDatas[i].BrokerAddrs = map[int64]string{}
+		}
+	}
+	if out.FilterServerTable == nil {
+		out.FilterServerTable = map[string][]string{}
+	}
+	b, _ := json.Marshal(&out)
+	return b
+}
+
+func TestRouteEncodeMatchesEncodingJSON(t *testing.T) {
+	r := &TopicRouteData{
+		OrderTopicConf: "a:<1>&\"x\"",
+		QueueDatas:     []QueueData{{BrokerName: "é\u2028", ReadQueueNums: -1, Perm: 7, TopicSysFlag: 3}},
+		BrokerDatas: []BrokerData{{Cluster: "c\x01", BrokerName: "b\xff", ZoneName: "z",
+			BrokerAddrs: map[int64]string{10: "x", 2: "y", -1: "z", 0: "w"}, EnableActingMaster: true}},
+		FilterServerTable: map[string][]string{"k2": nil, "k1": {"a", "b"}},
+	}
+	if got, want := r.Encode(), encodeStd(r); !bytes.Equal(got, want) {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	empty := &TopicRouteData{}
+	if got, want := empty.Encode(), encodeStd(empty); !bytes.Equal(got, want) {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
