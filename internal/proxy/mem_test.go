@@ -176,7 +176,11 @@ func (b *memBackend) Pop(ctx context.Context, req *PopRequest) (*PopResult, erro
 			if !tagMatches(req.FilterExpr, e.msg.Properties[PropTags]) {
 				continue
 			}
-			if int32(e.pops) > b.maxTimes {
+			limit := b.maxTimes
+			if g, ok := b.groups[req.Group]; ok {
+				limit = int32(g.RetryMaxTimes)
+			}
+			if int32(e.pops) > limit {
 				e.acked = true // dead-lettered
 				dlq := "%DLQ%" + req.Group
 				d := *e.msg

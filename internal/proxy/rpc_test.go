@@ -195,7 +195,12 @@ func TestAutoCreateTopic(t *testing.T) {
 
 func receiveAll(t *testing.T, c pb.MessagingServiceClient, req *pb.ReceiveMessageRequest, d time.Duration) []*pb.ReceiveMessageResponse {
 	t.Helper()
-	stream, err := c.ReceiveMessage(cctx(t, "c", d), req)
+	return receiveAllAs(t, c, "c", req, d)
+}
+
+func receiveAllAs(t *testing.T, c pb.MessagingServiceClient, clientID string, req *pb.ReceiveMessageRequest, d time.Duration) []*pb.ReceiveMessageResponse {
+	t.Helper()
+	stream, err := c.ReceiveMessage(cctx(t, clientID, d), req)
 	if err != nil {
 		t.Fatal(err)
 	}

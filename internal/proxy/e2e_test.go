@@ -1,0 +1,523 @@
+// The official go5 SDK v5.1.2 is not race-clean: applying a server Settings reply
+// (producer_options.go:156-157, client.go:632) and resetting its meter (metric.go:185) write
+// fields its send and telemetry goroutines read without synchronisation (producer.go:55,
+// client.go:474/500, metric.go:168). Every go5 application against any RocketMQ proxy hits
+// this, so the SDK-driven suite is built without -race; the proxy's own handlers are covered
+// under -race by the raw gRPC tests (rpc_test.go, listener_test.go).
+
+//go:build !race
+
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	golang "github.com/apache/rocketmq-clients/golang/v5"
+	"github.com/apache/rocketmq-clients/golang/v5/credentials"
+	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// End-to-end suite: the official Go SDK (go5 v5.1.2) and a plaintext gRPC client against a
+// proxy, table-driven over deployment modes. Every mode provides an e2eEnv; scenarios only
+// use the SDK plus the env's admin hooks, so they run unchanged against:
+//   - "memory":  the proxy over the in-memory test backend (always available);
+//   - "cluster": real NameServer + broker, proxy with the cluster backend (e2e_modes_test.go);
+//   - "local":   broker in process, proxy with the local backend (e2e_modes_test.go).
+
+// e2eEnv is one running deployment.
+type e2eEnv struct {
+	endpoint string
+	// createTopic and createGroup are the admin operations scenarios need.
+	createTopic func(t *testing.T, name string, typ MessageType, queues int)
+	createGroup func(t *testing.T, name string, fifo bool, retryMaxTimes int)
+	// checkTransactions makes the broker send its transaction check-backs now; nil when the
+	// deployment's broker checks by itself within checkWithin.
+	checkTransactions func(t *testing.T)
+	checkWithin       time.Duration
+}
+
+// e2eMode starts a deployment; mutate adjusts the proxy config (auth, ...).
+type e2eMode struct {
+	name  string
+	start func(t *testing.T, mutate func(*Config)) *e2eEnv
+}
+
+// e2eModes lists the deployments; e2e_modes_test.go appends the real ones.
+var e2eModes = []e2eMode{{name: "memory", start: startMemEnv}}
+
+func startMemEnv(t *testing.T, mutate func(*Config)) *e2eEnv {
+	b := newMemBackend()
+	b.autoGrp = true
+	s := startProxy(t, b, mutate)
+	return &e2eEnv{
+		endpoint:    s.Addr().String(),
+		createTopic: func(_ *testing.T, name string, typ MessageType, queues int) { b.addTopic(name, typ, queues) },
+		createGroup: func(_ *testing.T, name string, fifo bool, retry int) {
+			b.mu.Lock()
+			b.groups[name] = &GroupConfig{Name: name, ConsumeEnable: true, Orderly: fifo, RetryMaxTimes: retry}
+			b.mu.Unlock()
+		},
+		checkTransactions: func(*testing.T) { b.checkHalf() },
+		checkWithin:       5 * time.Second,
+	}
+}
+
+var resetSDKLogger sync.Once
+
+func sdkConfig(endpoint, group string, cred *credentials.SessionCredentials) *golang.Config {
+	resetSDKLogger.Do(golang.ResetLogger)
+	if cred == nil {
+		cred = &credentials.SessionCredentials{}
+	}
+	return &golang.Config{Endpoint: endpoint, ConsumerGroup: group, Credentials: cred}
+}
+
+func newSDKProducer(t *testing.T, endpoint string, cred *credentials.SessionCredentials, opts ...golang.ProducerOption) golang.Producer {
+	t.Helper()
+	p, err := golang.NewProducer(sdkConfig(endpoint, "", cred), opts...)
+	if err != nil {
+		t.Fatalf("NewProducer: %v", err)
+	}
+	if err := p.Start(); err != nil {
+		t.Fatalf("producer Start: %v", err)
+	}
+	t.Cleanup(func() { p.GracefulStop() })
+	return p
+}
+
+func newSDKConsumer(t *testing.T, endpoint, group string, subs map[string]*golang.FilterExpression, cred *credentials.SessionCredentials) golang.SimpleConsumer {
+	t.Helper()
+	c, err := golang.NewSimpleConsumer(sdkConfig(endpoint, group, cred),
+		golang.WithAwaitDuration(3*time.Second), golang.WithSubscriptionExpressions(subs))
+	if err != nil {
+		t.Fatalf("NewSimpleConsumer: %v", err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatalf("consumer Start: %v", err)
+	}
+	t.Cleanup(func() { c.GracefulStop() })
+	return c
+}
+
+// receiveN receives (batches of up to batch) until n messages arrived or d passes; each is
+// acked when ack is set.
+func receiveN(t *testing.T, c golang.SimpleConsumer, n int, batch int32, invisible time.Duration, ack bool, d time.Duration) []*golang.MessageView {
+	t.Helper()
+	var out []*golang.MessageView
+	deadline := time.Now().Add(d)
+	for len(out) < n && time.Now().Before(deadline) {
+		mvs, err := c.Receive(context.Background(), batch, invisible)
+		if err != nil {
+			continue // MESSAGE_NOT_FOUND on an empty poll
+		}
+		for _, mv := range mvs {
+			if ack {
+				if err := c.Ack(context.Background(), mv); err != nil {
+					t.Errorf("Ack: %v", err)
+				}
+			}
+			out = append(out, mv)
+		}
+	}
+	if len(out) < n {
+		t.Fatalf("received %d messages, want %d", len(out), n)
+	}
+	return out
+}
+
+// expectNothing asserts that one receive round delivers nothing.
+func expectNothing(t *testing.T, c golang.SimpleConsumer, what string) {
+	t.Helper()
+	if mvs, err := c.Receive(context.Background(), 16, 10*time.Second); err == nil && len(mvs) > 0 {
+		t.Fatalf("%s: got %d unexpected messages (first body %q)", what, len(mvs), mvs[0].GetBody())
+	}
+}
+
+var e2eScenarios = []struct {
+	name string
+	run  func(t *testing.T, env *e2eEnv)
+}{
+	{"normal", scenarioNormal},
+	{"fifo-4-groups", scenarioFIFO},
+	{"delay", scenarioDelay},
+	{"transaction", scenarioTransaction},
+	{"redelivery-change-invisible", scenarioRedelivery},
+	{"dlq", scenarioDLQ},
+	{"tag-filter", scenarioTagFilter},
+	{"two-consumers", scenarioTwoConsumers},
+	{"plaintext-client", scenarioPlaintext},
+}
+
+func TestE2E(t *testing.T) {
+	for _, mode := range e2eModes {
+		t.Run(mode.name, func(t *testing.T) {
+			env := mode.start(t, nil)
+			for _, sc := range e2eScenarios {
+				t.Run(sc.name, func(t *testing.T) { sc.run(t, env) })
+			}
+			t.Run("auth-on", func(t *testing.T) { scenarioAuthOn(t, mode) })
+			t.Run("auth-off-any-credentials", func(t *testing.T) { scenarioAuthOff(t, env) })
+		})
+	}
+}
+
+func scenarioNormal(t *testing.T, env *e2eEnv) {
+	env.createTopic(t, "e2e-normal", MessageTypeNormal, 4)
+	env.createGroup(t, "g-normal", false, 16)
+	p := newSDKProducer(t, env.endpoint, nil, golang.WithTopics("e2e-normal"))
+	ids := map[string]bool{}
+	for i := 0; i < 10; i++ {
+		m := &golang.Message{Topic: "e2e-normal", Body: []byte(fmt.Sprintf("m%d", i))}
+		m.SetTag("A")
+		m.SetKeys("k1", fmt.Sprintf("key-%d", i))
+		m.AddProperty("color", "red")
+		rs, err := p.Send(context.Background(), m)
+		if err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+		if len(rs) != 1 || len(rs[0].MessageID) != 34 {
+			t.Fatalf("receipts = %+v", rs)
+		}
+		ids[rs[0].MessageID] = true
+	}
+	c := newSDKConsumer(t, env.endpoint, "g-normal", map[string]*golang.FilterExpression{"e2e-normal": golang.SUB_ALL}, nil)
+	got := receiveN(t, c, 10, 16, 10*time.Second, true, 30*time.Second)
+	for _, mv := range got {
+		if !ids[mv.GetMessageId()] {
+			t.Errorf("unexpected message id %s", mv.GetMessageId())
+		}
+		delete(ids, mv.GetMessageId())
+		if mv.GetTag() == nil || *mv.GetTag() != "A" || len(mv.GetKeys()) != 2 || mv.GetProperties()["color"] != "red" ||
+			mv.GetDeliveryAttempt() != 1 || mv.GetBornTimestamp() == nil || mv.GetTopic() != "e2e-normal" {
+			t.Errorf("message view lost fields: %+v", mv)
+		}
+	}
+	expectNothing(t, c, "after acking everything")
+}
+
+func scenarioFIFO(t *testing.T, env *e2eEnv) {
+	env.createTopic(t, "e2e-fifo", MessageTypeFIFO, 8)
+	env.createGroup(t, "g-fifo", true, 16)
+	p := newSDKProducer(t, env.endpoint, nil, golang.WithTopics("e2e-fifo"))
+	const groups, per = 4, 10
+	for i := 0; i < per; i++ {
+		for g := 0; g < groups; g++ {
+			m := &golang.Message{Topic: "e2e-fifo", Body: []byte(strconv.Itoa(i))}
+			m.SetMessageGroup(fmt.Sprintf("order-%d", g))
+			if _, err := p.Send(context.Background(), m); err != nil {
+				t.Fatalf("FIFO send: %v", err)
+			}
+		}
+	}
+	if _, err := p.Send(context.Background(), &golang.Message{Topic: "e2e-fifo", Body: []byte("n")}); err == nil {
+		t.Error("a NORMAL message was accepted by a FIFO topic")
+	}
+	c := newSDKConsumer(t, env.endpoint, "g-fifo", map[string]*golang.FilterExpression{"e2e-fifo": golang.SUB_ALL}, nil)
+	got := receiveN(t, c, groups*per, 16, 10*time.Second, true, 60*time.Second)
+	next := map[string]int{}
+	for _, mv := range got {
+		g := *mv.GetMessageGroup()
+		n, _ := strconv.Atoi(string(mv.GetBody()))
+		if n != next[g] {
+			t.Fatalf("group %s: got %d, want %d (out of order)", g, n, next[g])
+		}
+		next[g]++
+	}
+}
+
+func scenarioDelay(t *testing.T, env *e2eEnv) {
+	env.createTopic(t, "e2e-delay", MessageTypeDelay, 2)
+	env.createGroup(t, "g-delay", false, 16)
+	p := newSDKProducer(t, env.endpoint, nil, golang.WithTopics("e2e-delay"))
+	at := time.Now().Add(2 * time.Second)
+	m := &golang.Message{Topic: "e2e-delay", Body: []byte("later")}
+	m.SetDelayTimestamp(at)
+	if _, err := p.Send(context.Background(), m); err != nil {
+		t.Fatalf("delay send: %v", err)
+	}
+	far := &golang.Message{Topic: "e2e-delay", Body: []byte("too late")}
+	far.SetDelayTimestamp(time.Now().Add(48 * time.Hour))
+	if _, err := p.Send(context.Background(), far); err == nil {
+		t.Fatal("delivery time beyond the max delay accepted")
+	}
+	c := newSDKConsumer(t, env.endpoint, "g-delay", map[string]*golang.FilterExpression{"e2e-delay": golang.SUB_ALL}, nil)
+	got := receiveN(t, c, 1, 16, 10*time.Second, true, 20*time.Second)[0]
+	if time.Now().Before(at) {
+		t.Fatal("delay message delivered before its delivery time")
+	}
+	if dt := got.GetDeliveryTimestamp(); dt == nil || dt.UnixMilli() != at.UnixMilli() {
+		t.Errorf("delivery timestamp = %v, want %v", dt, at)
+	}
+}
+
+func scenarioTransaction(t *testing.T, env *e2eEnv) {
+	env.createTopic(t, "e2e-txn", MessageTypeTransaction, 2)
+	env.createGroup(t, "g-txn", false, 16)
+	checked := make(chan string, 8)
+	p := newSDKProducer(t, env.endpoint, nil, golang.WithTopics("e2e-txn"), golang.WithTransactionChecker(&golang.TransactionChecker{
+		Check: func(mv *golang.MessageView) golang.TransactionResolution {
+			checked <- mv.GetMessageId()
+			if string(mv.GetBody()) == "orphan-commit" {
+				return golang.COMMIT
+			}
+			return golang.ROLLBACK
+		},
+	}))
+	send := func(body string) string {
+		tx := p.BeginTransaction()
+		rs, err := p.SendWithTransaction(context.Background(), &golang.Message{Topic: "e2e-txn", Body: []byte(body)}, tx)
+		if err != nil {
+			t.Fatalf("SendWithTransaction: %v", err)
+		}
+		switch body {
+		case "commit":
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		case "rollback":
+			if err := tx.RollBack(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return rs[0].MessageID
+	}
+	send("commit")
+	send("rollback")
+	orphan := send("orphan-commit")
+	if env.checkTransactions != nil {
+		env.checkTransactions(t)
+	}
+	select {
+	case id := <-checked:
+		if id != orphan {
+			t.Errorf("check-back for %s, want the orphan %s", id, orphan)
+		}
+	case <-time.After(env.checkWithin):
+		t.Fatal("no RecoverOrphanedTransactionCommand reached the producer")
+	}
+	c := newSDKConsumer(t, env.endpoint, "g-txn", map[string]*golang.FilterExpression{"e2e-txn": golang.SUB_ALL}, nil)
+	got := receiveN(t, c, 2, 16, 10*time.Second, true, 30*time.Second)
+	bodies := []string{string(got[0].GetBody()), string(got[1].GetBody())}
+	sort.Strings(bodies)
+	if bodies[0] != "commit" || bodies[1] != "orphan-commit" {
+		t.Fatalf("delivered %v, want the committed and the orphan resolved by check-back", bodies)
+	}
+	expectNothing(t, c, "rolled-back message")
+}
+
+func scenarioRedelivery(t *testing.T, env *e2eEnv) {
+	env.createTopic(t, "e2e-redo", MessageTypeNormal, 1)
+	env.createGroup(t, "g-redo", false, 16)
+	p := newSDKProducer(t, env.endpoint, nil, golang.WithTopics("e2e-redo"))
+	if _, err := p.Send(context.Background(), &golang.Message{Topic: "e2e-redo", Body: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	c := newSDKConsumer(t, env.endpoint, "g-redo", map[string]*golang.FilterExpression{"e2e-redo": golang.SUB_ALL}, nil)
+	first := receiveN(t, c, 1, 16, time.Second, false, 15*time.Second)[0]
+	second := receiveN(t, c, 1, 16, time.Second, false, 15*time.Second)[0]
+	if second.GetDeliveryAttempt() != 2 || second.GetMessageId() != first.GetMessageId() {
+		t.Fatalf("redelivery: attempt %d id %s, want 2 / %s", second.GetDeliveryAttempt(), second.GetMessageId(), first.GetMessageId())
+	}
+	old := second.GetReceiptHandle()
+	if err := c.ChangeInvisibleDuration(second, 20*time.Second); err != nil {
+		t.Fatalf("ChangeInvisibleDuration: %v", err)
+	}
+	if second.GetReceiptHandle() == old {
+		t.Fatal("ChangeInvisibleDuration did not return a new receipt handle")
+	}
+	expectNothing(t, c, "message made invisible for 20s")
+	if err := c.Ack(context.Background(), second); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ChangeInvisibleDuration(second, 13*time.Hour); err == nil {
+		t.Fatal("a 13h invisible duration was accepted")
+	}
+}
+
+func scenarioDLQ(t *testing.T, env *e2eEnv) {
+	env.createTopic(t, "e2e-dlq", MessageTypeNormal, 1)
+	env.createGroup(t, "g-dlq", false, 1) // max delivery attempts 2
+	p := newSDKProducer(t, env.endpoint, nil, golang.WithTopics("e2e-dlq"))
+	rs, err := p.Send(context.Background(), &golang.Message{Topic: "e2e-dlq", Body: []byte("poison")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newSDKConsumer(t, env.endpoint, "g-dlq", map[string]*golang.FilterExpression{"e2e-dlq": golang.SUB_ALL}, nil)
+	receiveN(t, c, 2, 16, time.Second, false, 20*time.Second) // two failed attempts
+	expectNothing(t, c, "message past its max attempts")
+	dc := newSDKConsumer(t, env.endpoint, "g-dlq-inspect", map[string]*golang.FilterExpression{"%DLQ%g-dlq": golang.SUB_ALL}, nil)
+	got := receiveN(t, dc, 1, 16, 10*time.Second, true, 30*time.Second)[0]
+	if got.GetMessageId() != rs[0].MessageID || string(got.GetBody()) != "poison" {
+		t.Fatalf("dead letter = %s %q, want %s", got.GetMessageId(), got.GetBody(), rs[0].MessageID)
+	}
+}
+
+func scenarioTagFilter(t *testing.T, env *e2eEnv) {
+	env.createTopic(t, "e2e-tags", MessageTypeNormal, 2)
+	env.createGroup(t, "g-tags", false, 16)
+	p := newSDKProducer(t, env.endpoint, nil, golang.WithTopics("e2e-tags"))
+	for _, tag := range []string{"A", "B", "C", "A", "D"} {
+		m := &golang.Message{Topic: "e2e-tags", Body: []byte(tag)}
+		m.SetTag(tag)
+		if _, err := p.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newSDKConsumer(t, env.endpoint, "g-tags", map[string]*golang.FilterExpression{"e2e-tags": golang.NewFilterExpression("A||B")}, nil)
+	for _, mv := range receiveN(t, c, 3, 16, 10*time.Second, true, 20*time.Second) {
+		if tag := *mv.GetTag(); tag != "A" && tag != "B" {
+			t.Errorf("filter A||B delivered tag %q", tag)
+		}
+	}
+	expectNothing(t, c, "tags outside A||B")
+}
+
+func scenarioTwoConsumers(t *testing.T, env *e2eEnv) {
+	env.createTopic(t, "e2e-share", MessageTypeNormal, 4)
+	env.createGroup(t, "g-share", false, 16)
+	p := newSDKProducer(t, env.endpoint, nil, golang.WithTopics("e2e-share"))
+	const n = 40
+	for i := 0; i < n; i++ {
+		if _, err := p.Send(context.Background(), &golang.Message{Topic: "e2e-share", Body: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subs := map[string]*golang.FilterExpression{"e2e-share": golang.SUB_ALL}
+	cs := []golang.SimpleConsumer{newSDKConsumer(t, env.endpoint, "g-share", subs, nil), newSDKConsumer(t, env.endpoint, "g-share", subs, nil)}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	per := make([]int, 2)
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(30 * time.Second)
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				mu.Lock()
+				done := len(seen) >= n
+				mu.Unlock()
+				if done {
+					return
+				}
+				mvs, err := c.Receive(context.Background(), 4, 10*time.Second)
+				if err != nil {
+					continue
+				}
+				for _, mv := range mvs {
+					c.Ack(context.Background(), mv)
+					mu.Lock()
+					seen[string(mv.GetBody())]++
+					per[i]++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Fatalf("consumers saw %d distinct messages, want %d", len(seen), n)
+	}
+	if per[0] == 0 || per[1] == 0 {
+		t.Fatalf("load not shared: %v", per)
+	}
+}
+
+// scenarioPlaintext drives the proxy with a plaintext gRPC client (what the Node.js SDK does).
+func scenarioPlaintext(t *testing.T, env *e2eEnv) {
+	env.createTopic(t, "e2e-plain", MessageTypeNormal, 2)
+	env.createGroup(t, "g-plain", false, 16)
+	c := dial(t, env.endpoint, false)
+	const id = "plaintext-client-1"
+	r, _ := settingsReply(t, c, id, producerSettings("e2e-plain"))
+	if r.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("settings: %v", r.GetStatus())
+	}
+	route, err := c.QueryRoute(cctx(t, id, 5*time.Second), &pb.QueryRouteRequest{Topic: &pb.Resource{Name: "e2e-plain"}})
+	if err != nil || route.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("route: %v %v", route, err)
+	}
+	tag := "T1"
+	sr, err := c.SendMessage(cctx(t, id, 5*time.Second), &pb.SendMessageRequest{Messages: []*pb.Message{{
+		Topic: &pb.Resource{Name: "e2e-plain"}, Body: []byte("plain"),
+		SystemProperties: &pb.SystemProperties{MessageId: "01PLAINTEXT0000000000000000000001", Tag: &tag, MessageType: pb.MessageType_NORMAL,
+			BornTimestamp: timestamppb.Now(), BornHost: "node", BodyEncoding: pb.Encoding_IDENTITY},
+	}}})
+	if err != nil || sr.GetStatus().GetCode() != pb.Code_OK || sr.GetEntries()[0].GetMessageId() != "01PLAINTEXT0000000000000000000001" {
+		t.Fatalf("send: %v %v", sr, err)
+	}
+	mq := route.GetMessageQueues()[0]
+	var msg *pb.Message
+	for deadline := time.Now().Add(20 * time.Second); msg == nil && time.Now().Before(deadline); {
+		for _, r := range receiveAllAs(t, c, id, &pb.ReceiveMessageRequest{
+			Group: &pb.Resource{Name: "g-plain"}, MessageQueue: mq,
+			FilterExpression: &pb.FilterExpression{Type: pb.FilterType_TAG, Expression: "*"},
+			BatchSize:        8, InvisibleDuration: durationpb.New(10 * time.Second),
+		}, 5*time.Second) {
+			if r.GetMessage() != nil {
+				msg = r.GetMessage()
+			}
+		}
+	}
+	if msg == nil || string(msg.GetBody()) != "plain" {
+		t.Fatalf("plaintext receive: %v", msg)
+	}
+	ack, err := c.AckMessage(cctx(t, id, 5*time.Second), &pb.AckMessageRequest{
+		Group: &pb.Resource{Name: "g-plain"}, Topic: &pb.Resource{Name: "e2e-plain"},
+		Entries: []*pb.AckMessageEntry{{MessageId: msg.GetSystemProperties().GetMessageId(), ReceiptHandle: msg.GetSystemProperties().GetReceiptHandle()}},
+	})
+	if err != nil || ack.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("ack: %v %v", ack, err)
+	}
+}
+
+func scenarioAuthOn(t *testing.T, mode e2eMode) {
+	aclFile := writeACL(t, t.TempDir())
+	env := mode.start(t, func(c *Config) { c.Auth, c.ACLFile = true, aclFile })
+	env.createTopic(t, "e2e-secure", MessageTypeNormal, 2)
+	env.createGroup(t, "g-secure", false, 16)
+
+	alice := &credentials.SessionCredentials{AccessKey: "alice", AccessSecret: "alice-secret"}
+	p := newSDKProducer(t, env.endpoint, alice, golang.WithTopics("e2e-secure"))
+	if _, err := p.Send(context.Background(), &golang.Message{Topic: "e2e-secure", Body: []byte("ok")}); err != nil {
+		t.Fatalf("authorized send: %v", err)
+	}
+	for name, cred := range map[string]*credentials.SessionCredentials{
+		"wrong secret": {AccessKey: "alice", AccessSecret: "wrong"},
+		"unknown user": {AccessKey: "mallory", AccessSecret: "x"},
+		"anonymous":    nil,
+	} {
+		bp, err := golang.NewProducer(sdkConfig(env.endpoint, "", cred), golang.WithTopics("e2e-secure"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bp.Start(); err == nil {
+			bp.GracefulStop()
+			t.Errorf("%s: producer started with auth on", name)
+		}
+	}
+	bob := &credentials.SessionCredentials{AccessKey: "bob", AccessSecret: "bob-secret"}
+	bp := newSDKProducer(t, env.endpoint, bob, golang.WithTopics("e2e-secure"))
+	if _, err := bp.Send(context.Background(), &golang.Message{Topic: "e2e-secure", Body: []byte("no")}); err == nil {
+		t.Fatal("bob published without Pub permission")
+	}
+	c := newSDKConsumer(t, env.endpoint, "g-secure", map[string]*golang.FilterExpression{"e2e-secure": golang.SUB_ALL}, bob)
+	receiveN(t, c, 1, 16, 10*time.Second, true, 20*time.Second)
+}
+
+func scenarioAuthOff(t *testing.T, env *e2eEnv) {
+	env.createTopic(t, "e2e-open", MessageTypeNormal, 1)
+	wrong := &credentials.SessionCredentials{AccessKey: "who", AccessSecret: "ever"}
+	p := newSDKProducer(t, env.endpoint, wrong, golang.WithTopics("e2e-open"))
+	if _, err := p.Send(context.Background(), &golang.Message{Topic: "e2e-open", Body: []byte("ok")}); err != nil {
+		t.Fatalf("send with auth off: %v", err)
+	}
+}
