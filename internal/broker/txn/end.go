@@ -54,7 +54,7 @@ func (s *Service) End(ctx context.Context, req *EndRequest) error {
 	}
 
 	s.mu.Lock()
-	res, done, unverified := s.st.claim(h)
+	res, done, unverified := s.st.claim(h, h.CommitLogOffset < s.horizon.Load())
 	s.mu.Unlock()
 	switch res {
 	case claimBusy:

@@ -236,6 +236,11 @@ func (s *Service) Run(ctx context.Context) error {
 	select {
 	case <-s.ready:
 	case <-ctx.Done():
+		select {
+		case <-s.ready:
+			s.shutdown()
+		default:
+		}
 		return nil
 	}
 	t := time.NewTicker(s.cfg.ScanInterval)
@@ -243,23 +248,29 @@ func (s *Service) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			// Clean shutdown: record the outcomes resolved since the last round, then the
-			// checkpoint. (A crash skips this; recovery copes, see docs/txn.md.)
-			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			s.mu.Lock()
-			ops := s.st.takeOps()
-			s.mu.Unlock()
-			s.writeOps(fctx, ops)
-			cancel()
-			if err := s.saveCheckpoint(false); err != nil {
-				s.logger.Warn("final transaction checkpoint failed", "err", err)
-			}
+			s.shutdown()
 			return nil
 		case <-t.C:
 			if err := s.scanOnce(ctx); err != nil && ctx.Err() == nil {
 				s.logger.Warn("transaction scan failed", "err", err)
 			}
 		}
+	}
+}
+
+// shutdown records the outcomes resolved since the last round, then saves the checkpoint
+// (clean shutdown; a crash skips it and recovery copes, see docs/txn.md).
+func (s *Service) shutdown() {
+	s.scanMu.Lock()
+	defer s.scanMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.mu.Lock()
+	ops := s.st.takeOps()
+	s.mu.Unlock()
+	s.writeOps(ctx, ops)
+	if err := s.saveCheckpoint(false); err != nil {
+		s.logger.Warn("final transaction checkpoint failed", "err", err)
 	}
 }
 

@@ -123,8 +123,9 @@ const (
 )
 
 // claim gives the caller exclusive ownership of half h. A half not read from the queue yet
-// (offset >= halfNext) is added on the spot. It also returns the entry's unverified flag.
-func (s *state) claim(h half) (claimResult, Outcome, bool) {
+// (offset >= halfNext) is added on the spot, unverified when old says it may come from an
+// earlier incarnation. It also returns the entry's unverified flag.
+func (s *state) claim(h half, old bool) (claimResult, Outcome, bool) {
 	e, ok := s.entries[h.QueueOffset]
 	if !ok {
 		if t, ok := s.tombs[h.QueueOffset]; ok {
@@ -133,7 +134,7 @@ func (s *state) claim(h half) (claimResult, Outcome, bool) {
 		if h.QueueOffset < s.halfNext {
 			return claimOld, OutcomeNone, false
 		}
-		e = &entry{half: h, nextCheck: s.firstDue(&h)}
+		e = &entry{half: h, nextCheck: s.firstDue(&h), unverified: old}
 		s.entries[h.QueueOffset] = e
 	}
 	switch e.phase {

@@ -110,17 +110,17 @@ func TestStateClaimLifecycle(t *testing.T) {
 	s.observeHalf(h(0, 0), false)
 	s.halfNext = 1
 
-	if r, _, _ := s.claim(h(0, 0)); r != claimed {
+	if r, _, _ := s.claim(h(0, 0), false); r != claimed {
 		t.Fatalf("claim pending = %v", r)
 	}
-	if r, _, _ := s.claim(h(0, 0)); r != claimBusy {
+	if r, _, _ := s.claim(h(0, 0), false); r != claimBusy {
 		t.Fatalf("second claim = %v, want busy", r)
 	}
 	if w := s.due(1 << 40); len(w.checks)+len(w.discards)+len(w.verifies) != 0 {
 		t.Fatalf("resolving entry handed to the scanner: %+v", w)
 	}
 	s.finish(0, OutcomeCommit, 10)
-	if r, o, _ := s.claim(h(0, 0)); r != claimDone || o != OutcomeCommit {
+	if r, o, _ := s.claim(h(0, 0), false); r != claimDone || o != OutcomeCommit {
 		t.Fatalf("claim resolved = %v %v", r, o)
 	}
 	// The op record read back turns it into a tombstone that still answers duplicates.
@@ -128,7 +128,7 @@ func TestStateClaimLifecycle(t *testing.T) {
 	if _, ok := s.entries[0]; ok {
 		t.Fatal("entry kept after its op record")
 	}
-	if r, o, _ := s.claim(h(0, 0)); r != claimDone || o != OutcomeCommit {
+	if r, o, _ := s.claim(h(0, 0), false); r != claimDone || o != OutcomeCommit {
 		t.Fatalf("claim tombstone = %v %v", r, o)
 	}
 	// Tombstones are pruned after the retention, then the offset is "old".
@@ -137,7 +137,7 @@ func TestStateClaimLifecycle(t *testing.T) {
 		t.Fatal("pruned too early")
 	}
 	s.prune(20 + time.Minute.Milliseconds())
-	if r, _, _ := s.claim(h(0, 0)); r != claimOld {
+	if r, _, _ := s.claim(h(0, 0), false); r != claimOld {
 		t.Fatalf("claim after prune = %v, want old", r)
 	}
 	// A re-read of the half record must not resurrect it... unless the cursor was not past it;
@@ -147,7 +147,7 @@ func TestStateClaimLifecycle(t *testing.T) {
 func TestStateClaimBeforeQueueRead(t *testing.T) {
 	s := testState(t)
 	// END_TRANSACTION arrives before the scanner read the half: the entry is created claimed.
-	if r, _, _ := s.claim(h(5, 0)); r != claimed {
+	if r, _, _ := s.claim(h(5, 0), false); r != claimed {
 		t.Fatalf("claim unseen = %v", r)
 	}
 	s.finish(5, OutcomeRollback, 1)
@@ -170,7 +170,7 @@ func TestStateClaimBeforeQueueRead(t *testing.T) {
 func TestStateOpSeenWhileResolving(t *testing.T) {
 	s := testState(t)
 	s.observeHalf(h(0, 0), false)
-	if r, _, _ := s.claim(h(0, 0)); r != claimed {
+	if r, _, _ := s.claim(h(0, 0), false); r != claimed {
 		t.Fatal(r)
 	}
 	s.observeOp(0, OutcomeCommit, 5)
@@ -193,7 +193,7 @@ func TestStateUnverifiedIsVerifiedBeforeChecking(t *testing.T) {
 	if len(w.checks) != 0 || len(w.verifies) != 1 {
 		t.Fatalf("unverified due: %+v", w)
 	}
-	if r, _, _ := s.claim(h(0, 0)); r != claimBusy {
+	if r, _, _ := s.claim(h(0, 0), false); r != claimBusy {
 		t.Fatalf("verifying entry claimable: %v", r)
 	}
 	s.verified(0)
@@ -202,11 +202,11 @@ func TestStateUnverifiedIsVerifiedBeforeChecking(t *testing.T) {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}
 	// An ambiguous commit failure marks it unverified again.
-	if r, _, unv := s.claim(h(0, 0)); r != claimed || unv {
+	if r, _, unv := s.claim(h(0, 0), false); r != claimed || unv {
 		t.Fatalf("claim = %v unverified=%v", r, unv)
 	}
 	s.abort(0, true)
-	if r, _, unv := s.claim(h(0, 0)); r != claimed || !unv {
+	if r, _, unv := s.claim(h(0, 0), false); r != claimed || !unv {
 		t.Fatalf("claim after ambiguous abort = %v unverified=%v", r, unv)
 	}
 }
@@ -215,9 +215,9 @@ func TestStateOpsHandedOutOnceAndRetried(t *testing.T) {
 	s := testState(t)
 	s.observeHalf(h(0, 0), false)
 	s.observeHalf(h(1, 0), false)
-	s.claim(h(0, 0))
+	s.claim(h(0, 0), false)
 	s.finish(0, OutcomeRollback, 1000)
-	s.claim(h(1, 0))
+	s.claim(h(1, 0), false)
 	s.finish(1, OutcomeCommit, 1000)
 	w := s.due(1000)
 	if diff := cmp.Diff([]opItem{{0, OutcomeRollback}, {1, OutcomeCommit}}, w.ops, cmp.AllowUnexported(opItem{})); diff != "" {
@@ -244,7 +244,7 @@ func TestStateSnapshot(t *testing.T) {
 	}
 	s.halfNext, s.opNext = 3, 7 // offset 3 was added by a claim ahead of the reader
 	s.due(6000)                 // one check each
-	s.claim(h(1, 0))
+	s.claim(h(1, 0), false)
 	s.finish(1, OutcomeCommit, 1) // resolved, op not read back yet: still open durably
 	s.observeOp(2, OutcomeRollback, 1)
 	got := s.snapshot()
