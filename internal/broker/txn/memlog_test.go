@@ -2,7 +2,6 @@ package txn
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -88,7 +87,7 @@ func (l *memLog) PutCommitted(_ context.Context, m *message.Ext) (Placement, err
 	return l.put(m)
 }
 
-var errNoRecord = errors.New("memlog: no record at offset")
+var errNoRecord = fmt.Errorf("memlog: %w", ErrRecordGone)
 
 func (l *memLog) ReadMessage(off int64) (*message.Ext, error) {
 	l.mu.Lock()
@@ -155,6 +154,13 @@ func (l *memLog) WriteFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, filepath.Clean(path))
+}
+
+// remove deletes the record at off (retention).
+func (l *memLog) remove(off int64) {
+	l.mu.Lock()
+	delete(l.records, off)
+	l.mu.Unlock()
 }
 
 // queue returns the messages of topic/qid.

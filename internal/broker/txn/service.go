@@ -23,7 +23,8 @@ type Log interface {
 	// delay hooks apply; the transaction hook never captures it, its sysflag says commit).
 	// An error means the message may or may not have been appended.
 	PutCommitted(ctx context.Context, m *message.Ext) (Placement, error)
-	// ReadMessage decodes the record at a commit-log offset.
+	// ReadMessage decodes the record at a commit-log offset. When there is none (never
+	// written, or removed by retention) the error wraps ErrRecordGone.
 	ReadMessage(commitLogOffset int64) (*message.Ext, error)
 	// ReadQueue decodes up to max messages of (topic, queueID) starting at queue offset from
 	// (or at the queue's minimum when from is below it) and returns the offset after the last
@@ -107,6 +108,8 @@ var (
 	ErrBadResolution = errors.New("txn: invalid commitOrRollback")
 	// ErrNotReady: the service has not finished recovering.
 	ErrNotReady = errors.New("txn: transaction service is recovering")
+	// ErrRecordGone is wrapped by Log.ReadMessage when no record is at the offset.
+	ErrRecordGone = errors.New("txn: no record at commit-log offset")
 	// ErrNoProducer is returned by CheckSenders when the group has no live producer.
 	ErrNoProducer = errors.New("txn: no live producer in group")
 )
@@ -460,6 +463,10 @@ func (s *Service) verify(ctx context.Context, h half) {
 // discard moves a claimed over-checked half to TRANS_CHECK_MAX_TIME_TOPIC.
 func (s *Service) discard(ctx context.Context, h half) {
 	m, err := s.log.ReadMessage(h.CommitLogOffset)
+	if errors.Is(err, ErrRecordGone) {
+		s.forget(h, err)
+		return
+	}
 	if err == nil {
 		_, err = s.log.PutDirect(ctx, discardFrom(m))
 	}
@@ -512,9 +519,22 @@ func (s *Service) writeOps(ctx context.Context, ops []opItem) {
 	}
 }
 
+// forget drops an open half whose record the log no longer has (retention removed it).
+func (s *Service) forget(h half, err error) {
+	s.logger.Warn("half message no longer in the commit log, forgotten", "queueOffset", h.QueueOffset,
+		"commitLogOffset", h.CommitLogOffset, "uniqKey", h.UniqKey, "err", err)
+	s.mu.Lock()
+	s.st.drop(h.QueueOffset, ms(s.cfg.now()))
+	s.mu.Unlock()
+}
+
 // sendCheck hands one due check-back to the sender.
 func (s *Service) sendCheck(ctx context.Context, c dueCheck) {
 	m, err := s.log.ReadMessage(c.CommitLogOffset)
+	if errors.Is(err, ErrRecordGone) {
+		s.forget(c.half, err)
+		return
+	}
 	if err != nil {
 		s.logger.Warn("reading half message for check-back failed", "commitLogOffset", c.CommitLogOffset, "err", err)
 		return

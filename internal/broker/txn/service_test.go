@@ -657,3 +657,25 @@ func TestRunWritesPendingOpsOnShutdown(t *testing.T) {
 		}
 	})
 }
+
+func TestHalfRemovedByRetentionIsForgotten(t *testing.T) {
+	e := newEnv(t, memBackend(), nil)
+	p := e.sendHalf("T", 0, "PG", nil)
+	e.scan()
+	e.fl.Log.(*memLog).remove(p.CommitLogOffset)
+	e.clock.advance(time.Minute)
+	e.scan()
+	if c := e.takeChecks(); len(c) != 0 {
+		t.Fatalf("checks for a removed half: %d", len(c))
+	}
+	if st := e.svc.Stats(); st.Open != 0 {
+		t.Fatalf("open = %d", st.Open)
+	}
+	if err := e.end(p, "PG", ResolutionCommit, true); !errors.Is(err, ErrHalfNotFound) {
+		t.Fatalf("commit of a removed half: %v", err)
+	}
+	e.crash()
+	if st := e.svc.Stats(); st.Open != 0 {
+		t.Fatalf("open after restart = %d", st.Open)
+	}
+}

@@ -281,12 +281,23 @@ func (s *state) pendingCount() int {
 	return n
 }
 
+// drop forgets a half whose record is gone from the log (retention removed it).
+func (s *state) drop(qo int64, now int64) {
+	if _, ok := s.entries[qo]; ok {
+		delete(s.entries, qo)
+		s.tombs[qo] = tomb{outcome: OutcomeResolved, at: now}
+		s.dirty = true
+	}
+}
+
 // snapshot returns the durable part of the table: cursors and every entry read from the half
-// queue whose op record has not been read back, with its check count.
+// queue that is still open, with its check count. Resolved entries whose op record was
+// appended are left out: their action (the committed copy) was appended before they were
+// resolved, so forgetting them loses nothing (see docs/txn.md).
 func (s *state) snapshot() checkpoint {
 	cp := checkpoint{Version: checkpointVersion, HalfNext: s.halfNext, OpNext: s.opNext}
 	for qo, e := range s.entries {
-		if qo >= s.halfNext {
+		if qo >= s.halfNext || e.phase == phaseResolved && e.opWritten {
 			continue
 		}
 		cp.Open = append(cp.Open, openHalf{QueueOffset: qo, CommitLogOffset: e.CommitLogOffset, Checks: e.checks})

@@ -266,6 +266,11 @@ func TestStateSnapshot(t *testing.T) {
 	if diff := cmp.Diff(want, back); diff != "" {
 		t.Fatalf("round trip (-want +got):\n%s", diff)
 	}
+	// Once its op record is appended a resolved half leaves the checkpoint.
+	s.opWritten(1, true)
+	if got := s.snapshot(); len(got.Open) != 1 || got.Open[0].QueueOffset != 0 {
+		t.Fatalf("snapshot after op written: %+v", got.Open)
+	}
 }
 
 func TestStateCheckMaxZeroDiscardsAtFirstDue(t *testing.T) {

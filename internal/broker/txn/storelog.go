@@ -53,7 +53,13 @@ func (l *StoreLog) PutCommitted(ctx context.Context, m *message.Ext) (Placement,
 }
 
 // ReadMessage implements Log.
-func (l *StoreLog) ReadMessage(off int64) (*message.Ext, error) { return l.Store.ReadMessage(off) }
+func (l *StoreLog) ReadMessage(off int64) (*message.Ext, error) {
+	m, err := l.Store.ReadMessage(off)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", ErrRecordGone, err)
+	}
+	return m, err
+}
 
 // ReadQueue implements Log with Store.Get; records are copied out of the mapped segments.
 func (l *StoreLog) ReadQueue(topic string, qid int32, from int64, max int) ([]*message.Ext, int64, error) {
