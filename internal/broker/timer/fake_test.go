@@ -94,8 +94,10 @@ func (s *memStore) Scan(from int64, fn func(*message.Ext) error) error {
 
 func (s *memStore) Sync() error { return nil }
 
-func (s *memStore) deliver(_ context.Context, m *message.Ext) error {
-	s.put(m)
+func (s *memStore) deliver(_ context.Context, ms []*message.Ext) error {
+	for _, m := range ms {
+		s.put(m)
+	}
 	return nil
 }
 

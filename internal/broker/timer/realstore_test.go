@@ -39,11 +39,11 @@ type realRig struct {
 	done    chan error
 }
 
-// deliverTo is the broker's delivery path: a put without hooks. A put that was appended but
+// deliverTo is the broker's delivery path: a batch put without hooks. A put that was appended but
 // not confirmed durable in time (ErrFlushTimeout) is delivered: retrying would duplicate it.
 func deliverTo(st *store.Store) DeliverFunc {
-	return func(ctx context.Context, m *message.Ext) error {
-		_, err := st.Put(ctx, m)
+	return func(ctx context.Context, ms []*message.Ext) error {
+		_, err := st.PutBatch(ctx, ms)
 		if errors.Is(err, store.ErrFlushTimeout) {
 			return nil
 		}

@@ -32,9 +32,15 @@ type Source interface {
 	Sync() error
 }
 
-// DeliverFunc stores a due message in its real topic without running put hooks
-// (broker.PutMessageDirect).
-type DeliverFunc func(ctx context.Context, m *message.Ext) error
+// DeliverFunc stores due messages in their real topics without running put hooks, all or
+// none, in one append (the broker passes store.PutBatch; a single message is the
+// PutMessageDirect case). It returns nil once the messages are appended: an append whose
+// durability wait timed out (store.ErrFlushTimeout) is a success, since retrying it would
+// deliver twice; the checkpoint's Source.Sync covers durability.
+type DeliverFunc func(ctx context.Context, ms []*message.Ext) error
+
+// maxChunkBytes bounds the record bytes of one DeliverFunc call.
+const maxChunkBytes = 1 << 20
 
 // ErrRecordGone may be wrapped by Source.ReadMessage when the record no longer exists (the
 // store deleted or truncated it); the timer is then dropped with an error log instead of being
@@ -338,71 +344,83 @@ func (s *Service) sleep(ctx context.Context, timer *time.Timer, d time.Duration)
 	return true
 }
 
-// deliverBatch re-puts each entry to its real topic concurrently and reports the outcome to
-// the wheel; it returns how many must be retried.
+// deliverBatch re-puts the batch to the real topics and reports each outcome to the wheel;
+// it returns how many must be retried. Records are read and restored first (a record that is
+// gone or has no real topic is dropped with an error log); the messages are then appended in
+// chunks of at most maxChunkBytes, one DeliverFunc call each, all or none per chunk. An entry
+// whose delivery failed before goes alone, so one bad message cannot hold up a whole chunk.
 func (s *Service) deliverBatch(ctx context.Context, batch []Entry) int {
-	type result struct {
-		e    Entry
-		err  error
-		drop bool
-		at   time.Time
-	}
-	res := make([]result, len(batch))
-	var wg sync.WaitGroup
-	for i, e := range batch {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			res[i] = result{e: e}
-			rec, err := s.src.ReadMessage(e.Offset)
-			if err != nil {
-				res[i].err, res[i].drop = err, errors.Is(err, ErrRecordGone)
-				return
-			}
-			out, err := Restore(rec, time.Now(), s.queues)
-			if err != nil {
-				res[i].err, res[i].drop = err, true
-				return
-			}
-			if err := s.deliver(ctx, out); err != nil {
-				res[i].err = err
-				return
-			}
-			res[i].at = time.Now()
-		}()
-	}
-	wg.Wait()
-	failed := 0
 	s.mu.Lock()
 	obs := s.observe
 	s.mu.Unlock()
-	for _, r := range res {
-		switch {
-		case r.err == nil:
-			s.w.done(r.e)
-			delete(s.attempts, r.e.Offset)
-			s.mu.Lock()
-			s.delivered++
-			s.mu.Unlock()
-			if obs != nil {
-				obs(r.e, r.at)
-			}
-		case r.drop:
-			s.log.Error("timer dropped: its record cannot be delivered", "offset", r.e.Offset, "due", r.e.Due, "err", r.err)
-			s.w.done(r.e)
-			delete(s.attempts, r.e.Offset)
-			s.mu.Lock()
-			s.dropped++
-			s.mu.Unlock()
-		default:
-			s.attempts[r.e.Offset]++
-			if a := s.attempts[r.e.Offset]; a == 1 || a%100 == 0 {
-				s.log.Warn("timer delivery failed; will retry", "offset", r.e.Offset, "attempt", a, "err", r.err)
-			}
-			s.w.failed(r.e)
-			failed++
+	failed := 0
+	fail := func(e Entry, err error) {
+		s.attempts[e.Offset]++
+		if a := s.attempts[e.Offset]; a == 1 || a%100 == 0 {
+			s.log.Warn("timer delivery failed; will retry", "offset", e.Offset, "attempt", a, "err", err)
 		}
+		s.w.failed(e)
+		failed++
 	}
+	var (
+		chunkE []Entry
+		chunkM []*message.Ext
+		bytes  int
+	)
+	flush := func() {
+		if len(chunkE) == 0 {
+			return
+		}
+		err := s.deliver(ctx, chunkM)
+		at := time.Now()
+		for _, e := range chunkE {
+			if err != nil {
+				fail(e, err)
+				continue
+			}
+			s.w.done(e)
+			delete(s.attempts, e.Offset)
+			if obs != nil {
+				obs(e, at)
+			}
+		}
+		if err == nil {
+			s.mu.Lock()
+			s.delivered += uint64(len(chunkE))
+			s.mu.Unlock()
+		}
+		chunkE, chunkM, bytes = chunkE[:0], chunkM[:0], 0
+	}
+	for _, e := range batch {
+		rec, err := s.src.ReadMessage(e.Offset)
+		if err == nil {
+			var out *message.Ext
+			if out, err = Restore(rec, time.Now(), s.queues); err == nil {
+				alone := s.attempts[e.Offset] > 0
+				if alone || bytes+int(e.Size) > maxChunkBytes {
+					flush()
+				}
+				chunkE, chunkM = append(chunkE, e), append(chunkM, out)
+				bytes += int(e.Size)
+				if alone {
+					flush()
+				}
+				continue
+			}
+			err = fmt.Errorf("%w: %w", ErrRecordGone, err) // not deliverable, ever
+		}
+		if !errors.Is(err, ErrRecordGone) {
+			fail(e, err)
+			continue
+		}
+		s.log.Error("timer dropped: its record cannot be delivered", "offset", e.Offset, "due", e.Due, "err", err)
+		s.w.done(e)
+		delete(s.attempts, e.Offset)
+		s.mu.Lock()
+		s.dropped++
+		s.mu.Unlock()
+	}
+	flush()
 	return failed
 }
 

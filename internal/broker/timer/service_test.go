@@ -198,15 +198,19 @@ func TestServiceCrashBetweenDeliveryAndBookkeeping(t *testing.T) {
 					r     *running
 				)
 				crashed := make(chan struct{})
-				deliver := func(ctx context.Context, m *message.Ext) error {
+				// Each chunk is stored whole; the crash hits right after the chunk holding
+				// the k-th delivery reached the store.
+				deliver := func(ctx context.Context, ms []*message.Ext) error {
 					mu.Lock()
 					defer mu.Unlock()
 					if count >= k {
 						return errors.New("crashed")
 					}
-					st.put(m)
-					count++
-					if count == k {
+					for _, m := range ms {
+						st.put(m)
+					}
+					count += len(ms)
+					if count >= k {
 						r.svc.crashed.Store(true)
 						close(crashed)
 						return errors.New("crashed after storing")
@@ -217,8 +221,8 @@ func TestServiceCrashBetweenDeliveryAndBookkeeping(t *testing.T) {
 				ids := sendRandom(t, r.svc, st, rnd, "c", 200, 3*time.Second)
 				<-crashed
 				r.stop(t)
-				if got := len(st.topic("T")); got != k {
-					t.Fatalf("%d delivered before the crash, want %d", got, k)
+				if got := len(st.topic("T")); got < k {
+					t.Fatalf("%d delivered before the crash, want >= %d", got, k)
 				}
 				r = start(t, testConfig(dir), st, nil)
 				time.Sleep(5 * time.Second)

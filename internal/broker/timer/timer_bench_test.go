@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/store"
 )
 
 // benchRig is a store for the benchmarks: put stores a message as the broker's put path
@@ -150,5 +151,119 @@ func BenchmarkTimerMemStore(b *testing.B) {
 		b.Run(fmt.Sprintf("n=%d", c.n), func(b *testing.B) {
 			scheduleScenario(b, memRig, c.n, c.minDelay, c.span)
 		})
+	}
+}
+
+// storeRig runs the scenario over a real store (ASYNC_FLUSH, the RocketMQ default) in a temp
+// dir: inserts are store puts of timer records, deliveries are store puts to the real topic.
+func storeRig(b *testing.B) *benchRig {
+	dir := b.TempDir()
+	cfg := storeConfig(dir)
+	cfg.MappedFileSizeCommitLog = 256 << 20
+	st, err := store.Open(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var mu sync.Mutex
+	var notify func()
+	st.OnDispatch(func(ev store.DispatchEvent) {
+		if ev.Topic != Topic {
+			return
+		}
+		mu.Lock()
+		n := notify
+		mu.Unlock()
+		if n != nil {
+			n()
+		}
+	})
+	return &benchRig{
+		put: func(m *message.Ext) error {
+			_, err := st.Put(context.Background(), m)
+			return err
+		},
+		src:     StoreSource(st, cfg.MappedFileSizeCommitLog),
+		deliver: deliverTo(st),
+		onTimerRecord: func(f func()) {
+			mu.Lock()
+			notify = f
+			mu.Unlock()
+		},
+		close: func() {
+			if err := st.Close(); err != nil {
+				b.Error(err)
+			}
+		},
+	}
+}
+
+// BenchmarkTimerStore is the figure recorded in BENCHMARKS.md: n timers, insert rate and
+// lateness over the real store.
+func BenchmarkTimerStore(b *testing.B) {
+	for _, c := range []struct {
+		n              int
+		minDelay, span time.Duration
+	}{
+		{100_000, 5 * time.Second, 5 * time.Second}, // 100k scheduled, ~20k due per second
+		{10_000, 2 * time.Second, 10 * time.Second}, // 10k pending, ~1k due per second
+	} {
+		b.Run(fmt.Sprintf("n=%d", c.n), func(b *testing.B) {
+			scheduleScenario(b, storeRig, c.n, c.minDelay, c.span)
+		})
+	}
+}
+
+// BenchmarkRawPut100k is the peer figure: the same 100k messages stored directly to a normal
+// topic (no timer), one at a time like the timer inserts.
+func BenchmarkRawPut100k(b *testing.B) {
+	for range b.N {
+		b.StopTimer()
+		rig := storeRig(b)
+		body := make([]byte, 128)
+		b.StartTimer()
+		t0 := time.Now()
+		for i := range 100_000 {
+			m := &message.Ext{Message: message.Message{Topic: "BenchTimer", Body: body}, QueueID: int32(i % 4)}
+			m.SetProperty(message.PropertyUniqKey, strconv.Itoa(i))
+			if err := rig.put(m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		el := time.Since(t0)
+		b.StopTimer()
+		rig.close()
+		b.ReportMetric(100_000/el.Seconds(), "puts/s")
+		b.ReportMetric(0, "ns/op")
+		b.StartTimer()
+	}
+}
+
+// BenchmarkRawTimerLateness is the machine's floor for the 10k scenario, measured in the same
+// run: one goroutine sleeping on a time.Timer from due time to due time (10k due times over
+// 10 s, as in BenchmarkTimerStore/n=10000) with nothing else to do.
+func BenchmarkRawTimerLateness(b *testing.B) {
+	for range b.N {
+		r := rand.New(rand.NewPCG(1, 10_000))
+		base := time.Now().Add(2 * time.Second).UnixMilli()
+		dues := make([]int64, 10_000)
+		for i := range dues {
+			dues[i] = base + r.Int64N(10_000)
+		}
+		slices.Sort(dues)
+		rec := newLatencyRecorder(len(dues))
+		t := time.NewTimer(time.Hour)
+		for _, d := range dues {
+			if w := time.Until(time.UnixMilli(d)); w > 0 {
+				t.Reset(w)
+				<-t.C
+			}
+			rec.observe(Entry{Due: d}, time.Now())
+		}
+		t.Stop()
+		p50, p99, mx := rec.percentiles()
+		b.ReportMetric(p50, "p50-late-ms")
+		b.ReportMetric(p99, "p99-late-ms")
+		b.ReportMetric(mx, "max-late-ms")
+		b.ReportMetric(0, "ns/op")
 	}
 }
