@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rocketry-mq/rocketry/internal/broker"
+	"github.com/rocketry-mq/rocketry/internal/logging"
+)
+
+func init() { addCommand(newBrokerCmd) }
+
+func newBrokerCmd() *cobra.Command {
+	var (
+		listen, namesrv, cluster, name, dataDir, configFile, advertise, logFormat, logLevel string
+		id                                                                                  int64
+	)
+	cmd := &cobra.Command{
+		Use:   "broker",
+		Short: "Run a Broker (RocketMQ remoting on --listen, registered with --namesrv-addr)",
+		Long: `Run a RocketMQ-compatible Broker.
+
+Settings come from a broker.conf properties file (--config, RocketMQ's keys; unknown keys are
+logged and ignored) and from flags, which override the file. The broker registers with every
+NameServer at start, every registerNameServerPeriod (30 s) and after topic changes, and
+unregisters, flushes and closes its files on SIGTERM.`,
+		Example: `  rocketry broker --namesrv-addr 127.0.0.1:9876 --data-dir ./data/broker-a --name broker-a
+  rocketry broker --config conf/broker.conf --advertise-addr 10.0.0.5`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := logging.New(os.Stderr, logging.Config{Format: logFormat, Level: logLevel})
+			if err != nil {
+				return err
+			}
+			cfg := broker.DefaultConfig()
+			if configFile != "" {
+				if err := broker.LoadConfigFile(&cfg, configFile, logger); err != nil {
+					return err
+				}
+			}
+			// Flags override the file: apply only those set on the command line.
+			flags := map[string]string{}
+			set := func(flag, key, v string) {
+				if cmd.Flags().Changed(flag) {
+					flags[key] = v
+				}
+			}
+			set("namesrv-addr", "namesrvAddr", namesrv)
+			set("cluster", "brokerClusterName", cluster)
+			set("name", "brokerName", name)
+			set("id", "brokerId", strconv.FormatInt(id, 10))
+			set("data-dir", "storePathRootDir", dataDir)
+			if err := broker.ApplyProperties(&cfg, flags, logger); err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("listen") {
+				cfg.ListenAddr = listen
+			}
+			if cmd.Flags().Changed("advertise-addr") {
+				cfg.AdvertiseAddr = advertise
+			}
+			b, err := broker.New(cfg, logger)
+			if err != nil {
+				return err
+			}
+			runErr := b.Run(cmd.Context())
+			if err := b.Close(); err != nil && runErr == nil {
+				runErr = err
+			}
+			if runErr != nil {
+				return fmt.Errorf("broker: %w", runErr)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", ":10911", "remoting listen address (broker.conf listenPort)")
+	f.StringVar(&namesrv, "namesrv-addr", "", `NameServer addresses, "a:9876;b:9876" (broker.conf namesrvAddr)`)
+	f.StringVar(&cluster, "cluster", "DefaultCluster", "cluster name (brokerClusterName)")
+	f.StringVar(&name, "name", "", "broker name (brokerName; default: host name)")
+	f.Int64Var(&id, "id", 0, "broker id, 0 = master (brokerId)")
+	f.StringVar(&dataDir, "data-dir", "rocketry-data/broker", "store and metadata directory (storePathRootDir)")
+	f.StringVar(&configFile, "config", "", "broker.conf properties file")
+	f.StringVar(&advertise, "advertise-addr", "", "address registered with NameServers, host or host:port (brokerIP1; default: first non-loopback IPv4)")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}

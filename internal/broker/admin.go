@@ -1,0 +1,623 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/remoting"
+	"github.com/rocketry-mq/rocketry/internal/version"
+)
+
+func (b *Broker) registerAdminHandlers() {
+	b.Handle(remoting.UpdateAndCreateTopic, b.handleCreateTopic)
+	b.Handle(remoting.DeleteTopicInBroker, b.handleDeleteTopic)
+	b.Handle(remoting.GetAllTopicConfig, b.handleGetAllTopicConfig)
+	b.Handle(remoting.GetTopicConfig, b.handleGetTopicConfig)
+	b.Handle(remoting.UpdateAndCreateSubscriptionGroup, b.handleCreateGroup)
+	b.Handle(remoting.GetSubscriptionGroupConfig, b.handleGetGroupConfig)
+	b.Handle(remoting.GetAllSubscriptionGroupConfig, b.handleGetAllGroups)
+	b.Handle(remoting.DeleteSubscriptionGroup, b.handleDeleteGroup)
+	b.Handle(remoting.GetBrokerRuntimeInfo, b.handleRuntimeInfo)
+	b.Handle(remoting.GetTopicStatsInfo, b.handleTopicStats)
+	b.Handle(remoting.GetConsumeStats, b.handleConsumeStats)
+	b.Handle(remoting.GetConsumerConnectionList, b.handleConsumerConnections)
+	b.Handle(remoting.GetProducerConnectionList, b.handleProducerConnections)
+	b.Handle(remoting.InvokeBrokerToResetOffset, b.handleResetOffset)
+	b.Handle(remoting.GetBrokerConfig, b.handleGetBrokerConfig)
+	b.Handle(remoting.UpdateBrokerConfig, b.handleUpdateBrokerConfig)
+}
+
+func jsonResponse(v any) *remoting.Command {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return respond(remoting.SystemError, "encode response: %v", err)
+	}
+	resp := remoting.NewResponse(remoting.Success, "")
+	resp.Body = body
+	return resp
+}
+
+func ok() *remoting.Command { return remoting.NewResponse(remoting.Success, "") }
+
+// ---- topics ----
+
+// CreateTopic validates and creates or updates a topic (UPDATE_AND_CREATE_TOPIC). System
+// topics and the broker's %RETRY%/%DLQ% namespaces are refused with INVALID_PARAMETER.
+func (b *Broker) CreateTopic(tc TopicConfig) error {
+	if err := message.ValidateTopic(tc.TopicName); err != nil {
+		return Coded(remoting.InvalidParameter, "%s", err.Error())
+	}
+	if message.IsSystemTopic(tc.TopicName) || message.IsRetryTopic(tc.TopicName) || message.IsDLQTopic(tc.TopicName) {
+		return Coded(remoting.InvalidParameter, "The topic[%s] is conflict with system topic.", tc.TopicName)
+	}
+	if tc.ReadQueueNums <= 0 || tc.WriteQueueNums <= 0 || tc.ReadQueueNums > 1024 || tc.WriteQueueNums > 1024 {
+		return Coded(remoting.InvalidParameter, "readQueueNums and writeQueueNums must be within 1..1024, got %d/%d",
+			tc.ReadQueueNums, tc.WriteQueueNums)
+	}
+	if tc.Perm&^(PermRead|PermWrite|PermInherit|PermPriority) != 0 {
+		return Coded(remoting.InvalidParameter, "perm %d is not a combination of 8|4|2|1", tc.Perm)
+	}
+	if err := b.Topics.Update(tc); err != nil {
+		return err
+	}
+	b.Log.Info("topic created or updated", "topic", tc.TopicName, "read", tc.ReadQueueNums,
+		"write", tc.WriteQueueNums, "perm", tc.Perm, "attributes", tc.Attributes)
+	return nil
+}
+
+func (b *Broker) handleCreateTopic(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	topic, err := req.ExtRequired("topic")
+	if err != nil {
+		return errorResponse(err)
+	}
+	tc := NewTopicConfig(topic, 8)
+	if cur, ok := b.Topics.Get(topic); ok {
+		tc = cur
+	}
+	for _, f := range []struct {
+		key string
+		dst *int32
+	}{{"readQueueNums", &tc.ReadQueueNums}, {"writeQueueNums", &tc.WriteQueueNums}, {"perm", &tc.Perm}, {"topicSysFlag", &tc.TopicSysFlag}} {
+		if v, ok := req.ExtFields[f.key]; ok {
+			n, err := strconv.ParseInt(v, 10, 32)
+			if err != nil {
+				return respond(remoting.InvalidParameter, "%s=%q is not an integer", f.key, v)
+			}
+			*f.dst = int32(n)
+		}
+	}
+	if v := req.ExtString("topicFilterType"); v != "" {
+		tc.TopicFilterType = v
+	}
+	tc.Order = req.ExtBoolOr("order", tc.Order)
+	if attrs, ok := req.ExtFields["attributes"]; ok {
+		if tc.Attributes, err = ParseTopicAttributes(tc.Attributes, attrs); err != nil {
+			return respond(remoting.InvalidParameter, "%s", err.Error())
+		}
+	}
+	if err := b.CreateTopic(tc); err != nil {
+		return errorResponse(err)
+	}
+	return ok()
+}
+
+// DeleteTopic removes a topic, its consumer offsets and its stored queues.
+func (b *Broker) DeleteTopic(topic string) error {
+	if err := message.ValidateTopic(topic); err != nil {
+		return Coded(remoting.InvalidParameter, "%s", err.Error())
+	}
+	if message.IsSystemTopic(topic) {
+		return Coded(remoting.InvalidParameter, "The topic[%s] is conflict with system topic.", topic)
+	}
+	if _, err := b.Topics.Delete(topic); err != nil {
+		return err
+	}
+	b.Offsets.DeleteTopic(topic)
+	if err := b.Store.DeleteTopic(topic); err != nil {
+		return fmt.Errorf("broker: delete topic %s from store: %w", topic, err)
+	}
+	b.Log.Info("topic deleted", "topic", topic)
+	return nil
+}
+
+func (b *Broker) handleDeleteTopic(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	topic, err := req.ExtRequired("topic")
+	if err != nil {
+		return errorResponse(err)
+	}
+	if err := b.DeleteTopic(topic); err != nil {
+		return errorResponse(err)
+	}
+	return ok()
+}
+
+func (b *Broker) handleGetAllTopicConfig(_ context.Context, _ *remoting.Conn, _ *remoting.Command) *remoting.Command {
+	m, dv := b.Topics.Snapshot()
+	return jsonResponse(topicsJSON{TopicConfigTable: m, DataVersion: dv})
+}
+
+func (b *Broker) handleGetTopicConfig(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	topic, err := req.ExtRequired("topic")
+	if err != nil {
+		return errorResponse(err)
+	}
+	tc, found := b.Topics.Get(topic)
+	if !found {
+		return respond(remoting.TopicNotExist, "No topic in this broker. topic: %s", topic)
+	}
+	return jsonResponse(tc)
+}
+
+// ---- groups ----
+
+func (b *Broker) handleCreateGroup(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	gc := NewGroupConfig("")
+	if err := json.Unmarshal(req.Body, &gc); err != nil {
+		return respond(remoting.InvalidParameter, "bad subscription group body: %v", err)
+	}
+	if err := message.ValidateGroup(gc.GroupName); err != nil {
+		return respond(remoting.InvalidParameter, "%s", err.Error())
+	}
+	if gc.RetryQueueNums <= 0 {
+		gc.RetryQueueNums = 1
+	}
+	if gc.RetryMaxTimes < 0 {
+		return respond(remoting.InvalidParameter, "retryMaxTimes must be >= 0, got %d", gc.RetryMaxTimes)
+	}
+	if err := b.Groups.Update(gc); err != nil {
+		return errorResponse(err)
+	}
+	b.Log.Info("subscription group created or updated", "group", gc.GroupName, "orderly", gc.ConsumeMessageOrderly,
+		"retryMaxTimes", gc.RetryMaxTimes)
+	return ok()
+}
+
+func (b *Broker) handleGetGroupConfig(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	group, err := req.ExtRequired("group")
+	if err != nil {
+		return errorResponse(err)
+	}
+	gc, _, err := b.Groups.GetOrCreate(group)
+	if err != nil {
+		return respond(remoting.SubscriptionGroupNotExist, "subscription group [%s] does not exist", group)
+	}
+	return jsonResponse(gc)
+}
+
+func (b *Broker) handleGetAllGroups(_ context.Context, _ *remoting.Conn, _ *remoting.Command) *remoting.Command {
+	m, dv := b.Groups.Snapshot()
+	return jsonResponse(groupsJSON{SubscriptionGroupTable: m, DataVersion: dv})
+}
+
+func (b *Broker) handleDeleteGroup(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	group, err := req.ExtRequired("groupName")
+	if err != nil {
+		return errorResponse(err)
+	}
+	if _, err := b.Groups.Delete(group); err != nil {
+		return errorResponse(err)
+	}
+	if req.ExtBoolOr("cleanOffset", false) {
+		b.Offsets.DeleteGroup(group)
+	}
+	b.Log.Info("subscription group deleted", "group", group)
+	return ok()
+}
+
+// ---- stats ----
+
+// mqKeyJSON is a MessageQueue with fastjson's (alphabetical) field order, used as a map key.
+type mqKeyJSON struct {
+	BrokerName string `json:"brokerName"`
+	QueueID    int32  `json:"queueId"`
+	Topic      string `json:"topic"`
+}
+
+type mqEntry struct {
+	key mqKeyJSON
+	val any
+}
+
+// encodeMQTable writes a map keyed by MessageQueue the way RocketMQ's fastjson does: each key
+// is the queue's JSON object ({"brokerName":..,"queueId":..,"topic":..}:value). This is not
+// standard JSON, but it is what RocketMQ admin tools and the go2 client parse.
+func encodeMQTable(buf *bytes.Buffer, entries []mqEntry) error {
+	sort.Slice(entries, func(i, j int) bool {
+		a, c := entries[i].key, entries[j].key
+		if a.Topic != c.Topic {
+			return a.Topic < c.Topic
+		}
+		return a.QueueID < c.QueueID
+	})
+	buf.WriteByte('{')
+	for i, e := range entries {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		k, err := json.Marshal(e.key)
+		if err != nil {
+			return err
+		}
+		v, err := json.Marshal(e.val)
+		if err != nil {
+			return err
+		}
+		buf.Write(k)
+		buf.WriteByte(':')
+		buf.Write(v)
+	}
+	buf.WriteByte('}')
+	return nil
+}
+
+// TopicOffset is one queue of GET_TOPIC_STATS_INFO.
+type TopicOffset struct {
+	MinOffset           int64 `json:"minOffset"`
+	MaxOffset           int64 `json:"maxOffset"`
+	LastUpdateTimestamp int64 `json:"lastUpdateTimestamp"`
+}
+
+func (b *Broker) handleTopicStats(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	topic, err := req.ExtRequired("topic")
+	if err != nil {
+		return errorResponse(err)
+	}
+	tc, found := b.Topics.Get(topic)
+	if !found {
+		return respond(remoting.TopicNotExist, "topic[%s] not exist", topic)
+	}
+	var entries []mqEntry
+	for q := int32(0); q < tc.WriteQueueNums; q++ {
+		to := TopicOffset{MinOffset: b.Store.MinOffset(topic, q), MaxOffset: b.Store.MaxOffset(topic, q)}
+		if to.MaxOffset > 0 {
+			if t, err := b.Store.MessageStoreTime(topic, q, to.MaxOffset-1); err == nil {
+				to.LastUpdateTimestamp = t
+			}
+		}
+		entries = append(entries, mqEntry{mqKeyJSON{b.Cfg.BrokerName, q, topic}, to})
+	}
+	var buf bytes.Buffer
+	buf.WriteString(`{"offsetTable":`)
+	if err := encodeMQTable(&buf, entries); err != nil {
+		return errorResponse(err)
+	}
+	buf.WriteByte('}')
+	resp := ok()
+	resp.Body = buf.Bytes()
+	return resp
+}
+
+// OffsetWrapper is one queue of GET_CONSUME_STATS (RocketMQ OffsetWrapper plus the pop
+// in-flight count).
+type OffsetWrapper struct {
+	BrokerOffset   int64 `json:"brokerOffset"`
+	ConsumerOffset int64 `json:"consumerOffset"`
+	PullOffset     int64 `json:"pullOffset"`
+	LastTimestamp  int64 `json:"lastTimestamp"`
+	Inflight       int64 `json:"inflight"`
+}
+
+// ConsumeStats computes per-queue broker offset, committed offset, lag inputs and pop
+// in-flight counts of group on topic ("" = every topic the group has offsets on or
+// subscribes to, its retry topic included).
+func (b *Broker) ConsumeStats(group, topic string) map[MessageQueue]OffsetWrapper {
+	var topics []string
+	if topic != "" {
+		topics = []string{topic}
+	} else {
+		seen := map[string]bool{}
+		for _, t := range b.Offsets.TopicsOf(group) {
+			seen[t] = true
+		}
+		if info, ok := b.Clients.ConsumerGroup(group); ok {
+			for t := range info.Subscriptions {
+				seen[t] = true
+			}
+		}
+		for t := range seen {
+			topics = append(topics, t)
+		}
+		sort.Strings(topics)
+	}
+	out := map[MessageQueue]OffsetWrapper{}
+	for _, t := range topics {
+		tc, found := b.Topics.Get(t)
+		if !found {
+			continue
+		}
+		committed := b.Offsets.QueryAll(group, t)
+		for q := int32(0); q < tc.ReadQueueNums; q++ {
+			w := OffsetWrapper{BrokerOffset: b.Store.MaxOffset(t, q), Inflight: b.inflightCount(group, t, q)}
+			if off, ok := committed[q]; ok {
+				w.ConsumerOffset = off
+			}
+			w.PullOffset = w.ConsumerOffset
+			if w.ConsumerOffset > 0 {
+				if ts, err := b.Store.MessageStoreTime(t, q, w.ConsumerOffset-1); err == nil {
+					w.LastTimestamp = ts
+				}
+			}
+			out[MessageQueue{Topic: t, BrokerName: b.Cfg.BrokerName, QueueID: q}] = w
+		}
+	}
+	return out
+}
+
+func (b *Broker) handleConsumeStats(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	group, err := req.ExtRequired("consumerGroup")
+	if err != nil {
+		return errorResponse(err)
+	}
+	stats := b.ConsumeStats(group, req.ExtString("topic"))
+	entries := make([]mqEntry, 0, len(stats))
+	for mq, w := range stats {
+		entries = append(entries, mqEntry{mqKeyJSON{mq.BrokerName, mq.QueueID, mq.Topic}, w})
+	}
+	var buf bytes.Buffer
+	buf.WriteString(`{"consumeTps":0.0,"offsetTable":`)
+	if err := encodeMQTable(&buf, entries); err != nil {
+		return errorResponse(err)
+	}
+	buf.WriteByte('}')
+	resp := ok()
+	resp.Body = buf.Bytes()
+	return resp
+}
+
+// connectionJSON is RocketMQ's Connection.
+type connectionJSON struct {
+	ClientID   string `json:"clientId"`
+	ClientAddr string `json:"clientAddr"`
+	Language   string `json:"language"`
+	Version    int32  `json:"version"`
+}
+
+func connections(chans []ClientChannel) []connectionJSON {
+	out := make([]connectionJSON, 0, len(chans))
+	for _, c := range chans {
+		out = append(out, connectionJSON{c.ClientID, c.RemoteAddr, c.Language, c.Version})
+	}
+	return out
+}
+
+func (b *Broker) handleConsumerConnections(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	group, err := req.ExtRequired("consumerGroup")
+	if err != nil {
+		return errorResponse(err)
+	}
+	info, found := b.Clients.ConsumerGroup(group)
+	if !found || len(info.Channels) == 0 {
+		return respond(remoting.ConsumerNotOnline, "the consumer group[%s] not online", group)
+	}
+	return jsonResponse(struct {
+		ConnectionSet     []connectionJSON            `json:"connectionSet"`
+		SubscriptionTable map[string]SubscriptionData `json:"subscriptionTable"`
+		ConsumeType       string                      `json:"consumeType"`
+		MessageModel      string                      `json:"messageModel"`
+		ConsumeFromWhere  string                      `json:"consumeFromWhere"`
+	}{connections(info.Channels), info.Subscriptions, info.ConsumeType, info.MessageModel, info.ConsumeFromWhere})
+}
+
+func (b *Broker) handleProducerConnections(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	group, err := req.ExtRequired("producerGroup")
+	if err != nil {
+		return errorResponse(err)
+	}
+	pcs := b.Clients.ProducerChannels(group)
+	if len(pcs) == 0 {
+		return respond(remoting.SystemError, "the producer group[%s] not exist", group)
+	}
+	chans := make([]ClientChannel, len(pcs))
+	for i, p := range pcs {
+		chans[i] = p.ClientChannel
+	}
+	return jsonResponse(struct {
+		ConnectionSet []connectionJSON `json:"connectionSet"`
+	}{connections(chans)})
+}
+
+// ResetOffset moves group's committed offsets on topic to the first message stored at or
+// after timestampMs (-1 = the end of each queue). Without force an offset only moves back.
+// It works for offline groups; online consumers are told with RESET_CONSUMER_CLIENT_OFFSET.
+func (b *Broker) ResetOffset(group, topic string, timestampMs int64, force bool) (map[MessageQueue]int64, error) {
+	tc, found := b.Topics.Get(topic)
+	if !found {
+		return nil, Coded(remoting.TopicNotExist, "[reset offset] failed, topic[%s] not exist", topic)
+	}
+	committed := b.Offsets.QueryAll(group, topic)
+	next := make(map[int32]int64, tc.ReadQueueNums)
+	out := make(map[MessageQueue]int64, tc.ReadQueueNums)
+	for q := int32(0); q < tc.ReadQueueNums; q++ {
+		var target int64
+		if timestampMs < 0 {
+			target = b.Store.MaxOffset(topic, q)
+		} else {
+			target = b.Store.OffsetByTime(topic, q, timestampMs)
+		}
+		cur, has := committed[q]
+		if !force && has && target > cur {
+			target = cur
+		}
+		next[q] = target
+		out[MessageQueue{Topic: topic, BrokerName: b.Cfg.BrokerName, QueueID: q}] = target
+	}
+	b.Offsets.Reset(group, topic, next)
+	if err := b.Offsets.Persist(); err != nil {
+		return nil, err
+	}
+	b.notifyReset(group, topic, timestampMs, out)
+	b.Log.Info("consumer offsets reset", "group", group, "topic", topic, "timestamp", timestampMs, "force", force)
+	return out, nil
+}
+
+func resetBody(out map[MessageQueue]int64) []byte {
+	entries := make([]mqEntry, 0, len(out))
+	for mq, off := range out {
+		entries = append(entries, mqEntry{mqKeyJSON{mq.BrokerName, mq.QueueID, mq.Topic}, off})
+	}
+	var buf bytes.Buffer
+	buf.WriteString(`{"offsetTable":`)
+	_ = encodeMQTable(&buf, entries) // int64 values always encode
+	buf.WriteByte('}')
+	return buf.Bytes()
+}
+
+func (b *Broker) notifyReset(group, topic string, ts int64, out map[MessageQueue]int64) {
+	info, found := b.Clients.ConsumerGroup(group)
+	if !found {
+		return
+	}
+	body := resetBody(out)
+	for _, ch := range info.Channels {
+		if ch.Conn == nil {
+			continue
+		}
+		req := remoting.NewRequest(remoting.ResetConsumerClientOffset, map[string]string{
+			"topic": topic, "group": group, "timestamp": strconv.FormatInt(ts, 10)}, body)
+		if err := ch.Conn.InvokeOneway(req); err != nil {
+			b.Log.Debug("notify offset reset", "client", ch.ClientID, "err", err)
+		}
+	}
+}
+
+func (b *Broker) handleResetOffset(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	topic, err := req.ExtRequired("topic")
+	if err != nil {
+		return errorResponse(err)
+	}
+	group, err := req.ExtRequired("group")
+	if err != nil {
+		return errorResponse(err)
+	}
+	ts, err := req.ExtInt64("timestamp")
+	if err != nil {
+		return errorResponse(err)
+	}
+	out, err := b.ResetOffset(group, topic, ts, req.ExtBoolOr("isForce", true))
+	if err != nil {
+		return errorResponse(err)
+	}
+	resp := ok()
+	resp.Body = resetBody(out)
+	return resp
+}
+
+// ---- runtime info and config ----
+
+// RuntimeInfo is GET_BROKER_RUNTIME_INFO's KV table.
+func (b *Broker) RuntimeInfo() map[string]string {
+	live := b.live()
+	m := map[string]string{
+		"brokerVersionDesc":           version.RocketMQVersionName,
+		"brokerVersion":               strconv.Itoa(version.RocketMQVersion),
+		"rocketryVersion":             version.Version,
+		"bootTimestamp":               strconv.FormatInt(b.startedAt.UnixMilli(), 10),
+		"runtime":                     fmt.Sprintf("[ %s ]", time.Since(b.startedAt).Round(time.Second)),
+		"brokerName":                  b.Cfg.BrokerName,
+		"brokerAddr":                  b.addr,
+		"clusterName":                 b.Cfg.ClusterName,
+		"flushDiskType":               live.FlushDiskType,
+		"topicCount":                  strconv.Itoa(len(b.Topics.Names())),
+		"subscriptionGroupCount":      strconv.Itoa(len(b.Groups.All())),
+		"consumerGroupOnlineCount":    strconv.Itoa(len(b.Clients.ConsumerGroups())),
+		"producerGroupOnlineCount":    strconv.Itoa(len(b.Clients.ProducerGroups())),
+		"sendThreadPoolQueueSize":     strconv.FormatInt(b.sendQ.Load(), 10),
+		"sendThreadPoolQueueCapacity": strconv.Itoa(live.SendThreadPoolQueueCapacity),
+	}
+	for k, v := range b.storeRuntimeInfo() {
+		m[k] = v
+	}
+	return m
+}
+
+func (b *Broker) handleRuntimeInfo(_ context.Context, _ *remoting.Conn, _ *remoting.Command) *remoting.Command {
+	return jsonResponse(struct {
+		Table map[string]string `json:"table"`
+	}{b.RuntimeInfo()})
+}
+
+func formatProperties(m map[string]string) []byte {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var buf bytes.Buffer
+	for _, k := range keys {
+		buf.WriteString(k)
+		buf.WriteByte('=')
+		buf.WriteString(m[k])
+		buf.WriteByte('\n')
+	}
+	return buf.Bytes()
+}
+
+func (b *Broker) handleGetBrokerConfig(_ context.Context, _ *remoting.Conn, _ *remoting.Command) *remoting.Command {
+	resp := ok()
+	resp.Body = formatProperties(b.live().Properties())
+	dv, _ := json.Marshal(b.Topics.DataVersion())
+	resp.SetExt("version", string(dv))
+	return resp
+}
+
+// UpdateConfig applies runtime-safe broker.conf keys (UPDATE_BROKER_CONFIG). Any key outside
+// the allow-list is refused with NO_PERMISSION, so paths, addresses and anything that could
+// reach a shell are never writable remotely (CVE-2023-33246).
+func (b *Broker) UpdateConfig(props map[string]string) error {
+	for k := range props {
+		if !runtimeConfigKeys[k] {
+			return Coded(remoting.NoPermission, "Can not update config in black list.")
+		}
+	}
+	b.cfgMu.Lock()
+	defer b.cfgMu.Unlock()
+	next := *b.live()
+	for k, v := range props {
+		if _, err := applyKey(&next, k, strings.TrimSpace(v)); err != nil {
+			return Coded(remoting.InvalidParameter, "%s", err.Error())
+		}
+	}
+	if err := next.Validate(); err != nil {
+		return Coded(remoting.InvalidParameter, "%s", err.Error())
+	}
+	prev := b.live()
+	b.liveCfg.Store(&next)
+	b.Groups.SetAutoCreate(next.AutoCreateSubscriptionGroup)
+	if prev.AutoCreateTopicEnable != next.AutoCreateTopicEnable {
+		if tc, found := b.Topics.Get(message.TopicDefault); found {
+			if next.AutoCreateTopicEnable {
+				tc.Perm |= PermInherit
+			} else {
+				tc.Perm &^= PermInherit
+			}
+			if err := b.Topics.Update(tc); err != nil {
+				return err
+			}
+		}
+	}
+	b.Log.Info("broker config updated", "keys", len(props))
+	return nil
+}
+
+func (b *Broker) handleUpdateBrokerConfig(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	props, err := ReadProperties(bytes.NewReader(req.Body))
+	if err != nil {
+		return respond(remoting.InvalidParameter, "%s", err.Error())
+	}
+	if err := b.UpdateConfig(props); err != nil {
+		return errorResponse(err)
+	}
+	return ok()
+}
+
+// storeRuntimeInfo adds the store's figures to the runtime KV table.
+func (b *Broker) storeRuntimeInfo() map[string]string {
+	return map[string]string{}
+}

@@ -1,0 +1,198 @@
+package broker
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestReadProperties(t *testing.T) {
+	in := `# comment
+! also a comment
+brokerClusterName = DefaultCluster
+brokerName:broker-a
+brokerId 0
+namesrvAddr=a:9876;\
+   b:9876
+messageDelayLevel=1s 5s \
+  10s
+empty=
+escaped=a\=b\tc\u0041
+`
+	got, err := ReadProperties(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"brokerClusterName": "DefaultCluster", "brokerName": "broker-a", "brokerId": "0",
+		"namesrvAddr": "a:9876;b:9876", "messageDelayLevel": "1s 5s 10s", "empty": "", "escaped": "a=b\tcA",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d keys %v, want %d", len(got), got, len(want))
+	}
+}
+
+func TestApplyPropertiesRocketMQSample(t *testing.T) {
+	// The shipped RocketMQ sample broker.conf loads unchanged.
+	sample := `brokerClusterName = DefaultCluster
+brokerName = broker-a
+brokerId = 0
+deleteWhen = 04
+fileReservedTime = 48
+brokerRole = ASYNC_MASTER
+flushDiskType = ASYNC_FLUSH
+autoCreateTopicEnable=false
+listenPort=10922
+brokerIP1=10.1.2.3
+namesrvAddr=127.0.0.1:9876;127.0.0.2:9876
+mappedFileSizeCommitLog=1073741824
+maxMessageSize=65536
+diskMaxUsedSpaceRatio=88
+defaultTopicQueueNums=4
+registerNameServerPeriod=20000
+transactionTimeOut=3000
+transactionCheckInterval=10000
+transactionCheckMax=5
+messageDelayLevel=1s 2s
+timerMaxDelaySec=3600
+someFutureKey=1
+`
+	path := filepath.Join(t.TempDir(), "broker.conf")
+	if err := os.WriteFile(path, []byte(sample), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logBuf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logBuf, nil))
+	cfg := DefaultConfig()
+	if err := LoadConfigFile(&cfg, path, log); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"cluster", cfg.ClusterName, "DefaultCluster"},
+		{"name", cfg.BrokerName, "broker-a"},
+		{"reserved", cfg.FileReservedTime, 48 * time.Hour},
+		{"autoCreate", cfg.AutoCreateTopicEnable, false},
+		{"listen", cfg.ListenAddr, ":10922"},
+		{"advertise", cfg.AdvertiseAddr, "10.1.2.3"},
+		{"namesrv", strings.Join(cfg.NamesrvAddrs, ","), "127.0.0.1:9876,127.0.0.2:9876"},
+		{"maxMessageSize", cfg.MaxMessageSize, 65536},
+		{"ratio", cfg.DiskMaxUsedSpaceRatio, 88},
+		{"queues", cfg.DefaultTopicQueueNums, int32(4)},
+		{"period", cfg.RegisterNameServerPeriod, 20 * time.Second},
+		{"txTimeout", cfg.TransactionTimeOut, 3 * time.Second},
+		{"txInterval", cfg.TransactionCheckInterval, 10 * time.Second},
+		{"txMax", cfg.TransactionCheckMax, 5},
+		{"delay", cfg.MessageDelayLevel, "1s 2s"},
+		{"timerMax", cfg.TimerMaxDelaySec, int64(3600)},
+		{"extra", cfg.Extra["someFutureKey"], "1"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	if n := strings.Count(logBuf.String(), "someFutureKey"); n != 1 {
+		t.Errorf("unknown key logged %d times, want once:\n%s", n, logBuf.String())
+	}
+	if strings.Contains(logBuf.String(), "brokerRole") {
+		t.Errorf("known RocketMQ key brokerRole warned about:\n%s", logBuf.String())
+	}
+	if advertisedAddr(cfg.AdvertiseAddr, 10922) != "10.1.2.3:10922" {
+		t.Errorf("advertised %q", advertisedAddr(cfg.AdvertiseAddr, 10922))
+	}
+}
+
+func TestApplyPropertiesInvalidValueNamesKey(t *testing.T) {
+	for key, val := range map[string]string{
+		"brokerId": "x", "autoCreateTopicEnable": "maybe", "flushDiskType": "SOMETIMES",
+		"messageDelayLevel": "1x", "listenPort": "70000", "deleteWhen": "25", "fileReservedTime": "1.5",
+	} {
+		cfg := DefaultConfig()
+		err := ApplyProperties(&cfg, map[string]string{key: val}, nil)
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s=%s: err %v, want ErrInvalidConfig naming the key", key, val, err)
+		}
+	}
+}
+
+func TestValidateNamesKey(t *testing.T) {
+	cases := map[string]func(*Config){
+		"registerNameServerPeriod": func(c *Config) { c.RegisterNameServerPeriod = 5 * time.Second },
+		"diskMaxUsedSpaceRatio":    func(c *Config) { c.DiskMaxUsedSpaceRatio = 99 },
+		"brokerName":               func(c *Config) { c.BrokerName = "" },
+		"namesrvAddr":              func(c *Config) { c.NamesrvAddrs = []string{"nohostport"} },
+		"maxMessageSize":           func(c *Config) { c.MaxMessageSize = 0 },
+		"mappedFileSizeCommitLog":  func(c *Config) { c.MappedFileSizeCommitLog = 1000 },
+		"defaultTopicQueueNums":    func(c *Config) { c.DefaultTopicQueueNums = 0 },
+	}
+	for key, mutate := range cases {
+		cfg := DefaultConfig()
+		mutate(&cfg)
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: Validate() = %v, want an error naming the key", key, err)
+		}
+	}
+	cfg := DefaultConfig()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+}
+
+func TestFlagsOverrideFile(t *testing.T) {
+	cfg := DefaultConfig()
+	if err := ApplyProperties(&cfg, map[string]string{"brokerName": "from-file", "brokerId": "1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ApplyProperties(&cfg, map[string]string{"brokerName": "from-flag"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BrokerName != "from-flag" || cfg.BrokerID != 1 {
+		t.Fatalf("got name %q id %d", cfg.BrokerName, cfg.BrokerID)
+	}
+}
+
+func TestParseDelayLevels(t *testing.T) {
+	lv, err := ParseDelayLevels(DefaultMessageDelayLevel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lv) != 18 || lv[0] != time.Second || lv[1] != 5*time.Second || lv[17] != 2*time.Hour {
+		t.Fatalf("levels %v", lv)
+	}
+	for _, bad := range []string{"", "5", "1s 0m", "3w"} {
+		if _, err := ParseDelayLevels(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestPropertiesRoundTrip(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.NamesrvAddrs = []string{"a:1", "b:2"}
+	props := cfg.Properties()
+	back := DefaultConfig()
+	back.BrokerName = "other"
+	if err := ApplyProperties(&back, props, nil); err != nil {
+		t.Fatal(err)
+	}
+	if back.BrokerName != cfg.BrokerName || len(back.NamesrvAddrs) != 2 || back.RegisterNameServerPeriod != cfg.RegisterNameServerPeriod {
+		t.Fatalf("round trip lost values: %+v", back)
+	}
+}

@@ -1,0 +1,250 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/remoting"
+	"github.com/rocketry-mq/rocketry/internal/version"
+)
+
+// registerCoreHandlers installs every request the core serves. Feature files register
+// theirs from featureInits (which run after this, so they may also replace a core handler).
+func (b *Broker) registerCoreHandlers() {
+	b.Handle(remoting.SendMessage, b.handleSend)
+	b.Handle(remoting.SendMessageV2, b.handleSend)
+	b.Handle(remoting.SendBatchMessage, b.handleSend)
+	b.Handle(remoting.PullMessage, b.handlePull)
+	b.Handle(remoting.QueryConsumerOffset, b.handleQueryConsumerOffset)
+	b.Handle(remoting.UpdateConsumerOffset, b.handleUpdateConsumerOffset)
+	b.Handle(remoting.GetMaxOffset, b.handleGetMaxOffset)
+	b.Handle(remoting.GetMinOffset, b.handleGetMinOffset)
+	b.Handle(remoting.SearchOffsetByTimestamp, b.handleSearchOffset)
+	b.Handle(remoting.GetEarliestMsgStoretime, b.handleEarliestMsgStoreTime)
+	b.Handle(remoting.HeartBeat, b.handleHeartbeat)
+	b.Handle(remoting.UnregisterClient, b.handleUnregisterClient)
+	b.Handle(remoting.GetConsumerListByGroup, b.handleGetConsumerList)
+	b.Handle(remoting.LockBatchMQ, b.handleLockBatch)
+	b.Handle(remoting.UnlockBatchMQ, b.handleUnlockBatch)
+	b.Handle(remoting.ConsumerSendMsgBack, b.handleSendBack)
+	b.Handle(remoting.QueryMessage, b.handleQueryMessage)
+	b.Handle(remoting.ViewMessageByID, b.handleViewMessage)
+	b.registerAdminHandlers()
+}
+
+// ---- offsets ----
+
+func (b *Broker) handleQueryConsumerOffset(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	group, topic, qid, err := groupTopicQueue(req, "consumerGroup")
+	if err != nil {
+		return errorResponse(err)
+	}
+	if off, ok := b.Offsets.Query(group, topic, qid); ok {
+		resp := remoting.NewResponse(remoting.Success, "")
+		resp.SetExtInt64("offset", off)
+		return resp
+	}
+	// RocketMQ ConsumerManageProcessor: a new group starts at 0 while the queue's first
+	// message is still retained; otherwise the client decides (QUERY_NOT_FOUND).
+	if b.Store.MinOffset(topic, qid) <= 0 && req.ExtBoolOr("setZeroIfNotFound", true) {
+		resp := remoting.NewResponse(remoting.Success, "")
+		resp.SetExtInt64("offset", 0)
+		return resp
+	}
+	return remoting.NewResponse(remoting.QueryNotFound, "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first")
+}
+
+func (b *Broker) handleUpdateConsumerOffset(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	group, topic, qid, err := groupTopicQueue(req, "consumerGroup")
+	if err != nil {
+		return errorResponse(err)
+	}
+	off, err := req.ExtInt64("commitOffset")
+	if err != nil {
+		return errorResponse(err)
+	}
+	if _, ok := b.Topics.Get(topic); !ok {
+		return respond(remoting.TopicNotExist, "topic[%s] not exist, apply first please!", topic)
+	}
+	b.Offsets.Commit(group, topic, qid, off)
+	return remoting.NewResponse(remoting.Success, "")
+}
+
+func groupTopicQueue(req *remoting.Command, groupKey string) (string, string, int32, error) {
+	group, err := req.ExtRequired(groupKey)
+	if err != nil {
+		return "", "", 0, err
+	}
+	topic, qid, err := topicQueue(req)
+	return group, topic, qid, err
+}
+
+func topicQueue(req *remoting.Command) (string, int32, error) {
+	topic, err := req.ExtRequired("topic")
+	if err != nil {
+		return "", 0, err
+	}
+	qid, err := req.ExtInt32("queueId")
+	return topic, qid, err
+}
+
+func offsetResponse(off int64) *remoting.Command {
+	resp := remoting.NewResponse(remoting.Success, "")
+	resp.SetExtInt64("offset", off)
+	return resp
+}
+
+func (b *Broker) handleGetMaxOffset(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	topic, qid, err := topicQueue(req)
+	if err != nil {
+		return errorResponse(err)
+	}
+	return offsetResponse(b.Store.MaxOffset(topic, qid))
+}
+
+func (b *Broker) handleGetMinOffset(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	topic, qid, err := topicQueue(req)
+	if err != nil {
+		return errorResponse(err)
+	}
+	return offsetResponse(b.Store.MinOffset(topic, qid))
+}
+
+func (b *Broker) handleSearchOffset(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	topic, qid, err := topicQueue(req)
+	if err != nil {
+		return errorResponse(err)
+	}
+	ts, err := req.ExtInt64("timestamp")
+	if err != nil {
+		return errorResponse(err)
+	}
+	return offsetResponse(b.Store.OffsetByTime(topic, qid, ts))
+}
+
+func (b *Broker) handleEarliestMsgStoreTime(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	topic, qid, err := topicQueue(req)
+	if err != nil {
+		return errorResponse(err)
+	}
+	t, err := b.Store.EarliestMessageTime(topic, qid)
+	if err != nil {
+		return errorResponse(err)
+	}
+	resp := remoting.NewResponse(remoting.Success, "")
+	resp.SetExtInt64("timestamp", t)
+	return resp
+}
+
+// ---- clients ----
+
+func (b *Broker) clientChannel(c *remoting.Conn, clientID string, req *remoting.Command) ClientChannel {
+	return ClientChannel{ClientID: clientID, Conn: c, RemoteAddr: remoteAddr(c), Language: req.Language,
+		Version: req.Version, LastUpdate: time.Now()}
+}
+
+func (b *Broker) handleHeartbeat(_ context.Context, c *remoting.Conn, req *remoting.Command) *remoting.Command {
+	var hb heartbeatData
+	if err := json.Unmarshal(req.Body, &hb); err != nil {
+		return respond(remoting.SystemError, "heartbeat body is not valid JSON: %v", err)
+	}
+	if hb.ClientID == "" {
+		return respond(remoting.InvalidParameter, "heartbeat without clientID")
+	}
+	ch := b.clientChannel(c, hb.ClientID, req)
+	for _, cd := range hb.ConsumerDataSet {
+		if cd.GroupName == "" {
+			continue
+		}
+		gc, _, err := b.Groups.GetOrCreate(cd.GroupName)
+		if err != nil {
+			b.Log.Debug("heartbeat from consumer of unknown group", "group", cd.GroupName, "client", hb.ClientID)
+			continue
+		}
+		if cd.MessageModel != ModelBroadcast {
+			if _, err := b.ensureGroupTopic(message.RetryTopic(cd.GroupName), gc.RetryQueueNums); err != nil {
+				return errorResponse(err)
+			}
+		}
+		subs := make([]SubscriptionData, 0, len(cd.SubscriptionDataSet))
+		for _, raw := range cd.SubscriptionDataSet {
+			sd, err := decodeSubscription(raw)
+			if err != nil {
+				return respond(remoting.SubscriptionParseFailed, "bad subscription in heartbeat: %v", err)
+			}
+			subs = append(subs, sd)
+		}
+		b.Clients.RegisterConsumer(cd.GroupName, cd.ConsumeType, cd.MessageModel, cd.ConsumeFromWhere, subs, ch)
+	}
+	for _, pd := range hb.ProducerDataSet {
+		if pd.GroupName != "" {
+			b.Clients.RegisterProducer(pd.GroupName, ch)
+		}
+	}
+	resp := remoting.NewResponse(remoting.Success, "")
+	resp.Version = version.RocketMQVersion
+	return resp
+}
+
+func (b *Broker) handleUnregisterClient(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	clientID, err := req.ExtRequired("clientID")
+	if err != nil {
+		return errorResponse(err)
+	}
+	if g := req.ExtString("producerGroup"); g != "" {
+		b.Clients.UnregisterProducer(g, clientID)
+	}
+	if g := req.ExtString("consumerGroup"); g != "" {
+		b.Clients.UnregisterConsumer(g, clientID)
+	}
+	return remoting.NewResponse(remoting.Success, "")
+}
+
+func (b *Broker) handleGetConsumerList(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	group, err := req.ExtRequired("consumerGroup")
+	if err != nil {
+		return errorResponse(err)
+	}
+	ids := b.Clients.ConsumerIDs(group)
+	if len(ids) == 0 {
+		return respond(remoting.SystemError, "no consumer for this group, %s", group)
+	}
+	body, _ := json.Marshal(struct {
+		ConsumerIDList []string `json:"consumerIdList"`
+	}{ids})
+	resp := remoting.NewResponse(remoting.Success, "")
+	resp.Body = body
+	return resp
+}
+
+// lockBatchBody is the LOCK_BATCH_MQ / UNLOCK_BATCH_MQ body.
+type lockBatchBody struct {
+	ConsumerGroup string         `json:"consumerGroup"`
+	ClientID      string         `json:"clientId"`
+	MQSet         []MessageQueue `json:"mqSet"`
+}
+
+func (b *Broker) handleLockBatch(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	var body lockBatchBody
+	if err := json.Unmarshal(req.Body, &body); err != nil {
+		return respond(remoting.InvalidParameter, "bad lock body: %v", err)
+	}
+	locked := b.Locks.TryLock(body.ConsumerGroup, body.ClientID, body.MQSet, time.Now())
+	out, _ := json.Marshal(struct {
+		LockOKMQSet []MessageQueue `json:"lockOKMQSet"`
+	}{locked})
+	resp := remoting.NewResponse(remoting.Success, "")
+	resp.Body = out
+	return resp
+}
+
+func (b *Broker) handleUnlockBatch(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	var body lockBatchBody
+	if err := json.Unmarshal(req.Body, &body); err != nil {
+		return respond(remoting.InvalidParameter, "bad unlock body: %v", err)
+	}
+	b.Locks.Unlock(body.ConsumerGroup, body.ClientID, body.MQSet)
+	return remoting.NewResponse(remoting.Success, "")
+}

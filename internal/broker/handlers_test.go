@@ -1,0 +1,442 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/remoting"
+	"github.com/rocketry-mq/rocketry/internal/store"
+)
+
+func TestConsumerOffsetHandlers(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	if err := tb.CreateTopic(NewTopicConfig("T", 2)); err != nil {
+		t.Fatal(err)
+	}
+	q := map[string]string{"consumerGroup": "G", "topic": "T", "queueId": "1"}
+	// No commit and the queue still holds offset 0: start from 0.
+	resp := tb.invoke(remoting.QueryConsumerOffset, q, nil)
+	if resp.Code != remoting.Success || resp.ExtString("offset") != "0" {
+		t.Fatalf("query new group: %d %v", resp.Code, resp.ExtFields)
+	}
+	upd := map[string]string{"consumerGroup": "G", "topic": "T", "queueId": "1", "commitOffset": "42"}
+	if resp := tb.invoke(remoting.UpdateConsumerOffset, upd, nil); resp.Code != remoting.Success {
+		t.Fatalf("update: %d %q", resp.Code, resp.Remark)
+	}
+	resp = tb.invoke(remoting.QueryConsumerOffset, q, nil)
+	if resp.Code != remoting.Success || resp.ExtString("offset") != "42" {
+		t.Fatalf("query: %d %v", resp.Code, resp.ExtFields)
+	}
+	if got := tb.InitialOffset("G", "T", 1); got != 42 {
+		t.Fatalf("InitialOffset %d", got)
+	}
+	for i := 0; i < 3; i++ {
+		tb.mustSend("T", 0, "x", nil)
+	}
+	tq := map[string]string{"topic": "T", "queueId": "0"}
+	if r := tb.invoke(remoting.GetMaxOffset, tq, nil); r.ExtString("offset") != "3" {
+		t.Fatalf("max offset %v", r.ExtFields)
+	}
+	if r := tb.invoke(remoting.GetMinOffset, tq, nil); r.ExtString("offset") != "0" {
+		t.Fatalf("min offset %v", r.ExtFields)
+	}
+	r := tb.invoke(remoting.GetEarliestMsgStoretime, tq, nil)
+	if ts, _ := strconv.ParseInt(r.ExtString("timestamp"), 10, 64); r.Code != remoting.Success || ts <= 0 {
+		t.Fatalf("earliest: %d %v", r.Code, r.ExtFields)
+	}
+	r = tb.invoke(remoting.SearchOffsetByTimestamp, map[string]string{"topic": "T", "queueId": "0", "timestamp": "0"}, nil)
+	if r.ExtString("offset") != "0" {
+		t.Fatalf("search by time 0: %v", r.ExtFields)
+	}
+	if r := tb.invoke(remoting.UpdateConsumerOffset, map[string]string{"consumerGroup": "G", "topic": "T"}, nil); r.Code != remoting.InvalidParameter {
+		t.Fatalf("update without queueId: %d", r.Code)
+	}
+}
+
+// heartbeatBody is a go2-shaped heartbeat (codeSet as strings).
+func heartbeatBody(clientID, group, topic, sub string) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"clientID":        clientID,
+		"producerDataSet": []map[string]string{{"groupName": "PG"}},
+		"consumerDataSet": []map[string]any{{
+			"groupName": group, "consumeType": ConsumePassively, "messageModel": ModelClustering,
+			"consumeFromWhere": "CONSUME_FROM_FIRST_OFFSET", "unitMode": false,
+			"subscriptionDataSet": []map[string]any{{
+				"classFilterMode": false, "topic": topic, "subString": sub, "tagsSet": []string{sub},
+				"codeSet": []string{strconv.FormatInt(message.TagsHashCode(sub), 10)}, "subVersion": 1, "expressionType": "TAG",
+			}},
+		}},
+	})
+	return b
+}
+
+func TestHeartbeatConsumerListAndNotify(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	if err := tb.CreateTopic(NewTopicConfig("T", 4)); err != nil {
+		t.Fatal(err)
+	}
+	// Client 1 with its own connection, recording NOTIFY_CONSUMER_IDS_CHANGED.
+	var notified atomic.Int32
+	c1 := remoting.NewClient(remoting.DefaultClientConfig(), testLogger(t))
+	defer c1.Close()
+	c1.Handle(remoting.NotifyConsumerIdsChanged, func(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+		if req.ExtString("consumerGroup") == "G" {
+			notified.Add(1)
+		}
+		return nil
+	})
+	ctx := context.Background()
+	addr := tb.ListenAddr().String()
+	resp, err := c1.Invoke(ctx, addr, remoting.NewRequest(remoting.HeartBeat, nil, heartbeatBody("c1", "G", "T", "A")))
+	if err != nil || resp.Code != remoting.Success || resp.Version != 479 {
+		t.Fatalf("heartbeat: %v %+v", err, resp)
+	}
+	if _, ok := tb.Groups.Get("G"); !ok {
+		t.Fatal("group not auto-created on heartbeat")
+	}
+	if _, ok := tb.Topics.Get(message.RetryTopic("G")); !ok {
+		t.Fatal("retry topic not created on heartbeat")
+	}
+	if sd, ok := tb.Clients.Subscription("G", "T"); !ok || sd.SubString != "A" || len(sd.Codes) != 1 {
+		t.Fatalf("subscription %+v %v", sd, ok)
+	}
+	// Client 2 joins on the test client's connection: client 1 is told.
+	if r := tb.invoke(remoting.HeartBeat, nil, heartbeatBody("c2", "G", "T", "A")); r.Code != remoting.Success {
+		t.Fatalf("heartbeat 2: %d", r.Code)
+	}
+	waitFor(t, 5*time.Second, "notify to client 1", func() bool { return notified.Load() >= 1 })
+	r := tb.invoke(remoting.GetConsumerListByGroup, map[string]string{"consumerGroup": "G"}, nil)
+	var list struct {
+		ConsumerIDList []string `json:"consumerIdList"`
+	}
+	if err := json.Unmarshal(r.Body, &list); err != nil || strings.Join(list.ConsumerIDList, ",") != "c1,c2" {
+		t.Fatalf("consumer list %s (%v)", r.Body, err)
+	}
+	// Admin views.
+	r = tb.invoke(remoting.GetConsumerConnectionList, map[string]string{"consumerGroup": "G"}, nil)
+	if r.Code != remoting.Success || !strings.Contains(string(r.Body), `"clientId":"c1"`) {
+		t.Fatalf("connections: %d %s", r.Code, r.Body)
+	}
+	if r := tb.invoke(remoting.GetProducerConnectionList, map[string]string{"producerGroup": "PG"}, nil); r.Code != remoting.Success {
+		t.Fatalf("producer connections: %d %q", r.Code, r.Remark)
+	}
+	// Client 1 disconnects: its registration goes, client 2 stays.
+	c1.Close()
+	waitFor(t, 5*time.Second, "c1 removal", func() bool { return len(tb.Clients.ConsumerIDs("G")) == 1 })
+	// Unregister client 2.
+	r = tb.invoke(remoting.UnregisterClient, map[string]string{"clientID": "c2", "consumerGroup": "G", "producerGroup": "PG"}, nil)
+	if r.Code != remoting.Success || len(tb.Clients.ConsumerIDs("G")) != 0 {
+		t.Fatalf("unregister: %d, left %v", r.Code, tb.Clients.ConsumerIDs("G"))
+	}
+	if r := tb.invoke(remoting.GetConsumerConnectionList, map[string]string{"consumerGroup": "G"}, nil); r.Code != remoting.ConsumerNotOnline {
+		t.Fatalf("offline group: %d", r.Code)
+	}
+}
+
+func TestClientExpiry(t *testing.T) {
+	var changed []string
+	m := newClientManager(func(g string, _ []ClientChannel) { changed = append(changed, g) })
+	old := time.Now().Add(-3 * time.Minute)
+	m.RegisterConsumer("G", ConsumePassively, ModelClustering, "", nil, ClientChannel{ClientID: "old", LastUpdate: old})
+	m.RegisterConsumer("G", ConsumePassively, ModelClustering, "", nil, ClientChannel{ClientID: "new", LastUpdate: time.Now()})
+	m.RegisterProducer("P", ClientChannel{ClientID: "old", LastUpdate: old})
+	m.RegisterProducerSink("P", "proxy", nil)
+	changed = nil
+	if n := m.Expire(time.Now(), 120*time.Second); n != 1 {
+		t.Fatalf("expired groups %d", n)
+	}
+	if ids := m.ConsumerIDs("G"); len(ids) != 1 || ids[0] != "new" || len(changed) != 1 {
+		t.Fatalf("left %v changed %v", ids, changed)
+	}
+	if pcs := m.ProducerChannels("P"); len(pcs) != 1 || pcs[0].ClientID != "proxy" {
+		t.Fatalf("producers %+v", pcs)
+	}
+}
+
+func TestLockBatchOverWire(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	body := func(client string) []byte {
+		b, _ := json.Marshal(lockBatchBody{ConsumerGroup: "G", ClientID: client,
+			MQSet: []MessageQueue{{"T", "broker-a", 0}, {"T", "broker-a", 1}}})
+		return b
+	}
+	locked := func(r *remoting.Command) int {
+		var out struct {
+			LockOKMQSet []MessageQueue `json:"lockOKMQSet"`
+		}
+		if err := json.Unmarshal(r.Body, &out); err != nil {
+			t.Fatal(err)
+		}
+		return len(out.LockOKMQSet)
+	}
+	if n := locked(tb.invoke(remoting.LockBatchMQ, nil, body("c1"))); n != 2 {
+		t.Fatalf("c1 locked %d", n)
+	}
+	if n := locked(tb.invoke(remoting.LockBatchMQ, nil, body("c2"))); n != 0 {
+		t.Fatalf("c2 locked %d", n)
+	}
+	tb.invoke(remoting.UnlockBatchMQ, nil, body("c1"))
+	if n := locked(tb.invoke(remoting.LockBatchMQ, nil, body("c2"))); n != 2 {
+		t.Fatalf("c2 after unlock locked %d", n)
+	}
+}
+
+// captureHooks replaces the put hooks (timer, txn) with one that stores messages directly and
+// records each, so the core's retry logic is checked independently of the features.
+func captureHooks(tb *testBroker) func() []*message.Ext {
+	var got []*message.Ext
+	var mu sync.Mutex
+	tb.hmu.Lock()
+	saved := tb.putHooks
+	tb.putHooks = []PutHook{func(ctx context.Context, m *message.Ext) (store.PutResult, bool, error) {
+		mu.Lock()
+		got = append(got, m.Clone())
+		mu.Unlock()
+		res, err := tb.PutMessageDirect(ctx, m)
+		return res, true, err
+	}}
+	tb.hmu.Unlock()
+	tb.t.Cleanup(func() {
+		tb.hmu.Lock()
+		tb.putHooks = saved
+		tb.hmu.Unlock()
+	})
+	return func() []*message.Ext {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+}
+
+func TestSendBackRetryAndDLQ(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	puts := captureHooks(tb)
+	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
+		t.Fatal(err)
+	}
+	resp := tb.mustSend("T", 0, "payload", map[string]string{message.PropertyTags: "A", message.PropertyUniqKey: "U1"})
+	_, off, _ := message.ParseOffsetMsgID(resp.ExtString("msgId"))
+	back := func(off int64, level, maxTimes int) *remoting.Command {
+		defer tb.settle()
+		return tb.invoke(remoting.ConsumerSendMsgBack, map[string]string{
+			"group": "G", "offset": strconv.FormatInt(off, 10), "delayLevel": strconv.Itoa(level),
+			"originMsgId": "U1", "originTopic": "T", "unitMode": "false", "maxReconsumeTimes": strconv.Itoa(maxTimes),
+		}, nil)
+	}
+	if r := back(off, 0, 2); r.Code != remoting.Success {
+		t.Fatalf("send back: %d %q", r.Code, r.Remark)
+	}
+	retry := message.RetryTopic("G")
+	msgs := decodeBody(t, tb.pull("G", retry, 0, 0, 32, 0, 0, "*"))
+	if len(msgs) != 1 {
+		t.Fatalf("retry topic holds %d messages", len(msgs))
+	}
+	r1 := msgs[0]
+	if r1.ReconsumeTimes != 1 || r1.Property(message.PropertyRetryTopic) != "T" || r1.Property(message.PropertyOriginMessageID) != "U1" ||
+		string(r1.Body) != "payload" || r1.Tags() != "A" || r1.UniqKey() != "U1" {
+		t.Fatalf("retry message %+v", r1)
+	}
+	// The delay goes through PutMessage as property DELAY = 3 + reconsumeTimes.
+	if p := puts(); len(p) != 2 || p[1].Property(message.PropertyDelayLevel) != "3" {
+		t.Fatalf("puts %d, delay %q", len(p), p[len(p)-1].Property(message.PropertyDelayLevel))
+	}
+	// Second failure (reconsumeTimes 1 -> 2, level 4) then the third reaches
+	// maxReconsumeTimes=2: DLQ.
+	if r := back(r1.CommitLogOffset, 0, 2); r.Code != remoting.Success {
+		t.Fatalf("send back 2: %d", r.Code)
+	}
+	msgs = decodeBody(t, tb.pull("G", retry, 0, 1, 32, 0, 0, "*"))
+	if len(msgs) != 1 || msgs[0].ReconsumeTimes != 2 || puts()[2].Property(message.PropertyDelayLevel) != "4" {
+		t.Fatalf("second retry: %+v", msgs)
+	}
+	if r := back(msgs[0].CommitLogOffset, 0, 2); r.Code != remoting.Success {
+		t.Fatalf("send back 3: %d", r.Code)
+	}
+	dlq := message.DLQTopic("G")
+	tc, ok := tb.Topics.Get(dlq)
+	if !ok || !tc.Readable() || tc.WriteQueueNums != 1 {
+		t.Fatalf("DLQ topic %+v %v", tc, ok)
+	}
+	msgs = decodeBody(t, tb.pull("G2", dlq, 0, 0, 32, 0, 0, "*"))
+	if len(msgs) != 1 || msgs[0].Property(message.PropertyDLQOriginTopic) != "T" ||
+		msgs[0].Property(message.PropertyDLQOriginMessageID) != "U1" || msgs[0].Property(message.PropertyDelayLevel) != "" {
+		t.Fatalf("DLQ message %+v", msgs)
+	}
+	// An explicit level is kept; delayLevel -1 goes straight to the DLQ.
+	if r := back(off, 5, 16); r.Code != remoting.Success || puts()[len(puts())-1].Property(message.PropertyDelayLevel) != "5" {
+		t.Fatalf("send back level 5: %d", r.Code)
+	}
+	if r := back(off, -1, 16); r.Code != remoting.Success {
+		t.Fatalf("send back -1: %d", r.Code)
+	}
+	if n := tb.Store.MaxOffset(dlq, 0); n != 2 {
+		t.Fatalf("DLQ holds %d", n)
+	}
+	// Unknown offset: SYSTEM_ERROR.
+	if r := back(1<<40, 0, 2); r.Code != remoting.SystemError {
+		t.Fatalf("bad offset: %d", r.Code)
+	}
+}
+
+func TestAdminTopicsAndGroups(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	create := map[string]string{"topic": "Fifo", "readQueueNums": "3", "writeQueueNums": "3", "perm": "6",
+		"topicFilterType": "SINGLE_TAG", "topicSysFlag": "0", "order": "false", "attributes": "+message.type=FIFO"}
+	if r := tb.invoke(remoting.UpdateAndCreateTopic, create, nil); r.Code != remoting.Success {
+		t.Fatalf("create: %d %q", r.Code, r.Remark)
+	}
+	r := tb.invoke(remoting.GetTopicConfig, map[string]string{"topic": "Fifo"}, nil)
+	var tc TopicConfig
+	if err := json.Unmarshal(r.Body, &tc); err != nil || tc.WriteQueueNums != 3 || tc.MessageType() != "FIFO" {
+		t.Fatalf("topic config %s", r.Body)
+	}
+	for _, bad := range []string{"TBW102", "rmq_sys_x", "%RETRY%G", "SCHEDULE_TOPIC_XXXX"} {
+		c := map[string]string{"topic": bad, "readQueueNums": "1", "writeQueueNums": "1", "perm": "6"}
+		if r := tb.invoke(remoting.UpdateAndCreateTopic, c, nil); r.Code != remoting.InvalidParameter {
+			t.Errorf("create %s: %d %q", bad, r.Code, r.Remark)
+		}
+	}
+	r = tb.invoke(remoting.GetAllTopicConfig, nil, nil)
+	if !strings.Contains(string(r.Body), `"Fifo"`) || !strings.Contains(string(r.Body), `"dataVersion"`) {
+		t.Fatalf("all topics: %s", r.Body)
+	}
+	if r := tb.invoke(remoting.DeleteTopicInBroker, map[string]string{"topic": "Fifo"}, nil); r.Code != remoting.Success {
+		t.Fatalf("delete: %d", r.Code)
+	}
+	if r := tb.invoke(remoting.GetTopicConfig, map[string]string{"topic": "Fifo"}, nil); r.Code != remoting.TopicNotExist {
+		t.Fatalf("deleted topic: %d", r.Code)
+	}
+
+	gbody := []byte(`{"groupName":"OG","consumeMessageOrderly":true,"retryMaxTimes":3,"consumeEnable":true}`)
+	if r := tb.invoke(remoting.UpdateAndCreateSubscriptionGroup, nil, gbody); r.Code != remoting.Success {
+		t.Fatalf("create group: %d %q", r.Code, r.Remark)
+	}
+	r = tb.invoke(remoting.GetSubscriptionGroupConfig, map[string]string{"group": "OG"}, nil)
+	var gc GroupConfig
+	if err := json.Unmarshal(r.Body, &gc); err != nil || !gc.ConsumeMessageOrderly || gc.RetryMaxTimes != 3 || gc.RetryQueueNums != 1 {
+		t.Fatalf("group %s", r.Body)
+	}
+	r = tb.invoke(remoting.GetAllSubscriptionGroupConfig, nil, nil)
+	if !strings.Contains(string(r.Body), `"subscriptionGroupTable"`) || !strings.Contains(string(r.Body), `"OG"`) {
+		t.Fatalf("all groups %s", r.Body)
+	}
+	if r := tb.invoke(remoting.DeleteSubscriptionGroup, map[string]string{"groupName": "OG"}, nil); r.Code != remoting.Success {
+		t.Fatalf("delete group %d", r.Code)
+	}
+	if _, ok := tb.Groups.Get("OG"); ok {
+		t.Fatal("group survived delete")
+	}
+	if r := tb.invoke(remoting.UpdateAndCreateSubscriptionGroup, nil, []byte(`{"groupName":"bad name"}`)); r.Code != remoting.InvalidParameter {
+		t.Fatalf("bad group name: %d", r.Code)
+	}
+}
+
+func TestConsumeStatsAndReset(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	if err := tb.CreateTopic(NewTopicConfig("T", 2)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		tb.mustSend("T", 0, "x", nil)
+	}
+	tb.Offsets.Commit("G", "T", 0, 1)
+	tb.SetInflightCounter(func(g, topic string, q int32) int64 {
+		if g == "G" && q == 0 {
+			return 2
+		}
+		return 0
+	})
+	r := tb.invoke(remoting.GetConsumeStats, map[string]string{"consumerGroup": "G", "topic": "T"}, nil)
+	want := `{"brokerName":"broker-a","queueId":0,"topic":"T"}:{"brokerOffset":4,"consumerOffset":1,"pullOffset":1,"lastTimestamp":`
+	if r.Code != remoting.Success || !strings.Contains(string(r.Body), want) || !strings.Contains(string(r.Body), `"inflight":2`) ||
+		!strings.Contains(string(r.Body), `"consumeTps"`) {
+		t.Fatalf("consume stats %s", r.Body)
+	}
+	r = tb.invoke(remoting.GetTopicStatsInfo, map[string]string{"topic": "T"}, nil)
+	if !strings.Contains(string(r.Body), `{"brokerName":"broker-a","queueId":0,"topic":"T"}:{"minOffset":0,"maxOffset":4`) {
+		t.Fatalf("topic stats %s", r.Body)
+	}
+	// Reset an offline group to the beginning (timestamp 0).
+	r = tb.invoke(remoting.InvokeBrokerToResetOffset, map[string]string{"topic": "T", "group": "G", "timestamp": "0", "isForce": "true"}, nil)
+	if r.Code != remoting.Success {
+		t.Fatalf("reset %d %q", r.Code, r.Remark)
+	}
+	if off, _ := tb.Offsets.Query("G", "T", 0); off != 0 {
+		t.Fatalf("after reset %d", off)
+	}
+	// Reset to the end (-1).
+	tb.invoke(remoting.InvokeBrokerToResetOffset, map[string]string{"topic": "T", "group": "G", "timestamp": "-1", "isForce": "true"}, nil)
+	if off, _ := tb.Offsets.Query("G", "T", 0); off != 4 {
+		t.Fatalf("after reset to end %d", off)
+	}
+	r = tb.invoke(remoting.GetBrokerRuntimeInfo, nil, nil)
+	var kv struct {
+		Table map[string]string `json:"table"`
+	}
+	if err := json.Unmarshal(r.Body, &kv); err != nil || kv.Table["brokerVersion"] != "479" {
+		t.Fatalf("runtime info %s", r.Body)
+	}
+}
+
+func TestBrokerConfigAllowList(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	r := tb.invoke(remoting.GetBrokerConfig, nil, nil)
+	if !strings.Contains(string(r.Body), "brokerName=broker-a\n") {
+		t.Fatalf("config body %s", r.Body)
+	}
+	// CVE-2023-33246: paths and command-like keys are never updatable.
+	for _, body := range []string{"storePathRootDir=/tmp/evil", "rocketmqHome=-c $@|sh . echo curl x", "namesrvAddr=1.2.3.4:9876",
+		"autoCreateTopicEnable=false\nstorePathCommitLog=/tmp/x"} {
+		if r := tb.invoke(remoting.UpdateBrokerConfig, nil, []byte(body)); r.Code != remoting.NoPermission {
+			t.Errorf("update %q: %d %q", body, r.Code, r.Remark)
+		}
+	}
+	if tb.live().DataDir != tb.Cfg.DataDir || !tb.live().AutoCreateTopicEnable {
+		t.Fatal("refused update changed the config")
+	}
+	if r := tb.invoke(remoting.UpdateBrokerConfig, nil, []byte("maxMessageSize=abc")); r.Code != remoting.InvalidParameter {
+		t.Fatalf("bad value: %d", r.Code)
+	}
+	if r := tb.invoke(remoting.UpdateBrokerConfig, nil, []byte("autoCreateTopicEnable=false\nmaxMessageSize=2048")); r.Code != remoting.Success {
+		t.Fatalf("allowed update: %d %q", r.Code, r.Remark)
+	}
+	if resp := tb.sendV2("Fresh", 0, "x", nil); resp.Code != remoting.TopicNotExist {
+		t.Fatalf("auto-create still on: %d", resp.Code)
+	}
+	if def, _ := tb.Topics.Get(message.TopicDefault); def.Perm&PermInherit != 0 {
+		t.Fatal("TBW102 keeps INHERIT")
+	}
+	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if resp := tb.sendV2("T", 0, strings.Repeat("x", 2049), nil); resp.Code != remoting.MessageIllegal {
+		t.Fatalf("new max size not applied: %d", resp.Code)
+	}
+}
+
+func TestOffsetsSurviveRestart(t *testing.T) {
+	cfg := testConfig(t)
+	tb := startBroker(t, cfg)
+	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
+		t.Fatal(err)
+	}
+	tb.mustSend("T", 0, "x", nil)
+	tb.invoke(remoting.UpdateConsumerOffset, map[string]string{"consumerGroup": "G", "topic": "T", "queueId": "0", "commitOffset": "1"}, nil)
+	tb.stop()
+
+	tb2 := startBroker(t, cfg)
+	if off, ok := tb2.Offsets.Query("G", "T", 0); !ok || off != 1 {
+		t.Fatalf("offset after restart %d %v", off, ok)
+	}
+	if _, ok := tb2.Topics.Get("T"); !ok {
+		t.Fatal("topic lost on restart")
+	}
+}

@@ -1,0 +1,411 @@
+package broker
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/remoting"
+	"github.com/rocketry-mq/rocketry/internal/store"
+)
+
+// PULL_MESSAGE sysFlag bits (RocketMQ PullSysFlag).
+const (
+	pullFlagCommitOffset = 1 << 0
+	pullFlagSuspend      = 1 << 1
+	pullFlagSubscription = 1 << 2
+	pullFlagClassFilter  = 1 << 3
+)
+
+// Pull transfer limits per response (RocketMQ maxTransferCount/BytesOnMessageInMemory,
+// raised for throughput; the client's maxMsgNums still applies).
+const (
+	pullMaxMsgs  = 1024
+	pullMaxBytes = 1 << 20
+)
+
+// pollKey names a queue; qid -1 means "any queue of the topic".
+type pollKey struct {
+	topic string
+	qid   int32
+}
+
+// pollTable parks long-polling requests per queue and wakes them when the store dispatches
+// a message to that queue (store.OnDispatch). No polling loops: a waiter sleeps on its
+// channel until a dispatch, its deadline, or broker shutdown.
+type pollTable struct {
+	n atomic.Int64 // registered waiters; lets onDispatch return without locking when zero
+
+	mu     sync.Mutex
+	m      map[pollKey]map[chan struct{}]struct{}
+	closed bool
+	done   chan struct{}
+}
+
+func newPollTable() *pollTable {
+	return &pollTable{m: map[pollKey]map[chan struct{}]struct{}{}, done: make(chan struct{})}
+}
+
+// watch registers a waiter for (topic, qid); the returned channel is closed at the next
+// dispatch to that queue (qid -1: to any queue of topic) or at shutdown. cancel must be
+// called when the caller stops waiting.
+func (p *pollTable) watch(topic string, qid int32) (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	k := pollKey{topic, qid}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		close(ch)
+		return ch, func() {}
+	}
+	set := p.m[k]
+	if set == nil {
+		set = map[chan struct{}]struct{}{}
+		p.m[k] = set
+	}
+	set[ch] = struct{}{}
+	p.n.Add(1)
+	p.mu.Unlock()
+	return ch, func() {
+		p.mu.Lock()
+		if set := p.m[k]; set != nil {
+			if _, ok := set[ch]; ok {
+				delete(set, ch)
+				p.n.Add(-1)
+				if len(set) == 0 {
+					delete(p.m, k)
+				}
+			}
+		}
+		p.mu.Unlock()
+	}
+}
+
+func (p *pollTable) wake(k pollKey) {
+	set := p.m[k]
+	if set == nil {
+		return
+	}
+	for ch := range set {
+		close(ch)
+	}
+	p.n.Add(-int64(len(set)))
+	delete(p.m, k)
+}
+
+// onDispatch is installed with store.OnDispatch.
+func (p *pollTable) onDispatch(ev store.DispatchEvent) {
+	if p.n.Load() == 0 {
+		return
+	}
+	p.mu.Lock()
+	p.wake(pollKey{ev.Topic, ev.QueueID})
+	p.wake(pollKey{ev.Topic, -1})
+	p.mu.Unlock()
+}
+
+// closeAll wakes every waiter and refuses new ones (shutdown).
+func (p *pollTable) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed = true
+	for k := range p.m {
+		p.wake(k)
+	}
+	close(p.done)
+}
+
+// WatchQueue returns a channel closed when a message is next dispatched to (topic, qid)
+// (qid -1: any queue of topic) or the broker shuts down, and a cancel func to call when the
+// caller stops waiting. Long-polling features (pop) use it; register before re-checking the
+// queue so no arrival is missed.
+func (b *Broker) WatchQueue(topic string, qid int32) (<-chan struct{}, func()) {
+	return b.polls.watch(topic, qid)
+}
+
+// TagFilter is a parsed TAG subscription expression ("*", "A || B").
+type TagFilter struct {
+	all   bool
+	tags  map[string]struct{}
+	codes map[int64]struct{}
+}
+
+// ParseTagExpression parses a TAG expression; "" and "*" match everything.
+func ParseTagExpression(expr string) *TagFilter {
+	expr = strings.TrimSpace(expr)
+	if expr == "" || expr == "*" {
+		return &TagFilter{all: true}
+	}
+	f := &TagFilter{tags: map[string]struct{}{}, codes: map[int64]struct{}{}}
+	for _, t := range strings.Split(expr, "||") {
+		if t = strings.TrimSpace(t); t != "" {
+			f.tags[t] = struct{}{}
+			f.codes[message.TagsHashCode(t)] = struct{}{}
+		}
+	}
+	if len(f.tags) == 0 {
+		f.all = true
+	}
+	return f
+}
+
+// All reports whether the filter matches every message.
+func (f *TagFilter) All() bool { return f == nil || f.all }
+
+// MatchCode is the consume-queue level check (tag hash).
+func (f *TagFilter) MatchCode(code int64) bool {
+	if f.All() {
+		return true
+	}
+	_, ok := f.codes[code]
+	return ok
+}
+
+// MatchTag is the exact check on the TAGS property (hash collisions).
+func (f *TagFilter) MatchTag(tag string) bool {
+	if f.All() {
+		return true
+	}
+	_, ok := f.tags[tag]
+	return ok
+}
+
+// MatchRecord checks the TAGS property of an encoded record without decoding it.
+func (f *TagFilter) MatchRecord(rec []byte) bool {
+	if f.All() {
+		return true
+	}
+	var h message.RecordHeader
+	if err := message.ParseRecordHeader(rec, &h); err != nil {
+		return true // let the client decide; never drop what we cannot read
+	}
+	tag, _ := message.LookupProperty(h.Props(rec), message.PropertyTags)
+	return f.MatchTag(string(tag))
+}
+
+// InitialOffset is where a consumer group starts on a queue it has never committed: its
+// committed offset when there is one; otherwise the queue's first message while that
+// message is still retained (min offset 0), else the end of the queue. Pull
+// (QUERY_CONSUMER_OFFSET) and pop share this rule.
+func (b *Broker) InitialOffset(group, topic string, qid int32) int64 {
+	if off, ok := b.Offsets.Query(group, topic, qid); ok {
+		return off
+	}
+	if b.Store.MinOffset(topic, qid) <= 0 {
+		return 0
+	}
+	return b.Store.MaxOffset(topic, qid)
+}
+
+// pullRequest is a decoded PULL_MESSAGE header.
+type pullRequest struct {
+	group, topic string
+	qid          int32
+	offset       int64
+	maxMsgs      int32
+	sysFlag      int32
+	commitOffset int64
+	suspend      time.Duration
+	subscription string
+	exprType     string
+}
+
+func parsePullRequest(req *remoting.Command) (pullRequest, error) {
+	var p pullRequest
+	var err error
+	if p.group, err = req.ExtRequired("consumerGroup"); err != nil {
+		return p, err
+	}
+	if p.topic, err = req.ExtRequired("topic"); err != nil {
+		return p, err
+	}
+	if p.qid, err = req.ExtInt32("queueId"); err != nil {
+		return p, err
+	}
+	if p.offset, err = req.ExtInt64("queueOffset"); err != nil {
+		return p, err
+	}
+	if p.maxMsgs, err = req.ExtInt32("maxMsgNums"); err != nil {
+		return p, err
+	}
+	if p.sysFlag, err = req.ExtInt32("sysFlag"); err != nil {
+		return p, err
+	}
+	p.commitOffset = req.ExtInt64Or("commitOffset", -1)
+	p.suspend = time.Duration(req.ExtInt64Or("suspendTimeoutMillis", 0)) * time.Millisecond
+	p.subscription = req.ExtString("subscription")
+	p.exprType = req.ExtString("expressionType")
+	return p, nil
+}
+
+func (b *Broker) handlePull(ctx context.Context, c *remoting.Conn, req *remoting.Command) *remoting.Command {
+	p, err := parsePullRequest(req)
+	if err != nil {
+		return errorResponse(err)
+	}
+	return b.Pull(ctx, p, remoteAddr(c))
+}
+
+// Pull serves one PULL_MESSAGE, long-polling when the suspend flag is set (RocketMQ
+// PullMessageProcessor semantics).
+func (b *Broker) Pull(ctx context.Context, p pullRequest, from string) *remoting.Command {
+	gc, _, err := b.Groups.GetOrCreate(p.group)
+	if err != nil {
+		return respond(remoting.SubscriptionGroupNotExist, "subscription group [%s] does not exist, %s", p.group, faqTopicURL)
+	}
+	if !gc.ConsumeEnable {
+		return respond(remoting.NoPermission, "subscription group no permission, %s", p.group)
+	}
+	tc, ok := b.Topics.Get(p.topic)
+	if !ok {
+		return respond(remoting.TopicNotExist, "topic[%s] not exist, apply first please! %s", p.topic, faqTopicURL)
+	}
+	if !tc.Readable() {
+		return respond(remoting.NoPermission, "the topic[%s] pulling message is forbidden", p.topic)
+	}
+	if p.qid < 0 || p.qid >= tc.ReadQueueNums {
+		return respond(remoting.SystemError, "queueId[%d] is illegal, topic:[%s] topicConfig.readQueueNums:[%d] consumer:[%s]",
+			p.qid, p.topic, tc.ReadQueueNums, from)
+	}
+	var filter *TagFilter
+	switch {
+	case p.sysFlag&pullFlagSubscription != 0:
+		if p.exprType != "" && !strings.EqualFold(p.exprType, "TAG") {
+			return respond(remoting.NoPermission, "The broker does not support consumer to filter message by %s", p.exprType)
+		}
+		filter = ParseTagExpression(p.subscription)
+	default:
+		if sd, ok := b.Clients.Subscription(p.group, p.topic); ok {
+			filter = ParseTagExpression(sd.SubString)
+		} else {
+			filter = ParseTagExpression("*")
+		}
+	}
+	if p.sysFlag&pullFlagCommitOffset != 0 && p.commitOffset >= 0 {
+		b.Offsets.Commit(p.group, p.topic, p.qid, p.commitOffset)
+	}
+
+	maxMsgs := min(max(p.maxMsgs, 1), pullMaxMsgs)
+	var deadline time.Time
+	if p.sysFlag&pullFlagSuspend != 0 {
+		wait := p.suspend
+		if !b.live().LongPollingEnable {
+			wait = b.live().ShortPollingTime
+		}
+		deadline = time.Now().Add(min(max(wait, 0), b.Cfg.MaxSuspendTime))
+	}
+	for {
+		// Watch before reading so an arrival between the read and the wait is not missed.
+		var wake <-chan struct{}
+		var cancel func()
+		if !deadline.IsZero() {
+			wake, cancel = b.polls.watch(p.topic, p.qid)
+		}
+		resp, retry := b.pullOnce(p, maxMsgs, filter)
+		if !retry || deadline.IsZero() {
+			if cancel != nil {
+				cancel()
+			}
+			return resp
+		}
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			cancel()
+			return resp
+		}
+		t := time.NewTimer(remaining)
+		select {
+		case <-wake:
+		case <-t.C:
+		case <-ctx.Done():
+		case <-b.polls.done:
+		}
+		t.Stop()
+		cancel()
+		if ctx.Err() != nil || b.life.Err() != nil || isClosed(b.polls.done) || time.Now().After(deadline) {
+			resp, _ = b.pullOnce(p, maxMsgs, filter)
+			return resp
+		}
+	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// pullOnce reads from the store once. retry reports "nothing new yet" (PULL_NOT_FOUND at
+// the end of the queue), the only result a suspended pull waits on.
+func (b *Broker) pullOnce(p pullRequest, maxMsgs int32, filter *TagFilter) (*remoting.Command, bool) {
+	var fn func(int64) bool
+	if !filter.All() {
+		fn = filter.MatchCode
+	}
+	res, err := b.Store.Get(p.topic, p.qid, p.offset, int(maxMsgs), pullMaxBytes, fn)
+	if err != nil {
+		return errorResponse(err), false
+	}
+	defer res.Release()
+	var code int32
+	switch res.Status {
+	case store.Found:
+		code = remoting.Success
+	case store.NoMessageInQueue:
+		code = remoting.PullNotFound
+		if p.offset != 0 {
+			code = remoting.PullOffsetMoved
+		}
+	case store.NoMatchedMessage:
+		code = remoting.PullRetryImmediately
+	case store.OffsetFoundNull, store.OffsetOverflowOne:
+		code = remoting.PullNotFound
+	case store.OffsetOverflowBadly, store.OffsetTooSmall:
+		code = remoting.PullOffsetMoved
+	default:
+		code = remoting.PullRetryImmediately
+	}
+	resp := remoting.NewResponse(code, "")
+	if code == remoting.Success {
+		// The remoting server offers no write-completion callback yet, so the records are
+		// copied into one body and the store's slices released at once.
+		n := 0
+		for _, r := range res.Records {
+			if filter.MatchRecord(r.Data) {
+				n += len(r.Data)
+			}
+		}
+		if n == 0 {
+			resp.Code = remoting.PullRetryImmediately
+		} else {
+			body := make([]byte, 0, n)
+			for _, r := range res.Records {
+				if filter.MatchRecord(r.Data) {
+					body = append(body, r.Data...)
+				}
+			}
+			resp.Body = body
+		}
+	}
+	next := res.NextBeginOffset
+	if code == remoting.PullNotFound && res.Status == store.OffsetOverflowOne {
+		next = p.offset
+	}
+	resp.SetExtInt64("nextBeginOffset", next)
+	resp.SetExtInt64("minOffset", res.MinOffset)
+	resp.SetExtInt64("maxOffset", res.MaxOffset)
+	resp.SetExtInt64("suggestWhichBrokerId", 0)
+	// Only "nothing new yet" parks a suspended pull; OFFSET_FOUND_NULL answers at once with
+	// the corrected offset.
+	wait := res.Status == store.OffsetOverflowOne || res.Status == store.NoMessageInQueue && code == remoting.PullNotFound
+	return resp, wait
+}

@@ -1,0 +1,188 @@
+package broker
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/remoting"
+)
+
+func TestPullFoundAndOffsets(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		tb.mustSend("T", 0, "m"+strconv.Itoa(i), nil)
+	}
+	resp := tb.pull("G", "T", 0, 1, 3, 0, 0, "*")
+	if resp.Code != remoting.Success {
+		t.Fatalf("pull: %d %q", resp.Code, resp.Remark)
+	}
+	msgs := decodeBody(t, resp)
+	if len(msgs) != 3 || string(msgs[0].Body) != "m1" || msgs[0].QueueOffset != 1 {
+		t.Fatalf("got %d messages, first %q", len(msgs), msgs[0].Body)
+	}
+	if resp.ExtString("nextBeginOffset") != "4" || resp.ExtString("maxOffset") != "5" ||
+		resp.ExtString("minOffset") != "0" || resp.ExtString("suggestWhichBrokerId") != "0" {
+		t.Fatalf("ext %v", resp.ExtFields)
+	}
+	// At the end: PULL_NOT_FOUND with nextBeginOffset unchanged.
+	resp = tb.pull("G", "T", 0, 5, 3, 0, 0, "*")
+	if resp.Code != remoting.PullNotFound || resp.ExtString("nextBeginOffset") != "5" {
+		t.Fatalf("end: %d %v", resp.Code, resp.ExtFields)
+	}
+	// Far beyond the end: PULL_OFFSET_MOVED.
+	resp = tb.pull("G", "T", 0, 50, 3, 0, 0, "*")
+	if resp.Code != remoting.PullOffsetMoved {
+		t.Fatalf("beyond end: %d %v", resp.Code, resp.ExtFields)
+	}
+	// Errors: unknown topic, bad queue.
+	if resp := tb.pull("G", "Nope", 0, 0, 3, 0, 0, "*"); resp.Code != remoting.TopicNotExist {
+		t.Fatalf("unknown topic: %d", resp.Code)
+	}
+	if resp := tb.pull("G", "T", 7, 0, 3, 0, 0, "*"); resp.Code != remoting.SystemError {
+		t.Fatalf("bad queue: %d", resp.Code)
+	}
+}
+
+func TestPullCommitOffsetFlag(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
+		t.Fatal(err)
+	}
+	tb.mustSend("T", 0, "x", nil)
+	resp := tb.invoke(remoting.PullMessage, map[string]string{
+		"consumerGroup": "G", "topic": "T", "queueId": "0", "queueOffset": "0", "maxMsgNums": "32",
+		"sysFlag": strconv.Itoa(pullFlagCommitOffset | pullFlagSubscription), "commitOffset": "1",
+		"suspendTimeoutMillis": "0", "subscription": "*", "subVersion": "0", "expressionType": "TAG",
+	}, nil)
+	if resp.Code != remoting.Success {
+		t.Fatalf("pull %d", resp.Code)
+	}
+	if off, ok := tb.Offsets.Query("G", "T", 0); !ok || off != 1 {
+		t.Fatalf("committed %d %v", off, ok)
+	}
+}
+
+func TestPullTagFilter(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range []string{"A", "C", "B", "C", "A"} {
+		tb.mustSend("T", 0, tag, map[string]string{message.PropertyTags: tag})
+	}
+	resp := tb.pull("G", "T", 0, 0, 32, pullFlagSubscription, 0, "A || B")
+	msgs := decodeBody(t, resp)
+	var got string
+	for _, m := range msgs {
+		got += m.Tags()
+	}
+	if got != "ABA" || resp.ExtString("nextBeginOffset") != "5" {
+		t.Fatalf("filtered %q next %s", got, resp.ExtString("nextBeginOffset"))
+	}
+	// Nothing matches: PULL_RETRY_IMMEDIATELY with the offset advanced.
+	resp = tb.pull("G", "T", 0, 0, 32, pullFlagSubscription, 0, "Z")
+	if resp.Code != remoting.PullRetryImmediately || resp.ExtString("nextBeginOffset") != "5" {
+		t.Fatalf("no match: %d %v", resp.Code, resp.ExtFields)
+	}
+}
+
+func TestTagFilterExactCheckOnHashCollision(t *testing.T) {
+	// "Aa" and "BB" have the same Java hash code.
+	if message.TagsHashCode("Aa") != message.TagsHashCode("BB") {
+		t.Skip("no collision")
+	}
+	f := ParseTagExpression("Aa")
+	if !f.MatchCode(message.TagsHashCode("BB")) || f.MatchTag("BB") || !f.MatchTag("Aa") {
+		t.Fatal("collision handling wrong")
+	}
+	m := &message.Ext{Message: message.Message{Topic: "T", Body: []byte("x"), Properties: map[string]string{message.PropertyTags: "BB"}}}
+	rec, err := message.AppendRecord(nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.MatchRecord(rec) {
+		t.Fatal("record with colliding tag matched")
+	}
+	if !ParseTagExpression(" * ").All() || !ParseTagExpression("").All() {
+		t.Fatal("* must match all")
+	}
+}
+
+func TestPullLongPollingWakesOnArrival(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	if err := tb.CreateTopic(NewTopicConfig("T", 2)); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		resp    *remoting.Command
+		elapsed time.Duration
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		r := tb.pull("G", "T", 0, 0, 32, pullFlagSuspend, 15*time.Second, "*")
+		done <- result{r, time.Since(start)}
+	}()
+	waitFor(t, 5*time.Second, "pull to park", func() bool { return tb.polls.n.Load() == 1 })
+	tb.mustSend("T", 1, "other queue", nil) // must not wake queue 0's pull
+	select {
+	case r := <-done:
+		t.Fatalf("woken by another queue: %d", r.resp.Code)
+	case <-time.After(200 * time.Millisecond):
+	}
+	tb.mustSend("T", 0, "arrived", nil)
+	r := <-done
+	if r.resp.Code != remoting.Success || r.elapsed > 10*time.Second {
+		t.Fatalf("code %d after %v", r.resp.Code, r.elapsed)
+	}
+	if msgs := decodeBody(t, r.resp); len(msgs) != 1 || string(msgs[0].Body) != "arrived" {
+		t.Fatalf("got %v", msgs)
+	}
+}
+
+func TestPullLongPollingTimesOut(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	resp := tb.pull("G", "T", 0, 0, 32, pullFlagSuspend, 300*time.Millisecond, "*")
+	el := time.Since(start)
+	if resp.Code != remoting.PullNotFound || resp.ExtString("nextBeginOffset") != "0" {
+		t.Fatalf("code %d ext %v", resp.Code, resp.ExtFields)
+	}
+	if el < 250*time.Millisecond || el > 5*time.Second {
+		t.Fatalf("suspended %v, want ~300ms", el)
+	}
+	if n := tb.polls.n.Load(); n != 0 {
+		t.Fatalf("%d waiters left registered", n)
+	}
+}
+
+func TestParkedPullAnsweredAtShutdown(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int32, 1)
+	go func() { done <- tb.pull("G", "T", 0, 0, 32, pullFlagSuspend, 20*time.Second, "*").Code }()
+	waitFor(t, 5*time.Second, "pull to park", func() bool { return tb.polls.n.Load() == 1 })
+	start := time.Now()
+	tb.cancel()
+	select {
+	case code := <-done:
+		if code != remoting.PullNotFound {
+			t.Fatalf("code %d", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("parked pull not answered at shutdown")
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("shutdown took %v", el)
+	}
+}

@@ -1,0 +1,485 @@
+package broker
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/remoting"
+	"github.com/rocketry-mq/rocketry/internal/store"
+)
+
+// Response ext values RocketMQ brokers always send with a send result.
+const (
+	defaultRegion = "DefaultRegion"
+	faqTopicURL   = "\nSee https://rocketmq.apache.org/docs/bestPractice/06FAQ for further details."
+)
+
+// SendHeader is a decoded SEND_MESSAGE / SEND_MESSAGE_V2 / SEND_BATCH_MESSAGE header.
+type SendHeader struct {
+	ProducerGroup         string
+	Topic                 string
+	DefaultTopic          string
+	DefaultTopicQueueNums int32
+	QueueID               int32
+	SysFlag               int32
+	BornTimestamp         int64
+	Flag                  int32
+	Properties            string
+	ReconsumeTimes        int32
+	UnitMode              bool
+	MaxReconsumeTimes     int32 // -1 when absent
+	Batch                 bool
+	BrokerName            string
+}
+
+// v2Keys maps SendMessageRequestHeaderV2's one-letter keys to the V1 names.
+var v2Keys = [...]struct{ short, long string }{
+	{"a", "producerGroup"}, {"b", "topic"}, {"c", "defaultTopic"}, {"d", "defaultTopicQueueNums"},
+	{"e", "queueId"}, {"f", "sysFlag"}, {"g", "bornTimestamp"}, {"h", "flag"}, {"i", "properties"},
+	{"j", "reconsumeTimes"}, {"k", "unitMode"}, {"l", "maxReconsumeTimes"}, {"m", "batch"}, {"n", "bname"},
+}
+
+// ParseSendHeader decodes a send request header; V2 short keys (a..n) are accepted on any
+// send code, as RocketMQ does.
+func ParseSendHeader(req *remoting.Command) (SendHeader, error) {
+	ext := req.ExtFields
+	if _, v1 := ext["topic"]; !v1 {
+		if _, v2 := ext["b"]; v2 {
+			long := make(map[string]string, len(v2Keys))
+			for _, k := range v2Keys {
+				if v, ok := ext[k.short]; ok {
+					long[k.long] = v
+				}
+			}
+			ext = long
+		}
+	}
+	cmd := remoting.Command{ExtFields: ext}
+	var h SendHeader
+	var err error
+	if h.ProducerGroup, err = cmd.ExtRequired("producerGroup"); err != nil {
+		return h, err
+	}
+	if h.Topic, err = cmd.ExtRequired("topic"); err != nil {
+		return h, err
+	}
+	h.DefaultTopic = ext["defaultTopic"]
+	h.DefaultTopicQueueNums = int32(cmd.ExtInt64Or("defaultTopicQueueNums", 4))
+	if h.QueueID, err = cmd.ExtInt32("queueId"); err != nil {
+		return h, err
+	}
+	h.SysFlag = int32(cmd.ExtInt64Or("sysFlag", 0))
+	h.BornTimestamp = cmd.ExtInt64Or("bornTimestamp", time.Now().UnixMilli())
+	h.Flag = int32(cmd.ExtInt64Or("flag", 0))
+	h.Properties = ext["properties"]
+	h.ReconsumeTimes = int32(cmd.ExtInt64Or("reconsumeTimes", 0))
+	h.UnitMode = cmd.ExtBoolOr("unitMode", false)
+	h.MaxReconsumeTimes = int32(cmd.ExtInt64Or("maxReconsumeTimes", -1))
+	h.Batch = cmd.ExtBoolOr("batch", false)
+	h.BrokerName = ext["bname"]
+	return h, nil
+}
+
+// acquireSend takes a send slot, waiting at most WaitTimeMillsInSendQueue. It answers
+// SYSTEM_BUSY when too many sends wait ([OVERLOAD]) or the wait times out
+// ([TIMEOUT_CLEAN_QUEUE]); the broker never queues without bound.
+func (b *Broker) acquireSend(ctx context.Context) (func(), *remoting.Command) {
+	select {
+	case b.sendSem <- struct{}{}:
+		return func() { <-b.sendSem }, nil
+	default:
+	}
+	if n := b.sendQ.Add(1); n > int64(b.live().SendThreadPoolQueueCapacity) {
+		b.sendQ.Add(-1)
+		return nil, remoting.NewResponse(remoting.SystemBusy, remarkOverload)
+	}
+	defer b.sendQ.Add(-1)
+	start := time.Now()
+	t := time.NewTimer(b.live().WaitTimeMillsInSendQueue)
+	defer t.Stop()
+	select {
+	case b.sendSem <- struct{}{}:
+		return func() { <-b.sendSem }, nil
+	case <-t.C:
+		return nil, respond(remoting.SystemBusy, remarkTimeoutInQueue, time.Since(start).Milliseconds(), b.sendQ.Load())
+	case <-ctx.Done():
+		return nil, respond(remoting.SystemBusy, "request cancelled while waiting in the send queue")
+	}
+}
+
+func (b *Broker) handleSend(ctx context.Context, c *remoting.Conn, req *remoting.Command) *remoting.Command {
+	release, busy := b.acquireSend(ctx)
+	if busy != nil {
+		return busy
+	}
+	defer release()
+	h, err := ParseSendHeader(req)
+	if err != nil {
+		return errorResponse(err)
+	}
+	if req.Code == remoting.SendBatchMessage || h.Batch {
+		return b.sendBatch(ctx, c, &h, req.Body)
+	}
+	m, err := b.buildMessage(c, &h, req.Body)
+	if err != nil {
+		return errorResponse(err)
+	}
+	tc, err := b.checkSendTopic(&h, remoteAddr(c))
+	if err != nil {
+		return errorResponse(err)
+	}
+	m.QueueID = h.QueueID
+	if m.QueueID < 0 {
+		m.QueueID = rand.Int32N(max(tc.WriteQueueNums, 1))
+	}
+	if message.IsRetryTopic(h.Topic) {
+		if err := b.retryToDLQ(&h, m); err != nil {
+			return errorResponse(err)
+		}
+	}
+	qid, uniq := m.QueueID, m.UniqKey() // hooks may rewrite the topic and queue
+	res, err := b.PutMessage(ctx, m)
+	return b.sendResponse(uniq, qid, res, err)
+}
+
+// SendMessage is the in-process send path (local-mode proxy): the same checks and put as
+// SEND_MESSAGE_V2, returning the same response command.
+func (b *Broker) SendMessage(ctx context.Context, h SendHeader, body []byte, bornHost netip.AddrPort) *remoting.Command {
+	release, busy := b.acquireSend(ctx)
+	if busy != nil {
+		return busy
+	}
+	defer release()
+	m, err := b.buildMessage(nil, &h, body)
+	if err != nil {
+		return errorResponse(err)
+	}
+	if bornHost.IsValid() {
+		m.BornHost = bornHost
+	}
+	tc, err := b.checkSendTopic(&h, bornHost.String())
+	if err != nil {
+		return errorResponse(err)
+	}
+	m.QueueID = h.QueueID
+	if m.QueueID < 0 {
+		m.QueueID = rand.Int32N(max(tc.WriteQueueNums, 1))
+	}
+	qid, uniq := m.QueueID, m.UniqKey()
+	res, err := b.PutMessage(ctx, m)
+	return b.sendResponse(uniq, qid, res, err)
+}
+
+func remoteAddr(c *remoting.Conn) string {
+	if c == nil {
+		return "in-process"
+	}
+	return c.RemoteAddr()
+}
+
+// bornHostOf returns the connection's remote address (the store host for in-process calls).
+func (b *Broker) bornHostOf(c *remoting.Conn) netip.AddrPort {
+	if c != nil {
+		if ap, err := netip.ParseAddrPort(c.RemoteAddr()); err == nil {
+			return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
+	}
+	return b.storeHost
+}
+
+// buildMessage validates body and properties and builds the message to store (topic and
+// queue are checked separately by checkSendTopic).
+func (b *Broker) buildMessage(c *remoting.Conn, h *SendHeader, body []byte) (*message.Ext, error) {
+	if len(body) == 0 {
+		return nil, Coded(remoting.MessageIllegal, "the message body length is zero")
+	}
+	if len(body) > b.live().MaxMessageSize {
+		return nil, Coded(remoting.MessageIllegal, remarkMessageIllegal, b.live().MaxMessageSize)
+	}
+	if len(h.Properties) > message.MaxPropertiesSize {
+		return nil, Coded(remoting.MessageIllegal, remarkMessageIllegal, b.live().MaxMessageSize)
+	}
+	props, err := message.DecodeProperties([]byte(h.Properties))
+	if err != nil {
+		return nil, Coded(remoting.MessageIllegal, "the message properties are malformed: %v", err)
+	}
+	for k := range props {
+		if strings.HasPrefix(k, message.PropertyTransientPrefix) {
+			delete(props, k)
+		}
+	}
+	m := &message.Ext{
+		Message:        message.Message{Topic: h.Topic, Flag: h.Flag, Body: body, Properties: props},
+		SysFlag:        h.SysFlag,
+		BornTimestamp:  h.BornTimestamp,
+		BornHost:       b.bornHostOf(c),
+		StoreHost:      b.storeHost,
+		ReconsumeTimes: h.ReconsumeTimes,
+	}
+	if m.UniqKey() == "" {
+		m.SetProperty(message.PropertyUniqKey, message.NewUniqID())
+	}
+	m.SetProperty(message.PropertyCluster, b.Cfg.ClusterName)
+	if v := props[message.PropertyTransactionPrepared]; v == "true" {
+		m.SysFlag = message.SetTransactionType(m.SysFlag, message.SysFlagTransactionPrepared)
+	}
+	return m, nil
+}
+
+// checkSendTopic validates the topic of a send (RocketMQ AbstractSendMessageProcessor
+// msgCheck), auto-creating it through the default topic when allowed, and checks the queue
+// id and write permission.
+func (b *Broker) checkSendTopic(h *SendHeader, from string) (TopicConfig, error) {
+	if err := message.ValidateTopic(h.Topic); err != nil {
+		return TopicConfig{}, Coded(remoting.InvalidParameter, "%s", err.Error())
+	}
+	if message.IsNotAllowedSendTopic(h.Topic) {
+		return TopicConfig{}, Coded(remoting.NoPermission, "Sending message to topic[%s] is forbidden.", h.Topic)
+	}
+	tc, ok := b.Topics.Get(h.Topic)
+	if !ok {
+		var err error
+		tc, ok, err = b.autoCreateTopic(h, from)
+		if err != nil {
+			return TopicConfig{}, err
+		}
+		if !ok {
+			return TopicConfig{}, Coded(remoting.TopicNotExist, "topic[%s] not exist, apply first please!%s", h.Topic, faqTopicURL)
+		}
+	}
+	if h.QueueID >= tc.QueueNums() {
+		return TopicConfig{}, Coded(remoting.InvalidParameter, "request queueId[%d] is illegal, %s Producer: %s",
+			h.QueueID, topicString(tc), from)
+	}
+	if !tc.Writable() {
+		return TopicConfig{}, Coded(remoting.NoPermission, "the topic[%s] sending message is forbidden", h.Topic)
+	}
+	return tc, nil
+}
+
+func topicString(tc TopicConfig) string {
+	return fmt.Sprintf("TopicConfig [topicName=%s, readQueueNums=%d, writeQueueNums=%d, perm=%d]",
+		tc.TopicName, tc.ReadQueueNums, tc.WriteQueueNums, tc.Perm)
+}
+
+// autoCreateTopic creates a topic on first send: retry topics get 1 queue; others inherit
+// from the default topic (TBW102) when it carries the INHERIT bit, with
+// min(request defaultTopicQueueNums, default topic's write queues) queues.
+func (b *Broker) autoCreateTopic(h *SendHeader, from string) (TopicConfig, bool, error) {
+	if message.IsRetryTopic(h.Topic) {
+		tc, err := b.ensureGroupTopic(h.Topic, 1)
+		return tc, err == nil, err
+	}
+	if !b.autoCreateEnabled() {
+		return TopicConfig{}, false, nil
+	}
+	defName := h.DefaultTopic
+	if defName == "" {
+		defName = message.TopicDefault
+	}
+	def, ok := b.Topics.Get(defName)
+	if !ok || def.Perm&PermInherit == 0 {
+		return TopicConfig{}, false, nil
+	}
+	n := h.DefaultTopicQueueNums
+	if n <= 0 || n > def.WriteQueueNums {
+		n = def.WriteQueueNums
+	}
+	tc := NewTopicConfig(h.Topic, n)
+	tc.Perm = def.Perm &^ PermInherit
+	cur, created, err := b.Topics.Ensure(tc)
+	if err != nil {
+		return TopicConfig{}, false, err
+	}
+	if created {
+		b.Log.Info("auto-created topic", "topic", h.Topic, "queues", n, "from", from)
+	}
+	return cur, true, nil
+}
+
+func (b *Broker) autoCreateEnabled() bool { return b.live().AutoCreateTopicEnable }
+
+// ensureGroupTopic creates a %RETRY% or %DLQ% topic with n read-write queues when absent.
+func (b *Broker) ensureGroupTopic(topic string, n int32) (TopicConfig, error) {
+	if n <= 0 {
+		n = 1
+	}
+	tc, _, err := b.Topics.Ensure(NewTopicConfig(topic, n))
+	return tc, err
+}
+
+// retryToDLQ applies RocketMQ's handleRetryAndDLQ to a client send to a %RETRY% topic: once
+// reconsumeTimes reaches the group's maximum the message goes to %DLQ%<group>.
+func (b *Broker) retryToDLQ(h *SendHeader, m *message.Ext) error {
+	group := strings.TrimPrefix(h.Topic, message.RetryGroupTopicPrefix)
+	gc, ok := b.Groups.Get(group)
+	if !ok {
+		return Coded(remoting.SubscriptionGroupNotExist, "subscription group not exist, %s%s", group, faqTopicURL)
+	}
+	maxTimes := gc.RetryMaxTimes
+	if h.MaxReconsumeTimes >= 0 {
+		maxTimes = h.MaxReconsumeTimes
+	}
+	if h.ReconsumeTimes < maxTimes {
+		return nil
+	}
+	dlq := message.DLQTopic(group)
+	if _, err := b.ensureGroupTopic(dlq, 1); err != nil {
+		return err
+	}
+	m.Topic = dlq
+	m.QueueID = 0
+	m.RemoveProperty(message.PropertyDelayLevel)
+	return nil
+}
+
+// sendResponse builds the send response: SUCCESS (or FLUSH_DISK_TIMEOUT, still a send
+// result) with msgId, queueId, queueOffset, transactionId, MSG_REGION and TRACE_ON.
+func (b *Broker) sendResponse(uniqKey string, qid int32, res store.PutResult, err error) *remoting.Command {
+	code, remark := ResponseFor(err)
+	resp := remoting.NewResponse(code, remark)
+	if code != remoting.Success && code != remoting.FlushDiskTimeout {
+		return resp
+	}
+	msgID := res.MsgID
+	if msgID == "" {
+		msgID = message.OffsetMsgID(b.storeHost, res.CommitLogOffset)
+	}
+	resp.SetExt("msgId", msgID)
+	resp.SetExtInt64("queueId", int64(qid))
+	resp.SetExtInt64("queueOffset", res.QueueOffset)
+	resp.SetExt("transactionId", uniqKey)
+	resp.SetExt(message.PropertyMsgRegion, defaultRegion)
+	resp.SetExt(message.PropertyTraceSwitch, "true")
+	return resp
+}
+
+// ErrBadBatch is wrapped by batch body decoding errors.
+var ErrBadBatch = errors.New("broker: malformed batch body")
+
+// DecodeBatch decodes a SEND_BATCH_MESSAGE body: per message TOTALSIZE i32, MAGIC i32,
+// BODYCRC i32, FLAG i32, BODYLEN i32, BODY, PROPLEN i16, PROPERTIES (reference B.2).
+func DecodeBatch(b []byte) ([]message.Message, error) {
+	var out []message.Message
+	for len(b) > 0 {
+		if len(b) < 20 {
+			return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadBatch, len(b))
+		}
+		total := int(int32(binary.BigEndian.Uint32(b)))
+		if total < 22 || total > len(b) {
+			return nil, fmt.Errorf("%w: message size %d with %d bytes left", ErrBadBatch, total, len(b))
+		}
+		rec := b[:total]
+		flag := int32(binary.BigEndian.Uint32(rec[12:]))
+		bodyLen := int(int32(binary.BigEndian.Uint32(rec[16:])))
+		if bodyLen < 0 || 20+bodyLen+2 > total {
+			return nil, fmt.Errorf("%w: body length %d in a %d-byte message", ErrBadBatch, bodyLen, total)
+		}
+		body := rec[20 : 20+bodyLen]
+		p := 20 + bodyLen
+		propLen := int(binary.BigEndian.Uint16(rec[p:]))
+		if p+2+propLen != total {
+			return nil, fmt.Errorf("%w: properties length %d does not fill the message", ErrBadBatch, propLen)
+		}
+		props, err := message.DecodeProperties(rec[p+2 : p+2+propLen])
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadBatch, err)
+		}
+		out = append(out, message.Message{Flag: flag, Body: body, Properties: props})
+		b = b[total:]
+	}
+	return out, nil
+}
+
+// needsHooks reports whether a message must go through the put hooks one by one (delay,
+// timer or transactional messages inside a batch).
+func needsHooks(m *message.Ext) bool {
+	if message.TransactionType(m.SysFlag) == message.SysFlagTransactionPrepared {
+		return true
+	}
+	for _, k := range [...]string{message.PropertyDelayLevel, message.PropertyTimerDeliverMS,
+		message.PropertyTimerDelaySec, message.PropertyTimerDelayMS, message.PropertyTransactionPrepared} {
+		if m.Property(k) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *Broker) sendBatch(ctx context.Context, c *remoting.Conn, h *SendHeader, body []byte) *remoting.Command {
+	if message.IsRetryTopic(h.Topic) {
+		return respond(remoting.MessageIllegal, "batch request does not support retry group %s", h.Topic)
+	}
+	tc, err := b.checkSendTopic(h, remoteAddr(c))
+	if err != nil {
+		return errorResponse(err)
+	}
+	inner, err := DecodeBatch(body)
+	if err != nil {
+		return respond(remoting.MessageIllegal, "%s", err.Error())
+	}
+	if len(inner) == 0 {
+		return respond(remoting.MessageIllegal, "the message body length is zero")
+	}
+	qid := h.QueueID
+	if qid < 0 {
+		qid = rand.Int32N(max(tc.WriteQueueNums, 1))
+	}
+	bornHost := b.bornHostOf(c)
+	msgs := make([]*message.Ext, 0, len(inner))
+	hooked := false
+	for i := range inner {
+		im := &inner[i]
+		if len(im.Body) > b.live().MaxMessageSize {
+			return respond(remoting.MessageIllegal, remarkMessageIllegal, b.live().MaxMessageSize)
+		}
+		m := &message.Ext{Message: *im, QueueID: qid, SysFlag: h.SysFlag &^ message.SysFlagInnerBatch,
+			BornTimestamp: h.BornTimestamp, BornHost: bornHost, StoreHost: b.storeHost}
+		m.Topic = h.Topic
+		if m.UniqKey() == "" {
+			m.SetProperty(message.PropertyUniqKey, message.NewUniqID())
+		}
+		m.SetProperty(message.PropertyCluster, b.Cfg.ClusterName)
+		hooked = hooked || needsHooks(m)
+		msgs = append(msgs, m)
+	}
+	var results []store.PutResult
+	if hooked {
+		for _, m := range msgs {
+			res, err := b.PutMessage(ctx, m)
+			if err != nil && !errors.Is(err, store.ErrFlushTimeout) {
+				return errorResponse(err)
+			}
+			results = append(results, res)
+		}
+	} else {
+		results, err = b.Store.PutBatch(ctx, msgs)
+		if err != nil && !errors.Is(err, store.ErrFlushTimeout) {
+			return errorResponse(err)
+		}
+	}
+	code, remark := ResponseFor(err)
+	resp := remoting.NewResponse(code, remark)
+	ids := make([]string, len(results))
+	for i, r := range results {
+		ids[i] = r.MsgID
+		if ids[i] == "" {
+			ids[i] = message.OffsetMsgID(b.storeHost, r.CommitLogOffset)
+		}
+	}
+	resp.SetExt("msgId", strings.Join(ids, ","))
+	resp.SetExtInt64("queueId", int64(qid))
+	if len(results) > 0 {
+		resp.SetExtInt64("queueOffset", results[0].QueueOffset)
+	}
+	resp.SetExt(message.PropertyMsgRegion, defaultRegion)
+	resp.SetExt(message.PropertyTraceSwitch, "true")
+	return resp
+}
