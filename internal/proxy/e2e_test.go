@@ -36,36 +36,42 @@ import (
 type e2eEnv struct {
 	endpoint string
 	// createTopic and createGroup are the admin operations scenarios need.
-	createTopic func(t *testing.T, name string, typ MessageType, queues int)
-	createGroup func(t *testing.T, name string, fifo bool, retryMaxTimes int)
+	createTopic func(t testing.TB, name string, typ MessageType, queues int)
+	createGroup func(t testing.TB, name string, fifo bool, retryMaxTimes int)
 	// checkTransactions makes the broker send its transaction check-backs now; nil when the
 	// deployment's broker checks by itself within checkWithin.
-	checkTransactions func(t *testing.T)
+	checkTransactions func(t testing.TB)
 	checkWithin       time.Duration
 }
 
-// e2eMode starts a deployment; mutate adjusts the proxy config (auth, ...).
+// e2eOptions adjust a deployment.
+type e2eOptions struct {
+	proxy     func(*Config) // proxy config changes (auth, ...)
+	syncFlush bool          // broker flushDiskType SYNC_FLUSH (benchmarks)
+}
+
+// e2eMode starts a deployment that lives until the test ends.
 type e2eMode struct {
 	name  string
-	start func(t *testing.T, mutate func(*Config)) *e2eEnv
+	start func(t testing.TB, opts e2eOptions) *e2eEnv
 }
 
 // e2eModes lists the deployments; e2e_modes_test.go appends the real ones.
 var e2eModes = []e2eMode{{name: "memory", start: startMemEnv}}
 
-func startMemEnv(t *testing.T, mutate func(*Config)) *e2eEnv {
+func startMemEnv(t testing.TB, opts e2eOptions) *e2eEnv {
 	b := newMemBackend()
 	b.autoGrp = true
-	s := startProxy(t, b, mutate)
+	s := startProxy(t, b, opts.proxy)
 	return &e2eEnv{
 		endpoint:    s.Addr().String(),
-		createTopic: func(_ *testing.T, name string, typ MessageType, queues int) { b.addTopic(name, typ, queues) },
-		createGroup: func(_ *testing.T, name string, fifo bool, retry int) {
+		createTopic: func(_ testing.TB, name string, typ MessageType, queues int) { b.addTopic(name, typ, queues) },
+		createGroup: func(_ testing.TB, name string, fifo bool, retry int) {
 			b.mu.Lock()
 			b.groups[name] = &GroupConfig{Name: name, ConsumeEnable: true, Orderly: fifo, RetryMaxTimes: retry}
 			b.mu.Unlock()
 		},
-		checkTransactions: func(*testing.T) { b.checkHalf() },
+		checkTransactions: func(testing.TB) { b.checkHalf() },
 		checkWithin:       5 * time.Second,
 	}
 }
@@ -80,7 +86,7 @@ func sdkConfig(endpoint, group string, cred *credentials.SessionCredentials) *go
 	return &golang.Config{Endpoint: endpoint, ConsumerGroup: group, Credentials: cred}
 }
 
-func newSDKProducer(t *testing.T, endpoint string, cred *credentials.SessionCredentials, opts ...golang.ProducerOption) golang.Producer {
+func newSDKProducer(t testing.TB, endpoint string, cred *credentials.SessionCredentials, opts ...golang.ProducerOption) golang.Producer {
 	t.Helper()
 	p, err := golang.NewProducer(sdkConfig(endpoint, "", cred), opts...)
 	if err != nil {
@@ -93,7 +99,7 @@ func newSDKProducer(t *testing.T, endpoint string, cred *credentials.SessionCred
 	return p
 }
 
-func newSDKConsumer(t *testing.T, endpoint, group string, subs map[string]*golang.FilterExpression, cred *credentials.SessionCredentials) golang.SimpleConsumer {
+func newSDKConsumer(t testing.TB, endpoint, group string, subs map[string]*golang.FilterExpression, cred *credentials.SessionCredentials) golang.SimpleConsumer {
 	t.Helper()
 	c, err := golang.NewSimpleConsumer(sdkConfig(endpoint, group, cred),
 		golang.WithAwaitDuration(3*time.Second), golang.WithSubscriptionExpressions(subs))
@@ -159,7 +165,7 @@ var e2eScenarios = []struct {
 func TestE2E(t *testing.T) {
 	for _, mode := range e2eModes {
 		t.Run(mode.name, func(t *testing.T) {
-			env := mode.start(t, nil)
+			env := mode.start(t, e2eOptions{})
 			for _, sc := range e2eScenarios {
 				t.Run(sc.name, func(t *testing.T) { sc.run(t, env) })
 			}
@@ -481,7 +487,7 @@ func scenarioPlaintext(t *testing.T, env *e2eEnv) {
 
 func scenarioAuthOn(t *testing.T, mode e2eMode) {
 	aclFile := writeACL(t, t.TempDir())
-	env := mode.start(t, func(c *Config) { c.Auth, c.ACLFile = true, aclFile })
+	env := mode.start(t, e2eOptions{proxy: func(c *Config) { c.Auth, c.ACLFile = true, aclFile }})
 	env.createTopic(t, "e2e-secure", MessageTypeNormal, 2)
 	env.createGroup(t, "g-secure", false, 16)
 

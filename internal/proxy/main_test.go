@@ -43,7 +43,7 @@ func testConfig() Config {
 }
 
 // startProxy runs a proxy over b until the test ends.
-func startProxy(t *testing.T, b Backend, mutate func(*Config)) *Server {
+func startProxy(t testing.TB, b Backend, mutate func(*Config)) *Server {
 	t.Helper()
 	cfg := testConfig()
 	if mutate != nil {
