@@ -361,7 +361,7 @@ func TestRestartKeepsState(t *testing.T) {
 		e.send("T", 0, fmt.Sprint(i), "")
 	}
 	ctx := context.Background()
-	res := e.pop(PopRequest{Group: "G", Topic: "T", MaxMessages: 4, InvisibleTime: 300 * time.Millisecond})
+	res := e.pop(PopRequest{Group: "G", Topic: "T", MaxMessages: 4, InvisibleTime: 1500 * time.Millisecond})
 	e.svc.Ack(ctx, "G", "T", res.Messages[0].Handle)
 	e.svc.Ack(ctx, "G", "T", res.Messages[2].Handle)
 	unackedHandle := res.Messages[1].Handle
