@@ -87,15 +87,19 @@ func (f *Faulty) Injected(op Op) int {
 	return f.count[op]
 }
 
+// check consults the rule outside the lock (a rule may block to simulate a stuck disk).
 func (f *Faulty) check(op Op, path string) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.rule == nil {
+	rule := f.rule
+	f.mu.Unlock()
+	if rule == nil {
 		return nil
 	}
-	err := f.rule(op, path)
+	err := rule(op, path)
 	if err != nil {
+		f.mu.Lock()
 		f.count[op]++
+		f.mu.Unlock()
 	}
 	return err
 }

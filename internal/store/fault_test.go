@@ -1,0 +1,207 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/rocketry-mq/rocketry/internal/store/vfs"
+)
+
+func commitLogRule(op vfs.Op, err error) vfs.Rule {
+	return func(o vfs.Op, path string) error {
+		if o == op && strings.Contains(path, "commitlog") {
+			return err
+		}
+		return nil
+	}
+}
+
+// TestFsyncErrorFailsWaitersAndStopsWrites: an fdatasync error is returned to every put it
+// covered, later puts are refused, nothing claims durability, reads continue, and a restart
+// recovers a consistent store.
+func TestFsyncErrorFailsWaitersAndStopsWrites(t *testing.T) {
+	dir := t.TempDir()
+	ffs := vfs.NewFaulty(nil)
+	cfg := testConfig(dir)
+	cfg.FS = ffs
+	cfg.FlushDiskType = SyncFlush
+	s := openT(t, cfg)
+	okRes := put(t, s, newMsg("F", 0, 0, 100))
+	ffs.SetRule(commitLogRule(vfs.OpSync, syscall.EIO))
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, errs[i] = s.Put(context.Background(), newMsg("F", 0, i+1, 100))
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err == nil {
+			t.Fatalf("put %d acknowledged although fdatasync failed", i)
+		}
+		if !errors.Is(err, ErrNotWritable) {
+			t.Fatalf("put %d: %v, want ErrNotWritable", i, err)
+		}
+	}
+	if ffs.Injected(vfs.OpSync) == 0 {
+		t.Fatal("no fsync fault injected")
+	}
+	ffs.SetRule(nil)
+	// Sticky: even with the disk healthy again, no later put is accepted.
+	if _, err := s.Put(context.Background(), newMsg("F", 0, 99, 10)); !errors.Is(err, ErrNotWritable) {
+		t.Fatalf("put after failure: %v", err)
+	}
+	if s.Stats().Writable {
+		t.Fatal("Stats reports writable")
+	}
+	if s.Stats().FlushedOffset > okRes.CommitLogOffset+int64(okRes.Size) {
+		t.Fatal("flushed offset advanced past the failed fdatasync")
+	}
+	waitDispatched(t, s)
+	if m, err := s.ReadMessage(okRes.CommitLogOffset); err != nil || m.Body[0] != 'm' {
+		t.Fatalf("read after failure: %v", err)
+	}
+	if err := s.Close(); err == nil {
+		t.Fatal("Close after an I/O failure reported a clean shutdown")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "abort")); err != nil {
+		t.Fatal("abort marker removed after an unclean shutdown")
+	}
+	cfg.FS = nil
+	s = openT(t, cfg)
+	defer s.Close()
+	// The unacknowledged messages may survive (they reached the page cache), but the store
+	// must be consistent: queue entries == records.
+	if n := countRecords(t, s); n != s.MaxOffset("F", 0) {
+		t.Fatalf("%d records, %d queue entries", n, s.MaxOffset("F", 0))
+	}
+	put(t, s, newMsg("F", 0, 100, 10))
+}
+
+// TestWriteErrorsLeaveNoPartialRecord: failed and torn pwrites surface as errors; after a
+// restart the log ends at the last complete record.
+func TestWriteErrorsLeaveNoPartialRecord(t *testing.T) {
+	for _, fault := range []error{syscall.ENOSPC, vfs.ErrTornWrite} {
+		t.Run(fault.Error(), func(t *testing.T) {
+			dir := t.TempDir()
+			ffs := vfs.NewFaulty(nil)
+			cfg := testConfig(dir)
+			cfg.FS = ffs
+			s := openT(t, cfg)
+			var last PutResult
+			for i := 0; i < 5; i++ {
+				last = put(t, s, newMsg("W", 0, i, 500))
+			}
+			ffs.SetRule(commitLogRule(vfs.OpWrite, fault))
+			if _, err := s.Put(context.Background(), newMsg("W", 0, 5, 500)); !errors.Is(err, ErrNotWritable) {
+				t.Fatalf("put with a failing write: %v", err)
+			}
+			ffs.SetRule(nil)
+			if _, err := s.Put(context.Background(), newMsg("W", 0, 6, 500)); !errors.Is(err, ErrNotWritable) {
+				t.Fatalf("put after a failed write: %v", err)
+			}
+			waitDispatched(t, s)
+			if got := len(getAll(t, s, "W", 0)); got != 5 {
+				t.Fatalf("%d readable, want 5 (the failed put must not be served)", got)
+			}
+			s.Close()
+			cfg.FS = nil
+			s = openT(t, cfg)
+			defer s.Close()
+			end := last.CommitLogOffset + int64(last.Size)
+			if s.Stats().MaxPhysicalOffset != end || s.MaxOffset("W", 0) != 5 {
+				t.Fatalf("recovered end %d (want %d), queue max %d", s.Stats().MaxPhysicalOffset, end, s.MaxOffset("W", 0))
+			}
+			if res := put(t, s, newMsg("W", 0, 7, 10)); res.CommitLogOffset != end || res.QueueOffset != 5 {
+				t.Fatalf("append after recovery: %+v", res)
+			}
+		})
+	}
+}
+
+// TestAsyncFlushErrorStopsWrites: in ASYNC_FLUSH a failed background fdatasync also makes
+// the store refuse puts.
+func TestAsyncFlushErrorStopsWrites(t *testing.T) {
+	ffs := vfs.NewFaulty(nil)
+	cfg := testConfig(t.TempDir())
+	cfg.FS = ffs
+	s := openT(t, cfg)
+	defer s.Close()
+	put(t, s, newMsg("A", 0, 0, 10))
+	ffs.SetRule(commitLogRule(vfs.OpSync, syscall.EIO))
+	if err := s.flushOnce(); err == nil {
+		t.Fatal("flush succeeded with a failing fdatasync")
+	}
+	if _, err := s.Put(context.Background(), newMsg("A", 0, 1, 10)); !errors.Is(err, ErrNotWritable) {
+		t.Fatalf("put after failed async flush: %v", err)
+	}
+	ffs.SetRule(nil)
+}
+
+// TestSegmentCreationENOSPC: running out of space while preparing a segment fails the put
+// with ErrDiskFull without poisoning the store; once space is back, puts succeed.
+func TestSegmentCreationENOSPC(t *testing.T) {
+	ffs := vfs.NewFaulty(nil)
+	cfg := testConfig(t.TempDir())
+	cfg.FS = ffs
+	s := openT(t, cfg)
+	defer s.Close()
+	ffs.SetRule(func(op vfs.Op, path string) error {
+		if op == vfs.OpAllocate && strings.Contains(path, "commitlog") {
+			return syscall.ENOSPC
+		}
+		return nil
+	})
+	var err error
+	for i := 0; i < 400 && err == nil; i++ {
+		_, err = s.Put(context.Background(), newMsg("E", 0, i, 1000))
+	}
+	if !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("want ErrDiskFull when no segment can be created, got %v", err)
+	}
+	ffs.SetRule(nil)
+	put(t, s, newMsg("E", 0, 1000, 1000))
+	waitDispatched(t, s)
+	if got := getAll(t, s, "E", 0); int64(len(got)) != s.MaxOffset("E", 0) {
+		t.Fatalf("queue has %d readable of %d", len(got), s.MaxOffset("E", 0))
+	}
+}
+
+func TestSyncFlushTimeout(t *testing.T) {
+	block := make(chan struct{})
+	ffs := vfs.NewFaulty(nil)
+	cfg := testConfig(t.TempDir())
+	cfg.FS = ffs
+	cfg.FlushDiskType = SyncFlush
+	cfg.SyncFlushTimeout = 50e6 // 50ms
+	s := openT(t, cfg)
+	ffs.SetRule(func(op vfs.Op, path string) error {
+		if op == vfs.OpSync && strings.Contains(path, "commitlog") {
+			<-block // a stuck disk
+		}
+		return nil
+	})
+	res, err := s.Put(context.Background(), newMsg("T", 0, 0, 10))
+	if !errors.Is(err, ErrFlushTimeout) || res.MsgID == "" {
+		t.Fatalf("stuck fdatasync: res %+v err %v", res, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Put(ctx, newMsg("T", 0, 1, 10)); !errors.Is(err, ErrFlushTimeout) {
+		t.Fatalf("cancelled context: %v", err)
+	}
+	ffs.SetRule(nil)
+	close(block)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
