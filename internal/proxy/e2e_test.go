@@ -32,47 +32,62 @@ import (
 //   - "cluster": real NameServer + broker, proxy with the cluster backend (e2e_modes_test.go);
 //   - "local":   broker in process, proxy with the local backend (e2e_modes_test.go).
 
-// e2eEnv is one running deployment.
-type e2eEnv struct {
-	endpoint string
-	// createTopic and createGroup are the admin operations scenarios need.
-	createTopic func(t testing.TB, name string, typ MessageType, queues int)
-	createGroup func(t testing.TB, name string, fifo bool, retryMaxTimes int)
-	// checkTransactions makes the broker send its transaction check-backs now; nil when the
-	// deployment's broker checks by itself within checkWithin.
-	checkTransactions func(t testing.TB)
-	checkWithin       time.Duration
+// E2EEnv is one running deployment (exported so external test files, which may import
+// packages that import proxy, can add modes with RegisterE2EMode).
+type E2EEnv struct {
+	Endpoint string
+	// CreateTopic and CreateGroup are the admin operations scenarios need.
+	CreateTopic func(t testing.TB, name string, typ MessageType, queues int)
+	CreateGroup func(t testing.TB, name string, fifo bool, retryMaxTimes int)
+	// CheckTransactions makes the broker send its transaction check-backs now; nil when the
+	// deployment's broker checks by itself within CheckWithin.
+	CheckTransactions func(t testing.TB)
+	CheckWithin       time.Duration
 }
 
-// e2eOptions adjust a deployment.
-type e2eOptions struct {
-	proxy     func(*Config) // proxy config changes (auth, ...)
-	syncFlush bool          // broker flushDiskType SYNC_FLUSH (benchmarks)
+type e2eEnv = E2EEnv
+
+// E2EOptions adjust a deployment.
+type E2EOptions struct {
+	Proxy     func(*Config) // proxy config changes (auth, ...)
+	SyncFlush bool          // broker flushDiskType SYNC_FLUSH (benchmarks)
 }
+
+type e2eOptions = E2EOptions
 
 // e2eMode starts a deployment that lives until the test ends.
 type e2eMode struct {
 	name  string
-	start func(t testing.TB, opts e2eOptions) *e2eEnv
+	start func(t testing.TB, opts E2EOptions) *E2EEnv
 }
 
-// e2eModes lists the deployments; e2e_modes_test.go appends the real ones.
+// RegisterE2EMode adds a deployment mode to TestE2E and the SDK benchmarks (call from init).
+func RegisterE2EMode(name string, start func(t testing.TB, opts E2EOptions) *E2EEnv) {
+	e2eModes = append(e2eModes, e2eMode{name: name, start: start})
+}
+
+// E2EStartProxy runs a proxy over b (test config: loopback port, 1 s minimum invisible time,
+// opts.Proxy applied) until the test ends and returns its address.
+func E2EStartProxy(t testing.TB, b Backend, opts E2EOptions) string {
+	return startProxy(t, b, opts.Proxy).Addr().String()
+}
+
 var e2eModes = []e2eMode{{name: "memory", start: startMemEnv}}
 
 func startMemEnv(t testing.TB, opts e2eOptions) *e2eEnv {
 	b := newMemBackend()
 	b.autoGrp = true
-	s := startProxy(t, b, opts.proxy)
+	s := startProxy(t, b, opts.Proxy)
 	return &e2eEnv{
-		endpoint:    s.Addr().String(),
-		createTopic: func(_ testing.TB, name string, typ MessageType, queues int) { b.addTopic(name, typ, queues) },
-		createGroup: func(_ testing.TB, name string, fifo bool, retry int) {
+		Endpoint:    s.Addr().String(),
+		CreateTopic: func(_ testing.TB, name string, typ MessageType, queues int) { b.addTopic(name, typ, queues) },
+		CreateGroup: func(_ testing.TB, name string, fifo bool, retry int) {
 			b.mu.Lock()
 			b.groups[name] = &GroupConfig{Name: name, ConsumeEnable: true, Orderly: fifo, RetryMaxTimes: retry}
 			b.mu.Unlock()
 		},
-		checkTransactions: func(testing.TB) { b.checkHalf() },
-		checkWithin:       5 * time.Second,
+		CheckTransactions: func(testing.TB) { b.checkHalf() },
+		CheckWithin:       5 * time.Second,
 	}
 }
 
@@ -176,9 +191,9 @@ func TestE2E(t *testing.T) {
 }
 
 func scenarioNormal(t *testing.T, env *e2eEnv) {
-	env.createTopic(t, "e2e-normal", MessageTypeNormal, 4)
-	env.createGroup(t, "g-normal", false, 16)
-	p := newSDKProducer(t, env.endpoint, nil, golang.WithTopics("e2e-normal"))
+	env.CreateTopic(t, "e2e-normal", MessageTypeNormal, 4)
+	env.CreateGroup(t, "g-normal", false, 16)
+	p := newSDKProducer(t, env.Endpoint, nil, golang.WithTopics("e2e-normal"))
 	ids := map[string]bool{}
 	for i := 0; i < 10; i++ {
 		m := &golang.Message{Topic: "e2e-normal", Body: []byte(fmt.Sprintf("m%d", i))}
@@ -194,7 +209,7 @@ func scenarioNormal(t *testing.T, env *e2eEnv) {
 		}
 		ids[rs[0].MessageID] = true
 	}
-	c := newSDKConsumer(t, env.endpoint, "g-normal", map[string]*golang.FilterExpression{"e2e-normal": golang.SUB_ALL}, nil)
+	c := newSDKConsumer(t, env.Endpoint, "g-normal", map[string]*golang.FilterExpression{"e2e-normal": golang.SUB_ALL}, nil)
 	got := receiveN(t, c, 10, 16, 10*time.Second, true, 30*time.Second)
 	for _, mv := range got {
 		if !ids[mv.GetMessageId()] {
@@ -210,9 +225,9 @@ func scenarioNormal(t *testing.T, env *e2eEnv) {
 }
 
 func scenarioFIFO(t *testing.T, env *e2eEnv) {
-	env.createTopic(t, "e2e-fifo", MessageTypeFIFO, 8)
-	env.createGroup(t, "g-fifo", true, 16)
-	p := newSDKProducer(t, env.endpoint, nil, golang.WithTopics("e2e-fifo"))
+	env.CreateTopic(t, "e2e-fifo", MessageTypeFIFO, 8)
+	env.CreateGroup(t, "g-fifo", true, 16)
+	p := newSDKProducer(t, env.Endpoint, nil, golang.WithTopics("e2e-fifo"))
 	const groups, per = 4, 10
 	for i := 0; i < per; i++ {
 		for g := 0; g < groups; g++ {
@@ -226,7 +241,7 @@ func scenarioFIFO(t *testing.T, env *e2eEnv) {
 	if _, err := p.Send(context.Background(), &golang.Message{Topic: "e2e-fifo", Body: []byte("n")}); err == nil {
 		t.Error("a NORMAL message was accepted by a FIFO topic")
 	}
-	c := newSDKConsumer(t, env.endpoint, "g-fifo", map[string]*golang.FilterExpression{"e2e-fifo": golang.SUB_ALL}, nil)
+	c := newSDKConsumer(t, env.Endpoint, "g-fifo", map[string]*golang.FilterExpression{"e2e-fifo": golang.SUB_ALL}, nil)
 	got := receiveN(t, c, groups*per, 16, 10*time.Second, true, 60*time.Second)
 	next := map[string]int{}
 	for _, mv := range got {
@@ -240,9 +255,9 @@ func scenarioFIFO(t *testing.T, env *e2eEnv) {
 }
 
 func scenarioDelay(t *testing.T, env *e2eEnv) {
-	env.createTopic(t, "e2e-delay", MessageTypeDelay, 2)
-	env.createGroup(t, "g-delay", false, 16)
-	p := newSDKProducer(t, env.endpoint, nil, golang.WithTopics("e2e-delay"))
+	env.CreateTopic(t, "e2e-delay", MessageTypeDelay, 2)
+	env.CreateGroup(t, "g-delay", false, 16)
+	p := newSDKProducer(t, env.Endpoint, nil, golang.WithTopics("e2e-delay"))
 	at := time.Now().Add(2 * time.Second)
 	m := &golang.Message{Topic: "e2e-delay", Body: []byte("later")}
 	m.SetDelayTimestamp(at)
@@ -254,7 +269,7 @@ func scenarioDelay(t *testing.T, env *e2eEnv) {
 	if _, err := p.Send(context.Background(), far); err == nil {
 		t.Fatal("delivery time beyond the max delay accepted")
 	}
-	c := newSDKConsumer(t, env.endpoint, "g-delay", map[string]*golang.FilterExpression{"e2e-delay": golang.SUB_ALL}, nil)
+	c := newSDKConsumer(t, env.Endpoint, "g-delay", map[string]*golang.FilterExpression{"e2e-delay": golang.SUB_ALL}, nil)
 	got := receiveN(t, c, 1, 16, 10*time.Second, true, 20*time.Second)[0]
 	if time.Now().Before(at) {
 		t.Fatal("delay message delivered before its delivery time")
@@ -265,10 +280,10 @@ func scenarioDelay(t *testing.T, env *e2eEnv) {
 }
 
 func scenarioTransaction(t *testing.T, env *e2eEnv) {
-	env.createTopic(t, "e2e-txn", MessageTypeTransaction, 2)
-	env.createGroup(t, "g-txn", false, 16)
+	env.CreateTopic(t, "e2e-txn", MessageTypeTransaction, 2)
+	env.CreateGroup(t, "g-txn", false, 16)
 	checked := make(chan string, 8)
-	p := newSDKProducer(t, env.endpoint, nil, golang.WithTopics("e2e-txn"), golang.WithTransactionChecker(&golang.TransactionChecker{
+	p := newSDKProducer(t, env.Endpoint, nil, golang.WithTopics("e2e-txn"), golang.WithTransactionChecker(&golang.TransactionChecker{
 		Check: func(mv *golang.MessageView) golang.TransactionResolution {
 			checked <- mv.GetMessageId()
 			if string(mv.GetBody()) == "orphan-commit" {
@@ -298,18 +313,18 @@ func scenarioTransaction(t *testing.T, env *e2eEnv) {
 	send("commit")
 	send("rollback")
 	orphan := send("orphan-commit")
-	if env.checkTransactions != nil {
-		env.checkTransactions(t)
+	if env.CheckTransactions != nil {
+		env.CheckTransactions(t)
 	}
 	select {
 	case id := <-checked:
 		if id != orphan {
 			t.Errorf("check-back for %s, want the orphan %s", id, orphan)
 		}
-	case <-time.After(env.checkWithin):
+	case <-time.After(env.CheckWithin):
 		t.Fatal("no RecoverOrphanedTransactionCommand reached the producer")
 	}
-	c := newSDKConsumer(t, env.endpoint, "g-txn", map[string]*golang.FilterExpression{"e2e-txn": golang.SUB_ALL}, nil)
+	c := newSDKConsumer(t, env.Endpoint, "g-txn", map[string]*golang.FilterExpression{"e2e-txn": golang.SUB_ALL}, nil)
 	got := receiveN(t, c, 2, 16, 10*time.Second, true, 30*time.Second)
 	bodies := []string{string(got[0].GetBody()), string(got[1].GetBody())}
 	sort.Strings(bodies)
@@ -320,13 +335,13 @@ func scenarioTransaction(t *testing.T, env *e2eEnv) {
 }
 
 func scenarioRedelivery(t *testing.T, env *e2eEnv) {
-	env.createTopic(t, "e2e-redo", MessageTypeNormal, 1)
-	env.createGroup(t, "g-redo", false, 16)
-	p := newSDKProducer(t, env.endpoint, nil, golang.WithTopics("e2e-redo"))
+	env.CreateTopic(t, "e2e-redo", MessageTypeNormal, 1)
+	env.CreateGroup(t, "g-redo", false, 16)
+	p := newSDKProducer(t, env.Endpoint, nil, golang.WithTopics("e2e-redo"))
 	if _, err := p.Send(context.Background(), &golang.Message{Topic: "e2e-redo", Body: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
-	c := newSDKConsumer(t, env.endpoint, "g-redo", map[string]*golang.FilterExpression{"e2e-redo": golang.SUB_ALL}, nil)
+	c := newSDKConsumer(t, env.Endpoint, "g-redo", map[string]*golang.FilterExpression{"e2e-redo": golang.SUB_ALL}, nil)
 	first := receiveN(t, c, 1, 16, time.Second, false, 15*time.Second)[0]
 	second := receiveN(t, c, 1, 16, time.Second, false, 15*time.Second)[0]
 	if second.GetDeliveryAttempt() != 2 || second.GetMessageId() != first.GetMessageId() {
@@ -349,17 +364,17 @@ func scenarioRedelivery(t *testing.T, env *e2eEnv) {
 }
 
 func scenarioDLQ(t *testing.T, env *e2eEnv) {
-	env.createTopic(t, "e2e-dlq", MessageTypeNormal, 1)
-	env.createGroup(t, "g-dlq", false, 1) // max delivery attempts 2
-	p := newSDKProducer(t, env.endpoint, nil, golang.WithTopics("e2e-dlq"))
+	env.CreateTopic(t, "e2e-dlq", MessageTypeNormal, 1)
+	env.CreateGroup(t, "g-dlq", false, 1) // max delivery attempts 2
+	p := newSDKProducer(t, env.Endpoint, nil, golang.WithTopics("e2e-dlq"))
 	rs, err := p.Send(context.Background(), &golang.Message{Topic: "e2e-dlq", Body: []byte("poison")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newSDKConsumer(t, env.endpoint, "g-dlq", map[string]*golang.FilterExpression{"e2e-dlq": golang.SUB_ALL}, nil)
+	c := newSDKConsumer(t, env.Endpoint, "g-dlq", map[string]*golang.FilterExpression{"e2e-dlq": golang.SUB_ALL}, nil)
 	receiveN(t, c, 2, 16, time.Second, false, 20*time.Second) // two failed attempts
 	expectNothing(t, c, "message past its max attempts")
-	dc := newSDKConsumer(t, env.endpoint, "g-dlq-inspect", map[string]*golang.FilterExpression{"%DLQ%g-dlq": golang.SUB_ALL}, nil)
+	dc := newSDKConsumer(t, env.Endpoint, "g-dlq-inspect", map[string]*golang.FilterExpression{"%DLQ%g-dlq": golang.SUB_ALL}, nil)
 	got := receiveN(t, dc, 1, 16, 10*time.Second, true, 30*time.Second)[0]
 	if got.GetMessageId() != rs[0].MessageID || string(got.GetBody()) != "poison" {
 		t.Fatalf("dead letter = %s %q, want %s", got.GetMessageId(), got.GetBody(), rs[0].MessageID)
@@ -367,9 +382,9 @@ func scenarioDLQ(t *testing.T, env *e2eEnv) {
 }
 
 func scenarioTagFilter(t *testing.T, env *e2eEnv) {
-	env.createTopic(t, "e2e-tags", MessageTypeNormal, 2)
-	env.createGroup(t, "g-tags", false, 16)
-	p := newSDKProducer(t, env.endpoint, nil, golang.WithTopics("e2e-tags"))
+	env.CreateTopic(t, "e2e-tags", MessageTypeNormal, 2)
+	env.CreateGroup(t, "g-tags", false, 16)
+	p := newSDKProducer(t, env.Endpoint, nil, golang.WithTopics("e2e-tags"))
 	for _, tag := range []string{"A", "B", "C", "A", "D"} {
 		m := &golang.Message{Topic: "e2e-tags", Body: []byte(tag)}
 		m.SetTag(tag)
@@ -377,7 +392,7 @@ func scenarioTagFilter(t *testing.T, env *e2eEnv) {
 			t.Fatal(err)
 		}
 	}
-	c := newSDKConsumer(t, env.endpoint, "g-tags", map[string]*golang.FilterExpression{"e2e-tags": golang.NewFilterExpression("A||B")}, nil)
+	c := newSDKConsumer(t, env.Endpoint, "g-tags", map[string]*golang.FilterExpression{"e2e-tags": golang.NewFilterExpression("A||B")}, nil)
 	for _, mv := range receiveN(t, c, 3, 16, 10*time.Second, true, 20*time.Second) {
 		if tag := *mv.GetTag(); tag != "A" && tag != "B" {
 			t.Errorf("filter A||B delivered tag %q", tag)
@@ -387,9 +402,9 @@ func scenarioTagFilter(t *testing.T, env *e2eEnv) {
 }
 
 func scenarioTwoConsumers(t *testing.T, env *e2eEnv) {
-	env.createTopic(t, "e2e-share", MessageTypeNormal, 4)
-	env.createGroup(t, "g-share", false, 16)
-	p := newSDKProducer(t, env.endpoint, nil, golang.WithTopics("e2e-share"))
+	env.CreateTopic(t, "e2e-share", MessageTypeNormal, 4)
+	env.CreateGroup(t, "g-share", false, 16)
+	p := newSDKProducer(t, env.Endpoint, nil, golang.WithTopics("e2e-share"))
 	const n = 40
 	for i := 0; i < n; i++ {
 		if _, err := p.Send(context.Background(), &golang.Message{Topic: "e2e-share", Body: []byte(strconv.Itoa(i))}); err != nil {
@@ -397,7 +412,7 @@ func scenarioTwoConsumers(t *testing.T, env *e2eEnv) {
 		}
 	}
 	subs := map[string]*golang.FilterExpression{"e2e-share": golang.SUB_ALL}
-	cs := []golang.SimpleConsumer{newSDKConsumer(t, env.endpoint, "g-share", subs, nil), newSDKConsumer(t, env.endpoint, "g-share", subs, nil)}
+	cs := []golang.SimpleConsumer{newSDKConsumer(t, env.Endpoint, "g-share", subs, nil), newSDKConsumer(t, env.Endpoint, "g-share", subs, nil)}
 	var mu sync.Mutex
 	seen := map[string]int{}
 	per := make([]int, 2)
@@ -439,9 +454,9 @@ func scenarioTwoConsumers(t *testing.T, env *e2eEnv) {
 
 // scenarioPlaintext drives the proxy with a plaintext gRPC client (what the Node.js SDK does).
 func scenarioPlaintext(t *testing.T, env *e2eEnv) {
-	env.createTopic(t, "e2e-plain", MessageTypeNormal, 2)
-	env.createGroup(t, "g-plain", false, 16)
-	c := dial(t, env.endpoint, false)
+	env.CreateTopic(t, "e2e-plain", MessageTypeNormal, 2)
+	env.CreateGroup(t, "g-plain", false, 16)
+	c := dial(t, env.Endpoint, false)
 	const id = "plaintext-client-1"
 	r, _ := settingsReply(t, c, id, producerSettings("e2e-plain"))
 	if r.GetStatus().GetCode() != pb.Code_OK {
@@ -487,12 +502,12 @@ func scenarioPlaintext(t *testing.T, env *e2eEnv) {
 
 func scenarioAuthOn(t *testing.T, mode e2eMode) {
 	aclFile := writeACL(t, t.TempDir())
-	env := mode.start(t, e2eOptions{proxy: func(c *Config) { c.Auth, c.ACLFile = true, aclFile }})
-	env.createTopic(t, "e2e-secure", MessageTypeNormal, 2)
-	env.createGroup(t, "g-secure", false, 16)
+	env := mode.start(t, e2eOptions{Proxy: func(c *Config) { c.Auth, c.ACLFile = true, aclFile }})
+	env.CreateTopic(t, "e2e-secure", MessageTypeNormal, 2)
+	env.CreateGroup(t, "g-secure", false, 16)
 
 	alice := &credentials.SessionCredentials{AccessKey: "alice", AccessSecret: "alice-secret"}
-	p := newSDKProducer(t, env.endpoint, alice, golang.WithTopics("e2e-secure"))
+	p := newSDKProducer(t, env.Endpoint, alice, golang.WithTopics("e2e-secure"))
 	if _, err := p.Send(context.Background(), &golang.Message{Topic: "e2e-secure", Body: []byte("ok")}); err != nil {
 		t.Fatalf("authorized send: %v", err)
 	}
@@ -501,7 +516,7 @@ func scenarioAuthOn(t *testing.T, mode e2eMode) {
 		"unknown user": {AccessKey: "mallory", AccessSecret: "x"},
 		"anonymous":    nil,
 	} {
-		bp, err := golang.NewProducer(sdkConfig(env.endpoint, "", cred), golang.WithTopics("e2e-secure"))
+		bp, err := golang.NewProducer(sdkConfig(env.Endpoint, "", cred), golang.WithTopics("e2e-secure"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -511,18 +526,18 @@ func scenarioAuthOn(t *testing.T, mode e2eMode) {
 		}
 	}
 	bob := &credentials.SessionCredentials{AccessKey: "bob", AccessSecret: "bob-secret"}
-	bp := newSDKProducer(t, env.endpoint, bob, golang.WithTopics("e2e-secure"))
+	bp := newSDKProducer(t, env.Endpoint, bob, golang.WithTopics("e2e-secure"))
 	if _, err := bp.Send(context.Background(), &golang.Message{Topic: "e2e-secure", Body: []byte("no")}); err == nil {
 		t.Fatal("bob published without Pub permission")
 	}
-	c := newSDKConsumer(t, env.endpoint, "g-secure", map[string]*golang.FilterExpression{"e2e-secure": golang.SUB_ALL}, bob)
+	c := newSDKConsumer(t, env.Endpoint, "g-secure", map[string]*golang.FilterExpression{"e2e-secure": golang.SUB_ALL}, bob)
 	receiveN(t, c, 1, 16, 10*time.Second, true, 20*time.Second)
 }
 
 func scenarioAuthOff(t *testing.T, env *e2eEnv) {
-	env.createTopic(t, "e2e-open", MessageTypeNormal, 1)
+	env.CreateTopic(t, "e2e-open", MessageTypeNormal, 1)
 	wrong := &credentials.SessionCredentials{AccessKey: "who", AccessSecret: "ever"}
-	p := newSDKProducer(t, env.endpoint, wrong, golang.WithTopics("e2e-open"))
+	p := newSDKProducer(t, env.Endpoint, wrong, golang.WithTopics("e2e-open"))
 	if _, err := p.Send(context.Background(), &golang.Message{Topic: "e2e-open", Body: []byte("ok")}); err != nil {
 		t.Fatalf("send with auth off: %v", err)
 	}

@@ -48,9 +48,9 @@ func BenchmarkSDKSend(b *testing.B) {
 		}
 		for _, syncFlush := range flushes {
 			b.Run(mode.name+"/"+flushName(syncFlush), func(b *testing.B) {
-				env := mode.start(b, e2eOptions{syncFlush: syncFlush})
-				env.createTopic(b, "bench-send", MessageTypeNormal, 8)
-				p := newSDKProducer(b, env.endpoint, nil, golang.WithTopics("bench-send"))
+				env := mode.start(b, e2eOptions{SyncFlush: syncFlush})
+				env.CreateTopic(b, "bench-send", MessageTypeNormal, 8)
+				p := newSDKProducer(b, env.Endpoint, nil, golang.WithTopics("bench-send"))
 				for _, conc := range []int{1, 16, 64} {
 					b.Run(fmt.Sprintf("senders=%d", conc), func(b *testing.B) {
 						lat := make([]time.Duration, b.N)
@@ -93,9 +93,9 @@ func BenchmarkSDKReceiveAck(b *testing.B) {
 		b.Run(mode.name, func(b *testing.B) {
 			env := mode.start(b, e2eOptions{})
 			topic, group := fmt.Sprintf("bench-recv-%d", b.N), fmt.Sprintf("g-bench-recv-%d", b.N)
-			env.createTopic(b, topic, MessageTypeNormal, 8)
-			env.createGroup(b, group, false, 16)
-			p := newSDKProducer(b, env.endpoint, nil, golang.WithTopics(topic))
+			env.CreateTopic(b, topic, MessageTypeNormal, 8)
+			env.CreateGroup(b, group, false, 16)
+			p := newSDKProducer(b, env.Endpoint, nil, golang.WithTopics(topic))
 			var wg sync.WaitGroup
 			var next atomic.Int64
 			for g := 0; g < 16; g++ {
@@ -114,7 +114,7 @@ func BenchmarkSDKReceiveAck(b *testing.B) {
 			const consumers = 4
 			cs := make([]golang.SimpleConsumer, consumers)
 			for i := range cs {
-				cs[i] = newSDKConsumer(b, env.endpoint, group, map[string]*golang.FilterExpression{topic: golang.SUB_ALL}, nil)
+				cs[i] = newSDKConsumer(b, env.Endpoint, group, map[string]*golang.FilterExpression{topic: golang.SUB_ALL}, nil)
 			}
 			var got atomic.Int64
 			var finished atomic.Int64 // unix nanos when the last message was acked
