@@ -87,6 +87,29 @@ func (a *Admin) CreateGroup(ctx context.Context, spec GroupSpec) (*GroupSummary,
 	return res, nil
 }
 
+// groupTable fetches a broker's subscription groups by name (GET_ALL_SUBSCRIPTIONGROUP_CONFIG;
+// unlike GET_SUBSCRIPTIONGROUP_CONFIG it never auto-creates a group).
+func (a *Admin) groupTable(ctx context.Context, addr string) (map[string]wireGroupConfig, error) {
+	resp, err := a.invoke(ctx, addr, remoting.GetAllSubscriptionGroupConfig, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	var w struct {
+		SubscriptionGroupTable map[string]wireGroupConfig `json:"subscriptionGroupTable"`
+	}
+	if err := decodeJSON(resp.Body, &w); err != nil {
+		return nil, fmt.Errorf("GET_ALL_SUBSCRIPTIONGROUP_CONFIG from %s: %w", addr, err)
+	}
+	out := make(map[string]wireGroupConfig, len(w.SubscriptionGroupTable))
+	for name, g := range w.SubscriptionGroupTable {
+		if name == "" {
+			name = g.GroupName
+		}
+		out[name] = g
+	}
+	return out, nil
+}
+
 // ListGroups lists the subscription groups of every master broker of the cluster
 // (GET_ALL_SUBSCRIPTIONGROUP_CONFIG), merged by name and sorted; reserved groups only with all.
 func (a *Admin) ListGroups(ctx context.Context, cluster string, all bool) ([]GroupSummary, error) {
@@ -97,22 +120,13 @@ func (a *Admin) ListGroups(ctx context.Context, cluster string, all bool) ([]Gro
 	var mu sync.Mutex
 	byName := map[string]*GroupSummary{}
 	err = parallel(ctx, a.cfg.Parallelism, brokers, func(ctx context.Context, b brokerGroup) error {
-		resp, err := a.invoke(ctx, b.Master, remoting.GetAllSubscriptionGroupConfig, nil, nil)
+		table, err := a.groupTable(ctx, b.Master)
 		if err != nil {
 			return err
 		}
-		var w struct {
-			SubscriptionGroupTable map[string]wireGroupConfig `json:"subscriptionGroupTable"`
-		}
-		if err := decodeJSON(resp.Body, &w); err != nil {
-			return fmt.Errorf("GET_ALL_SUBSCRIPTIONGROUP_CONFIG from %s: %w", b.Master, err)
-		}
 		mu.Lock()
 		defer mu.Unlock()
-		for name, g := range w.SubscriptionGroupTable {
-			if name == "" {
-				name = g.GroupName
-			}
+		for name, g := range table {
 			s := byName[name]
 			if s == nil {
 				s = &GroupSummary{Name: name, FIFO: g.ConsumeMessageOrderly, MaxAttempts: g.RetryMaxTimes,
@@ -229,32 +243,26 @@ func (a *Admin) DescribeGroup(ctx context.Context, group string) (*GroupDetail, 
 	}
 	d := &GroupDetail{Name: group, Queues: []GroupQueue{}, Clients: []GroupClient{}, Subscriptions: []GroupSubscription{}}
 	var (
-		mu       sync.Mutex
-		found    bool
-		clients  = map[string]GroupClient{}
-		subs     = map[string]GroupSubscription{}
-		notFound error
+		mu      sync.Mutex
+		found   bool
+		clients = map[string]GroupClient{}
+		subs    = map[string]GroupSubscription{}
 	)
 	err = parallel(ctx, a.cfg.Parallelism, brokers, func(ctx context.Context, b brokerGroup) error {
-		// configuration
-		resp, err := a.invoke(ctx, b.Master, remoting.GetSubscriptionGroupConfig, map[string]string{"group": group}, nil)
-		if err == nil {
-			var g wireGroupConfig
-			if decodeJSON(resp.Body, &g) == nil {
-				mu.Lock()
-				found = true
-				d.FIFO, d.MaxAttempts, d.ConsumeEnable = g.ConsumeMessageOrderly, g.RetryMaxTimes, g.ConsumeEnable
-				mu.Unlock()
-			}
-		} else if errors.Is(err, ErrNotFound) {
-			mu.Lock()
-			notFound = err
-			mu.Unlock()
-		} else {
+		// configuration (from the full table: GET_SUBSCRIPTIONGROUP_CONFIG would create the
+		// group on brokers with autoCreateSubscriptionGroup)
+		table, err := a.groupTable(ctx, b.Master)
+		if err != nil {
 			return err
 		}
+		if g, ok := table[group]; ok {
+			mu.Lock()
+			found = true
+			d.FIFO, d.MaxAttempts, d.ConsumeEnable = g.ConsumeMessageOrderly, g.RetryMaxTimes, g.ConsumeEnable
+			mu.Unlock()
+		}
 		// progress
-		resp, err = a.invoke(ctx, b.Master, remoting.GetConsumeStats, map[string]string{"consumerGroup": group}, nil)
+		resp, err := a.invoke(ctx, b.Master, remoting.GetConsumeStats, map[string]string{"consumerGroup": group}, nil)
 		switch {
 		case errors.Is(err, ErrNotFound):
 		case err != nil:
@@ -265,7 +273,7 @@ func (a *Admin) DescribeGroup(ctx context.Context, group string) (*GroupDetail, 
 				return fmt.Errorf("GET_CONSUME_STATS from %s: %w", b.Master, err)
 			}
 			mu.Lock()
-			found = true
+			found = found || len(cs.OffsetTable) > 0 // a group with offsets but no config (auto-created elsewhere)
 			d.ConsumeTPS += cs.ConsumeTps
 			for k, w := range cs.OffsetTable {
 				q, err := parseQueueKey(k)
@@ -328,9 +336,6 @@ func (a *Admin) DescribeGroup(ctx context.Context, group string) (*GroupDetail, 
 		return nil, err
 	}
 	if !found {
-		if notFound != nil {
-			return nil, notFound
-		}
 		return nil, &CodeError{Op: "GET_CONSUME_STATS", Addr: "every broker", Code: remoting.SubscriptionGroupNotExist, Remark: "group " + group + " not found"}
 	}
 	sort.Slice(d.Queues, func(i, j int) bool {
@@ -406,13 +411,14 @@ func (a *Admin) DeleteGroup(ctx context.Context, group, cluster string) (*Delete
 	res := &DeleteGroupResult{Group: group}
 	var mu sync.Mutex
 	err = parallel(ctx, a.cfg.Parallelism, brokers, func(ctx context.Context, b brokerGroup) error {
-		if _, err := a.invoke(ctx, b.Master, remoting.GetSubscriptionGroupConfig, map[string]string{"group": group}, nil); err != nil {
-			if errors.Is(err, ErrNotFound) {
-				return nil
-			}
+		table, err := a.groupTable(ctx, b.Master)
+		if err != nil {
 			return err
 		}
-		_, err := a.invoke(ctx, b.Master, remoting.DeleteSubscriptionGroup, map[string]string{"groupName": group, "cleanOffset": "true", "removeOffset": "true"}, nil)
+		if _, ok := table[group]; !ok {
+			return nil
+		}
+		_, err = a.invoke(ctx, b.Master, remoting.DeleteSubscriptionGroup, map[string]string{"groupName": group, "cleanOffset": "true", "removeOffset": "true"}, nil)
 		if err != nil {
 			return err
 		}
