@@ -26,7 +26,8 @@ type Config struct {
 	// CheckpointInterval is how often the delivery cursor is persisted while timers are being
 	// delivered. It bounds how much of the commit log recovery scans. Default 1s.
 	CheckpointInterval time.Duration
-	// DeliverBatch is the most due timers delivered concurrently in one batch. Default 64.
+	// DeliverBatch is the most due timers taken per loop iteration (delivered in chunks of at most
+	// 64 messages and 1 MiB, one append each). Default 256.
 	DeliverBatch int
 	// IngestBatch is how many timer-topic records are read per store call. Default 256.
 	IngestBatch int
@@ -42,7 +43,7 @@ func DefaultConfig() Config {
 		SlotWidth:          10 * time.Second,
 		Lookahead:          10 * time.Second,
 		CheckpointInterval: time.Second,
-		DeliverBatch:       64,
+		DeliverBatch:       256,
 		IngestBatch:        256,
 		RetryBackoff:       100 * time.Millisecond,
 	}

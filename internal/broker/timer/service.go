@@ -39,8 +39,13 @@ type Source interface {
 // deliver twice; the checkpoint's Source.Sync covers durability.
 type DeliverFunc func(ctx context.Context, ms []*message.Ext) error
 
-// maxChunkBytes bounds the record bytes of one DeliverFunc call.
-const maxChunkBytes = 1 << 20
+// maxChunkBytes and maxChunkMsgs bound one DeliverFunc call. (The message count bound also
+// keeps store.PutBatch's encoding cheap: message.AppendRecord grows its buffer to the exact
+// size, so a batch of n records copies O(n^2) bytes.)
+const (
+	maxChunkBytes = 1 << 20
+	maxChunkMsgs  = 64
+)
 
 // ErrRecordGone may be wrapped by Source.ReadMessage when the record no longer exists (the
 // store deleted or truncated it); the timer is then dropped with an error log instead of being
@@ -347,7 +352,7 @@ func (s *Service) sleep(ctx context.Context, timer *time.Timer, d time.Duration)
 // deliverBatch re-puts the batch to the real topics and reports each outcome to the wheel;
 // it returns how many must be retried. Records are read and restored first (a record that is
 // gone or has no real topic is dropped with an error log); the messages are then appended in
-// chunks of at most maxChunkBytes, one DeliverFunc call each, all or none per chunk. An entry
+// chunks of at most maxChunkBytes / maxChunkMsgs, one DeliverFunc call each, all or none per chunk. An entry
 // whose delivery failed before goes alone, so one bad message cannot hold up a whole chunk.
 func (s *Service) deliverBatch(ctx context.Context, batch []Entry) int {
 	s.mu.Lock()
@@ -397,7 +402,7 @@ func (s *Service) deliverBatch(ctx context.Context, batch []Entry) int {
 			var out *message.Ext
 			if out, err = Restore(rec, time.Now(), s.queues); err == nil {
 				alone := s.attempts[e.Offset] > 0
-				if alone || bytes+int(e.Size) > maxChunkBytes {
+				if alone || bytes+int(e.Size) > maxChunkBytes || len(chunkE) >= maxChunkMsgs {
 					flush()
 				}
 				chunkE, chunkM = append(chunkE, e), append(chunkM, out)
