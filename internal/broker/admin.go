@@ -617,7 +617,20 @@ func (b *Broker) handleUpdateBrokerConfig(_ context.Context, _ *remoting.Conn, r
 	return ok()
 }
 
-// storeRuntimeInfo adds the store's figures to the runtime KV table.
+// storeRuntimeInfo adds the store's figures to the runtime KV table (RocketMQ's key names
+// where one exists).
 func (b *Broker) storeRuntimeInfo() map[string]string {
-	return map[string]string{}
+	st := b.Store.Stats()
+	i64 := func(v int64) string { return strconv.FormatInt(v, 10) }
+	return map[string]string{
+		"commitLogMinOffset":     i64(st.MinPhysicalOffset),
+		"commitLogMaxOffset":     i64(st.MaxPhysicalOffset),
+		"commitLogFlushedOffset": i64(st.FlushedOffset),
+		"dispatchBehindBytes":    i64(st.MaxPhysicalOffset - st.DispatchedOffset),
+		"commitLogDiskRatio":     strconv.FormatFloat(st.DiskUsedRatio, 'f', 4, 64),
+		"commitLogSize":          i64(st.CommitLogSize),
+		"commitLogSegments":      strconv.Itoa(st.Segments),
+		"storeWritable":          strconv.FormatBool(st.Writable),
+		"diskFull":               strconv.FormatBool(st.DiskFull),
+	}
 }

@@ -200,6 +200,9 @@ func (b *Broker) storeConfig() store.Config {
 	c.MaxMessageSize = b.Cfg.MaxMessageSize
 	c.MessageIndexEnable = b.Cfg.MessageIndexEnable
 	c.StoreHost = b.storeHost
+	if b.Cfg.storeTweak != nil {
+		b.Cfg.storeTweak(&c)
+	}
 	return c
 }
 

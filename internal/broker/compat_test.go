@@ -491,3 +491,4 @@ func TestCompatAdminCreateDeleteTopic(t *testing.T) {
 		t.Fatal("topic still on the broker")
 	}
 }
+

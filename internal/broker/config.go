@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/store"
 )
 
 // Flush disk types (broker.conf flushDiskType).
@@ -126,6 +128,10 @@ type Config struct {
 	PopMaxInvisibleTime time.Duration
 	// PopPollingTimeout is popPollingTimeout (ms): the longest pop long poll. Default 20s.
 	PopPollingTimeout time.Duration
+
+	// storeTweak, when set (tests), adjusts the store configuration before Open: fault
+	// injection, simulated disk usage.
+	storeTweak func(*store.Config)
 
 	// Extra holds every broker.conf key that mapped onto no field above (after a warning was
 	// logged once), so feature files can read keys the core does not know yet.

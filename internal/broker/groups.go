@@ -7,6 +7,8 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
 )
 
 // GroupConfig is a subscription (consumer) group, JSON-compatible with RocketMQ's
@@ -95,13 +97,17 @@ func (g *GroupTable) Get(name string) (GroupConfig, bool) {
 }
 
 // GetOrCreate returns the group, creating it with defaults when absent and
-// autoCreateSubscriptionGroup is on; otherwise an unknown group is ErrGroupNotExist.
+// autoCreateSubscriptionGroup is on; otherwise (or when the name breaks the naming rules) an
+// unknown group is ErrGroupNotExist.
 func (g *GroupTable) GetOrCreate(name string) (GroupConfig, bool, error) {
 	if gc, ok := g.Get(name); ok {
 		return gc, false, nil
 	}
 	if !g.autoCreate.Load() {
 		return GroupConfig{}, false, fmt.Errorf("%w: subscription group [%s] does not exist", ErrGroupNotExist, name)
+	}
+	if err := message.ValidateGroup(name); err != nil {
+		return GroupConfig{}, false, fmt.Errorf("%w: %w", ErrGroupNotExist, err)
 	}
 	gc := NewGroupConfig(name)
 	g.mu.Lock()

@@ -440,3 +440,35 @@ func TestOffsetsSurviveRestart(t *testing.T) {
 		t.Fatal("topic lost on restart")
 	}
 }
+
+// TestSendToRetryTopicMovesToDLQ covers go2's fallback when CONSUMER_SEND_MSG_BACK fails: it
+// sends to %RETRY%<group> itself; at the group's maximum the broker diverts to the DLQ.
+func TestSendToRetryTopicMovesToDLQ(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	captureHooks(tb)
+	if _, _, err := tb.Groups.GetOrCreate("G"); err != nil {
+		t.Fatal(err)
+	}
+	send := func(reconsume, maxTimes int) *remoting.Command {
+		return tb.invoke(remoting.SendMessage, map[string]string{
+			"producerGroup": "PG", "topic": message.RetryTopic("G"), "defaultTopic": "TBW102", "defaultTopicQueueNums": "4",
+			"queueId": "0", "sysFlag": "0", "bornTimestamp": "1", "flag": "0", "properties": "",
+			"reconsumeTimes": strconv.Itoa(reconsume), "maxReconsumeTimes": strconv.Itoa(maxTimes),
+		}, []byte("x"))
+	}
+	if r := send(1, 3); r.Code != remoting.Success {
+		t.Fatalf("retry send: %d %q", r.Code, r.Remark)
+	}
+	if r := send(3, 3); r.Code != remoting.Success {
+		t.Fatalf("exhausted send: %d %q", r.Code, r.Remark)
+	}
+	tb.settle()
+	if n, d := tb.Store.MaxOffset(message.RetryTopic("G"), 0), tb.Store.MaxOffset(message.DLQTopic("G"), 0); n != 1 || d != 1 {
+		t.Fatalf("retry %d, dlq %d", n, d)
+	}
+	if r := tb.invoke(remoting.SendMessage, map[string]string{
+		"producerGroup": "PG", "topic": message.RetryTopic("Unknown"), "queueId": "0", "properties": "",
+	}, []byte("x")); r.Code != remoting.SubscriptionGroupNotExist {
+		t.Fatalf("retry topic of unknown group: %d %q", r.Code, r.Remark)
+	}
+}

@@ -249,12 +249,12 @@ func (b *Broker) handlePull(ctx context.Context, c *remoting.Conn, req *remoting
 	if err != nil {
 		return errorResponse(err)
 	}
-	return b.Pull(ctx, p, remoteAddr(c))
+	return b.servePull(ctx, p, remoteAddr(c))
 }
 
-// Pull serves one PULL_MESSAGE, long-polling when the suspend flag is set (RocketMQ
+// servePull serves one PULL_MESSAGE, long-polling when the suspend flag is set (RocketMQ
 // PullMessageProcessor semantics).
-func (b *Broker) Pull(ctx context.Context, p pullRequest, from string) *remoting.Command {
+func (b *Broker) servePull(ctx context.Context, p pullRequest, from string) *remoting.Command {
 	gc, _, err := b.Groups.GetOrCreate(p.group)
 	if err != nil {
 		return respond(remoting.SubscriptionGroupNotExist, "subscription group [%s] does not exist, %s", p.group, faqTopicURL)

@@ -2,12 +2,14 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"math/rand/v2"
 	"strconv"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
 	"github.com/rocketry-mq/rocketry/internal/remoting"
+	"github.com/rocketry-mq/rocketry/internal/store"
 )
 
 // SendBackRequest is a CONSUMER_SEND_MSG_BACK: put the message stored at CommitLogOffset back
@@ -122,6 +124,8 @@ func (b *Broker) SendBack(ctx context.Context, r SendBackRequest) error {
 	if m.UniqKey() == "" {
 		m.SetProperty(message.PropertyUniqKey, message.NewUniqID())
 	}
-	_, err = b.PutMessage(ctx, m)
+	if _, err = b.PutMessage(ctx, m); errors.Is(err, store.ErrFlushTimeout) {
+		return nil // stored; only the fsync was late (RocketMQ answers SUCCESS too)
+	}
 	return err
 }

@@ -172,6 +172,11 @@ func (b *Broker) SendMessage(ctx context.Context, h SendHeader, body []byte, bor
 	if m.QueueID < 0 {
 		m.QueueID = rand.Int32N(max(tc.WriteQueueNums, 1))
 	}
+	if message.IsRetryTopic(h.Topic) {
+		if err := b.retryToDLQ(&h, m); err != nil {
+			return errorResponse(err)
+		}
+	}
 	qid, uniq := m.QueueID, m.UniqKey()
 	res, err := b.PutMessage(ctx, m)
 	return b.sendResponse(uniq, qid, res, err)
