@@ -491,4 +491,3 @@ func TestCompatAdminCreateDeleteTopic(t *testing.T) {
 		t.Fatal("topic still on the broker")
 	}
 }
-
