@@ -87,12 +87,13 @@ func TestPopRemotingRoundTrip(t *testing.T) {
 	if st := tb.ConsumeStats("G", "T"); len(st) != 2 {
 		t.Fatalf("consume stats %v", st)
 	} else {
-		var inflight int64
+		var inflight, lag int64
 		for _, w := range st {
 			inflight += w.Inflight
+			lag += w.BrokerOffset - w.ConsumerOffset
 		}
-		if inflight != 3 {
-			t.Fatalf("inflight in consume stats = %d", inflight)
+		if inflight != 3 || lag != 3 {
+			t.Fatalf("consume stats: inflight %d, lag %d; want 3, 3", inflight, lag)
 		}
 	}
 	// Empty: POLLING_TIMEOUT, immediately with pollTime 0 and after pollTime otherwise.
@@ -134,6 +135,11 @@ func TestPopRemotingRoundTrip(t *testing.T) {
 		o1, _ := tb.Offsets.Query("G", "T", 1)
 		return o0 == 2 && o1 == 1
 	})
+	for mq, w := range tb.ConsumeStats("G", "T") {
+		if w.Inflight != 0 || w.BrokerOffset != w.ConsumerOffset {
+			t.Fatalf("after acks %v: %+v", mq, w)
+		}
+	}
 }
 
 func TestPopRemotingHandleCodesAndRedelivery(t *testing.T) {
@@ -345,5 +351,43 @@ func TestPopRemotingRestart(t *testing.T) {
 		if o, _ := tb2.Offsets.Query("G", "T", q); o != n/2 {
 			t.Fatalf("committed q%d = %d", q, o)
 		}
+	}
+}
+
+// TestPopRemotingAdminReset: INVOKE_BROKER_TO_RESET_OFFSET rewinds a pop group; the next pop
+// delivers from the reset position again, and a group started after the sends gets them all.
+func TestPopRemotingAdminReset(t *testing.T) {
+	tb := startBroker(t, popTestConfig(t))
+	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
+		t.Fatal(err)
+	}
+	tb.popGroup("G", 16, false)
+	for i := range 5 {
+		tb.mustSend("T", 0, strconv.Itoa(i), nil)
+	}
+	consume := func() []string {
+		var bodies []string
+		waitFor(t, 5*time.Second, "5 messages", func() bool {
+			_, msgs := tb.popMsgs("G", "T", 0, 32, time.Minute, 0)
+			for _, m := range msgs {
+				bodies = append(bodies, string(m.Body))
+				if r := tb.ackMsg("G", "T", m.Property(message.PropertyPopCK)); r.Code != remoting.Success {
+					t.Fatalf("ack %d", r.Code)
+				}
+			}
+			return len(bodies) >= 5
+		})
+		return bodies
+	}
+	if got := consume(); fmt.Sprint(got) != "[0 1 2 3 4]" {
+		t.Fatalf("first pass %v", got)
+	}
+	r := tb.invoke(remoting.InvokeBrokerToResetOffset, map[string]string{"topic": "T", "group": "G",
+		"timestamp": "0", "isForce": "true"}, nil)
+	if r.Code != remoting.Success {
+		t.Fatalf("reset: %d %q", r.Code, r.Remark)
+	}
+	if got := consume(); fmt.Sprint(got) != "[0 1 2 3 4]" {
+		t.Fatalf("after reset %v", got)
 	}
 }
