@@ -1,0 +1,56 @@
+package embedded_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/rocketry-mq/rocketry/embedded"
+)
+
+func TestCloseRemovesTempDirAndFreesPorts(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := embedded.Start(ctx, embedded.Options{HTTP: true, SyncFlush: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := []string{c.GRPCEndpoint(), c.NameServerAddr(), c.BrokerAddr(), c.HTTPAddr()}
+	for _, a := range addrs {
+		conn, err := net.DialTimeout("tcp", a, time.Second)
+		if err != nil {
+			t.Fatalf("dial %s: %v", a, err)
+		}
+		conn.Close()
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	for _, a := range addrs {
+		if conn, err := net.DialTimeout("tcp", a, 200*time.Millisecond); err == nil {
+			conn.Close()
+			t.Errorf("%s still accepts connections after Close", a)
+		}
+	}
+}
+
+func TestKeepsDataInGivenDir(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := embedded.Start(ctx, embedded.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir + "/broker"); err != nil {
+		t.Fatalf("data dir not kept: %v", err)
+	}
+}

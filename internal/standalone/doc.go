@@ -1,0 +1,22 @@
+// Package standalone runs a whole Rocketry deployment in one process: a NameServer, a
+// Broker, a Proxy (gRPC) and an HTTP listener (/healthz, /metrics, /debug/pprof/), sharing
+// one metrics registry and one readiness set. It is the composition root behind
+// `rocketry standalone`, internal/testcluster and the public embedded package.
+//
+// Usage sketch:
+//
+//	cfg := standalone.DefaultConfig()
+//	cfg.DataDir = "./rocketry-data"
+//	s, err := standalone.New(cfg, logger) // binds every listener; Addr methods work now
+//	err = s.Run(ctx)                      // serves until ctx ends, then shuts down in order
+//
+// The Proxy talks to the in-process Broker through its cluster-mode backend (remoting over
+// loopback, routes from the in-process NameServer) until the local-mode backend lands.
+//
+// Readiness: /healthz is 200 only when the NameServer serves, the Broker has registered with
+// it, and the Proxy accepts connections. Shutdown order (SIGTERM): readiness cleared, Proxy
+// stops accepting and drains, the proxy backend closes, the Broker unregisters, flushes and
+// closes its store, the NameServer stops, the HTTP listener stops last.
+//
+// Goroutines: Run owns one goroutine per component and waits for all of them.
+package standalone

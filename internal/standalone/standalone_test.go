@@ -1,0 +1,206 @@
+package standalone
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rocketry-mq/rocketry/bench"
+	"github.com/rocketry-mq/rocketry/internal/admin"
+	"github.com/rocketry-mq/rocketry/internal/logging"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, sdkGoroutines...)
+}
+
+// sdkGoroutines are goroutines the official Go SDK v5 leaves behind after GracefulStop
+// (its client manager's tickers and sleeping loops, and their gRPC client connections).
+var sdkGoroutines = []goleak.Option{
+	goleak.IgnoreAnyFunction("github.com/apache/rocketmq-clients/golang/v5/pkg/ticker.Tick.func1"),
+	goleak.IgnoreAnyFunction("github.com/apache/rocketmq-clients/golang/v5.(*defaultClientManager).startUp.func1"),
+	goleak.IgnoreAnyFunction("github.com/apache/rocketmq-clients/golang/v5.(*defaultClientManager).startUp.func2"),
+	goleak.IgnoreAnyFunction("github.com/apache/rocketmq-clients/golang/v5.(*defaultClientManager).startUp.func3"),
+	goleak.IgnoreAnyFunction("google.golang.org/grpc.(*ccBalancerWrapper).watcher"),
+	goleak.IgnoreAnyFunction("google.golang.org/grpc.(*addrConn).resetTransport"),
+	goleak.IgnoreAnyFunction("google.golang.org/grpc/internal/transport.(*http2Client).keepalive"),
+	goleak.IgnoreAnyFunction("google.golang.org/grpc/internal/transport.(*controlBuffer).get"),
+	goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
+	goleak.IgnoreAnyFunction("github.com/natefinch/lumberjack.(*Logger).millRun"),
+}
+
+func testConfig(dir string) Config {
+	cfg := DefaultConfig()
+	cfg.DataDir = dir
+	cfg.NamesrvListen, cfg.BrokerListen, cfg.GRPCListen, cfg.HTTPListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Broker.MappedFileSizeCommitLog = 16 << 20
+	return cfg
+}
+
+// start runs a standalone server until the test ends.
+func start(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	s, err := New(cfg, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background()) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestHealthzMetricsAndPprof(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	s, err := New(cfg, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Ready() {
+		t.Fatal("ready before Run")
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background()) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + s.HTTPAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("/healthz")
+	var h struct {
+		Status string
+		Checks []struct{ Name string }
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &h) != nil || len(h.Checks) != 3 {
+		t.Fatalf("healthz %d %s", code, body)
+	}
+	code, body = get("/metrics")
+	for _, want := range []string{"rocketmq_topic_number{", "rocketmq_storage_size{", "rocketmq_namesrv_brokers", "process_resident_memory_bytes"} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if code, _ = get("/debug/pprof/"); code != 200 {
+		t.Errorf("pprof %d", code)
+	}
+	s.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	http.DefaultClient.CloseIdleConnections()
+}
+
+// TestRestartKeepsMessagesAndOffsets: produce, consume part, stop (SIGTERM path), start on
+// the same data dir: every message and the committed offsets survive.
+func TestRestartKeepsMessagesAndOffsets(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	s1, err := New(cfg, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s1.Run(ctx) }()
+	if err := s1.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a, err := admin.New(admin.Config{NameServers: []string{s1.NamesrvAddr()}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateTopic(ctx, admin.TopicSpec{Name: "restart-t", Queues: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateGroup(ctx, admin.GroupSpec{Name: "restart-g"}); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	cc := bench.ClientConfig{Endpoint: s1.GRPCAddr()}
+	p, err := bench.NewSDKProducer(cc, "restart-t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if _, err := p.Send(ctx, &bench.Message{Topic: "restart-t", Body: []byte("m" + string(rune('a'+i))), Keys: []string{"k" + string(rune('a'+i))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Close()
+	c, err := bench.NewSDKConsumer(cc, bench.ConsumerOptions{Group: "restart-g", Topics: map[string]string{"restart-t": "*"}, Await: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := 0
+	for acked < 5 && ctx.Err() == nil {
+		msgs, err := c.Receive(ctx, int32(5-acked))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			if err := c.Ack(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			acked++
+		}
+	}
+	c.Close()
+	s1.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+
+	s2 := start(t, cfg)
+	a2, err := admin.New(admin.Config{NameServers: []string{s2.NamesrvAddr()}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a2.Close()
+	var d *admin.TopicDetail
+	for ctx.Err() == nil { // the broker registers its topics at start
+		if d, err = a2.DescribeTopic(ctx, "restart-t"); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d == nil || d.Messages != 20 {
+		t.Fatalf("after restart the topic holds %+v (%v), want 20 messages", d, err)
+	}
+	g, err := a2.DescribeGroup(ctx, "restart-g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Lag != int64(20-acked) {
+		t.Fatalf("after restart lag = %d, want %d (acked %d)", g.Lag, 20-acked, acked)
+	}
+	if _, err := a2.GetMessagesByKey(ctx, "restart-t", "kc", 0); err != nil {
+		t.Fatalf("index lost on restart: %v", err)
+	}
+}
