@@ -11,7 +11,30 @@ import (
 	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
 )
+
+// MessageFromExt converts a decoded stored record (backends use it for popped and checked
+// messages). Body aliases e.Body; a nil property map becomes empty.
+func MessageFromExt(e *message.Ext) *Message {
+	m := &Message{
+		Topic: e.Topic, Body: e.Body, Flag: e.Flag, SysFlag: e.SysFlag, Properties: e.Properties,
+		QueueID: e.QueueID, QueueOffset: e.QueueOffset, CommitLogOffset: e.CommitLogOffset,
+		BornTimestamp: e.BornTimestamp, StoreTimestamp: e.StoreTimestamp,
+		ReconsumeTimes: e.ReconsumeTimes, OffsetMsgID: e.OffsetMsgID(),
+	}
+	if m.Properties == nil {
+		m.Properties = map[string]string{}
+	}
+	if e.BornHost.IsValid() {
+		m.BornHost = e.BornHost.String()
+	}
+	if e.StoreHost.IsValid() {
+		m.StoreHost = e.StoreHost.String()
+	}
+	return m
+}
 
 // messageTypeOf derives a stored message's type from its properties (Java GrpcConverter).
 func messageTypeOf(p map[string]string) MessageType {

@@ -40,6 +40,13 @@ func (b *Backend) Send(ctx context.Context, req *proxy.SendRequest) (*proxy.Send
 	if err != nil {
 		return nil, err
 	}
+	return SendResult(resp, req)
+}
+
+// SendResult converts a SEND_MESSAGE(_V2) response (also what the broker's in-process send
+// returns) for req: SUCCESS and the flush/replication timeouts are stored sends, anything else
+// is a *proxy.BrokerError.
+func SendResult(resp *remoting.Command, req *proxy.SendRequest) (*proxy.SendResult, error) {
 	res := &proxy.SendResult{}
 	switch resp.Code {
 	case remoting.Success:
@@ -58,7 +65,7 @@ func (b *Backend) Send(ctx context.Context, req *proxy.SendRequest) (*proxy.Send
 	res.QueueOffset = resp.ExtInt64Or("queueOffset", 0)
 	if _, off, err := message.ParseOffsetMsgID(res.OffsetMsgID); err == nil {
 		res.CommitLogOffset = off
-	} else if m.SysFlag&proxy.SysFlagTransactionPrepared != 0 {
+	} else if req.Message.SysFlag&proxy.SysFlagTransactionPrepared != 0 {
 		return nil, fmt.Errorf("cluster: half message stored with unparsable msgId %q: %w", res.OffsetMsgID, err)
 	}
 	return res, nil
@@ -101,7 +108,7 @@ func (b *Backend) Pop(ctx context.Context, req *proxy.PopRequest) (*proxy.PopRes
 	}
 	out := &proxy.PopResult{Messages: make([]*proxy.Message, 0, len(exts))}
 	for _, e := range exts {
-		m := fromExt(e)
+		m := proxy.MessageFromExt(e)
 		m.ReceiptHandle = e.Property(message.PropertyPopCK)
 		if m.ReceiptHandle == "" {
 			return nil, fmt.Errorf("cluster: popped message without %s from %s", message.PropertyPopCK, req.Broker)
@@ -109,26 +116,6 @@ func (b *Backend) Pop(ctx context.Context, req *proxy.PopRequest) (*proxy.PopRes
 		out.Messages = append(out.Messages, m)
 	}
 	return out, nil
-}
-
-// fromExt converts a decoded stored record.
-func fromExt(e *message.Ext) *proxy.Message {
-	m := &proxy.Message{
-		Topic: e.Topic, Body: e.Body, Flag: e.Flag, SysFlag: e.SysFlag, Properties: e.Properties,
-		QueueID: e.QueueID, QueueOffset: e.QueueOffset, CommitLogOffset: e.CommitLogOffset,
-		BornTimestamp: e.BornTimestamp, StoreTimestamp: e.StoreTimestamp,
-		ReconsumeTimes: e.ReconsumeTimes, OffsetMsgID: e.OffsetMsgID(),
-	}
-	if m.Properties == nil {
-		m.Properties = map[string]string{}
-	}
-	if e.BornHost.IsValid() {
-		m.BornHost = e.BornHost.String()
-	}
-	if e.StoreHost.IsValid() {
-		m.StoreHost = e.StoreHost.String()
-	}
-	return m
 }
 
 // handleErr maps an ack-family response: forged handles (INVALID_PARAMETER) and stale ones
@@ -313,7 +300,7 @@ func (b *Backend) onCheckTransaction(_ context.Context, c *remoting.Conn, req *r
 		b.logger.Warn("undecodable transaction check", "broker", c.RemoteAddr(), "err", err)
 		return nil
 	}
-	m := fromExt(e)
+	m := proxy.MessageFromExt(e)
 	m.Body = bytes.Clone(m.Body)
 	if rt := m.Properties[message.PropertyRealTopic]; rt != "" {
 		m.Topic = rt
