@@ -56,7 +56,7 @@ func RegisterBroker(ctx context.Context, client *remoting.Client, nsAddr string,
 		ext["heartbeatTimeoutMillis"] = strconv.FormatInt(r.HeartbeatTimeout.Milliseconds(), 10)
 	}
 	if r.ZoneName != "" {
-		ext["zoneName"] = r.ZoneName
+		ext["__ZONE_NAME"] = r.ZoneName // RocketMQ MixAll.ZONE_NAME
 	}
 	resp, err := client.Invoke(ctx, nsAddr, remoting.NewRequest(remoting.RegisterBroker, ext, b))
 	if err != nil {

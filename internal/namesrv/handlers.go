@@ -179,7 +179,7 @@ func (s *Server) registerBroker(c *remoting.Conn, req *remoting.Command) (*remot
 		BrokerAddr:         addr,
 		BrokerID:           id,
 		HAServerAddr:       ha,
-		ZoneName:           req.ExtString("zoneName"),
+		ZoneName:           zoneName(req),
 		EnableActingMaster: req.ExtBoolOr("enableActingMaster", false),
 		Timeout:            timeout,
 		Topics:             body.TopicConfigSerializeWrapper,
@@ -445,4 +445,13 @@ func portOf(addr string) string {
 		return addr[i+1:]
 	}
 	return addr
+}
+
+// zoneName reads the broker's zone from RocketMQ's MixAll.ZONE_NAME ext field
+// ("__ZONE_NAME"), or "zoneName".
+func zoneName(req *remoting.Command) string {
+	if z := req.ExtString("__ZONE_NAME"); z != "" {
+		return z
+	}
+	return req.ExtString("zoneName")
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -119,6 +120,9 @@ type Server struct {
 	addr      net.Addr
 	addrReady chan struct{}
 	addrOnce  sync.Once
+
+	refusedN   atomic.Int64 // connections refused since the last log line
+	refusedLog atomic.Int64 // unix nanos of the last refusal log line
 }
 
 // NewServer returns a server; zero config fields take their defaults.
@@ -273,13 +277,11 @@ func (s *Server) admit(nc net.Conn) {
 		return
 	case len(s.conns) >= s.cfg.MaxConns:
 		s.mu.Unlock()
-		s.log.Warn("remoting: connection limit reached, refusing", "remote", nc.RemoteAddr().String(), "limit", s.cfg.MaxConns)
-		_ = nc.Close()
+		s.refused("remoting: connection limit reached, refusing connections", nc, s.cfg.MaxConns)
 		return
 	case s.perIP[ip] >= s.cfg.MaxConnsPerIP:
 		s.mu.Unlock()
-		s.log.Warn("remoting: per-IP connection limit reached, refusing", "remote", nc.RemoteAddr().String(), "limit", s.cfg.MaxConnsPerIP)
-		_ = nc.Close()
+		s.refused("remoting: per-IP connection limit reached, refusing connections", nc, s.cfg.MaxConnsPerIP)
 		return
 	}
 	c := newConn(s.baseCtx, nc, s.opts, s, s.log)
@@ -287,6 +289,20 @@ func (s *Server) admit(nc net.Conn) {
 	s.perIP[ip]++
 	s.mu.Unlock()
 	c.start()
+}
+
+// refused closes a connection over a limit; it logs at most once per second (with the
+// count refused since the last line) so that a connection flood cannot flood the log.
+func (s *Server) refused(msg string, nc net.Conn, limit int) {
+	_ = nc.Close()
+	n := s.refusedN.Add(1)
+	now := time.Now().UnixNano()
+	last := s.refusedLog.Load()
+	if now-last < int64(time.Second) || !s.refusedLog.CompareAndSwap(last, now) {
+		return
+	}
+	s.refusedN.Add(-n)
+	s.log.Warn(msg, "remote", nc.RemoteAddr().String(), "limit", limit, "refused", n)
 }
 
 // Conns returns a snapshot of the open connections.
