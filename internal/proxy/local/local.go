@@ -1,0 +1,363 @@
+// Package local is the proxy's Backend for local mode (standalone): the broker runs in the
+// same process and the proxy calls its Go API directly, with no network hop and no
+// NameServer. Semantics are those of docs/broker-proxy-protocol.md, because the broker's
+// in-process entry points (SendMessage, PopService, SendBack, EndTransaction) are the ones its
+// remoting handlers use.
+//
+// Usage:
+//
+//	be := local.New(brk, logger)       // brk is a *broker.Broker built by the caller
+//	srv, err := proxy.New(cfg, be, logger)
+//	go be.Run(ctx)                      // keeps producer sinks in sync for check-backs
+//	go srv.Run(ctx)
+//
+// Transaction check-backs: every SyncInterval the backend registers itself with the broker's
+// client manager as an in-process producer (a CheckSink) of every group the proxy reports in
+// TransactionChecker.ProducerGroups (gRPC producer group = topic), and unregisters groups that
+// disappeared. The broker then calls CheckTransaction, which hands the check to the proxy
+// without blocking.
+//
+// Goroutines: Run owns the sync loop. Locks: Backend.mu guards the registered set, leaf lock.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/broker"
+	"github.com/rocketry-mq/rocketry/internal/broker/pop"
+	"github.com/rocketry-mq/rocketry/internal/broker/txn"
+	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/proxy"
+	"github.com/rocketry-mq/rocketry/internal/proxy/cluster"
+	"github.com/rocketry-mq/rocketry/internal/remoting"
+)
+
+// SyncInterval is how often producer sinks are re-synchronised with the proxy's producers.
+const SyncInterval = time.Second
+
+// Backend implements proxy.Backend over an in-process broker.
+type Backend struct {
+	b        *broker.Broker
+	logger   *slog.Logger
+	clientID string
+	checker  atomic.Pointer[checkerBox]
+
+	mu         sync.Mutex // guards registered
+	registered map[string]bool
+}
+
+type checkerBox struct{ c proxy.TransactionChecker }
+
+var _ proxy.Backend = (*Backend)(nil)
+
+// New returns a backend over b.
+func New(b *broker.Broker, logger *slog.Logger) *Backend {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	host, _ := os.Hostname()
+	return &Backend{
+		b: b, logger: logger.With("component", "proxy-local"),
+		clientID:   fmt.Sprintf("rocketry-proxy-local@%s@%d", host, os.Getpid()),
+		registered: map[string]bool{},
+	}
+}
+
+// Run keeps the broker's in-process producer registrations in sync until ctx ends, then
+// removes them.
+func (l *Backend) Run(ctx context.Context) error {
+	t := time.NewTicker(SyncInterval)
+	defer t.Stop()
+	for {
+		l.syncProducers()
+		select {
+		case <-ctx.Done():
+			l.mu.Lock()
+			for g := range l.registered {
+				l.b.Clients.UnregisterProducer(g, l.clientID)
+			}
+			l.registered = map[string]bool{}
+			l.mu.Unlock()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (l *Backend) syncProducers() {
+	box := l.checker.Load()
+	if box == nil {
+		return
+	}
+	want := map[string]bool{}
+	for _, g := range box.c.ProducerGroups() {
+		want[g] = true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for g := range want {
+		if !l.registered[g] {
+			l.b.Clients.RegisterProducerSink(g, l.clientID, l)
+			l.registered[g] = true
+		}
+	}
+	for g := range l.registered {
+		if !want[g] {
+			l.b.Clients.UnregisterProducer(g, l.clientID)
+			delete(l.registered, g)
+		}
+	}
+}
+
+// SetTransactionChecker implements proxy.Backend.
+func (l *Backend) SetTransactionChecker(c proxy.TransactionChecker) {
+	l.checker.Store(&checkerBox{c})
+	l.syncProducers()
+}
+
+// CheckTransaction implements broker.CheckSink: the broker asks about a half message.
+func (l *Backend) CheckTransaction(_ context.Context, req broker.CheckRequest) error {
+	box := l.checker.Load()
+	if box == nil {
+		return errors.New("local: no transaction checker")
+	}
+	e := req.Message
+	if e == nil {
+		var err error
+		if e, _, err = message.DecodeRecord(req.Record, false); err != nil {
+			return fmt.Errorf("local: transaction check record: %w", err)
+		}
+	}
+	m := proxy.MessageFromExt(e)
+	m.Body = append([]byte(nil), m.Body...)
+	props := make(map[string]string, len(m.Properties))
+	for k, v := range m.Properties {
+		props[k] = v
+	}
+	m.Properties = props
+	if rt := props[message.PropertyRealTopic]; rt != "" {
+		m.Topic = rt
+	}
+	check := &proxy.TransactionCheck{
+		Broker: l.b.Name(), ProducerGroup: props[message.PropertyProducerGroup], Message: m,
+		CommitLogOffset: req.CommitLogOffset, TranStateTableOffset: req.TranStateTableOffset,
+		MsgID: req.MsgID, TransactionID: req.TransactionID,
+	}
+	if check.MsgID == "" {
+		check.MsgID = e.UniqKey()
+	}
+	box.c.CheckTransaction(check)
+	return nil
+}
+
+// brokerError converts a broker Go-API error to the proxy's form (remoting code + remark).
+func brokerError(err error) error {
+	if err == nil {
+		return nil
+	}
+	code, remark := broker.ResponseFor(err)
+	return &proxy.BrokerError{Code: int(code), Remark: remark}
+}
+
+func (l *Backend) checkBroker(name string) error {
+	if name != l.b.Name() {
+		return fmt.Errorf("local: broker %q (this is %q): %w", name, l.b.Name(), proxy.ErrBrokerNotFound)
+	}
+	return nil
+}
+
+// QueryRoute implements proxy.Backend from the broker's topic table.
+func (l *Backend) QueryRoute(_ context.Context, topic string) (*proxy.TopicRoute, error) {
+	tc, ok := l.b.Topics.Get(topic)
+	if !ok {
+		return nil, fmt.Errorf("local: %s: %w", topic, proxy.ErrTopicNotFound)
+	}
+	return &proxy.TopicRoute{Topic: topic, Brokers: []proxy.BrokerQueues{{
+		Name: l.b.Name(), ReadQueues: int(tc.ReadQueueNums), WriteQueues: int(tc.WriteQueueNums), Perm: int(tc.Perm),
+	}}}, nil
+}
+
+// TopicConfig implements proxy.Backend.
+func (l *Backend) TopicConfig(_ context.Context, topic string) (*proxy.TopicConfig, error) {
+	tc, ok := l.b.Topics.Get(topic)
+	if !ok {
+		return nil, fmt.Errorf("local: %s: %w", topic, proxy.ErrTopicNotFound)
+	}
+	typ, err := proxy.ParseMessageType(tc.MessageType())
+	if err != nil {
+		typ = proxy.MessageTypeUnspecified
+	}
+	return &proxy.TopicConfig{Name: topic, ReadQueues: int(tc.ReadQueueNums), WriteQueues: int(tc.WriteQueueNums), Perm: int(tc.Perm), MessageType: typ}, nil
+}
+
+// CreateTopic implements proxy.Backend.
+func (l *Backend) CreateTopic(_ context.Context, cfg proxy.TopicConfig) error {
+	typ := cfg.MessageType
+	if typ == proxy.MessageTypeUnspecified {
+		typ = proxy.MessageTypeNormal
+	}
+	tc := broker.NewTopicConfig(cfg.Name, int32(cfg.WriteQueues))
+	tc.ReadQueueNums = int32(cfg.ReadQueues)
+	tc.Perm = int32(cfg.Perm)
+	tc.Attributes["message.type"] = typ.String()
+	return brokerError(l.b.CreateTopic(tc))
+}
+
+// GroupConfig implements proxy.Backend (auto-created when the broker allows it).
+func (l *Backend) GroupConfig(_ context.Context, group string) (*proxy.GroupConfig, error) {
+	gc, _, err := l.b.Groups.GetOrCreate(group)
+	if err != nil {
+		if errors.Is(err, broker.ErrGroupNotExist) {
+			return nil, fmt.Errorf("local: %w: %w", proxy.ErrGroupNotFound, err)
+		}
+		return nil, brokerError(err)
+	}
+	return &proxy.GroupConfig{Name: group, ConsumeEnable: gc.ConsumeEnable, Orderly: gc.ConsumeMessageOrderly, RetryMaxTimes: int(gc.RetryMaxTimes)}, nil
+}
+
+// Send implements proxy.Backend through the broker's in-process send path.
+func (l *Backend) Send(ctx context.Context, req *proxy.SendRequest) (*proxy.SendResult, error) {
+	if err := l.checkBroker(req.Broker); err != nil {
+		return nil, err
+	}
+	m := req.Message
+	h := broker.SendHeader{
+		ProducerGroup: req.ProducerGroup, Topic: m.Topic, DefaultTopic: "TBW102", DefaultTopicQueueNums: 4,
+		QueueID: req.QueueID, SysFlag: m.SysFlag, BornTimestamp: m.BornTimestamp, Flag: m.Flag,
+		Properties: string(message.EncodeProperties(m.Properties)), ReconsumeTimes: m.ReconsumeTimes,
+		MaxReconsumeTimes: -1, BrokerName: req.Broker,
+	}
+	var born netip.AddrPort
+	if ap, err := netip.ParseAddrPort(m.Properties[message.PropertyBornHost]); err == nil {
+		born = ap
+	}
+	return cluster.SendResult(l.b.SendMessage(ctx, h, m.Body, born), req)
+}
+
+// popErr maps pop service errors.
+func popErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pop.ErrHandleInvalid):
+		return fmt.Errorf("%w: %w", proxy.ErrHandleInvalid, err)
+	case errors.Is(err, pop.ErrHandleExpired):
+		return fmt.Errorf("%w: %w", proxy.ErrHandleExpired, err)
+	case errors.Is(err, pop.ErrTopicNotFound):
+		return fmt.Errorf("%w: %w", proxy.ErrTopicNotFound, err)
+	case errors.Is(err, pop.ErrGroupNotFound):
+		return fmt.Errorf("%w: %w", proxy.ErrGroupNotFound, err)
+	case errors.Is(err, pop.ErrInvalidFilter):
+		return &proxy.BrokerError{Code: remoting.SubscriptionParseFailed, Remark: err.Error()}
+	case errors.Is(err, pop.ErrInvalidParameter):
+		return &proxy.BrokerError{Code: remoting.InvalidParameter, Remark: err.Error()}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return err
+	default:
+		return brokerError(err)
+	}
+}
+
+func (l *Backend) popService() (*pop.Service, error) {
+	s := l.b.PopService()
+	if s == nil {
+		return nil, fmt.Errorf("local: pop service not running: %w", proxy.ErrUnavailable)
+	}
+	return s, nil
+}
+
+// Pop implements proxy.Backend with the broker's pop service.
+func (l *Backend) Pop(ctx context.Context, req *proxy.PopRequest) (*proxy.PopResult, error) {
+	if err := l.checkBroker(req.Broker); err != nil {
+		return nil, err
+	}
+	svc, err := l.popService()
+	if err != nil {
+		return nil, err
+	}
+	res, err := svc.Pop(ctx, pop.PopRequest{
+		Group: req.Group, Topic: req.Topic, QueueID: req.QueueID, MaxMessages: int(req.MaxMessages),
+		InvisibleTime: req.InvisibleTime, PollTime: req.PollTime, FilterType: req.FilterType,
+		FilterExpr: req.FilterExpr, Order: req.Order,
+	})
+	if err != nil {
+		return nil, popErr(err)
+	}
+	out := &proxy.PopResult{Messages: make([]*proxy.Message, 0, len(res.Messages))}
+	for _, pm := range res.Messages {
+		m := proxy.MessageFromExt(pm.Ext)
+		m.ReceiptHandle = pm.Handle
+		out.Messages = append(out.Messages, m)
+	}
+	return out, nil
+}
+
+// Ack implements proxy.Backend.
+func (l *Backend) Ack(ctx context.Context, req *proxy.AckRequest) error {
+	if err := l.checkBroker(req.Handle.Broker); err != nil {
+		return err
+	}
+	svc, err := l.popService()
+	if err != nil {
+		return err
+	}
+	return popErr(svc.Ack(ctx, req.Group, req.Topic, req.Handle.Raw))
+}
+
+// ChangeInvisible implements proxy.Backend.
+func (l *Backend) ChangeInvisible(ctx context.Context, req *proxy.ChangeInvisibleRequest) (string, error) {
+	if err := l.checkBroker(req.Handle.Broker); err != nil {
+		return "", err
+	}
+	svc, err := l.popService()
+	if err != nil {
+		return "", err
+	}
+	res, err := svc.ChangeInvisible(ctx, req.Group, req.Topic, req.Handle.Raw, req.InvisibleTime)
+	if err != nil {
+		return "", popErr(err)
+	}
+	return res.Handle, nil
+}
+
+// ForwardToDLQ implements proxy.Backend: send back with delay level -1, then ack.
+func (l *Backend) ForwardToDLQ(ctx context.Context, req *proxy.ForwardDLQRequest) error {
+	if err := l.checkBroker(req.Handle.Broker); err != nil {
+		return err
+	}
+	err := l.b.SendBack(ctx, broker.SendBackRequest{
+		Group: req.Group, CommitLogOffset: req.Handle.CommitLogOffset, DelayLevel: -1,
+		OriginMsgID: req.MessageID, OriginTopic: req.Topic, MaxReconsumeTimes: req.MaxReconsumeTimes,
+	})
+	if err != nil {
+		return brokerError(err)
+	}
+	return l.Ack(ctx, &proxy.AckRequest{Group: req.Group, Topic: req.Topic, Handle: req.Handle})
+}
+
+// EndTransaction implements proxy.Backend.
+func (l *Backend) EndTransaction(ctx context.Context, req *proxy.EndTransactionRequest) error {
+	if err := l.checkBroker(req.Broker); err != nil {
+		return err
+	}
+	res := txn.ResolutionUnknown
+	switch req.Resolution {
+	case proxy.ResolutionCommit:
+		res = txn.ResolutionCommit
+	case proxy.ResolutionRollback:
+		res = txn.ResolutionRollback
+	}
+	return brokerError(l.b.EndTransaction(ctx, &txn.EndRequest{
+		ProducerGroup: req.ProducerGroup, TranStateTableOffset: req.TranStateTableOffset,
+		CommitLogOffset: req.CommitLogOffset, Resolution: res, FromCheck: req.FromCheck,
+		MsgID: req.MsgID, TransactionID: req.TransactionID,
+	}))
+}
