@@ -118,19 +118,18 @@ type Server struct {
 // New validates cfg, creates the components and binds every listener (ports given as 0 are
 // resolved: the Addr methods report them). Nothing is served until Run. On error everything
 // already created is released.
-func New(cfg Config, logger *slog.Logger) (s *Server, err error) {
+func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s = &Server{cfg: cfg, log: logger.With("component", "standalone"), Metrics: metrics.NewRegistry(),
+	s := &Server{cfg: cfg, log: logger.With("component", "standalone"), Metrics: metrics.NewRegistry(),
 		Health: metrics.NewHealth(), runDone: make(chan struct{}), startedAt: time.Now()}
 	defer func() {
 		if err != nil {
 			s.release()
-			s = nil
 		}
 	}()
 

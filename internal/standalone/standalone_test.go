@@ -204,3 +204,24 @@ func TestRestartKeepsMessagesAndOffsets(t *testing.T) {
 		t.Fatalf("index lost on restart: %v", err)
 	}
 }
+
+func TestNewReleasesEverythingOnError(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	busy, err := New(cfg, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg2 := testConfig(t.TempDir())
+	cfg2.GRPCListen = busy.GRPCAddr() // taken: New fails after NameServer and Broker were created
+	if _, err := New(cfg2, logging.Discard()); err == nil {
+		t.Fatal("New succeeded on a busy port")
+	}
+	// Everything New created was released: the same config with a free port works.
+	cfg2.GRPCListen = "127.0.0.1:0"
+	s, err := New(cfg2, logging.Discard())
+	if err != nil {
+		t.Fatalf("second New after a failed one: %v", err)
+	}
+	s.Close()
+}
