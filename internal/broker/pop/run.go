@@ -21,6 +21,7 @@ func (s *Service) Run(ctx context.Context) error {
 	var retryDead []Due // DLQ moves that failed, retried after DLQRetryInterval
 	var retryAt time.Time
 	for {
+		s.wakeAt.Store(0) // from here until the timer is set, every new deadline kicks
 		now := time.Now()
 		dead, woke, next, hasNext := s.expire(now.UnixMilli())
 		for _, k := range woke {
@@ -54,7 +55,9 @@ func (s *Service) Run(ctx context.Context) error {
 		if len(retryDead) > 0 {
 			wait = min(wait, time.Until(retryAt))
 		}
-		timer.Reset(max(wait, 0))
+		wait = max(wait, 0)
+		s.wakeAt.Store(time.Now().Add(wait).UnixMilli())
+		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return nil

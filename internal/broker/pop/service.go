@@ -98,6 +98,7 @@ type Service struct {
 	closeOnce sync.Once
 	closeErr  error
 	rr        atomic.Uint32 // round-robin start for QueueID -1
+	wakeAt    atomic.Int64  // ms: when Run's timer fires next; 0 while unknown
 	snapMu    sync.Mutex    // serialises snapshots
 }
 
@@ -370,18 +371,38 @@ func (s *Service) tryPop(ctx context.Context, req *PopRequest, f *TagFilter, ord
 			queues[i] = (start + i) % nq
 		}
 	}
+	var last *batch
+	var touched []QueueKey
 	for _, qid := range queues {
 		want := req.MaxMessages - len(res.Messages)
 		if want <= 0 {
 			break
 		}
 		k := QueueKey{req.Group, req.Topic, qid}
-		msgs, rest, err := s.popQueue(k, want, f, orderly, res.PopTime, req.InvisibleTime.Milliseconds())
+		msgs, rest, b, err := s.popQueue(k, want, f, orderly, res.PopTime, req.InvisibleTime.Milliseconds())
 		if err != nil {
-			return res, err
+			return PopResult{}, err
+		}
+		if b != nil {
+			last = b
+			touched = append(touched, k)
 		}
 		res.Messages = append(res.Messages, msgs...)
 		res.RestNum += rest
+	}
+	if last == nil {
+		return res, nil
+	}
+	// One durability wait for every queue of this pass: batches are flushed in order, so
+	// the last one covers the others.
+	if err := s.wal.wait(last); err != nil {
+		return PopResult{}, err
+	}
+	for _, k := range touched {
+		s.publish(k)
+	}
+	if len(res.Messages) > 0 {
+		s.kickRunBefore(res.PopTime + req.InvisibleTime.Milliseconds())
 	}
 	return res, nil
 }
@@ -394,26 +415,28 @@ type candidate struct {
 	epoch     uint64 // ready: the epoch it is ready under
 }
 
-// popQueue delivers up to want messages of k.
-func (s *Service) popQueue(k QueueKey, want int, f *TagFilter, orderly bool, popTime, invisible int64) ([]Message, int64, error) {
+// popQueue delivers up to want messages of k. The changes are applied and appended to the
+// pop log; the caller must wait for the returned batch (nil: nothing changed) before handing
+// the messages out, then publish k's offset.
+func (s *Service) popQueue(k QueueKey, want int, f *TagFilter, orderly bool, popTime, invisible int64) ([]Message, int64, *batch, error) {
 	l := s.qlock(k)
 	l.pop.Lock()
 	defer l.pop.Unlock()
 	if err := s.ensureQueue(k, l); err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	s.mu.Lock()
 	plan := s.m.Plan(k, orderly, want)
 	s.mu.Unlock()
 	if plan.Blocked {
-		return nil, 0, nil
+		return nil, 0, nil, nil
 	}
 	var cands []candidate
 	var gone []Ready // ready messages no longer in the store
 	for _, r := range plan.Ready {
 		ext, err := s.readOne(k, r.Offset)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		if ext == nil {
 			gone = append(gone, r)
@@ -427,7 +450,7 @@ func (s *Service) popQueue(k QueueKey, want int, f *TagFilter, orderly bool, pop
 		var fresh []candidate
 		fresh, next, maxOff, err = s.readNew(k, plan.Next, want-len(cands), f)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		cands = append(cands, fresh...)
 	}
@@ -446,26 +469,23 @@ func (s *Service) popQueue(k QueueKey, want int, f *TagFilter, orderly bool, pop
 		if err == nil {
 			s.publish(k)
 		}
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	if len(cands) == 0 && next == plan.Next && len(gone) == 0 {
-		return nil, restOf(maxOff, next), nil
+		return nil, restOf(maxOff, next), nil, nil
 	}
 
 	s.mu.Lock()
 	if s.m.Gen(k) != plan.Gen { // reset meanwhile: drop this pass
 		s.mu.Unlock()
-		return nil, 0, nil
+		return nil, 0, nil, nil
 	}
-	var last *batch
 	for _, g := range gone {
 		if s.m.IsReady(k, g.Offset, g.Epoch) {
-			b, err := s.applyLocked(&Record{Kind: RecAck, Key: k, Offset: g.Offset, Epoch: g.Epoch})
-			if err != nil {
+			if _, err := s.applyLocked(&Record{Kind: RecAck, Key: k, Offset: g.Offset, Epoch: g.Epoch}); err != nil {
 				s.mu.Unlock()
-				return nil, 0, err
+				return nil, 0, nil, err
 			}
-			last = b
 		}
 	}
 	rec := &Record{Kind: RecPop, Key: k, Offset: next}
@@ -481,18 +501,8 @@ func (s *Service) popQueue(k QueueKey, want int, f *TagFilter, orderly bool, pop
 	b, err := s.applyLocked(rec)
 	s.mu.Unlock()
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
-	if last != nil && last != b {
-		if err := s.wal.wait(last); err != nil {
-			return nil, 0, err
-		}
-	}
-	if err := s.wal.wait(b); err != nil {
-		return nil, 0, err
-	}
-	s.publish(k)
-	s.kickRun()
 
 	out := make([]Message, 0, len(kept))
 	for i, c := range kept {
@@ -502,11 +512,11 @@ func (s *Service) popQueue(k QueueKey, want int, f *TagFilter, orderly bool, pop
 			Reconsume: d.Reconsume, Epoch: d.Epoch}
 		m, err := s.finish(k.Group, c.ext, h)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		out = append(out, m)
 	}
-	return out, restOf(maxOff, next), nil
+	return out, restOf(maxOff, next), b, nil
 }
 
 func restOf(maxOff, next int64) int64 {
@@ -742,7 +752,7 @@ func (s *Service) ChangeInvisible(ctx context.Context, group, topic, handle stri
 	if err := s.wal.wait(b); err != nil {
 		return ChangeResult{}, err
 	}
-	s.kickRun()
+	s.kickRunBefore(now + nh.Invisible)
 	return ChangeResult{Handle: s.signer.Encode(group, &nh), PopTime: now, InvisibleTime: d}, nil
 }
 
@@ -750,5 +760,14 @@ func (s *Service) kickRun() {
 	select {
 	case s.kick <- struct{}{}:
 	default:
+	}
+}
+
+// kickRunBefore wakes Run when deadline (ms) is earlier than the time it sleeps until, or
+// when that time is unknown (0: Run is between reading the machine and going to sleep, so it
+// may not have seen the change that produced deadline).
+func (s *Service) kickRunBefore(deadline int64) {
+	if w := s.wakeAt.Load(); w == 0 || deadline < w {
+		s.kickRun()
 	}
 }
