@@ -29,7 +29,7 @@ func init() { rlog.SetLogLevel("error") }
 
 // cluster is an in-process NameServer plus one Broker.
 type cluster struct {
-	t      *testing.T
+	t      testing.TB
 	ns     *namesrv.Server
 	nsAddr string
 	b      *testBroker
@@ -40,11 +40,11 @@ type cluster struct {
 var instanceSeq atomic.Int64
 
 // instance returns a unique go2 instance name (go2 shares one client per instance name).
-func instance(t *testing.T) string {
+func instance(t testing.TB) string {
 	return strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + "-" + strconv.FormatInt(instanceSeq.Add(1), 10)
 }
 
-func startCluster(t *testing.T, mutate func(*Config)) *cluster {
+func startCluster(t testing.TB, mutate func(*Config)) *cluster {
 	t.Helper()
 	nscfg := namesrv.DefaultConfig()
 	nscfg.Listen = "127.0.0.1:0"
