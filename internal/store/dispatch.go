@@ -147,10 +147,13 @@ func (s *Store) dispatchRecord(rec []byte, h *message.RecordHeader, pos int64) e
 // indexRecord adds the record's KEYS (space separated) and UNIQ_KEY. Caller holds idx.mu.
 func (s *Store) indexRecord(topic string, props []byte, pos, storeTS int64) error {
 	if v, ok := message.LookupProperty(props, message.PropertyKeys); ok {
-		for _, k := range bytes.Fields(v) {
-			if err := s.idx.add(topic, bytesString(k), pos, storeTS); err != nil {
-				return err
-			}
+		var err error
+		forEachKey(v, func(k []byte) bool {
+			err = s.idx.add(topic, bytesString(k), pos, storeTS)
+			return err == nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	if v, ok := message.LookupProperty(props, message.PropertyUniqKey); ok && len(v) > 0 {
@@ -226,8 +229,20 @@ func (s *Store) WaitDispatched(ctx context.Context, commitLogOffset int64) error
 	}
 }
 
-// splitSpaces splits b at spaces, dropping empty fields, without allocating for up to 8
-// fields.
-func splitSpaces(b []byte) [][]byte {
-	return bytes.Fields(b)
+// forEachKey calls fn for each space-separated, non-empty key of a KEYS value until fn
+// returns false. It does not allocate.
+func forEachKey(v []byte, fn func(k []byte) bool) {
+	for len(v) > 0 {
+		i := bytes.IndexByte(v, ' ')
+		if i < 0 {
+			i = len(v)
+		}
+		if i > 0 && !fn(v[:i]) {
+			return
+		}
+		if i == len(v) {
+			return
+		}
+		v = v[i+1:]
+	}
 }

@@ -347,12 +347,12 @@ func recordHasKey(props []byte, key string) bool {
 	if v, ok := message.LookupProperty(props, message.PropertyUniqKey); ok && string(v) == key {
 		return true
 	}
+	found := false
 	if v, ok := message.LookupProperty(props, message.PropertyKeys); ok {
-		for _, k := range splitSpaces(v) {
-			if string(k) == key {
-				return true
-			}
-		}
+		forEachKey(v, func(k []byte) bool {
+			found = string(k) == key
+			return !found
+		})
 	}
-	return false
+	return found
 }

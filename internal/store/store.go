@@ -144,7 +144,7 @@ func Open(cfg Config, logger *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("store: lock: %w", err)
 	}
 	s.lock = lock
-	s.cl = newCommitLog(fsys, filepath.Join(s.root, "commitlog"), cfg.MappedFileSizeCommitLog, cfg.PreallocMode, logger)
+	s.cl = newCommitLog(fsys, filepath.Join(s.root, "commitlog"), cfg.MappedFileSizeCommitLog, cfg.preallocMode(), logger)
 	if cfg.MessageIndexEnable {
 		s.idx = newIndex(filepath.Join(s.root, "index"), cfg.MaxHashSlotNum, cfg.MaxIndexNum, fsys, logger)
 	}

@@ -1,0 +1,319 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/store/vfs"
+)
+
+// Benchmarks of the store against raw limits measured in the same run. Figures and the
+// command that produced them are in BENCHMARKS.md ("Store (issue 2)").
+
+const benchSegSize = 256 << 20
+
+func benchConfig(dir string) Config {
+	cfg := DefaultConfig()
+	cfg.StorePathRootDir = dir
+	cfg.MappedFileSizeCommitLog = benchSegSize
+	cfg.StoreHost = testHost
+	cfg.CleanInterval = time.Hour
+	cfg.DiskUsage = func(string) (float64, error) { return 0.1, nil }
+	return cfg
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return d[min(len(d)-1, int(float64(len(d))*p))]
+}
+
+func reportLatency(b *testing.B, lat []time.Duration) {
+	b.ReportMetric(float64(percentile(lat, 0.50).Microseconds()), "p50-µs")
+	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds()), "p99-µs")
+}
+
+// prepFile creates a file of size bytes prepared like a segment.
+func prepFile(b *testing.B, path string, size int64, mode string) vfs.File {
+	f, err := vfs.Default.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		b.Fatal(err)
+	}
+	switch mode {
+	case "zeroed":
+		if err := f.Allocate(0, size); err != nil {
+			b.Fatal(err)
+		}
+		if err := vfs.WriteZeros(f, 0, size); err != nil {
+			b.Fatal(err)
+		}
+	case "fallocate":
+		if err := f.Allocate(0, size); err != nil {
+			b.Fatal(err)
+		}
+	case "append":
+	}
+	if err := f.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	return f
+}
+
+// BenchmarkRawWrite1MiB: sequential 1 MiB pwrites without sync into a preallocated file:
+// "warm" overwrites a pre-zeroed, page-cache-resident file; "cold" writes a fallocated file
+// whose pages are touched for the first time (what a log appending new data sees).
+func BenchmarkRawWrite1MiB(b *testing.B) {
+	for _, mode := range []string{"warm", "cold"} {
+		b.Run(mode, func(b *testing.B) { benchRawWrite(b, mode) })
+	}
+}
+
+func benchRawWrite(b *testing.B, mode string) {
+	size := int64(1 << 30)
+	prep := "zeroed"
+	if mode == "cold" {
+		size = int64(b.N+1) << 20
+		prep = "fallocate"
+	}
+	f := prepFile(b, filepath.Join(b.TempDir(), "raw"), size, prep)
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	b.SetBytes(int64(len(buf)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		off := (int64(i) << 20) % size
+		if _, err := f.WriteAt(buf, off); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRawFdatasync: write size bytes then fdatasync, in a loop, into a file prepared
+// as zeroed (overwrite in place), fallocated, or grown by appending.
+func BenchmarkRawFdatasync(b *testing.B) {
+	for _, size := range []int{4 << 10, 256 << 10} {
+		for _, mode := range []string{"zeroed", "fallocate", "append"} {
+			b.Run(fmt.Sprintf("%dKiB/%s", size>>10, mode), func(b *testing.B) {
+				const fileSize = 256 << 20
+				f := prepFile(b, filepath.Join(b.TempDir(), "raw"), fileSize, mode)
+				defer f.Close()
+				buf := make([]byte, size)
+				lat := make([]time.Duration, 0, b.N)
+				b.SetBytes(int64(size))
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					off := int64(i*size) % fileSize
+					t0 := time.Now()
+					if _, err := f.WriteAt(buf, off); err != nil {
+						b.Fatal(err)
+					}
+					if err := f.Sync(); err != nil {
+						b.Fatal(err)
+					}
+					lat = append(lat, time.Since(t0))
+				}
+				b.StopTimer()
+				reportLatency(b, lat)
+			})
+		}
+	}
+}
+
+func benchMessage(size int) *message.Ext {
+	m := &message.Ext{
+		Message:       message.Message{Topic: "BenchTopic", Body: make([]byte, size)},
+		BornTimestamp: time.Now().UnixMilli(),
+		BornHost:      testHost,
+	}
+	m.SetProperty(message.PropertyTags, "TagA")
+	m.SetProperty(message.PropertyUniqKey, message.NewUniqID())
+	m.SetProperty(message.PropertyKeys, "key-1")
+	return m
+}
+
+// runPuts runs b.N puts split over writers goroutines, each reusing one message, and
+// returns per-put latencies when collect is set.
+func runPuts(b *testing.B, s *Store, writers, size int, collect bool) []time.Duration {
+	var wg sync.WaitGroup
+	lats := make([][]time.Duration, writers)
+	per := b.N / writers
+	extra := b.N % writers
+	b.ResetTimer()
+	for w := 0; w < writers; w++ {
+		n := per
+		if w < extra {
+			n++
+		}
+		wg.Add(1)
+		go func(w, n int) {
+			defer wg.Done()
+			m := benchMessage(size)
+			m.QueueID = int32(w % 8)
+			if collect {
+				lats[w] = make([]time.Duration, 0, n)
+			}
+			for i := 0; i < n; i++ {
+				t0 := time.Now()
+				if _, err := s.Put(context.Background(), m); err != nil {
+					b.Error(err)
+					return
+				}
+				if collect {
+					lats[w] = append(lats[w], time.Since(t0))
+				}
+			}
+		}(w, n)
+	}
+	wg.Wait()
+	b.StopTimer()
+	var all []time.Duration
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	return all
+}
+
+// BenchmarkPutAsync: ASYNC_FLUSH puts of 128 B / 1 KiB / 4 KiB bodies from 1 and 8 writers,
+// with segments pre-zeroed or fallocated.
+func BenchmarkPutAsync(b *testing.B) {
+	for _, prealloc := range []string{PreallocZero, PreallocFallocate} {
+		for _, size := range []int{128, 1024, 4096} {
+			for _, writers := range []int{1, 8} {
+				benchPutAsync(b, prealloc, size, writers)
+			}
+		}
+	}
+}
+
+func benchPutAsync(b *testing.B, prealloc string, size, writers int) {
+	b.Run(fmt.Sprintf("%s/%dB/writers=%d", prealloc, size, writers), func(b *testing.B) {
+		cfg := benchConfig(b.TempDir())
+		cfg.PreallocMode = prealloc
+		s, err := Open(cfg, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		b.ReportAllocs()
+		b.SetBytes(int64(size))
+		t0 := time.Now()
+		runPuts(b, s, writers, size, false)
+		b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "msgs/s")
+	})
+}
+
+// BenchmarkPutSync: SYNC_FLUSH (group commit) 1 KiB puts from 1, 16 and 128 writers.
+func BenchmarkPutSync(b *testing.B) {
+	for _, writers := range []int{1, 16, 128} {
+		b.Run(fmt.Sprintf("1KiB/writers=%d", writers), func(b *testing.B) {
+			cfg := benchConfig(b.TempDir())
+			cfg.FlushDiskType = SyncFlush
+			s, err := Open(cfg, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			b.ReportAllocs()
+			b.SetBytes(1024)
+			t0 := time.Now()
+			lat := runPuts(b, s, writers, 1024, true)
+			b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "msgs/s")
+			reportLatency(b, lat)
+		})
+	}
+}
+
+// BenchmarkGet: consume-queue scan plus record slices, 32 messages of 1 KiB per Get, from
+// the page cache.
+func BenchmarkGet(b *testing.B) {
+	s, err := Open(benchConfig(b.TempDir()), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	const n = 200000
+	m := benchMessage(1024)
+	for i := 0; i < n; i++ {
+		if _, err := s.Put(context.Background(), m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	if err := s.WaitDispatched(ctx, s.Stats().MaxPhysicalOffset); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	msgs, off := 0, int64(0)
+	var bytes int64
+	t0 := time.Now()
+	for i := 0; i < b.N; i++ {
+		r, err := s.Get("BenchTopic", 0, off, 32, 1<<20, nil)
+		if err != nil || r.Status != Found {
+			b.Fatalf("get: %v %v", r.Status, err)
+		}
+		msgs += len(r.Records)
+		bytes += int64(r.TotalBytes())
+		off = r.NextBeginOffset
+		if off >= n {
+			off = 0
+		}
+		r.Release()
+	}
+	el := time.Since(t0).Seconds()
+	b.ReportMetric(float64(msgs)/el, "msgs/s")
+	b.ReportMetric(float64(bytes)/el/1e6, "MB/s")
+}
+
+// BenchmarkRecovery: open after a crash with no checkpoint, so the whole log (256 MiB of
+// 1 KiB messages) is scanned with CRC checks and replayed into consume queues and index.
+func BenchmarkRecovery(b *testing.B) {
+	dir := b.TempDir()
+	cfg := benchConfig(dir)
+	s, err := Open(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := benchMessage(1024)
+	for s.Stats().MaxPhysicalOffset < 250<<20 {
+		if _, err := s.Put(context.Background(), m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	size := s.Stats().MaxPhysicalOffset
+	s.abandon()
+	b.SetBytes(size)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		os.Remove(filepath.Join(dir, "checkpoint"))
+		os.RemoveAll(filepath.Join(dir, "consumequeue"))
+		os.RemoveAll(filepath.Join(dir, "index"))
+		f, _ := os.Create(filepath.Join(dir, "abort"))
+		f.Close()
+		b.StartTimer()
+		s, err := Open(cfg, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if s.Stats().MaxPhysicalOffset != size {
+			b.Fatal("recovered a different size")
+		}
+		s.abandon()
+		b.StartTimer()
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)/(float64(size)/(1<<30)), "s/GiB")
+}
