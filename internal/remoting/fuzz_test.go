@@ -2,8 +2,13 @@ package remoting
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"io"
+	"net"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -119,5 +124,59 @@ func FuzzDecodeBinaryHeader(f *testing.F) {
 			return
 		}
 		checkStable(t, c, SerializeRocketMQ)
+	})
+}
+
+// FuzzServerStream writes arbitrary bytes on one connection to a running server, then
+// checks that a healthy client on another connection is still served. Any panic in the
+// reader, dispatcher or writer would crash the fuzzer.
+func FuzzServerStream(f *testing.F) {
+	addFrameSeeds(f)
+	two, _ := EncodeFrame(NewRequest(HeartBeat, nil, []byte("a")), SerializeJSON)
+	f.Add(append(append([]byte{}, two...), two...))
+	un, _ := EncodeFrame(NewRequest(31337, nil, nil), SerializeRocketMQ)
+	f.Add(un)
+
+	var (
+		once sync.Once
+		srv  *Server
+		cli  *Client
+		addr string
+	)
+	f.Cleanup(func() {
+		if srv != nil {
+			cli.Close()
+			srv.Shutdown(context.Background())
+		}
+	})
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		once.Do(func() {
+			srv = NewServer(ServerConfig{MaxFrameSize: 1 << 20, FirstFrameTimeout: 2 * time.Second, IdleTimeout: 2 * time.Second}, testLogger(nil))
+			srv.Handle(HeartBeat, echoHandler)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr = ln.Addr().String()
+			go srv.Serve(ln)
+			cli = NewClient(ClientConfig{}, testLogger(nil))
+		})
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.Write(stream)
+		nc.(*net.TCPConn).CloseWrite()
+		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.Copy(io.Discard, nc); err != nil {
+			t.Fatalf("server did not finish the connection: %v", err)
+		}
+		nc.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		resp, err := cli.Invoke(ctx, addr, NewRequest(HeartBeat, nil, []byte("ok")))
+		if err != nil || string(resp.Body) != "ok" {
+			t.Fatalf("healthy client not served: %v %v", resp, err)
+		}
 	})
 }
