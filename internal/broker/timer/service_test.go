@@ -293,3 +293,50 @@ func TestServiceMemoryBoundWith100kTimers(t *testing.T) {
 		}
 	})
 }
+
+// TestServiceDropsDeliveredLogSegments runs timers through many small timer-log segments:
+// fully delivered segments are deleted (oldest first) once a checkpoint covers them, and a
+// restart afterwards still finds every pending timer (chains stop at the log start).
+func TestServiceDropsDeliveredLogSegments(t *testing.T) {
+	old := segmentSize
+	segmentSize = entrySize * 16
+	defer func() { segmentSize = old }()
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		st := newMemStore()
+		rnd := rand.New(rand.NewPCG(41, 42))
+		cfg := testConfig(dir)
+		r := start(t, cfg, st, nil)
+		var ids []string
+		// Long timers first: they sit in the oldest segments and pin them until they fire.
+		for i := range 20 {
+			id := fmt.Sprintf("long-%d", i)
+			ids = append(ids, id)
+			sendTimer(r.svc, st, "T", id, map[string]string{message.PropertyTimerDelaySec: "100"})
+		}
+		for round := range 10 {
+			ids = append(ids, sendRandom(t, r.svc, st, rnd, fmt.Sprintf("s%d", round), 40, 2*time.Second)...)
+			time.Sleep(3 * time.Second)
+			synctest.Wait()
+		}
+		segsPinned := len(r.svc.w.log.segs)
+		if segsPinned < 20 {
+			t.Fatalf("%d segments: want >= 20 while the long timers pin the oldest", segsPinned)
+		}
+		r.stop(t)
+		r = start(t, cfg, st, nil)
+		if s := r.svc.Stats(); s.OnDisk+s.InMemory != 20 {
+			t.Fatalf("after restart: %+v, want the 20 long timers pending", s)
+		}
+		time.Sleep(70 * time.Second)
+		synctest.Wait()
+		// A checkpoint after the long timers fired releases everything but the active segment.
+		time.Sleep(2 * cfg.CheckpointInterval)
+		synctest.Wait()
+		if n := len(r.svc.w.log.segs); n > 2 {
+			t.Errorf("%d segments left after every timer fired", n)
+		}
+		r.stop(t)
+		checkExactlyOnce(t, st, ids)
+	})
+}

@@ -96,8 +96,9 @@ func (s *storeSource) Scan(from int64, fn func(*message.Ext) error) error {
 }
 
 // syncPoll is how often Sync re-checks the flushed offset; the store flushes every
-// flushIntervalCommitLog (500 ms) in ASYNC_FLUSH and on every put in SYNC_FLUSH.
-const syncPoll = 2 * time.Millisecond
+// flushIntervalCommitLog (500 ms) in ASYNC_FLUSH and on every put in SYNC_FLUSH. Checkpoint
+// latency does not matter, CPU does.
+const syncPoll = 20 * time.Millisecond
 
 // syncTimeout bounds Sync.
 const syncTimeout = 30 * time.Second
