@@ -5,6 +5,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/rocketry-mq/rocketry/internal/message"
 	"github.com/rocketry-mq/rocketry/internal/namesrv"
+	"github.com/rocketry-mq/rocketry/internal/remoting"
 )
 
 func init() { rlog.SetLogLevel("error") }
@@ -490,4 +492,23 @@ func TestCompatAdminCreateDeleteTopic(t *testing.T) {
 	if _, ok := c.b.Topics.Get("AdminT"); ok {
 		t.Fatal("topic still on the broker")
 	}
+}
+
+func TestCompatUnregisterOnShutdown(t *testing.T) {
+	c := startCluster(t, nil)
+	c.createTopic("Gone", 1)
+	cli := remoting.NewClient(remoting.DefaultClientConfig(), testLogger(t))
+	defer cli.Close()
+	routed := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := namesrv.GetRouteInfo(ctx, cli, c.nsAddr, "Gone")
+		return err
+	}
+	if err := routed(); err != nil {
+		t.Fatalf("route before shutdown: %v", err)
+	}
+	c.b.stop()
+	// The route disappears at once (UNREGISTER_BROKER), not after the 120 s expiry.
+	waitFor(t, 5*time.Second, "route removal", func() bool { return errors.Is(routed(), namesrv.ErrTopicNotExist) })
 }
