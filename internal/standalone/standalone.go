@@ -38,8 +38,8 @@ type Config struct {
 	AdvertiseHost string
 	// Broker is the broker configuration (broker.conf keys). Default: broker.DefaultConfig
 	// with BrokerName "broker-a", auto-creation of topics and groups on, and 64 MiB commit-log
-	// segments (mappedFileSizeCommitLog; RocketMQ's 1 GiB makes the first start on an empty
-	// data dir wait ~4 s for the store to zero-fill the first segment, see BENCHMARKS.md).
+	// segments (mappedFileSizeCommitLog; RocketMQ's 1 GiB reserves a gigabyte of disk on the
+	// first start, heavy for a development node; set it in --config to change it).
 	Broker broker.Config
 	// Proxy is the gRPC proxy configuration. Default: proxy.DefaultConfig with topic
 	// auto-creation on.
