@@ -37,6 +37,10 @@ type Config struct {
 	EnableAllTopicList bool
 	// EnableTopicList serves GET_TOPICS_BY_CLUSTER. Default true. Remotely updatable.
 	EnableTopicList bool
+	// SupportActingMaster shows, in routes of acting-master broker groups (brokers
+	// registering with enableActingMaster) that lost their master, the lowest-id
+	// secondary as a read-only master. Default false (as RocketMQ).
+	SupportActingMaster bool
 	// KVConfigPath persists the KV configuration (kvConfig.json); "" keeps it in memory.
 	// Default "".
 	KVConfigPath string
@@ -86,8 +90,8 @@ func (c Config) Validate() error {
 // LoadProperties applies a RocketMQ-style properties file (namesrv.conf: key=value lines,
 // '#' or '!' comments) to c. Known keys: listenPort, scanNotActiveBrokerInterval (ms),
 // brokerTimeoutMillis, orderMessageEnable, returnOrderTopicConfigToBroker,
-// enableAllTopicList, enableTopicList, kvConfigPath, serverChannelMaxIdleTimeSeconds,
-// httpListen. Other RocketMQ keys are ignored and returned as warnings.
+// enableAllTopicList, enableTopicList, supportActingMaster, kvConfigPath,
+// serverChannelMaxIdleTimeSeconds, httpListen. Other RocketMQ keys are ignored and returned as warnings.
 func (c *Config) LoadProperties(path string) (warnings []string, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -124,6 +128,8 @@ func (c *Config) LoadProperties(path string) (warnings []string, err error) {
 			c.EnableAllTopicList, perr = strconv.ParseBool(v)
 		case "enableTopicList":
 			c.EnableTopicList, perr = strconv.ParseBool(v)
+		case "supportActingMaster":
+			c.SupportActingMaster, perr = strconv.ParseBool(v)
 		case "kvConfigPath":
 			c.KVConfigPath = v
 		case "httpListen":

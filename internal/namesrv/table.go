@@ -23,6 +23,8 @@ type Table struct {
 	brokers     map[string]*route.BrokerData          // brokerName -> members
 	clusters    map[string]map[string]struct{}        // cluster -> brokerNames
 	live        map[brokerKey]*liveBroker
+
+	supportActingMaster bool
 }
 
 type brokerKey struct{ cluster, addr string }
@@ -33,6 +35,26 @@ type liveBroker struct {
 	dataVersion  route.DataVersion
 	haServerAddr string
 	conn         io.Closer // connection the broker registered over; nil when unknown
+}
+
+func minID(m map[int64]string) int64 {
+	first := true
+	var lo int64
+	for id := range m {
+		if first || id < lo {
+			lo, first = id, false
+		}
+	}
+	return lo
+}
+
+// SetSupportActingMaster turns on RocketMQ's supportActingMaster: routes of acting-master
+// broker groups that lost their master show their lowest-id secondary under id 0.
+// Default off, as in RocketMQ.
+func (t *Table) SetSupportActingMaster(on bool) {
+	t.mu.Lock()
+	t.supportActingMaster = on
+	t.mu.Unlock()
 }
 
 // NewTable returns an empty table.
@@ -109,7 +131,10 @@ func (t *Table) Register(r Registration, now time.Time) RegisterResult {
 	first = first || old == ""
 
 	key := brokerKey{r.Cluster, r.BrokerAddr}
-	if r.BrokerID == route.MasterID {
+	// The prime secondary (lowest id, no master) of an acting-master group also provides
+	// queue data, read-only (RocketMQ RIP-32).
+	primeSlave := r.EnableActingMaster && r.BrokerID != route.MasterID && r.BrokerID == minID(bd.BrokerAddrs)
+	if r.BrokerID == route.MasterID || primeSlave {
 		prev, known := t.live[key]
 		changed := !known || prev.dataVersion != r.Topics.DataVersion
 		if first || changed {
@@ -117,11 +142,15 @@ func (t *Table) Register(r Registration, now time.Time) RegisterResult {
 				if name == "" {
 					name = tc.TopicName
 				}
+				perm := tc.Perm
+				if primeSlave {
+					perm &^= route.PermWrite
+				}
 				t.putQueueData(name, route.QueueData{
 					BrokerName:     r.BrokerName,
 					ReadQueueNums:  tc.ReadQueueNums,
 					WriteQueueNums: tc.WriteQueueNums,
-					Perm:           tc.Perm,
+					Perm:           perm,
 					TopicSysFlag:   tc.TopicSysFlag,
 				})
 			}
@@ -220,6 +249,10 @@ func (t *Table) unregisterLocked(cluster, brokerName, brokerAddr string) {
 		}
 	}
 	if len(bd.BrokerAddrs) > 0 {
+		if _, hasMaster := bd.BrokerAddrs[route.MasterID]; !hasMaster && bd.EnableActingMaster {
+			// Acting-master group lost its master: its queues become read-only.
+			t.setWritePermLocked(brokerName, false)
+		}
 		return
 	}
 	delete(t.brokers, brokerName)
@@ -309,8 +342,17 @@ func (t *Table) Route(topic string) *route.TopicRouteData {
 		if bd == nil {
 			continue
 		}
-		r.QueueDatas = append(r.QueueDatas, qm[name])
-		r.BrokerDatas = append(r.BrokerDatas, bd.Clone())
+		qd, cl := qm[name], bd.Clone()
+		if t.supportActingMaster && cl.EnableActingMaster && len(cl.BrokerAddrs) > 0 && qd.Perm&route.PermWrite == 0 {
+			if _, hasMaster := cl.BrokerAddrs[route.MasterID]; !hasMaster {
+				// Expose the lowest-id secondary as the (read-only) acting master.
+				id := minID(cl.BrokerAddrs)
+				cl.BrokerAddrs[route.MasterID] = cl.BrokerAddrs[id]
+				delete(cl.BrokerAddrs, id)
+			}
+		}
+		r.QueueDatas = append(r.QueueDatas, qd)
+		r.BrokerDatas = append(r.BrokerDatas, cl)
 	}
 	if len(r.BrokerDatas) == 0 {
 		return nil
@@ -400,6 +442,10 @@ func (t *Table) BrokerMembers(cluster, brokerName string) route.BrokerMemberGrou
 func (t *Table) SetWritePerm(brokerName string, writable bool) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.setWritePermLocked(brokerName, writable)
+}
+
+func (t *Table) setWritePermLocked(brokerName string, writable bool) int {
 	n := 0
 	for _, qm := range t.topicQueues {
 		qd, ok := qm[brokerName]

@@ -281,3 +281,48 @@ func TestQueryDataVersion(t *testing.T) {
 		t.Fatal("different version not reported changed")
 	}
 }
+
+func TestActingMaster(t *testing.T) {
+	tb := NewTable()
+	tb.SetSupportActingMaster(true)
+	m := reg("c", "b", "m:1", 0, topics(1, "T"))
+	m.EnableActingMaster = true
+	s1 := reg("c", "b", "s:1", 1, topics(1, "T"))
+	s1.EnableActingMaster = true
+	s2 := reg("c", "b", "s:2", 2, topics(1, "T"))
+	s2.EnableActingMaster = true
+	tb.Register(m, t0)
+	tb.Register(s1, t0)
+	tb.Register(s2, t0)
+	if r := tb.Route("T"); r.QueueDatas[0].Perm != route.PermReadWrite || r.BrokerDatas[0].BrokerAddrs[0] != "m:1" {
+		t.Fatalf("with master: %+v", r)
+	}
+	tb.Unregister("c", "b", "m:1")
+	r := tb.Route("T")
+	if r.QueueDatas[0].Perm&route.PermWrite != 0 {
+		t.Fatalf("queues still writable without master: %+v", r.QueueDatas)
+	}
+	if diff := cmp.Diff(map[int64]string{0: "s:1", 2: "s:2"}, r.BrokerDatas[0].BrokerAddrs); diff != "" {
+		t.Fatalf("acting master (-want +got):\n%s", diff)
+	}
+	// The table itself is unchanged: the acting master exists only in routes.
+	if got := tb.ClusterInfo().BrokerAddrTable["b"].BrokerAddrs; got[0] != "" || got[1] != "s:1" {
+		t.Fatalf("table modified: %v", got)
+	}
+	// The prime secondary's re-registration (new data version) keeps queues read-only.
+	s1.Topics = topics(2, "T", "U")
+	tb.Register(s1, t0)
+	if u := tb.Route("U"); u == nil || u.QueueDatas[0].Perm&route.PermWrite != 0 {
+		t.Fatalf("prime secondary's topic: %+v", u)
+	}
+	// Without supportActingMaster the route shows no master.
+	tb.SetSupportActingMaster(false)
+	if _, ok := tb.Route("T").BrokerDatas[0].BrokerAddrs[0]; ok {
+		t.Fatal("acting master shown while unsupported")
+	}
+	// The master returns: writable again on its (first) registration.
+	tb.Register(m, t0)
+	if r := tb.Route("T"); r.QueueDatas[0].Perm != route.PermReadWrite {
+		t.Fatalf("after master returned: %+v", r.QueueDatas)
+	}
+}
