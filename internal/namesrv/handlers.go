@@ -423,6 +423,7 @@ func (s *Server) getNamesrvConfig(_ *remoting.Conn, _ *remoting.Command) (*remot
 		"scanNotActiveBrokerInterval":     strconv.FormatInt(s.cfg.ScanNotActiveBrokerInterval.Milliseconds(), 10),
 		"brokerTimeoutMillis":             strconv.FormatInt(s.cfg.BrokerTimeout.Milliseconds(), 10),
 		"kvConfigPath":                    s.cfg.KVConfigPath,
+		"supportActingMaster":             strconv.FormatBool(s.cfg.SupportActingMaster),
 		"serverChannelMaxIdleTimeSeconds": strconv.FormatInt(int64(s.cfg.Remoting.IdleTimeout/time.Second), 10),
 	}
 	for k, f := range s.runtimeFlags() {
