@@ -51,15 +51,18 @@ func TestWALRecoverAfterTornTail(t *testing.T) {
 		go func() { defer wg.Done(); _ = w.wait(b) }()
 	}
 	wg.Wait()
+	end := w.pos
 	if err := w.close(); err != nil {
 		t.Fatal(err)
 	}
-	// A torn frame at the end (crash mid-append) is ignored.
-	f, err := os.OpenFile(filepath.Join(dir, logName(0)), os.O_APPEND|os.O_WRONLY, 0)
+	// A torn frame right after the last record (crash mid-write) is ignored.
+	f, err := os.OpenFile(filepath.Join(dir, logName(0)), os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Write([]byte{0, 0, 0, 40, 1, 2, 3, 4, 5})
+	if _, err := f.WriteAt([]byte{0, 0, 0, 40, 1, 2, 3, 4, 5}, end); err != nil {
+		t.Fatal(err)
+	}
 	f.Close()
 	m := NewMachine()
 	next, n, err := recoverState(dir, m)
@@ -132,4 +135,39 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 		NewMachine().Apply(&r) // never panics
 	})
+}
+
+func TestWALRecoverStopsAtCorruptFrame(t *testing.T) {
+	dir := t.TempDir()
+	w, err := openWAL(dir, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := sampleRecords()
+	var firstLen int64
+	for i, r := range recs {
+		b, err := w.append(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.wait(b); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			firstLen = w.pos
+		}
+	}
+	if err := w.close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, logName(0)), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{0xff}, firstLen+frameHeader+2) // inside the second record's payload
+	f.Close()
+	m := NewMachine()
+	if _, n, err := recoverState(dir, m); err != nil || n != 1 {
+		t.Fatalf("replayed %d (err %v), want 1", n, err)
+	}
 }
