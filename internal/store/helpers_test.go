@@ -19,7 +19,17 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		crashChild(dir) // never returns
 	}
-	goleak.VerifyTestMain(m)
+	code := m.Run()
+	if fuzzBase.dir != "" {
+		os.RemoveAll(fuzzBase.dir)
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 var testHost = netip.MustParseAddrPort("10.0.0.1:10911")
