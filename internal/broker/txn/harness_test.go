@@ -195,11 +195,29 @@ func (e *env) scan() {
 func (e *env) queue(topic string, qid int32) []*message.Ext {
 	e.t.Helper()
 	settle(e.t, e.fl.Log)
-	msgs, _, err := e.fl.ReadQueue(topic, qid, 0, 1024)
-	if err != nil {
-		e.t.Fatal(err)
+	return readQueue(e.fl.Log, topic, qid)
+}
+
+// readQueue decodes every message of topic/qid (copies).
+func readQueue(l Log, topic string, qid int32) []*message.Ext {
+	var out []*message.Ext
+	for from := int64(0); ; {
+		next, err := l.ScanQueue(topic, qid, from, 256, func(qo int64, rec []byte) {
+			m, _, err := message.DecodeRecord(append([]byte(nil), rec...), true)
+			if err != nil {
+				panic(err)
+			}
+			m.QueueOffset = qo
+			out = append(out, m)
+		})
+		if err != nil {
+			panic(err)
+		}
+		if next <= from {
+			return out
+		}
+		from = next
 	}
-	return msgs
 }
 
 // settle waits until the log's dispatch has caught up (no-op for memLog).

@@ -100,25 +100,25 @@ func (l *memLog) ReadMessage(off int64) (*message.Ext, error) {
 	return m, err
 }
 
-func (l *memLog) ReadQueue(topic string, qid int32, from int64, max int) ([]*message.Ext, int64, error) {
+func (l *memLog) ScanQueue(topic string, qid int32, from int64, max int, fn func(int64, []byte)) (int64, error) {
 	l.mu.Lock()
 	offs := l.queues[qkey(topic, qid)]
 	if from >= int64(len(offs)) {
 		l.mu.Unlock()
-		return nil, from, nil
+		return from, nil
 	}
 	end := min(int64(len(offs)), from+int64(max))
-	sel := append([]int64(nil), offs[from:end]...)
-	l.mu.Unlock()
-	out := make([]*message.Ext, 0, len(sel))
-	for _, o := range sel {
-		m, err := l.ReadMessage(o)
-		if err != nil {
-			return nil, from, err
-		}
-		out = append(out, m)
+	var recs [][]byte
+	for _, o := range offs[from:end] {
+		recs = append(recs, l.records[o])
 	}
-	return out, end, nil
+	l.mu.Unlock()
+	for i, rec := range recs {
+		if rec != nil { // removed by "retention"
+			fn(from+int64(i), rec)
+		}
+	}
+	return end, nil
 }
 
 func (l *memLog) QueryByKey(topic, key string, max int) ([]*message.Ext, error) {
@@ -161,15 +161,6 @@ func (l *memLog) remove(off int64) {
 	l.mu.Lock()
 	delete(l.records, off)
 	l.mu.Unlock()
-}
-
-// queue returns the messages of topic/qid.
-func (l *memLog) queue(topic string, qid int32) []*message.Ext {
-	msgs, _, err := l.ReadQueue(topic, qid, 0, 1<<30)
-	if err != nil {
-		panic(err)
-	}
-	return msgs
 }
 
 // memBackend keeps one memLog per directory so a "restart" finds the same records.

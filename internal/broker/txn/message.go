@@ -173,6 +173,37 @@ func halfOf(m *message.Ext) (half, error) {
 	return h, nil
 }
 
+// parseHalfRecord extracts the state table's view of a raw half record (queue offset qo)
+// without decoding the body or every property: header fields plus a few property lookups. It
+// agrees with halfOf(DecodeRecord(rec)) (FuzzParseHalfRecord checks it).
+func parseHalfRecord(rec []byte, qo int64) (half, error) {
+	var hd message.RecordHeader
+	if err := message.ParseRecordHeader(rec, &hd); err != nil {
+		return half{}, fmt.Errorf("%w: %w", ErrNotHalf, err)
+	}
+	rec = rec[:hd.TotalSize]
+	if string(hd.Topic(rec)) != HalfTopic {
+		return half{}, fmt.Errorf("%w: record at %d is in topic %q", ErrNotHalf, hd.PhysicalOffset, hd.Topic(rec))
+	}
+	props := hd.Props(rec)
+	if _, err := message.DecodeProperties(props); err != nil { // malformed properties: like DecodeRecord
+		return half{}, fmt.Errorf("%w: %w", ErrNotHalf, err)
+	}
+	get := func(k string) string {
+		v, _ := message.LookupProperty(props, k)
+		return string(v)
+	}
+	m := message.Ext{Message: message.Message{Topic: HalfTopic, Properties: map[string]string{
+		message.PropertyRealTopic:                  get(message.PropertyRealTopic),
+		message.PropertyRealQueueID:                get(message.PropertyRealQueueID),
+		message.PropertyProducerGroup:              get(message.PropertyProducerGroup),
+		message.PropertyUniqKey:                    get(message.PropertyUniqKey),
+		message.PropertyTransactionID:              get(message.PropertyTransactionID),
+		message.PropertyCheckImmunityTimeInSeconds: get(message.PropertyCheckImmunityTimeInSeconds),
+	}}, QueueOffset: qo, CommitLogOffset: hd.PhysicalOffset, StoreTimestamp: hd.StoreTimestamp}
+	return halfOf(&m)
+}
+
 // committedFrom builds the message a commit puts into the real topic: the half's body, flag,
 // born fields, properties (UNIQ_KEY included) minus REAL_TOPIC/REAL_QID (and TRAN_MSG unless
 // keepFlag), the sysflag's transaction bits set to commit and PREPARED_TX_OFFSET = the half's
@@ -266,6 +297,19 @@ func opRecord(qos []int64, o Outcome, nowMs int64) *message.Ext {
 		QueueID:       HalfQueueID,
 		BornTimestamp: nowMs,
 	}
+}
+
+// parseOpRecord decodes a raw op record (see parseOp).
+func parseOpRecord(rec []byte) ([]int64, Outcome, error) {
+	var hd message.RecordHeader
+	if err := message.ParseRecordHeader(rec, &hd); err != nil {
+		return nil, OutcomeNone, fmt.Errorf("%w: %w", ErrBadOp, err)
+	}
+	rec = rec[:hd.TotalSize]
+	props := hd.Props(rec)
+	tags, _ := message.LookupProperty(props, message.PropertyTags)
+	outcome, _ := message.LookupProperty(props, PropertyOutcome)
+	return parseOp(string(tags), hd.Body(rec), string(outcome))
 }
 
 // ErrBadOp is returned by parseOp for a malformed op record.

@@ -26,10 +26,11 @@ type Log interface {
 	// ReadMessage decodes the record at a commit-log offset. When there is none (never
 	// written, or removed by retention) the error wraps ErrRecordGone.
 	ReadMessage(commitLogOffset int64) (*message.Ext, error)
-	// ReadQueue decodes up to max messages of (topic, queueID) starting at queue offset from
-	// (or at the queue's minimum when from is below it) and returns the offset after the last
-	// one; next == from when nothing is there (yet).
-	ReadQueue(topic string, queueID int32, from int64, max int) (msgs []*message.Ext, next int64, err error)
+	// ScanQueue calls fn with up to max stored records of (topic, queueID) in queue order,
+	// starting at queue offset from (or at the queue's minimum when from is below it), and
+	// returns the offset after the last one examined; next == from when nothing is there
+	// (yet). rec is the raw stored record (message record layout), valid only during fn.
+	ScanQueue(topic string, queueID int32, from int64, max int, fn func(queueOffset int64, rec []byte)) (next int64, err error)
 	// QueryByKey returns up to max messages of topic indexed under key (UNIQ_KEY or a KEYS
 	// entry). The index must cover every record below RecoveredOffset once Recover runs.
 	QueryByKey(topic, key string, max int) ([]*message.Ext, error)
@@ -293,19 +294,18 @@ func (s *Service) tail(ctx context.Context) error {
 	}
 	var ops []op
 	for ctx.Err() == nil {
-		msgs, next, err := s.log.ReadQueue(OpTopic, HalfQueueID, opNext, readBatch)
+		next, err := s.log.ScanQueue(OpTopic, HalfQueueID, opNext, readBatch, func(qo int64, rec []byte) {
+			qos, o, err := parseOpRecord(rec)
+			if err != nil {
+				s.logger.Warn("skipping malformed op record", "queueOffset", qo, "err", err)
+				return
+			}
+			for _, q := range qos {
+				ops = append(ops, op{q, o})
+			}
+		})
 		if err != nil {
 			return fmt.Errorf("txn: read op queue at %d: %w", opNext, err)
-		}
-		for _, m := range msgs {
-			qos, o, err := parseOp(m.Tags(), m.Body, m.Property(PropertyOutcome))
-			if err != nil {
-				s.logger.Warn("skipping malformed op record", "queueOffset", m.QueueOffset, "err", err)
-				continue
-			}
-			for _, qo := range qos {
-				ops = append(ops, op{qo, o})
-			}
 		}
 		if next <= opNext {
 			break
@@ -314,27 +314,34 @@ func (s *Service) tail(ctx context.Context) error {
 	}
 	horizon := s.horizon.Load()
 	for ctx.Err() == nil {
-		msgs, next, err := s.log.ReadQueue(HalfTopic, HalfQueueID, halfNext, readBatch)
+		next, err := s.log.ScanQueue(HalfTopic, HalfQueueID, halfNext, readBatch, func(qo int64, rec []byte) {
+			// Halves already resolved by END_TRANSACTION (the common case: commit right after
+			// the send) are known and need no parsing.
+			s.mu.Lock()
+			known := s.st.known(qo)
+			s.mu.Unlock()
+			if known {
+				return
+			}
+			h, err := parseHalfRecord(rec, qo)
+			if err != nil {
+				s.logger.Warn("skipping malformed half record", "queueOffset", qo, "err", err)
+				return
+			}
+			s.mu.Lock()
+			s.st.observeHalf(h, h.CommitLogOffset < horizon)
+			s.mu.Unlock()
+		})
 		if err != nil {
 			return fmt.Errorf("txn: read half queue at %d: %w", halfNext, err)
 		}
-		s.mu.Lock()
-		for _, m := range msgs {
-			h, err := halfOf(m)
-			if err != nil {
-				s.logger.Warn("skipping malformed half record", "commitLogOffset", m.CommitLogOffset, "err", err)
-				continue
-			}
-			s.st.observeHalf(h, h.CommitLogOffset < horizon)
-		}
-		if next > halfNext {
-			s.st.halfNext = next
-		}
-		s.mu.Unlock()
 		if next <= halfNext {
 			break
 		}
 		halfNext = next
+		s.mu.Lock()
+		s.st.halfNext = max(s.st.halfNext, next)
+		s.mu.Unlock()
 	}
 	if err := ctx.Err(); err != nil {
 		return err

@@ -89,6 +89,15 @@ func (s *state) observeHalf(h half, unverified bool) {
 	s.dirty = true
 }
 
+// known reports whether qo is in the table (open, being resolved, resolved or finished).
+func (s *state) known(qo int64) bool {
+	if _, ok := s.entries[qo]; ok {
+		return true
+	}
+	_, ok := s.tombs[qo]
+	return ok
+}
+
 // restoreEntry re-creates an entry from the checkpoint with its check count.
 func (s *state) restoreEntry(h half, checks int, unverified bool) {
 	e := &entry{half: h, checks: checks, unverified: unverified}

@@ -61,40 +61,33 @@ func (l *StoreLog) ReadMessage(off int64) (*message.Ext, error) {
 	return m, err
 }
 
-// ReadQueue implements Log with Store.Get; records are copied out of the mapped segments.
-func (l *StoreLog) ReadQueue(topic string, qid int32, from int64, max int) ([]*message.Ext, int64, error) {
-	for range 4 { // at most one OffsetTooSmall jump and one hole skip per call matter
+// ScanQueue implements Log with Store.Get; fn sees slices of the mapped segments.
+func (l *StoreLog) ScanQueue(topic string, qid int32, from int64, max int, fn func(int64, []byte)) (int64, error) {
+	for range 4 { // an OffsetTooSmall jump or a hole skip, then a read
 		res, err := l.Store.Get(topic, qid, from, max, math.MaxInt32, nil)
 		if err != nil {
-			return nil, from, err
+			return from, err
 		}
 		switch res.Status {
 		case store.Found:
-			out := make([]*message.Ext, 0, len(res.Records))
 			for _, r := range res.Records {
-				m, _, err := message.DecodeRecord(append([]byte(nil), r.Data...), true)
-				if err != nil {
-					res.Release()
-					return nil, from, fmt.Errorf("txn: %s/%d offset %d: %w", topic, qid, r.QueueOffset, err)
-				}
-				m.QueueOffset = r.QueueOffset
-				out = append(out, m)
+				fn(r.QueueOffset, r.Data)
 			}
 			next := res.NextBeginOffset
 			res.Release()
-			return out, next, nil
+			return next, nil
 		case store.OffsetTooSmall, store.NoMatchedMessage, store.OffsetFoundNull:
 			res.Release()
 			if res.NextBeginOffset <= from && res.Status != store.OffsetTooSmall {
-				return nil, from, nil
+				return from, nil
 			}
 			from = res.NextBeginOffset
 		default: // empty, caught up, or the queue shrank (topic deleted): nothing new
 			res.Release()
-			return nil, from, nil
+			return from, nil
 		}
 	}
-	return nil, from, nil
+	return from, nil
 }
 
 // QueryByKey implements Log.

@@ -2,8 +2,8 @@ package txn
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,7 +11,7 @@ import (
 	"github.com/rocketry-mq/rocketry/internal/store"
 )
 
-// benchStore opens a real store (1 GiB-free small segments) and a recovered service on it.
+// benchStore opens a real store and a recovered service on it.
 func benchStore(b *testing.B, flush string) (*store.Store, *Service) {
 	b.Helper()
 	cfg := store.DefaultConfig()
@@ -44,56 +44,82 @@ func benchMessage(body []byte) *message.Ext {
 	}}, SysFlag: message.SysFlagTransactionPrepared, BornTimestamp: time.Now().UnixMilli()}
 }
 
-// BenchmarkTxnCommit compares, on the same store, a plain put of a message with a transaction
-// commit (half put + END_TRANSACTION commit: read the half, put the committed copy, put the op
-// record, batched by the scanner, whose round is included). Run with -cpu to vary
-// concurrency; msgs/s is per message delivered.
+// interleave runs b.N operations of each of plain and txn with workers goroutines, alternating
+// chunks of chunk operations (plain, txn, plain, ...) so both see the same machine load, and
+// reports both rates and their ratio. after runs after each txn chunk, timed with it.
+func interleave(b *testing.B, workers, chunk int, plain, txn func() error, after func() error) {
+	var plainT, txnT time.Duration
+	run := func(n int, f func() error) time.Duration {
+		var wg sync.WaitGroup
+		next := make(chan struct{}, n)
+		for range n {
+			next <- struct{}{}
+		}
+		close(next)
+		start := time.Now()
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range next {
+					if err := f(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
+	b.ResetTimer()
+	for done := 0; done < b.N; done += chunk {
+		n := min(chunk, b.N-done)
+		plainT += run(n, plain)
+		start := time.Now()
+		run(n, txn)
+		if after != nil {
+			if err := after(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		txnT += time.Since(start)
+	}
+	b.StopTimer()
+	pr := float64(b.N) / plainT.Seconds()
+	tr := float64(b.N) / txnT.Seconds()
+	b.ReportMetric(pr, "plain-msgs/s")
+	b.ReportMetric(tr, "txn-msgs/s")
+	b.ReportMetric(tr/pr, "txn/plain")
+}
+
+// BenchmarkTxnCommit compares, on one store, a plain put with a transaction commit: half put
+// plus END_TRANSACTION commit (read the half, put the committed copy; the op records are
+// appended by the scanner in batches, whose round is timed with the transactions). 8 workers,
+// chunks of 1000 alternating between the two.
 func BenchmarkTxnCommit(b *testing.B) {
 	body := make([]byte, 256)
 	for _, flush := range []string{store.AsyncFlush, store.SyncFlush} {
-		b.Run(fmt.Sprintf("%s/plain", flush), func(b *testing.B) {
-			st, _ := benchStore(b, flush)
-			ctx := context.Background()
-			b.SetBytes(int64(len(body)))
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					m := benchMessage(body)
-					m.SysFlag = 0
-					delete(m.Properties, message.PropertyTransactionPrepared)
-					if _, err := st.Put(ctx, m); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-		})
-		b.Run(fmt.Sprintf("%s/half+commit", flush), func(b *testing.B) {
+		b.Run(flush, func(b *testing.B) {
 			st, svc := benchStore(b, flush)
 			ctx := context.Background()
-			b.SetBytes(int64(len(body)))
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					m := benchMessage(body)
-					res, err := st.Put(ctx, ToHalf(m))
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					if err := svc.End(ctx, &EndRequest{ProducerGroup: "PG", TranStateTableOffset: res.QueueOffset,
-						CommitLogOffset: res.CommitLogOffset, Resolution: ResolutionCommit, TransactionID: m.UniqKey()}); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			// The op records are appended by the scanner in batches: include that work.
-			if err := svc.scanOnce(ctx); err != nil {
-				b.Fatal(err)
+			plain := func() error {
+				m := benchMessage(body)
+				m.SysFlag = 0
+				delete(m.Properties, message.PropertyTransactionPrepared)
+				_, err := st.Put(ctx, m)
+				return err
 			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			txn := func() error {
+				m := benchMessage(body)
+				res, err := st.Put(ctx, ToHalf(m))
+				if err != nil {
+					return err
+				}
+				return svc.End(ctx, &EndRequest{ProducerGroup: "PG", TranStateTableOffset: res.QueueOffset,
+					CommitLogOffset: res.CommitLogOffset, Resolution: ResolutionCommit, TransactionID: m.UniqKey()})
+			}
+			interleave(b, 8, 1000, plain, txn, func() error { return svc.scanOnce(ctx) })
 		})
 	}
 }
