@@ -122,7 +122,10 @@ func (s *Store) Get(topic string, queueID int32, offset int64, maxMsgs int, maxB
 	if maxMsgs <= 0 {
 		maxMsgs = 1
 	}
-	scan := max(minScanEntries, maxMsgs)
+	scan := maxMsgs
+	if filter != nil {
+		scan = max(minScanEntries, maxMsgs)
+	}
 	var stack [64]cqEntry
 	entries := q.read(stack[:0], offset, scan)
 	if len(entries) == 0 {

@@ -67,7 +67,11 @@ func (s *Store) recover() error {
 		}
 		s.logger.Warn(fmt.Sprintf("found a half message at %d, it will be truncated", validEnd), "reason", scanErr.Error())
 	}
-	if err := s.truncateLog(validEnd, abnormal || scanErr != nil); err != nil {
+	syncFrom := clMin
+	if cpValid && cp.flushed >= clMin {
+		syncFrom = min(cp.flushed, validEnd)
+	}
+	if err := s.truncateLog(syncFrom, validEnd, abnormal || scanErr != nil); err != nil {
 		return err
 	}
 	for _, q := range s.allQueues() {
@@ -168,8 +172,10 @@ func allZero(b []byte) bool {
 
 // truncateLog makes validEnd the end of the log: the rest of its segment is zeroed (when
 // dirty may hold garbage) and later segments are deleted. It also sets the append position
-// and makes the kept bytes durable.
-func (s *Store) truncateLog(validEnd int64, dirty bool) error {
+// and makes the kept bytes durable: every segment holding bytes in [syncFrom, validEnd) is
+// fdatasync'ed (after a process crash they may still sit only in the page cache), so the
+// flushed offset can start at validEnd.
+func (s *Store) truncateLog(syncFrom, validEnd int64, dirty bool) error {
 	if err := s.cl.dropAfter(validEnd); err != nil {
 		return err
 	}
@@ -182,10 +188,20 @@ func (s *Store) truncateLog(validEnd int64, dirty bool) error {
 				return fmt.Errorf("store: truncate %s at %d: %w", filepath.Base(seg.path), off, err)
 			}
 		}
-		if err := seg.file.Sync(); err != nil {
-			return fmt.Errorf("store: sync %s: %w", filepath.Base(seg.path), err)
-		}
 		s.cl.active = seg
+	}
+	segs := s.cl.snapshot(syncFrom, validEnd+1)
+	var err error
+	for _, sg := range segs {
+		if err == nil {
+			if serr := sg.file.Sync(); serr != nil {
+				err = fmt.Errorf("store: sync %s: %w", filepath.Base(sg.path), serr)
+			}
+		}
+		sg.release()
+	}
+	if err != nil {
+		return err
 	}
 	s.cl.wrote = validEnd
 	s.cl.written.Store(validEnd)
