@@ -3,11 +3,17 @@ package proxy
 import (
 	"context"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
 	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/rocketry-mq/rocketry/internal/proxy/auth"
 )
 
 func producerSettings(topics ...string) *pb.Settings {
@@ -290,5 +296,95 @@ func TestAckErrors(t *testing.T) {
 	sr, _ := c.SendMessage(cctx(t, "c", 3*time.Second), &pb.SendMessageRequest{})
 	if sr.GetStatus().GetCode() != pb.Code_MESSAGE_CORRUPTED {
 		t.Fatalf("empty send: %v", sr.GetStatus())
+	}
+}
+
+func TestAuthStatuses(t *testing.T) {
+	b := newMemBackend()
+	b.addTopic("T", MessageTypeNormal, 1)
+	aclFile := writeACL(t, t.TempDir())
+	s := startProxy(t, b, func(c *Config) { c.Auth, c.ACLFile = true, aclFile })
+	c := dial(t, s.Addr().String(), true)
+	signed := func(ak, sk string) context.Context {
+		ctx := cctx(t, "c", 3*time.Second)
+		dt := time.Now().UTC().Format(auth.DateTimeLayout)
+		return metadata.AppendToOutgoingContext(ctx, auth.HeaderDateTime, dt,
+			auth.HeaderAuthorization, "MQv2-HMAC-SHA1 Credential="+ak+"//Rocketmq, SignedHeaders=x-mq-date-time, Signature="+auth.Sign(sk, dt))
+	}
+	route := func(ctx context.Context) *pb.Status {
+		r, err := c.QueryRoute(ctx, &pb.QueryRouteRequest{Topic: &pb.Resource{Name: "T"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetStatus()
+	}
+	if st := route(signed("alice", "alice-secret")); st.GetCode() != pb.Code_OK {
+		t.Fatalf("alice: %v", st)
+	}
+	wrong, unknown := route(signed("alice", "nope")), route(signed("mallory", "x"))
+	if wrong.GetCode() != pb.Code_UNAUTHORIZED || unknown.GetCode() != pb.Code_UNAUTHORIZED || wrong.GetMessage() != unknown.GetMessage() {
+		t.Fatalf("wrong secret %v / unknown user %v: want the same UNAUTHORIZED", wrong, unknown)
+	}
+	if st := route(cctx(t, "c", 3*time.Second)); st.GetCode() != pb.Code_UNAUTHORIZED {
+		t.Fatalf("anonymous: %v", st)
+	}
+	sr, _ := c.SendMessage(signed("bob", "bob-secret"), &pb.SendMessageRequest{Messages: []*pb.Message{baseMsg()}})
+	if sr.GetStatus().GetCode() != pb.Code_FORBIDDEN || !strings.Contains(sr.GetStatus().GetMessage(), "Topic T") {
+		t.Fatalf("bob publishing: %v", sr.GetStatus())
+	}
+	// Telemetry without valid credentials ends with UNAUTHENTICATED.
+	stream, err := c.Telemetry(signed("alice", "nope"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream.Send(&pb.TelemetryCommand{Command: &pb.TelemetryCommand_Settings{Settings: producerSettings("T")}})
+	for {
+		if _, err := stream.Recv(); err != nil {
+			if status.Code(err) != codes.Unauthenticated {
+				t.Fatalf("telemetry err = %v", err)
+			}
+			break
+		}
+	}
+}
+
+func TestQueryAssignmentAndForwardDLQ(t *testing.T) {
+	b := newMemBackend()
+	b.addTopic("T", MessageTypeNormal, 3)
+	b.groups["fifo"] = &GroupConfig{Name: "fifo", ConsumeEnable: true, Orderly: true, RetryMaxTimes: 16}
+	s := startProxy(t, b, nil)
+	c := dial(t, s.Addr().String(), false)
+	qa, _ := c.QueryAssignment(cctx(t, "c", 3*time.Second), &pb.QueryAssignmentRequest{Topic: &pb.Resource{Name: "T"}, Group: &pb.Resource{Name: "g"}})
+	if qa.GetStatus().GetCode() != pb.Code_OK || len(qa.GetAssignments()) != 1 || qa.GetAssignments()[0].GetMessageQueue().GetId() != -1 {
+		t.Fatalf("normal group assignments = %v", qa)
+	}
+	qa, _ = c.QueryAssignment(cctx(t, "c", 3*time.Second), &pb.QueryAssignmentRequest{Topic: &pb.Resource{Name: "T"}, Group: &pb.Resource{Name: "fifo"}})
+	if len(qa.GetAssignments()) != 3 {
+		t.Fatalf("FIFO group assignments = %v", qa)
+	}
+
+	cfg := DefaultConfig()
+	out, _ := cfg.buildMessage(baseMsg(), "T", time.Now())
+	b.Send(context.Background(), &SendRequest{Broker: memBroker, Message: out.msg})
+	got := receiveAll(t, c, &pb.ReceiveMessageRequest{
+		Group: &pb.Resource{Name: "g"}, MessageQueue: &pb.MessageQueue{Topic: &pb.Resource{Name: "T"}, Broker: &pb.Broker{Name: memBroker}},
+		BatchSize: 1, InvisibleDuration: durationpb.New(10 * time.Second),
+	}, 3*time.Second)
+	if len(got) != 3 {
+		t.Fatalf("receive = %v", got)
+	}
+	sp := got[1].GetMessage().GetSystemProperties()
+	fr, _ := c.ForwardMessageToDeadLetterQueue(cctx(t, "c", 3*time.Second), &pb.ForwardMessageToDeadLetterQueueRequest{
+		Group: &pb.Resource{Name: "g"}, Topic: &pb.Resource{Name: "T"}, ReceiptHandle: sp.GetReceiptHandle(),
+		MessageId: sp.GetMessageId(), DeliveryAttempt: 1, MaxDeliveryAttempts: 16,
+	})
+	if fr.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("forward to DLQ: %v", fr.GetStatus())
+	}
+	b.mu.Lock()
+	n := len(b.msgs["%DLQ%g"])
+	b.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("DLQ holds %d messages, want 1", n)
 	}
 }
