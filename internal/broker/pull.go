@@ -262,7 +262,7 @@ func (b *Broker) servePull(ctx context.Context, p pullRequest, from string) *rem
 	if !gc.ConsumeEnable {
 		return respond(remoting.NoPermission, "subscription group no permission, %s", p.group)
 	}
-	tc, ok := b.Topics.Get(p.topic)
+	tc, ok := b.Topics.peek(p.topic)
 	if !ok {
 		return respond(remoting.TopicNotExist, "topic[%s] not exist, apply first please! %s", p.topic, faqTopicURL)
 	}

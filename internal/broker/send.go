@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,51 +41,97 @@ type SendHeader struct {
 	BrokerName            string
 }
 
-// v2Keys maps SendMessageRequestHeaderV2's one-letter keys to the V1 names.
-var v2Keys = [...]struct{ short, long string }{
-	{"a", "producerGroup"}, {"b", "topic"}, {"c", "defaultTopic"}, {"d", "defaultTopicQueueNums"},
-	{"e", "queueId"}, {"f", "sysFlag"}, {"g", "bornTimestamp"}, {"h", "flag"}, {"i", "properties"},
-	{"j", "reconsumeTimes"}, {"k", "unitMode"}, {"l", "maxReconsumeTimes"}, {"m", "batch"}, {"n", "bname"},
-}
+// Send header fields, in SendMessageRequestHeaderV2's order (keys a..n).
+const (
+	hProducerGroup = iota
+	hTopic
+	hDefaultTopic
+	hDefaultTopicQueueNums
+	hQueueID
+	hSysFlag
+	hBornTimestamp
+	hFlag
+	hProperties
+	hReconsumeTimes
+	hUnitMode
+	hMaxReconsumeTimes
+	hBatch
+	hBrokerName
+)
+
+// v1Names and v2Names are the ext keys of the send header fields (V1 long names, V2 one
+// letter each).
+var (
+	v1Names = [...]string{"producerGroup", "topic", "defaultTopic", "defaultTopicQueueNums", "queueId", "sysFlag",
+		"bornTimestamp", "flag", "properties", "reconsumeTimes", "unitMode", "maxReconsumeTimes", "batch", "bname"}
+	v2Names = [...]string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n"}
+)
 
 // ParseSendHeader decodes a send request header; V2 short keys (a..n) are accepted on any
 // send code, as RocketMQ does.
 func ParseSendHeader(req *remoting.Command) (SendHeader, error) {
 	ext := req.ExtFields
+	names := v1Names
 	if _, v1 := ext["topic"]; !v1 {
 		if _, v2 := ext["b"]; v2 {
-			long := make(map[string]string, len(v2Keys))
-			for _, k := range v2Keys {
-				if v, ok := ext[k.short]; ok {
-					long[k.long] = v
-				}
-			}
-			ext = long
+			names = v2Names
 		}
 	}
-	cmd := remoting.Command{ExtFields: ext}
+	get := func(i int) (string, bool) {
+		v, ok := ext[names[i]]
+		return v, ok
+	}
+	integer := func(i int, def int64, required bool) (int64, error) {
+		v, ok := get(i)
+		if !ok || v == "" {
+			if required {
+				return 0, fmt.Errorf("%w: %s", remoting.ErrMissingField, v1Names[i])
+			}
+			return def, nil
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			if required {
+				return 0, fmt.Errorf("%w: %s=%q is not an integer", remoting.ErrBadField, v1Names[i], v)
+			}
+			return def, nil
+		}
+		return n, nil
+	}
 	var h SendHeader
-	var err error
-	if h.ProducerGroup, err = cmd.ExtRequired("producerGroup"); err != nil {
+	var ok bool
+	if h.ProducerGroup, ok = get(hProducerGroup); !ok || h.ProducerGroup == "" {
+		return h, fmt.Errorf("%w: producerGroup", remoting.ErrMissingField)
+	}
+	if h.Topic, ok = get(hTopic); !ok || h.Topic == "" {
+		return h, fmt.Errorf("%w: topic", remoting.ErrMissingField)
+	}
+	h.DefaultTopic, _ = get(hDefaultTopic)
+	n, _ := integer(hDefaultTopicQueueNums, 4, false)
+	h.DefaultTopicQueueNums = int32(n)
+	qid, err := integer(hQueueID, 0, true)
+	if err != nil {
 		return h, err
 	}
-	if h.Topic, err = cmd.ExtRequired("topic"); err != nil {
-		return h, err
+	if qid < math.MinInt32 || qid > math.MaxInt32 {
+		return h, fmt.Errorf("%w: queueId=%d out of range", remoting.ErrBadField, qid)
 	}
-	h.DefaultTopic = ext["defaultTopic"]
-	h.DefaultTopicQueueNums = int32(cmd.ExtInt64Or("defaultTopicQueueNums", 4))
-	if h.QueueID, err = cmd.ExtInt32("queueId"); err != nil {
-		return h, err
-	}
-	h.SysFlag = int32(cmd.ExtInt64Or("sysFlag", 0))
-	h.BornTimestamp = cmd.ExtInt64Or("bornTimestamp", time.Now().UnixMilli())
-	h.Flag = int32(cmd.ExtInt64Or("flag", 0))
-	h.Properties = ext["properties"]
-	h.ReconsumeTimes = int32(cmd.ExtInt64Or("reconsumeTimes", 0))
-	h.UnitMode = cmd.ExtBoolOr("unitMode", false)
-	h.MaxReconsumeTimes = int32(cmd.ExtInt64Or("maxReconsumeTimes", -1))
-	h.Batch = cmd.ExtBoolOr("batch", false)
-	h.BrokerName = ext["bname"]
+	h.QueueID = int32(qid)
+	n, _ = integer(hSysFlag, 0, false)
+	h.SysFlag = int32(n)
+	h.BornTimestamp, _ = integer(hBornTimestamp, time.Now().UnixMilli(), false)
+	n, _ = integer(hFlag, 0, false)
+	h.Flag = int32(n)
+	h.Properties, _ = get(hProperties)
+	n, _ = integer(hReconsumeTimes, 0, false)
+	h.ReconsumeTimes = int32(n)
+	v, _ := get(hUnitMode)
+	h.UnitMode = strings.EqualFold(v, "true")
+	n, _ = integer(hMaxReconsumeTimes, -1, false)
+	h.MaxReconsumeTimes = int32(n)
+	v, _ = get(hBatch)
+	h.Batch = strings.EqualFold(v, "true")
+	h.BrokerName, _ = get(hBrokerName)
 	return h, nil
 }
 
@@ -248,7 +296,7 @@ func (b *Broker) checkSendTopic(h *SendHeader, from string) (TopicConfig, error)
 	if message.IsNotAllowedSendTopic(h.Topic) {
 		return TopicConfig{}, Coded(remoting.NoPermission, "Sending message to topic[%s] is forbidden.", h.Topic)
 	}
-	tc, ok := b.Topics.Get(h.Topic)
+	tc, ok := b.Topics.peek(h.Topic)
 	if !ok {
 		var err error
 		tc, ok, err = b.autoCreateTopic(h, from)

@@ -119,6 +119,15 @@ func (t *TopicTable) Get(name string) (TopicConfig, bool) {
 	return tc.clone(), true
 }
 
+// peek is Get without the copy of Attributes, for read-only use on hot paths: entries are
+// replaced, never modified in place, so the shared map is never written.
+func (t *TopicTable) peek(name string) (TopicConfig, bool) {
+	t.mu.RLock()
+	tc, ok := t.m[name]
+	t.mu.RUnlock()
+	return tc, ok
+}
+
 // Update creates or replaces a topic and persists the table.
 func (t *TopicTable) Update(tc TopicConfig) error {
 	if tc.TopicName == "" {
