@@ -1,0 +1,74 @@
+package store
+
+import (
+	"log/slog"
+	"testing"
+
+	"github.com/rocketry-mq/rocketry/internal/store/vfs"
+)
+
+func newTestQueue(t *testing.T, root string) *consumeQueue {
+	q := newConsumeQueue(root, "T", 1, 10*cqEntrySize, vfs.Default, slog.New(slog.DiscardHandler))
+	if err := vfs.Default.MkdirAll(q.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.load(); err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+func TestConsumeQueueFilesTruncateTrim(t *testing.T) {
+	root := t.TempDir()
+	q := newTestQueue(t, root)
+	for i := int64(0); i < 35; i++ { // 4 files of 10 entries
+		if err := q.put(i, cqEntry{offset: i * 100, size: 100, tagsCode: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.put(3, cqEntry{offset: 1, size: 1}); err != nil { // replay: ignored
+		t.Fatal(err)
+	}
+	if e, ok := q.entry(3); !ok || e.offset != 300 || e.tagsCode != 3 {
+		t.Fatalf("entry 3 = %+v %v (a replayed put must not overwrite)", e, ok)
+	}
+	if len(q.files) != 4 || q.maxOffset.Load() != 35 {
+		t.Fatalf("files %d max %d", len(q.files), q.maxOffset.Load())
+	}
+	// Reload finds the same max.
+	q.close()
+	q = newTestQueue(t, root)
+	if q.maxOffset.Load() != 35 || q.minOffset.Load() != 0 {
+		t.Fatalf("reloaded min/max %d/%d", q.minOffset.Load(), q.maxOffset.Load())
+	}
+	// Recovery: records from offset 2050 on are gone -> entries 20.. dropped (20*100 + 100 > 2050).
+	if err := q.truncatePhysical(2050); err != nil {
+		t.Fatal(err)
+	}
+	if q.maxOffset.Load() != 20 || len(q.files) != 3 {
+		t.Fatalf("after truncate: max %d files %d", q.maxOffset.Load(), len(q.files))
+	}
+	if err := q.put(20, cqEntry{offset: 2000, size: 50}); err != nil {
+		t.Fatal(err)
+	}
+	// Retention: the log now starts at 1500 -> min moves to 15, the first file goes.
+	if err := q.trimBelow(1500); err != nil {
+		t.Fatal(err)
+	}
+	if q.minOffset.Load() != 15 || len(q.files) != 2 || q.files[0].start != 10*cqEntrySize {
+		t.Fatalf("after trim: min %d files %d", q.minOffset.Load(), len(q.files))
+	}
+	got := q.read(nil, 0, 100)
+	if len(got) != 6 || got[0].offset != 1500 || got[5].offset != 2000 {
+		t.Fatalf("read after trim: %+v", got)
+	}
+	if err := q.sync(); err != nil {
+		t.Fatal(err)
+	}
+	q.close()
+	q = newTestQueue(t, root)
+	defer q.close()
+	if q.minOffset.Load() != 10 || q.maxOffset.Load() != 21 {
+		t.Fatalf("reloaded after trim: min %d max %d (min is refined by the store's trim at open)", q.minOffset.Load(), q.maxOffset.Load())
+	}
+}
