@@ -94,6 +94,10 @@ func NewClient(cfg ClientConfig, logger *slog.Logger) *Client {
 			idleTimeout:   cfg.IdleTimeout,
 			writeTimeout:  cfg.WriteTimeout,
 			maxInFlight:   cfg.MaxInFlightPerConn,
+			// A timed-out call on a connection that received nothing since the request
+			// was sent closes it, so that the next call re-dials (as RocketMQ's
+			// clientCloseSocketIfTimeout) instead of trusting a half-open socket.
+			closeSilentOnTimeout: true,
 		},
 		ctx:      ctx,
 		cancel:   cancel,
@@ -172,7 +176,9 @@ func (c *Client) Conn(ctx context.Context, addr string) (*Conn, error) {
 }
 
 // Invoke sends req to addr and waits for its response until ctx ends. It assigns
-// req.Opaque. A connection error is returned as is; the next call re-dials.
+// req.Opaque. A connection error is returned as is; the next call re-dials. When ctx
+// ends and nothing at all arrived on the connection since the request was sent, the
+// connection is closed (its other pending calls fail) so that the next call re-dials.
 func (c *Client) Invoke(ctx context.Context, addr string, req *Command) (*Command, error) {
 	conn, err := c.Conn(ctx, addr)
 	if err != nil {

@@ -80,7 +80,8 @@ func TestClientInvokeTimeoutAndLateResponse(t *testing.T) {
 		t.Fatalf("err %v, want deadline exceeded", err)
 	}
 	close(release)
-	// The late response is dropped; the connection keeps working.
+	// The late response is dropped; the next call works (over a new connection: the
+	// silent one was closed at the timeout).
 	resp, err := cli.Invoke(ctxT(t, 5*time.Second), addr, NewRequest(HeartBeat, nil, []byte("ok")))
 	if err != nil || string(resp.Body) != "ok" {
 		t.Fatalf("%v %v", resp, err)
@@ -201,5 +202,63 @@ func TestClientDialFailure(t *testing.T) {
 	cli := newTestClient(t)
 	if _, err := cli.Invoke(ctxT(t, 5*time.Second), addr, NewRequest(HeartBeat, nil, nil)); err == nil {
 		t.Fatal("invoke to a closed port succeeded")
+	}
+}
+
+func TestSilentConnectionClosedOnTimeout(t *testing.T) {
+	srv, addr := startServer(t, ServerConfig{}, nil)
+	block := make(chan struct{})
+	defer close(block)
+	srv.Handle(PullMessage, func(ctx context.Context, c *Conn, req *Command) *Command {
+		select {
+		case <-block:
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	cli := newTestClient(t)
+	first, err := cli.Conn(ctxT(t, 5*time.Second), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Traffic on the connection while a call waits keeps it open.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	stop := make(chan struct{})
+	beats := make(chan struct{})
+	go func() {
+		defer close(beats)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			cli.Invoke(ctxT(t, 5*time.Second), addr, NewRequest(HeartBeat, nil, nil))
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	_, err = cli.Invoke(ctx, addr, NewRequest(PullMessage, nil, nil))
+	close(stop)
+	<-beats
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v", err)
+	}
+	if first.Closed() {
+		t.Fatal("a connection that kept receiving was closed")
+	}
+	// A timeout with nothing received since the request closes it.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel2()
+	if _, err := cli.Invoke(ctx2, addr, NewRequest(PullMessage, nil, nil)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v", err)
+	}
+	select {
+	case <-first.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("silent connection not closed after the timeout")
+	}
+	if resp, err := cli.Invoke(ctxT(t, 5*time.Second), addr, NewRequest(HeartBeat, nil, []byte("x"))); err != nil || string(resp.Body) != "x" {
+		t.Fatalf("re-dial: %v %v", resp, err)
 	}
 }

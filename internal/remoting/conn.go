@@ -26,6 +26,10 @@ type connOptions struct {
 	firstFrameTimeout time.Duration // 0: idleTimeout
 	writeTimeout      time.Duration // 0: none
 	maxInFlight       int           // concurrent request handlers per connection
+	// closeSilentOnTimeout closes the connection when an Invoke times out and nothing at
+	// all was read on it since the request was sent (client side: the peer is presumed
+	// dead, so the next call re-dials instead of waiting on a half-open socket).
+	closeSilentOnTimeout bool
 }
 
 // dispatcher is what a Conn needs from its owner (server or client).
@@ -69,6 +73,7 @@ type Conn struct {
 	opaque    atomic.Int32
 
 	inflight chan struct{} // semaphore of running handlers
+	lastRead atomic.Int64  // unix nanos of the last complete frame read
 
 	attrs sync.Map
 
@@ -300,6 +305,7 @@ func (c *Conn) readLoop() {
 			return
 		}
 		first = false
+		c.lastRead.Store(time.Now().UnixNano())
 		cmd, err := DecodePayload(payload)
 		if err != nil {
 			c.readFailed(err)
@@ -416,6 +422,7 @@ func (c *Conn) Invoke(ctx context.Context, req *Command) (*Command, error) {
 	}
 	c.pending[req.Opaque] = ch
 	c.pendingMu.Unlock()
+	sent := time.Now().UnixNano()
 	if err := c.Send(req); err != nil {
 		c.forget(req.Opaque)
 		return nil, err
@@ -428,6 +435,10 @@ func (c *Conn) Invoke(ctx context.Context, req *Command) (*Command, error) {
 		return resp, nil
 	case <-ctx.Done():
 		c.forget(req.Opaque)
+		if c.opts.closeSilentOnTimeout && c.lastRead.Load() < sent {
+			c.log.Info("remoting: request timed out and the connection stayed silent, closing it", "code", req.Code)
+			c.closeWith(ctx.Err())
+		}
 		return nil, fmt.Errorf("remoting: invoke code %d on %s: %w", req.Code, c.RemoteAddr(), ctx.Err())
 	}
 }
