@@ -32,6 +32,65 @@ func (b *Broker) registerAdminHandlers() {
 	b.Handle(remoting.InvokeBrokerToResetOffset, b.handleResetOffset)
 	b.Handle(remoting.GetBrokerConfig, b.handleGetBrokerConfig)
 	b.Handle(remoting.UpdateBrokerConfig, b.handleUpdateBrokerConfig)
+	b.Handle(remoting.QueryTopicConsumeByWho, b.handleTopicConsumedBy)
+	b.Handle(remoting.QueryTopicsByConsumer, b.handleTopicsOfGroup)
+	b.Handle(remoting.GetAllConsumerOffset, b.handleAllConsumerOffsets)
+}
+
+// handleTopicConsumedBy serves QUERY_TOPIC_CONSUME_BY_WHO (300): groups with offsets on, or
+// live subscriptions to, topic. Body GroupList {"groupList":[...]}.
+func (b *Broker) handleTopicConsumedBy(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	topic, err := req.ExtRequired("topic")
+	if err != nil {
+		return errorResponse(err)
+	}
+	set := map[string]bool{}
+	for _, g := range b.Offsets.GroupsOf(topic) {
+		set[g] = true
+	}
+	for _, g := range b.Clients.GroupsSubscribing(topic) {
+		set[g] = true
+	}
+	groups := make([]string, 0, len(set))
+	for g := range set {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	return jsonResponse(struct {
+		GroupList []string `json:"groupList"`
+	}{groups})
+}
+
+// handleTopicsOfGroup serves QUERY_TOPICS_BY_CONSUMER (343): topics group has offsets on or
+// subscribes to. Body TopicList {"topicList":[...],"brokerAddr":...}.
+func (b *Broker) handleTopicsOfGroup(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	group, err := req.ExtRequired("group")
+	if err != nil {
+		return errorResponse(err)
+	}
+	set := map[string]bool{}
+	for _, t := range b.Offsets.TopicsOf(group) {
+		set[t] = true
+	}
+	if info, ok := b.Clients.ConsumerGroup(group); ok {
+		for t := range info.Subscriptions {
+			set[t] = true
+		}
+	}
+	topics := make([]string, 0, len(set))
+	for t := range set {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	return jsonResponse(struct {
+		TopicList  []string `json:"topicList"`
+		BrokerAddr string   `json:"brokerAddr"`
+	}{topics, b.addr})
+}
+
+// handleAllConsumerOffsets serves GET_ALL_CONSUMER_OFFSET (43): consumerOffset.json's content.
+func (b *Broker) handleAllConsumerOffsets(_ context.Context, _ *remoting.Conn, _ *remoting.Command) *remoting.Command {
+	return jsonResponse(offsetsJSON{OffsetTable: b.Offsets.snapshot()})
 }
 
 func jsonResponse(v any) *remoting.Command {

@@ -158,12 +158,9 @@ func (b *Broker) handleHeartbeat(_ context.Context, c *remoting.Conn, req *remot
 		if cd.GroupName == "" {
 			continue
 		}
-		gc, _, err := b.Groups.GetOrCreate(cd.GroupName)
-		if err != nil {
-			b.Log.Debug("heartbeat from consumer of unknown group", "group", cd.GroupName, "client", hb.ClientID)
-			continue
-		}
-		if cd.MessageModel != ModelBroadcast {
+		// The consumer is registered even when its group is unknown and cannot be created
+		// (RocketMQ does the same); the group config only adds the retry topic.
+		if gc, _, err := b.Groups.GetOrCreate(cd.GroupName); err == nil && cd.MessageModel != ModelBroadcast {
 			if _, err := b.ensureGroupTopic(message.RetryTopic(cd.GroupName), gc.RetryQueueNums); err != nil {
 				return errorResponse(err)
 			}

@@ -472,3 +472,32 @@ func TestSendToRetryTopicMovesToDLQ(t *testing.T) {
 		t.Fatalf("retry topic of unknown group: %d %q", r.Code, r.Remark)
 	}
 }
+
+func TestWhoConsumesAndAllOffsets(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.AutoCreateSubscriptionGroup = false
+	tb := startBroker(t, cfg)
+	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
+		t.Fatal(err)
+	}
+	tb.Offsets.Commit("G1", "T", 0, 3)
+	// A consumer of an unknown group (auto-create off) is still registered, without a group.
+	if r := tb.invoke(remoting.HeartBeat, nil, heartbeatBody("c1", "G2", "T", "*")); r.Code != remoting.Success {
+		t.Fatalf("heartbeat: %d", r.Code)
+	}
+	if _, ok := tb.Groups.Get("G2"); ok {
+		t.Fatal("group created with auto-create off")
+	}
+	r := tb.invoke(remoting.QueryTopicConsumeByWho, map[string]string{"topic": "T"}, nil)
+	if string(r.Body) != `{"groupList":["G1","G2"]}` {
+		t.Fatalf("consumed by %s", r.Body)
+	}
+	r = tb.invoke(remoting.QueryTopicsByConsumer, map[string]string{"group": "G1"}, nil)
+	if !strings.Contains(string(r.Body), `"topicList":["T"]`) {
+		t.Fatalf("topics of G1 %s", r.Body)
+	}
+	r = tb.invoke(remoting.GetAllConsumerOffset, nil, nil)
+	if string(r.Body) != `{"offsetTable":{"T@G1":{"0":3}}}` {
+		t.Fatalf("all offsets %s", r.Body)
+	}
+}

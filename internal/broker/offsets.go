@@ -140,6 +140,17 @@ func (o *OffsetTable) TopicsOf(group string) []string {
 	return out
 }
 
+// snapshot returns a deep copy of the table.
+func (o *OffsetTable) snapshot() map[string]map[int32]int64 {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	snap := make(map[string]map[int32]int64, len(o.m))
+	for k, v := range o.m {
+		snap[k] = maps.Clone(v)
+	}
+	return snap
+}
+
 // Persist writes the table when it changed since the last successful write.
 func (o *OffsetTable) Persist() error {
 	o.persistMu.Lock()
@@ -148,13 +159,7 @@ func (o *OffsetTable) Persist() error {
 	if !dirty {
 		return nil
 	}
-	o.mu.RLock()
-	snap := make(map[string]map[int32]int64, len(o.m))
-	for k, v := range o.m {
-		snap[k] = maps.Clone(v)
-	}
-	o.mu.RUnlock()
-	if err := writeJSONAtomic(o.path, offsetsJSON{OffsetTable: snap}); err != nil {
+	if err := writeJSONAtomic(o.path, offsetsJSON{OffsetTable: o.snapshot()}); err != nil {
 		return err
 	}
 	o.dirty.done(mark)
