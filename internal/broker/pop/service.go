@@ -527,7 +527,7 @@ func restOf(maxOff, next int64) int64 {
 }
 
 // finish stamps handle and reconsume times on ext and encodes the record; the returned Ext
-// is decoded from that record so that both forms agree.
+// (ext itself, its body now aliasing the record) agrees with the record field by field.
 func (s *Service) finish(group string, ext *message.Ext, h *Handle) (Message, error) {
 	text := s.signer.Encode(group, h)
 	ext.SetProperty(message.PropertyPopCK, text)
@@ -536,11 +536,13 @@ func (s *Service) finish(group string, ext *message.Ext, h *Handle) (Message, er
 	if err != nil {
 		return Message{}, fmt.Errorf("pop: re-encode message at %s/%d/%d: %w", h.Topic, h.Queue, h.Offset, err)
 	}
-	out, _, err := message.DecodeRecord(rec, false)
-	if err != nil {
-		return Message{}, fmt.Errorf("pop: decode re-encoded message: %w", err)
+	var hdr message.RecordHeader
+	if err := message.ParseRecordHeader(rec, &hdr); err != nil {
+		return Message{}, fmt.Errorf("pop: parse re-encoded message: %w", err)
 	}
-	return Message{Ext: out, Handle: text, Record: rec}, nil
+	ext.Body = hdr.Body(rec) // share the record's copy
+	ext.StoreSize, ext.BodyCRC, ext.SysFlag = hdr.TotalSize, hdr.BodyCRC, hdr.SysFlag
+	return Message{Ext: ext, Handle: text, Record: rec}, nil
 }
 
 // readOne reads the message at offset of k (nil when it is no longer retained).
