@@ -447,3 +447,86 @@ func BenchmarkStoreE2E(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkE2ERemoting is BenchmarkE2E with the clients replaced by Rocketry's remoting
+// client: SEND_MESSAGE_V2 at the same rate, and one long-polling PULL_MESSAGE loop per queue
+// (what a push consumer does, without go2's own scheduling).
+func BenchmarkE2ERemoting(b *testing.B) {
+	const rate, queues = 1000, 4
+	for _, flush := range flushModes {
+		b.Run(flushName(flush), func(b *testing.B) {
+			tb := startBroker(b, benchConfig(b, flush))
+			if err := tb.CreateTopic(NewTopicConfig("E2E", queues)); err != nil {
+				b.Fatal(err)
+			}
+			addr := tb.ListenAddr().String()
+			var mu sync.Mutex
+			lat := make([]time.Duration, 0, b.N)
+			var got atomic.Int64
+			done := make(chan struct{})
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			for q := 0; q < queues; q++ {
+				wg.Add(1)
+				go func(q int) {
+					defer wg.Done()
+					var off int64
+					for ctx.Err() == nil {
+						resp, err := tb.cli.Invoke(ctx, addr, remoting.NewRequest(remoting.PullMessage, map[string]string{
+							"consumerGroup": "E2EG", "topic": "E2E", "queueId": strconv.Itoa(q), "queueOffset": strconv.FormatInt(off, 10),
+							"maxMsgNums": "32", "sysFlag": strconv.Itoa(pullFlagSuspend), "commitOffset": "0",
+							"suspendTimeoutMillis": "5000", "subscription": "*", "subVersion": "0", "expressionType": "TAG"}, nil))
+						if err != nil {
+							return
+						}
+						now := time.Now()
+						if resp.Code == remoting.Success {
+							msgs, err := message.DecodeRecords(resp.Body)
+							if err != nil {
+								b.Error(err)
+								return
+							}
+							mu.Lock()
+							for _, m := range msgs {
+								if ns, err := strconv.ParseInt(string(m.Body[:19]), 10, 64); err == nil {
+									lat = append(lat, now.Sub(time.Unix(0, ns)))
+								}
+							}
+							mu.Unlock()
+							if got.Add(int64(len(msgs))) == int64(b.N) {
+								close(done)
+							}
+						}
+						off, _ = strconv.ParseInt(resp.ExtString("nextBeginOffset"), 10, 64)
+					}
+				}(q)
+			}
+			defer func() { cancel(); wg.Wait() }()
+			time.Sleep(200 * time.Millisecond) // pulls parked
+			props := string(message.EncodeProperties(map[string]string{message.PropertyTags: "TagA"}))
+			b.ResetTimer()
+			tick := time.NewTicker(time.Second / rate)
+			defer tick.Stop()
+			for i := 0; i < b.N; i++ {
+				<-tick.C
+				body := make([]byte, benchBodySize)
+				copy(body, benchBody)
+				copy(body, strconv.FormatInt(time.Now().UnixNano(), 10))
+				ext := map[string]string{"a": "PG", "b": "E2E", "c": "TBW102", "d": "4", "e": strconv.Itoa(i % queues),
+					"f": "0", "g": "1700000000000", "h": "0", "i": props, "j": "0", "k": "false", "m": "false"}
+				tb.cli.InvokeAsync(context.Background(), addr, remoting.NewRequest(remoting.SendMessageV2, ext, body), func(*remoting.Command, error) {})
+			}
+			select {
+			case <-done:
+			case <-time.After(60 * time.Second):
+				b.Fatalf("received %d of %d", got.Load(), b.N)
+			}
+			b.StopTimer()
+			mu.Lock()
+			defer mu.Unlock()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		})
+	}
+}
