@@ -40,13 +40,13 @@ func Example() {
 	if err := producer.Start(); err != nil {
 		log.Fatal(err)
 	}
-	defer producer.GracefulStop()
 	msg := &rmq.Message{Topic: "orders", Body: []byte("hello, rocketry")}
 	msg.SetTag("created")
 	msg.SetKeys("order-1")
 	if _, err := producer.Send(ctx, msg); err != nil {
 		log.Fatal(err)
 	}
+	producer.GracefulStop()
 
 	consumer, err := rmq.NewSimpleConsumer(&rmq.Config{Endpoint: c.GRPCEndpoint(), ConsumerGroup: "billing",
 		Credentials: &credentials.SessionCredentials{}},

@@ -11,9 +11,10 @@ import (
 
 	"github.com/rocketry-mq/rocketry/internal/message"
 	"github.com/rocketry-mq/rocketry/internal/remoting"
+	"github.com/rocketry-mq/rocketry/internal/testcluster"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, testcluster.IgnoreSDK...) }
 
 func TestClusterList(t *testing.T) {
 	f := newFakeCluster(t)
