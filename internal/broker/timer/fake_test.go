@@ -2,9 +2,11 @@ package timer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
@@ -20,6 +22,8 @@ type memStore struct {
 	queues map[string][]*message.Ext // topic -> messages in queue order (all queue ids)
 	end    int64
 	notify func(topic string)
+
+	failSync atomic.Bool // Sync fails while set (a store whose flush is failing)
 }
 
 func newMemStore() *memStore {
@@ -92,7 +96,12 @@ func (s *memStore) Scan(from int64, fn func(*message.Ext) error) error {
 	return nil
 }
 
-func (s *memStore) Sync() error { return nil }
+func (s *memStore) Sync() error {
+	if s.failSync.Load() {
+		return errors.New("injected sync failure")
+	}
+	return nil
+}
 
 func (s *memStore) deliver(_ context.Context, ms []*message.Ext) error {
 	for _, m := range ms {

@@ -3,6 +3,7 @@ package timer
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -41,7 +42,7 @@ func ParseLevels(s string) (Levels, error) {
 			return nil, fmt.Errorf("%w: %q has no unit s, m, h or d", ErrInvalidLevels, f)
 		}
 		n, err := strconv.ParseInt(f[:len(f)-1], 10, 32)
-		if err != nil || n <= 0 {
+		if err != nil || n <= 0 || n > int64(math.MaxInt64/unit) {
 			return nil, fmt.Errorf("%w: %q is not a positive number of units", ErrInvalidLevels, f)
 		}
 		out = append(out, time.Duration(n)*unit)
