@@ -135,6 +135,8 @@ func (s *Store) Get(topic string, queueID int32, offset int64, maxMsgs int, maxB
 		return res, nil
 	}
 	res.Status = NoMatchedMessage
+	res.Records = make([]Record, 0, min(maxMsgs, len(entries)))
+	res.segs = make([]*segment, 0, 2)
 	clMin := s.cl.minOffset()
 	var cur *segment
 	bytesTotal := 0
