@@ -126,3 +126,13 @@ func (e *storeEnv) pop(t testing.TB, req PopRequest) PopResult {
 	}
 	return res
 }
+
+func putOne(t testing.TB, st *store.Store, qid int32, body string) {
+	t.Helper()
+	m := &message.Ext{Message: message.Message{Topic: "T", Body: []byte(body)}, QueueID: qid,
+		BornTimestamp: time.Now().UnixMilli(), BornHost: netip.MustParseAddrPort("127.0.0.1:5555")}
+	m.SetProperty(message.PropertyUniqKey, message.NewUniqID())
+	if _, err := st.Put(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+}
