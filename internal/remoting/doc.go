@@ -22,10 +22,17 @@
 // Concurrency: every connection (Conn) owns one reader goroutine and one writer goroutine.
 // The reader decodes frames, completes pending invocations by opaque and starts one
 // goroutine per request, at most MaxInFlightPerConn at once (more are answered
-// SYSTEM_BUSY). The writer coalesces all queued frames into one writev, so body pieces
-// (Command.BodyParts) are never copied. A malformed frame closes only its connection,
-// with one log line. Conn.writeMu is a leaf lock. Server.Shutdown drains handlers and
-// flushes responses before closing connections; Client.Close fails pending calls.
+// SYSTEM_BUSY). Writes: a sender that finds the socket idle writes inline; while a write
+// is in progress other frames queue and the writing goroutine flushes them all with one
+// writev (so body pieces, Command.BodyParts, are never copied); the reader never writes
+// itself and hands its replies to the writer goroutine. A malformed frame closes only its
+// connection, with one log line. Conn.writeMu is a leaf lock. Server.Shutdown drains
+// handlers and flushes responses before closing connections; Client.Close fails pending
+// calls. A client call that times out on a connection that received nothing since the
+// request was sent closes that connection, so the next call re-dials.
+//
+// Limits (ServerConfig): 16 MiB frames, 120 s idle, 10 s to the first frame, 30 s per
+// write, 4096 in-flight requests per connection, 10000 connections, 1000 per IP.
 //
 // Invariants: decoding never allocates more than the frame (plus the bounded header
 // maps); frames larger than MaxFrameSize (16 MiB by default) are rejected before the
