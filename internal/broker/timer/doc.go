@@ -7,7 +7,7 @@
 // and stored like any message. The service ingests the timer queue in order, files each timer
 // into an on-disk timer log chained per time bucket, pages the buckets close to "now" into an
 // in-memory heap, and when a timer is due re-puts the original message to its real topic
-// (Restore) through DeliverFunc (broker.PutMessageDirect). docs/timer.md has the design, the
+// (Restore) through DeliverFunc (store.PutBatch: PutMessageDirect's path, batched). docs/timer.md has the design, the
 // crash-consistency argument and the precision figures.
 //
 // Pieces:
@@ -21,13 +21,14 @@
 //   - Service (service.go): the loop (ingest, page in, deliver, checkpoint, sleep on a
 //     time.Timer set to the next due time or a Notify), and recovery (recover.go).
 //
-// Goroutines and locks: Service.Run's goroutine owns the wheel and the timer log; a delivery
-// batch runs one goroutine per message and the loop waits for the batch. Service.mu guards only
-// the published Stats and the observer; it is a leaf lock.
+// Goroutines and locks: Service.Run's goroutine owns the wheel and the timer log and does the
+// deliveries itself; a checkpoint's I/O (store Sync, log fsyncs, file write) runs on one extra
+// goroutine at a time whose result the loop collects. Service.mu guards only the published
+// Stats and the observer; it is a leaf lock.
 //
 // Usage sketch (what internal/broker/feature_timer.go does):
 //
-//	svc, err := timer.New(cfg, storeSource, b.PutMessageDirect, queueCount, logger)
+//	svc, err := timer.New(cfg, timer.StoreSource(st, segSize), putBatch, queueCount, logger)
 //	// put hook: if taken, err := svc.Intercept(m, time.Now()); taken { store m; svc.Notify() }
 //	// store dispatch of topic timer.Topic: svc.Notify()
 //	go svc.Run(ctx) // returns after a final checkpoint when ctx is cancelled

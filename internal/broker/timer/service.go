@@ -56,9 +56,9 @@ var ErrRecordGone = errors.New("timer: record gone from the store")
 // re-puts each into its real topic when due. Lifecycle: New (recovers), Run (until ctx is
 // cancelled; writes a final checkpoint), Close.
 //
-// Goroutines: Run's loop owns the wheel and the timer log; each delivery batch runs one
-// goroutine per message and the loop waits for all of them. Notify, Stats and Intercept may be
-// called from any goroutine.
+// Goroutines: Run's loop owns the wheel and the timer log and delivers; at most one
+// checkpoint goroutine runs beside it (store Sync, log fsyncs, checkpoint write). Notify,
+// Stats, SetObserver and Intercept may be called from any goroutine.
 type Service struct {
 	cfg     Config
 	levels  Levels
