@@ -1,11 +1,13 @@
 package namesrv
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/rocketry-mq/rocketry/internal/metrics"
 	"github.com/rocketry-mq/rocketry/internal/remoting"
 )
 
@@ -47,5 +49,34 @@ func TestHealthzAndMetrics(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(body)
+	}
+}
+
+func TestRestartOnSharedRegistry(t *testing.T) {
+	reg := metrics.NewRegistry()
+	health := metrics.NewHealth()
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	a, err := New(cfg, discard(), WithMetrics(reg, health))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := a.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Same address, same registry: must not panic, and its series are registered.
+	cfg.Listen = addr
+	b, err := New(cfg, discard(), WithMetrics(reg, health))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if len(b.metrics.collectors) != 3 {
+		t.Fatalf("%d collectors registered after restart", len(b.metrics.collectors))
 	}
 }

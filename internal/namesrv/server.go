@@ -178,6 +178,7 @@ func (s *Server) Run(ctx context.Context) error {
 		runErr = err
 	}
 	wg.Wait()
+	s.metrics.unregister()
 	s.log.Info("namesrv: stopped")
 	return runErr
 }
@@ -208,6 +209,7 @@ func (s *Server) Close() error {
 			s.httpLn.Close()
 		}
 		_ = s.rs.Shutdown(context.Background())
+		s.metrics.unregister()
 	}
 	return nil
 }
@@ -244,9 +246,10 @@ func (s *Server) connClosed(c *remoting.Conn) {
 // and response code, rocketmq_namesrv_requests_total, and scrape-time gauges of live
 // brokers, topics and connections.
 type serverMetrics struct {
-	node     *metrics.Node
-	requests *prometheus.CounterVec
-	counters sync.Map // [2]string -> prometheus.Counter
+	node       *metrics.Node
+	requests   *prometheus.CounterVec
+	counters   sync.Map               // [2]string -> prometheus.Counter
+	collectors []prometheus.Collector // registered by this server, unregistered on stop
 }
 
 func newServerMetrics(s *Server) *serverMetrics {
@@ -265,9 +268,27 @@ func newServerMetrics(s *Server) *serverMetrics {
 		Help: "Open remoting connections.",
 	}, func() float64 { return float64(len(s.rs.Conns())) })
 	reg := node.Registerer()
-	reg.MustRegister(m.requests, brokers, conns)
+	for _, c := range []prometheus.Collector{m.requests, brokers, conns} {
+		if err := reg.Register(c); err != nil {
+			// A NameServer restarted on the same address and registry before the previous
+			// one stopped: keep serving, without this series.
+			s.log.Warn("namesrv: metric not registered", "err", err)
+			continue
+		}
+		m.collectors = append(m.collectors, c)
+	}
 	node.OnTables(func() (int, int) { _, t := s.table.Stats(); return t, 0 })
 	return m
+}
+
+// unregister removes this server's own collectors (a later NameServer on the same
+// address and registry can register them again).
+func (m *serverMetrics) unregister() {
+	reg := m.node.Registerer()
+	for _, c := range m.collectors {
+		reg.Unregister(c)
+	}
+	m.collectors = nil
 }
 
 func (m *serverMetrics) observe(reqCode, respCode string, d time.Duration) {
