@@ -114,7 +114,7 @@ func (g popGroups) Group(name string) (pop.GroupInfo, bool) {
 	if err != nil {
 		return pop.GroupInfo{}, false
 	}
-	return pop.GroupInfo{RetryMaxTimes: gc.RetryMaxTimes, Orderly: gc.ConsumeMessageOrderly}, true
+	return pop.GroupInfo{RetryMaxTimes: gc.RetryMaxTimes, Orderly: gc.ConsumeMessageOrderly, Disabled: !gc.ConsumeEnable}, true
 }
 
 // popOffsets adapts OffsetTable and the shared InitialOffset rule.
@@ -163,6 +163,8 @@ func popErrorResponse(err error) *remoting.Command {
 		return remoting.NewResponse(remoting.SubscriptionGroupNotExist, err.Error())
 	case errors.Is(err, pop.ErrInvalidParameter):
 		return remoting.NewResponse(remoting.InvalidParameter, err.Error())
+	case errors.Is(err, pop.ErrNoPermission):
+		return remoting.NewResponse(remoting.NoPermission, err.Error())
 	case errors.Is(err, pop.ErrClosed):
 		return remoting.NewResponse(remoting.ServiceNotAvailable, "broker is shutting down")
 	}

@@ -188,6 +188,14 @@ func TestPopRemotingHandleCodesAndRedelivery(t *testing.T) {
 	if r, _ := tb.popMsgs("G", "NOPE", 0, 1, time.Minute, 0); r.Code != remoting.TopicNotExist {
 		t.Fatalf("unknown topic: %d", r.Code)
 	}
+	off := NewGroupConfig("OFF")
+	off.ConsumeEnable = false
+	if err := tb.Groups.Update(off); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := tb.popMsgs("OFF", "T", 0, 1, time.Minute, 0); r.Code != remoting.NoPermission {
+		t.Fatalf("consumeEnable=false: %d", r.Code)
+	}
 }
 
 func TestPopRemotingDLQAfterMaxAttempts(t *testing.T) {

@@ -42,6 +42,7 @@ type StoredRecord struct {
 type GroupInfo struct {
 	RetryMaxTimes int32 // deliveries = RetryMaxTimes+1, then the DLQ
 	Orderly       bool  // consumeMessageOrderly: FIFO delivery per queue
+	Disabled      bool  // consumeEnable=false: pops are refused (ErrNoPermission)
 }
 
 // Topics answers whether a topic exists and how many readable queues it has.

@@ -20,7 +20,9 @@ var (
 	ErrGroupNotFound = errors.New("subscription group not exist")
 	// ErrInvalidParameter is wrapped by every request validation error.
 	ErrInvalidParameter = errors.New("invalid parameter")
-	ErrClosed           = errors.New("pop: service closed")
+	// ErrNoPermission: the group may not consume (consumeEnable=false).
+	ErrNoPermission = errors.New("subscription group no permission")
+	ErrClosed       = errors.New("pop: service closed")
 )
 
 // PopRequest asks for up to MaxMessages messages of Topic for Group.
@@ -305,6 +307,9 @@ func (s *Service) Pop(ctx context.Context, req PopRequest) (PopResult, error) {
 	g, ok := s.deps.Groups.Group(req.Group)
 	if !ok {
 		return PopResult{}, fmt.Errorf("%w: %s", ErrGroupNotFound, req.Group)
+	}
+	if g.Disabled {
+		return PopResult{}, fmt.Errorf("%w, %s", ErrNoPermission, req.Group)
 	}
 	s.mu.Lock()
 	s.budgets[req.Group] = g.RetryMaxTimes

@@ -67,6 +67,7 @@ func TestPopValidation(t *testing.T) {
 	e := newEnv(t)
 	e.topic("T", 1)
 	e.group("G", GroupInfo{RetryMaxTimes: 16})
+	e.group("OFF", GroupInfo{RetryMaxTimes: 16, Disabled: true})
 	ctx := context.Background()
 	cases := []struct {
 		req  PopRequest
@@ -80,6 +81,7 @@ func TestPopValidation(t *testing.T) {
 		{PopRequest{Group: "G", Topic: "T", MaxMessages: 1, InvisibleTime: time.Minute, QueueID: 5}, ErrInvalidParameter},
 		{PopRequest{Group: "G", Topic: "nope", MaxMessages: 1, InvisibleTime: time.Minute}, ErrTopicNotFound},
 		{PopRequest{Group: "nope", Topic: "T", MaxMessages: 1, InvisibleTime: time.Minute}, ErrGroupNotFound},
+		{PopRequest{Group: "OFF", Topic: "T", MaxMessages: 1, InvisibleTime: time.Minute}, ErrNoPermission},
 	}
 	for _, c := range cases {
 		if _, err := e.svc.Pop(ctx, c.req); !errors.Is(err, c.want) {
