@@ -7,6 +7,7 @@ import (
 	"maps"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/broker/timer"
@@ -31,10 +32,35 @@ const timerDirName = "timer"
 type timerFeature struct {
 	svc *timer.Service
 
+	levels atomic.Pointer[timerLevels] // parsed messageDelayLevel of the live config
+
 	mu      sync.Mutex
 	closed  bool          // the broker is closing; Run must not start
 	started bool          // Run was started
 	runDone chan struct{} // closed when Run returned
+}
+
+// timerLevels caches the parse of one messageDelayLevel string.
+type timerLevels struct {
+	src    string
+	levels timer.Levels
+}
+
+// levelsFor returns the parsed levels of s (validated by Config.Validate and
+// UPDATE_BROKER_CONFIG; an unparsable value keeps the previous table).
+func (f *timerFeature) levelsFor(s string) timer.Levels {
+	if c := f.levels.Load(); c != nil && c.src == s {
+		return c.levels
+	}
+	l, err := timer.ParseLevels(s)
+	if err != nil {
+		if c := f.levels.Load(); c != nil {
+			return c.levels
+		}
+		l, _ = timer.ParseLevels(timer.DefaultDelayLevels)
+	}
+	f.levels.Store(&timerLevels{src: s, levels: l})
+	return l
 }
 
 // timerFeatures maps each Broker to its timer feature (the Broker struct belongs to the core).
@@ -142,10 +168,13 @@ func (b *Broker) timerPutHook(ctx context.Context, m *message.Ext) (store.PutRes
 	if !ok {
 		return store.PutResult{}, false, nil
 	}
-	svc := f.(*timerFeature).svc
+	tf := f.(*timerFeature)
 	c := *m
 	c.Properties = maps.Clone(m.Properties)
-	taken, err := svc.Intercept(&c, time.Now())
+	// The live config: UPDATE_BROKER_CONFIG may change timerMaxDelaySec / messageDelayLevel.
+	live := b.live()
+	taken, err := timer.Intercept(&c, time.Now(), time.Duration(live.TimerMaxDelaySec)*time.Second,
+		tf.levelsFor(live.MessageDelayLevel))
 	if err != nil {
 		return store.PutResult{}, true, &timerPutError{err: err}
 	}
@@ -153,7 +182,7 @@ func (b *Broker) timerPutHook(ctx context.Context, m *message.Ext) (store.PutRes
 		return store.PutResult{}, false, nil
 	}
 	res, err := b.PutMessageDirect(ctx, &c)
-	svc.Notify()
+	tf.svc.Notify()
 	return res, true, err
 }
 

@@ -257,3 +257,30 @@ func TestRealStoreRestartMidway(t *testing.T) {
 	defer r.stop(t)
 	checkRealExactlyOnce(t, r.st, ids)
 }
+
+// TestRealStoreUndeliverableTimerIsDropped: a timer whose real topic the store rejects is
+// retried alone, then dropped (counted) instead of blocking the cursor; the others go through.
+func TestRealStoreUndeliverableTimerIsDropped(t *testing.T) {
+	dir := t.TempDir()
+	r := startReal(t, dir, storeConfig(dir), testConfig(t.TempDir()))
+	defer r.stop(t)
+	r.send(t, "ok1", map[string]string{message.PropertyTimerDelayMS: "100"})
+	bad := &message.Ext{Message: message.Message{Topic: "T", Body: []byte("x")}}
+	bad.SetProperty(message.PropertyUniqKey, "bad")
+	bad.SetProperty(message.PropertyTimerDelayMS, "100")
+	if taken, err := r.svc.Intercept(bad, time.Now()); !taken || err != nil {
+		t.Fatal(taken, err)
+	}
+	bad.SetProperty(message.PropertyRealTopic, "bad topic/..") // not a valid topic name
+	if _, err := r.st.Put(context.Background(), bad); err != nil {
+		t.Fatal(err)
+	}
+	r.send(t, "ok2", map[string]string{message.PropertyTimerDelayMS: "100"})
+	waitFor(t, 10*time.Second, "two delivered, one dropped", func() bool {
+		s := r.svc.Stats()
+		return s.Delivered == 2 && s.Dropped == 1 && s.InMemory == 0
+	})
+	if n := len(readTopic(t, r.st)); n != 2 {
+		t.Fatalf("topic holds %d messages", n)
+	}
+}

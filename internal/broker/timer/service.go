@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/store"
 )
 
 // Source is what the service needs from the message store. The broker adapts *store.Store to
@@ -378,6 +379,17 @@ func (s *Service) deliverBatch(ctx context.Context, batch []Entry) int {
 		}
 		err := s.deliver(ctx, chunkM)
 		at := time.Now()
+		if err != nil && len(chunkE) == 1 && permanent(err) {
+			e := chunkE[0]
+			s.log.Error("timer dropped: the store rejects its message", "offset", e.Offset, "due", e.Due, "err", err)
+			s.w.done(e)
+			delete(s.attempts, e.Offset)
+			s.mu.Lock()
+			s.dropped++
+			s.mu.Unlock()
+			chunkE, chunkM, bytes = chunkE[:0], chunkM[:0], 0
+			return
+		}
 		for _, e := range chunkE {
 			if err != nil {
 				fail(e, err)
@@ -427,6 +439,13 @@ func (s *Service) deliverBatch(ctx context.Context, batch []Entry) int {
 	}
 	flush()
 	return failed
+}
+
+// permanent reports whether a delivery error will repeat forever for this message (the store
+// rejects the message itself, e.g. it grew past the properties limit or its real topic is not
+// a valid name). Only a message delivered alone is dropped for it.
+func permanent(err error) bool {
+	return errors.Is(err, store.ErrMessageTooLarge) || errors.Is(err, message.ErrInvalidMessage)
 }
 
 // ckptResult is the outcome of a checkpoint's I/O.
