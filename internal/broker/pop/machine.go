@@ -37,57 +37,71 @@ type queue struct {
 	Next        int64            // next offset never delivered to this group
 	Gen         uint64           // bumped by every reset; pops planned under another Gen are dropped
 	Outstanding map[int64]*entry // popped and not done, by queue offset
-	nReady      int              // entries with ready set
+	ready       map[int64]*entry // the outstanding entries with ready set
 	nDead       int              // entries with dead set
-	minCache    int64            // min(Outstanding) when minValid
-	minValid    bool
+	offs        offsetHeap       // outstanding offsets, lazily cleaned: min = Committed
 }
 
 func newQueue(key QueueKey, next int64, gen uint64) *queue {
-	return &queue{key: key, Next: next, Gen: gen, Outstanding: make(map[int64]*entry)}
+	return &queue{key: key, Next: next, Gen: gen, Outstanding: make(map[int64]*entry), ready: make(map[int64]*entry)}
 }
 
 // Committed is the lowest offset not yet done: the group's consume offset on this queue.
+// Amortised O(log n): offsets of finished entries are dropped from the heap when they reach
+// its top.
 func (q *queue) Committed() int64 {
-	if len(q.Outstanding) == 0 {
-		return q.Next
-	}
-	if !q.minValid {
-		first := true
-		for off := range q.Outstanding {
-			if first || off < q.minCache {
-				q.minCache, first = off, false
-			}
+	for len(q.offs) > 0 {
+		if _, ok := q.Outstanding[q.offs[0]]; ok {
+			return q.offs[0]
 		}
-		q.minValid = true
+		heap.Pop(&q.offs)
 	}
-	return q.minCache
+	return q.Next
 }
 
 // Inflight counts entries delivered and still invisible (neither ready nor dead).
-func (q *queue) Inflight() int { return len(q.Outstanding) - q.nReady - q.nDead }
+func (q *queue) Inflight() int { return len(q.Outstanding) - len(q.ready) - q.nDead }
+
+func (q *queue) setReady(e *entry, ready bool) {
+	e.ready = ready
+	if ready {
+		q.ready[e.Offset] = e
+	} else {
+		delete(q.ready, e.Offset)
+	}
+}
 
 func (q *queue) remove(e *entry) {
 	if e.ready {
-		q.nReady--
+		delete(q.ready, e.Offset)
 	}
 	if e.dead {
 		q.nDead--
 	}
 	delete(q.Outstanding, e.Offset)
-	if q.minValid && e.Offset == q.minCache {
-		q.minValid = false
-	}
 }
 
 func (q *queue) put(e *entry) {
 	if old, ok := q.Outstanding[e.Offset]; ok {
 		q.remove(old)
+	} else {
+		heap.Push(&q.offs, e.Offset)
 	}
 	q.Outstanding[e.Offset] = e
-	if q.minValid && e.Offset < q.minCache {
-		q.minCache = e.Offset
-	}
+}
+
+// offsetHeap is a min-heap of queue offsets.
+type offsetHeap []int64
+
+func (h offsetHeap) Len() int           { return len(h) }
+func (h offsetHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h offsetHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *offsetHeap) Push(x any)        { *h = append(*h, x.(int64)) }
+func (h *offsetHeap) Pop() any {
+	old := *h
+	v := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return v
 }
 
 // reviveItem schedules an expiry check of (queue, offset) at deadline; stale items (the entry
@@ -194,11 +208,9 @@ func (m *Machine) Plan(k QueueKey, orderly bool, max int) Plan {
 		p.Blocked = true
 		return p
 	}
-	if q.nReady > 0 {
-		for _, e := range q.Outstanding {
-			if e.ready {
-				p.Ready = append(p.Ready, Ready{Offset: e.Offset, Reconsume: e.Reconsume + 1, Epoch: e.Epoch})
-			}
+	if len(q.ready) > 0 {
+		for _, e := range q.ready {
+			p.Ready = append(p.Ready, Ready{Offset: e.Offset, Reconsume: e.Reconsume + 1, Epoch: e.Epoch})
 		}
 		slices.SortFunc(p.Ready, func(a, b Ready) int { return cmp64(a.Offset, b.Offset) })
 		if len(p.Ready) > max {
@@ -243,8 +255,7 @@ func (m *Machine) Expire(now int64, retryMax func(group string) int32) (dead []D
 			dead = append(dead, Due{Key: it.q.key, Offset: e.Offset, Reconsume: e.Reconsume, Epoch: e.Epoch})
 			continue
 		}
-		e.ready = true
-		it.q.nReady++
+		it.q.setReady(e, true)
 		if len(woke) == 0 || woke[len(woke)-1] != it.q.key {
 			woke = append(woke, it.q.key)
 		}
@@ -394,8 +405,7 @@ func (m *Machine) Apply(r *Record) bool {
 			return false
 		}
 		if e.ready {
-			e.ready = false
-			q.nReady--
+			q.setReady(e, false)
 		}
 		e.Epoch, e.PopTime, e.Invisible = r.NewEpoch, r.PopTime, r.Invisible
 		e.Deadline = r.PopTime + r.Invisible

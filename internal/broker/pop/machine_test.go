@@ -1,6 +1,7 @@
 package pop
 
 import (
+	"math/rand/v2"
 	"slices"
 	"testing"
 )
@@ -320,5 +321,72 @@ func TestMachineRewind(t *testing.T) {
 	}
 	if m.Apply(&Record{Kind: RecRewind, Key: kA, Offset: 9}) {
 		t.Fatal("rewind forward applied")
+	}
+}
+
+// TestMachineRandomOpsInvariants drives the machine with random pops, acks, changes, expiries
+// and rewinds, and checks its invariants against brute force after every step: Committed is
+// min(outstanding) or Next, counters agree with the entries, nothing outstanding at or beyond
+// Next, and an orderly plan is blocked exactly when something is in flight or dead.
+func TestMachineRandomOpsInvariants(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	m := NewMachine()
+	m.Apply(&Record{Kind: RecInit, Key: kA, Offset: 0})
+	now := int64(0)
+	avail := int64(0)
+	for step := range 20000 {
+		now += int64(rng.IntN(50))
+		avail += int64(rng.IntN(3))
+		switch rng.IntN(6) {
+		case 0, 1:
+			popN(t, m, kA, now, int64(10+rng.IntN(200)), 1+rng.IntN(8), rng.IntN(2) == 0, avail)
+		case 2:
+			q := m.queues[kA]
+			for _, e := range q.Outstanding {
+				if rng.IntN(2) == 0 {
+					m.Apply(&Record{Kind: RecAck, Key: kA, Offset: e.Offset, Epoch: e.Epoch})
+				}
+			}
+		case 3:
+			q := m.queues[kA]
+			for _, e := range q.Outstanding {
+				m.Apply(&Record{Kind: RecChange, Key: kA, Offset: e.Offset, Epoch: e.Epoch, NewEpoch: m.NextEpoch(), PopTime: now, Invisible: int64(rng.IntN(100))})
+				break
+			}
+		case 4:
+			dead, _ := m.Expire(now, budget(3))
+			for _, d := range dead {
+				m.Apply(&Record{Kind: RecAck, Key: d.Key, Offset: d.Offset, Epoch: d.Epoch})
+			}
+		case 5:
+			if rng.IntN(50) == 0 {
+				q := m.queues[kA]
+				m.Apply(&Record{Kind: RecRewind, Key: kA, Offset: q.Next - int64(rng.IntN(3))})
+			}
+		}
+		q := m.queues[kA]
+		want := q.Next
+		nReady, nDead := 0, 0
+		for off, e := range q.Outstanding {
+			want = min(want, off)
+			if off >= q.Next {
+				t.Fatalf("step %d: outstanding %d >= next %d", step, off, q.Next)
+			}
+			if e.ready {
+				nReady++
+			}
+			if e.dead {
+				nDead++
+			}
+		}
+		if got := q.Committed(); got != want {
+			t.Fatalf("step %d: committed %d, brute force %d", step, got, want)
+		}
+		if nReady != len(q.ready) || nDead != q.nDead {
+			t.Fatalf("step %d: ready %d/%d dead %d/%d", step, nReady, len(q.ready), nDead, q.nDead)
+		}
+		if blocked := m.Plan(kA, true, 1).Blocked; blocked != (q.Inflight() > 0 || nDead > 0) {
+			t.Fatalf("step %d: orderly blocked=%v with inflight %d dead %d", step, blocked, q.Inflight(), nDead)
+		}
 	}
 }
