@@ -135,7 +135,36 @@ type Machine struct {
 	queues map[QueueKey]*queue
 	revive reviveHeap
 	epoch  uint64 // last epoch handed out
+	// stale counts changes that may have left a dead item in revive (acks, changes,
+	// redeliveries, resets) since the last compaction; see maybeCompact.
+	stale int
 }
+
+// compactMin is the revive heap size below which it is never compacted.
+const compactMin = 4096
+
+// maybeCompact drops revive items that no longer match an in-flight entry once such changes
+// reach half the heap: without it, acked deliveries with long invisible times (up to 12 h)
+// would keep their items until their deadline. Amortised O(1) per change.
+func (m *Machine) maybeCompact() {
+	if m.stale < compactMin || m.stale < len(m.revive)/2 {
+		return
+	}
+	m.stale = 0
+	kept := m.revive[:0]
+	for _, it := range m.revive {
+		e, ok := it.q.Outstanding[it.offset]
+		if ok && e.Epoch == it.epoch && !e.ready && !e.dead && m.queues[it.q.key] == it.q {
+			kept = append(kept, it)
+		}
+	}
+	clear(m.revive[len(kept):])
+	m.revive = kept
+	heap.Init(&m.revive)
+}
+
+// ReviveLen is the size of the revive heap (live and stale items).
+func (m *Machine) ReviveLen() int { return len(m.revive) }
 
 // NewMachine returns an empty machine.
 func NewMachine() *Machine { return &Machine{queues: make(map[QueueKey]*queue)} }
@@ -345,6 +374,10 @@ func (m *Machine) Apply(r *Record) bool {
 			}
 		}
 		m.queues[r.Key] = newQueue(r.Key, r.Offset, gen)
+		if gen > 0 {
+			m.stale += compactMin // a reset may orphan many items
+			m.maybeCompact()
+		}
 		return true
 	case RecPop:
 		q, ok := m.queues[r.Key]
@@ -368,6 +401,8 @@ func (m *Machine) Apply(r *Record) bool {
 		if r.Offset > q.Next {
 			q.Next = r.Offset
 		}
+		m.stale += len(r.Deliveries) // redeliveries leave their previous item behind
+		m.maybeCompact()
 		return true
 	case RecAck:
 		q, ok := m.queues[r.Key]
@@ -379,6 +414,8 @@ func (m *Machine) Apply(r *Record) bool {
 			return false
 		}
 		q.remove(e)
+		m.stale++
+		m.maybeCompact()
 		return true
 	case RecRewind:
 		q, ok := m.queues[r.Key]
@@ -388,9 +425,11 @@ func (m *Machine) Apply(r *Record) bool {
 		for off, e := range q.Outstanding {
 			if off >= r.Offset {
 				q.remove(e)
+				m.stale++
 			}
 		}
 		q.Next = r.Offset
+		m.maybeCompact()
 		return true
 	case RecChange:
 		if r.NewEpoch > m.epoch {
@@ -410,6 +449,8 @@ func (m *Machine) Apply(r *Record) bool {
 		e.Epoch, e.PopTime, e.Invisible = r.NewEpoch, r.PopTime, r.Invisible
 		e.Deadline = r.PopTime + r.Invisible
 		heap.Push(&m.revive, reviveItem{deadline: e.Deadline, q: q, offset: e.Offset, epoch: e.Epoch})
+		m.stale++
+		m.maybeCompact()
 		return true
 	}
 	return false

@@ -390,3 +390,32 @@ func TestMachineRandomOpsInvariants(t *testing.T) {
 		}
 	}
 }
+
+// TestMachineReviveHeapStaysBounded: with a 12 h invisible time and every message acked at
+// once, the revive heap must not keep one item per delivery.
+func TestMachineReviveHeapStaysBounded(t *testing.T) {
+	m := NewMachine()
+	m.Apply(&Record{Kind: RecInit, Key: kA, Offset: 0})
+	const invisible = 12 * 3600 * 1000
+	for i := range 200_000 {
+		ds := popN(t, m, kA, int64(i), invisible, 1, false, int64(i+1))
+		ack(m, kA, ds[0])
+	}
+	if n := m.ReviveLen(); n > 2*compactMin {
+		t.Fatalf("revive heap holds %d items for 0 in flight", n)
+	}
+	// Live items survive compaction.
+	ds := popN(t, m, kA, 0, 100, 3, false, 200_003)
+	for range 3 * compactMin {
+		m.Apply(&Record{Kind: RecAck, Key: kA, Offset: 1 << 40, Epoch: 1}) // no-op acks
+	}
+	m.stale = compactMin * 10
+	m.maybeCompact()
+	if n := m.ReviveLen(); n != 3 {
+		t.Fatalf("after compaction %d items, want 3", n)
+	}
+	if dead, woke := m.Expire(100, budget(16)); len(dead) != 0 || len(woke) != 1 || len(m.Plan(kA, false, 32).Ready) != 3 {
+		t.Fatalf("expire after compaction: dead %v woke %v", dead, woke)
+	}
+	_ = ds
+}
