@@ -103,6 +103,9 @@ func (s *Service) End(ctx context.Context, req *EndRequest) error {
 	s.mu.Lock()
 	s.st.finish(h.QueueOffset, want, ms(s.cfg.now()))
 	s.mu.Unlock()
+	if s.cfg.OnEnd != nil {
+		s.cfg.OnEnd(h.RealTopic, want)
+	}
 	return nil
 }
 

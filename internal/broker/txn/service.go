@@ -176,6 +176,19 @@ func (s *Service) Stats() Stats {
 	}
 }
 
+// OpenByTopic counts the open half messages per real topic (metric rocketmq_half_messages).
+func (s *Service) OpenByTopic() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int)
+	for _, e := range s.st.entries {
+		if e.phase != phaseResolved {
+			out[e.RealTopic]++
+		}
+	}
+	return out
+}
+
 // Ready is closed once Recover has finished.
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 

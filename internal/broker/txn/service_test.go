@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/rocketry-mq/rocketry/internal/message"
 )
 
@@ -128,6 +129,40 @@ func TestRollbackInvisible(t *testing.T) {
 			t.Fatalf("stats %+v", st)
 		}
 	})
+}
+
+func TestOnEndAndOpenByTopic(t *testing.T) {
+	var mu sync.Mutex
+	ended := map[string]int{}
+	e := newEnv(t, memBackend(), func(c *Config) {
+		c.OnEnd = func(topic string, o Outcome) {
+			mu.Lock()
+			ended[topic+"/"+o.String()]++
+			mu.Unlock()
+		}
+	})
+	a := e.sendHalf("A", 0, "PG", nil)
+	b := e.sendHalf("B", 0, "PG", nil)
+	e.sendHalf("B", 1, "PG", nil)
+	e.scan()
+	if diff := cmp.Diff(map[string]int{"A": 1, "B": 2}, e.svc.OpenByTopic()); diff != "" {
+		t.Fatalf("open (-want +got):\n%s", diff)
+	}
+	if err := e.end(a, "PG", ResolutionCommit, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.end(b, "PG", ResolutionRollback, false); err != nil {
+		t.Fatal(err)
+	}
+	_ = e.end(a, "PG", ResolutionCommit, true) // duplicate: not counted again
+	if diff := cmp.Diff(map[string]int{"B": 1}, e.svc.OpenByTopic()); diff != "" {
+		t.Fatalf("open after ends (-want +got):\n%s", diff)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if diff := cmp.Diff(map[string]int{"A/commit": 1, "B/rollback": 1}, ended); diff != "" {
+		t.Fatalf("OnEnd (-want +got):\n%s", diff)
+	}
 }
 
 func TestUnknownStaysPendingAndIsCheckedBack(t *testing.T) {
