@@ -121,9 +121,15 @@ func (r *realRig) send(t testing.TB, id string, props map[string]string) {
 	}
 }
 
-// readTopic returns every message stored in T (all queues).
+// readTopic returns every message stored in T (all queues), once everything stored so far is
+// dispatched.
 func readTopic(t testing.TB, st *store.Store) []*message.Ext {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := st.WaitDispatched(ctx, st.Stats().MaxPhysicalOffset); err != nil {
+		t.Fatal(err)
+	}
 	var out []*message.Ext
 	for _, q := range st.QueueIDs("T") {
 		for off := st.MinOffset("T", q); ; {
