@@ -182,7 +182,7 @@ func TestRealStoreTimersArriveOnTime(t *testing.T) {
 		defer r.mu.Unlock()
 		return len(r.arrived) == 3
 	})
-	const tolerance = 300 * time.Millisecond // shared 2-vCPU VM; the benchmark measures the real figure
+	const tolerance = time.Second // shared, loaded 2-vCPU VM; unit tests do not assert speed (see the benchmark)
 	for id, want := range map[string]time.Duration{"level1": time.Second, "two": 2 * time.Second, "five": 5 * time.Second} {
 		r.mu.Lock()
 		at := r.arrived[id]
