@@ -268,3 +268,41 @@ func TestTxnRestartKeepsPendingAndCommitted(t *testing.T) {
 		t.Fatalf("rollback of committed via Go API: %v", err)
 	}
 }
+
+func TestTxnCommittedDelayedMessageGoesThroughTimer(t *testing.T) {
+	tb := startBroker(t, txnTestConfig(t))
+	tb.mustSend("TT", 0, "create", nil)
+	resp := tb.sendV2("TT", 1, "delayed", map[string]string{
+		message.PropertyTransactionPrepared: "true", message.PropertyProducerGroup: "PG",
+		message.PropertyDelayLevel: "1", // 1s
+	})
+	if resp.Code != remoting.Success {
+		t.Fatalf("send: %d %q", resp.Code, resp.Remark)
+	}
+	_, off, _ := message.ParseOffsetMsgID(resp.ExtString("msgId"))
+	qo, _ := strconv.ParseInt(resp.ExtString("queueOffset"), 10, 64)
+	h := sentHalf{uniq: resp.ExtString("transactionId"), commitLogOffset: off, queueOffset: qo}
+	tb.settle()
+	if got := pullAll(t, tb, txn.HalfTopic, 0); len(got) != 1 {
+		t.Fatalf("half topic holds %d (the timer must not take a prepared message)", len(got))
+	}
+	start := time.Now()
+	if resp := endTxn(tb, h, "PG", 8, false); resp.Code != remoting.Success {
+		t.Fatalf("commit: %d %q", resp.Code, resp.Remark)
+	}
+	if got := pullAll(t, tb, "TT", 1); len(got) != 0 {
+		t.Fatalf("delayed commit visible at once: %d", len(got))
+	}
+	waitFor(t, 15*time.Second, "delayed commit delivered", func() bool { return len(pullAll(t, tb, "TT", 1)) == 1 })
+	if d := time.Since(start); d < 500*time.Millisecond {
+		t.Fatalf("delivered after %v, before its 1s delay", d)
+	}
+	// Exactly one timer record was written (a duplicate commit would have written two).
+	if timers := pullAll(t, tb, message.TopicTimer, 0); len(timers) != 1 {
+		t.Fatalf("timer records: %d", len(timers))
+	}
+	got := pullAll(t, tb, "TT", 1)
+	if len(got) != 1 || got[0].UniqKey() != h.uniq || string(got[0].Body) != "delayed" {
+		t.Fatalf("delivered %d, %+v", len(got), got)
+	}
+}
