@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -282,5 +283,59 @@ func rawTimerLoop(dues []int64, rec *latencyRecorder) {
 			<-t.C
 		}
 		rec.observe(Entry{Due: d}, time.Now())
+	}
+}
+
+// BenchmarkTimerMillionPending stores 1,000,000 timers spread over the 3-day maximum in a real
+// store and reports what stays in memory once they are ingested (wheel entries and Go heap),
+// then how long a restart (recovery: timer-log scan + commit-log mark scan) takes.
+func BenchmarkTimerMillionPending(b *testing.B) {
+	const n = 1_000_000
+	for range b.N {
+		b.StopTimer()
+		sdir, tdir := b.TempDir(), b.TempDir()
+		scfg := storeConfig(sdir)
+		scfg.MappedFileSizeCommitLog = 256 << 20
+		tcfg := DefaultConfig()
+		tcfg.Dir = tdir
+		r := startReal(b, sdir, scfg, tcfg)
+		rnd := rand.New(rand.NewPCG(7, 7))
+		body := make([]byte, 128)
+		now := time.Now()
+		t0 := time.Now()
+		for i := range n {
+			m := &message.Ext{Message: message.Message{Topic: "T", Body: body}}
+			m.SetProperty(message.PropertyUniqKey, strconv.Itoa(i))
+			m.SetProperty(message.PropertyTimerDeliverMS, strconv.FormatInt(now.Add(time.Minute).UnixMilli()+rnd.Int64N((72*time.Hour-time.Minute).Milliseconds()), 10))
+			if _, err := r.svc.Intercept(m, now); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := r.st.Put(context.Background(), m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		waitFor(b, 5*time.Minute, "ingest", func() bool { return r.svc.Stats().IngestOffset == n })
+		ingest := time.Since(t0)
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		st := r.svc.Stats()
+		r.stop(b)
+		t1 := time.Now()
+		r = startReal(b, sdir, scfg, tcfg)
+		recovery := time.Since(t1)
+		st2 := r.svc.Stats()
+		r.stop(b)
+		if st.InMemory+st.OnDisk != n || st2.InMemory+st2.OnDisk != n {
+			b.Fatalf("before %+v after %+v", st, st2)
+		}
+		b.ReportMetric(float64(n)/ingest.Seconds(), "stored+ingested/s")
+		b.ReportMetric(float64(st.InMemory), "in-memory-entries")
+		b.ReportMetric(float64(st.DiskBuckets), "disk-buckets")
+		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
+		b.ReportMetric(recovery.Seconds(), "recovery-s")
+		b.ReportMetric(float64(st.LogBytes)/(1<<20), "timerlog-MiB")
+		b.ReportMetric(0, "ns/op")
+		b.StartTimer()
 	}
 }
