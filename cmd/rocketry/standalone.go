@@ -72,6 +72,7 @@ message and offset.`,
 	f.StringVar(&configFile, "config", "", "broker.conf properties file (flags override it)")
 	f.StringVar(&flush, "flush-disk-type", cfg.Broker.FlushDiskType, "ASYNC_FLUSH (fsync in the background) or SYNC_FLUSH (fsync before replying)")
 	f.BoolVar(&autoCreate, "auto-create", true, "create topics and consumer groups on first use")
+	f.StringVar(&cfg.ProxyMode, "proxy-mode", cfg.ProxyMode, "proxy backend: local (direct calls into the broker) or cluster (remoting over loopback)")
 	f.StringVar(&cfg.Proxy.TLSMode, "tls-mode", cfg.Proxy.TLSMode, "gRPC TLS: disabled, permissive (TLS and plaintext) or enforcing")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

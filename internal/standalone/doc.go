@@ -10,8 +10,9 @@
 //	s, err := standalone.New(cfg, logger) // binds every listener; Addr methods work now
 //	err = s.Run(ctx)                      // serves until ctx ends, then shuts down in order
 //
-// The Proxy talks to the in-process Broker through its cluster-mode backend (remoting over
-// loopback, routes from the in-process NameServer) until the local-mode backend lands.
+// The Proxy calls the in-process Broker directly (local mode, internal/proxy/local); with
+// Config.ProxyMode "cluster" it goes through remoting over loopback instead, as a separate
+// `rocketry proxy` process would.
 //
 // Readiness: /healthz is 200 only when the NameServer serves, the Broker has registered with
 // it, and the Proxy accepts connections. Shutdown order (SIGTERM): readiness cleared, Proxy

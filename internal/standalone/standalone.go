@@ -16,6 +16,16 @@ import (
 	"github.com/rocketry-mq/rocketry/internal/namesrv"
 	"github.com/rocketry-mq/rocketry/internal/proxy"
 	"github.com/rocketry-mq/rocketry/internal/proxy/cluster"
+	"github.com/rocketry-mq/rocketry/internal/proxy/local"
+)
+
+// Proxy modes (Config.ProxyMode).
+const (
+	// ProxyLocal: the proxy calls the in-process broker directly (no network hop).
+	ProxyLocal = "local"
+	// ProxyCluster: the proxy talks remoting to the broker over loopback, with routes from
+	// the in-process NameServer, exactly as a separate `rocketry proxy` would.
+	ProxyCluster = "cluster"
 )
 
 // Config configures a standalone deployment. The component configs are used as given except
@@ -32,6 +42,8 @@ type Config struct {
 	GRPCListen string
 	// HTTPListen serves /healthz, /metrics and /debug/pprof/; "" disables it. Default ":8080".
 	HTTPListen string
+	// ProxyMode is ProxyLocal (default) or ProxyCluster.
+	ProxyMode string
 	// AdvertiseHost is the host the Broker registers and the Proxy returns in routes.
 	// Default "127.0.0.1" (clients on this machine); set it to a reachable address when
 	// clients run elsewhere (containers).
@@ -63,6 +75,7 @@ func DefaultConfig() Config {
 		BrokerListen:  ":10911",
 		GRPCListen:    ":8081",
 		HTTPListen:    ":8080",
+		ProxyMode:     ProxyLocal,
 		AdvertiseHost: "127.0.0.1",
 		Broker:        b,
 		Proxy:         p,
@@ -88,7 +101,16 @@ func (c Config) Validate() error {
 	if c.AdvertiseHost == "" {
 		return errors.New("standalone: empty advertise host")
 	}
+	if c.ProxyMode != ProxyLocal && c.ProxyMode != ProxyCluster {
+		return fmt.Errorf("standalone: proxy mode %q (want %s or %s)", c.ProxyMode, ProxyLocal, ProxyCluster)
+	}
 	return nil
+}
+
+// Backend is the proxy backend standalone runs: the proxy's Backend plus its own loop.
+type Backend interface {
+	proxy.Backend
+	Run(ctx context.Context) error
 }
 
 // Server is a running (or ready to run) standalone deployment.
@@ -101,7 +123,7 @@ type Server struct {
 
 	Namesrv *namesrv.Server
 	Broker  *broker.Broker
-	Backend *cluster.Backend
+	Backend Backend // *local.Backend or *cluster.Backend
 	Proxy   *proxy.Server
 
 	httpLn     net.Listener
@@ -160,10 +182,16 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 		return nil, fmt.Errorf("standalone: %w", err)
 	}
 
-	cc := cluster.DefaultConfig()
-	cc.NamesrvAddrs = []string{nsAddr}
-	if s.Backend, err = cluster.New(cc, logger); err != nil {
-		return nil, fmt.Errorf("standalone: %w", err)
+	if cfg.ProxyMode == ProxyLocal {
+		s.Backend = local.New(s.Broker, logger)
+	} else {
+		cc := cluster.DefaultConfig()
+		cc.NamesrvAddrs = []string{nsAddr}
+		be, err := cluster.New(cc, logger)
+		if err != nil {
+			return nil, fmt.Errorf("standalone: %w", err)
+		}
+		s.Backend = be
 	}
 	pc := cfg.Proxy
 	pc.GRPCListen = cfg.GRPCListen
@@ -340,8 +368,8 @@ func (s *Server) release() {
 	if s.Proxy != nil {
 		s.Proxy.Close()
 	}
-	if s.Backend != nil {
-		s.Backend.Close()
+	if c, ok := s.Backend.(interface{ Close() error }); ok {
+		c.Close()
 	}
 	if s.Broker != nil {
 		s.Broker.Close()

@@ -122,8 +122,15 @@ func TestHealthzMetricsAndPprof(t *testing.T) {
 // TestRestartKeepsMessagesAndOffsets: produce, consume part, stop (SIGTERM path), start on
 // the same data dir: every message and the committed offsets survive.
 func TestRestartKeepsMessagesAndOffsets(t *testing.T) {
+	for _, mode := range []string{ProxyLocal, ProxyCluster} {
+		t.Run(mode, func(t *testing.T) { testRestart(t, mode) })
+	}
+}
+
+func testRestart(t *testing.T, mode string) {
 	dir := t.TempDir()
 	cfg := testConfig(dir)
+	cfg.ProxyMode = mode
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
