@@ -82,6 +82,8 @@ type Store struct {
 	flushMu  sync.Mutex
 	flushCh  chan struct{} // closed and replaced after every flush round
 	flushErr error         // sticky
+	// flushTickCh is closed and replaced every flushTick (SYNC_FLUSH) for waiter timeouts.
+	flushTickCh chan struct{}
 
 	dispatched atomic.Int64
 	dispReq    chan struct{}
@@ -126,6 +128,7 @@ func Open(cfg Config, logger *slog.Logger) (*Store, error) {
 		queues:       make(map[string]map[int32]*consumeQueue),
 		flushReq:     make(chan struct{}, 1),
 		flushCh:      make(chan struct{}),
+		flushTickCh:  make(chan struct{}),
 		dispReq:      make(chan struct{}, 1),
 		dispCh:       make(chan struct{}),
 		deleteHours:  hours,
@@ -162,6 +165,10 @@ func Open(cfg Config, logger *slog.Logger) (*Store, error) {
 		s.cl.requestPrepare(s.cl.active.end())
 	}
 	s.wg.Add(4)
+	if cfg.FlushDiskType == SyncFlush {
+		s.wg.Add(1)
+		go s.flushTickLoop()
+	}
 	go s.flushLoop()
 	go s.dispatchLoop()
 	go s.checkpointLoop()
@@ -458,24 +465,21 @@ func (s *Store) ensureSpace(n int64) error {
 }
 
 // waitFlushed blocks until an fdatasync covered end, the flusher failed, ctx ended or
-// SyncFlushTimeout passed.
+// SyncFlushTimeout passed. It allocates nothing per call: waiters sleep on the flusher's
+// per-round broadcast channel and on a shared tick (flushTickCh, every flushTick) that lets
+// them notice their deadline when the disk is stuck and no round completes.
 func (s *Store) waitFlushed(ctx context.Context, end int64) error {
 	select {
 	case s.flushReq <- struct{}{}:
 	default:
 	}
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
+	deadline := time.Now().Add(s.cfg.SyncFlushTimeout)
 	for {
 		if s.flushed.Load() >= end {
 			return nil
 		}
 		s.flushMu.Lock()
-		ch, ferr := s.flushCh, s.flushErr
+		ch, ferr, tick := s.flushCh, s.flushErr, s.flushTickCh
 		s.flushMu.Unlock()
 		if s.flushed.Load() >= end {
 			return nil
@@ -486,17 +490,41 @@ func (s *Store) waitFlushed(ctx context.Context, end int64) error {
 		if s.closed.Load() && s.stopped() {
 			return fmt.Errorf("%w: %w", ErrFlushTimeout, ErrClosed)
 		}
-		if timer == nil {
-			timer = time.NewTimer(s.cfg.SyncFlushTimeout)
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("%w: not durable after %v", ErrFlushTimeout, s.cfg.SyncFlushTimeout)
 		}
 		select {
 		case <-ch:
-		case <-timer.C:
-			return fmt.Errorf("%w: not durable after %v", ErrFlushTimeout, s.cfg.SyncFlushTimeout)
+		case <-tick:
 		case <-ctx.Done():
 			return fmt.Errorf("%w: %w", ErrFlushTimeout, ctx.Err())
 		}
 	}
+}
+
+// flushTickLoop closes and replaces flushTickCh every flushTick so that waiters can time out
+// without a timer each. SYNC_FLUSH only.
+func (s *Store) flushTickLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.flushTick())
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.flushMu.Lock()
+			close(s.flushTickCh)
+			s.flushTickCh = make(chan struct{})
+			s.flushMu.Unlock()
+		}
+	}
+}
+
+// flushTick is the timeout resolution of sync waiters: a tenth of SyncFlushTimeout, between
+// 1ms and 100ms.
+func (s *Store) flushTick() time.Duration {
+	return min(max(s.cfg.SyncFlushTimeout/10, time.Millisecond), 100*time.Millisecond)
 }
 
 func (s *Store) stopped() bool {
