@@ -171,6 +171,12 @@ func popErrorResponse(err error) *remoting.Command {
 	return errorResponse(err)
 }
 
+// popUnavailable answers requests that arrive while the broker shuts down (the service is
+// closed and unregistered).
+func popUnavailable() *remoting.Command {
+	return remoting.NewResponse(remoting.ServiceNotAvailable, "pop service is not running")
+}
+
 func (b *Broker) handlePop(ctx context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
 	group, err := req.ExtRequired("consumerGroup")
 	if err != nil {
@@ -203,7 +209,11 @@ func (b *Broker) handlePop(ctx context.Context, _ *remoting.Conn, req *remoting.
 		FilterExpr:    req.ExtString("exp"),
 		Order:         req.ExtBoolOr("order", false),
 	}
-	res, err := b.PopService().Pop(ctx, pr)
+	svc := b.PopService()
+	if svc == nil {
+		return popUnavailable()
+	}
+	res, err := svc.Pop(ctx, pr)
 	if err != nil {
 		return popErrorResponse(err)
 	}
@@ -241,7 +251,11 @@ func (b *Broker) handleAck(ctx context.Context, _ *remoting.Conn, req *remoting.
 	if err != nil {
 		return errorResponse(err)
 	}
-	if err := b.PopService().Ack(ctx, group, req.ExtString("topic"), handle); err != nil {
+	svc := b.PopService()
+	if svc == nil {
+		return popUnavailable()
+	}
+	if err := svc.Ack(ctx, group, req.ExtString("topic"), handle); err != nil {
 		return popErrorResponse(err)
 	}
 	return remoting.NewResponse(remoting.Success, "")
@@ -267,7 +281,11 @@ func (b *Broker) handleBatchAck(ctx context.Context, _ *remoting.Conn, req *remo
 	if body.ConsumerGroup == "" {
 		return respond(remoting.InvalidParameter, "batch ack body lacks consumerGroup")
 	}
-	errs := b.PopService().BatchAck(ctx, body.ConsumerGroup, body.Topic, body.ReceiptHandles)
+	svc := b.PopService()
+	if svc == nil {
+		return popUnavailable()
+	}
+	errs := svc.BatchAck(ctx, body.ConsumerGroup, body.Topic, body.ReceiptHandles)
 	out := struct {
 		Results []batchAckResult `json:"results"`
 	}{Results: make([]batchAckResult, len(errs))}
@@ -299,7 +317,11 @@ func (b *Broker) handleChangeInvisible(ctx context.Context, _ *remoting.Conn, re
 	if err != nil {
 		return errorResponse(err)
 	}
-	cr, err := b.PopService().ChangeInvisible(ctx, group, req.ExtString("topic"), handle,
+	svc := b.PopService()
+	if svc == nil {
+		return popUnavailable()
+	}
+	cr, err := svc.ChangeInvisible(ctx, group, req.ExtString("topic"), handle,
 		time.Duration(invisible)*time.Millisecond)
 	if err != nil {
 		return popErrorResponse(err)
