@@ -417,21 +417,31 @@ func scenarioTwoConsumers(t *testing.T, env *e2eEnv) {
 	seen := map[string]int{}
 	per := make([]int, 2)
 	var wg sync.WaitGroup
+	// Each consumer first takes one batch and holds it (unacked, so invisible to the other)
+	// until both have one: sharing is then guaranteed, not left to scheduling.
+	var firstBatch sync.WaitGroup
+	firstBatch.Add(len(cs))
 	deadline := time.Now().Add(30 * time.Second)
 	for i, c := range cs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			first := true
 			for time.Now().Before(deadline) {
 				mu.Lock()
 				done := len(seen) >= n
 				mu.Unlock()
-				if done {
+				if done && !first {
 					return
 				}
 				mvs, err := c.Receive(context.Background(), 4, 10*time.Second)
-				if err != nil {
+				if err != nil || len(mvs) == 0 {
 					continue
+				}
+				if first {
+					first = false
+					firstBatch.Done()
+					firstBatch.Wait()
 				}
 				for _, mv := range mvs {
 					c.Ack(context.Background(), mv)
@@ -440,6 +450,9 @@ func scenarioTwoConsumers(t *testing.T, env *e2eEnv) {
 					per[i]++
 					mu.Unlock()
 				}
+			}
+			if first {
+				firstBatch.Done()
 			}
 		}()
 	}
