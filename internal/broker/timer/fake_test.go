@@ -24,6 +24,9 @@ type memStore struct {
 	notify func(topic string)
 
 	failSync atomic.Bool // Sync fails while set (a store whose flush is failing)
+	// lagging hides every timer record from TimerRecords until WaitDispatched is called: a
+	// store still replaying its consume queues after a restart.
+	lagging atomic.Bool
 }
 
 func newMemStore() *memStore {
@@ -55,6 +58,9 @@ func (s *memStore) TimerRecords(from int64, max int) ([]*message.Ext, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q := s.queues[Topic]
+	if s.lagging.Load() {
+		q = nil
+	}
 	if from >= int64(len(q)) {
 		return nil, nil
 	}
@@ -100,6 +106,12 @@ func (s *memStore) Sync() error {
 	if s.failSync.Load() {
 		return errors.New("injected sync failure")
 	}
+	return nil
+}
+
+// WaitDispatched ends the simulated replay lag (the fake indexes on put otherwise).
+func (s *memStore) WaitDispatched(int64) error {
+	s.lagging.Store(false)
 	return nil
 }
 

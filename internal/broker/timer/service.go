@@ -31,6 +31,10 @@ type Source interface {
 	Scan(from int64, fn func(m *message.Ext) error) error
 	// Sync returns once every message stored so far is durable.
 	Sync() error
+	// WaitDispatched returns once every message stored below commit-log offset end is
+	// visible to TimerRecords (a store replays its consume queues asynchronously after
+	// opening; recovery must see every timer record stored before the crash).
+	WaitDispatched(end int64) error
 }
 
 // DeliverFunc stores due messages in their real topics without running put hooks, all or
@@ -152,10 +156,15 @@ func (s *Service) recover(now time.Time) error {
 		return fmt.Errorf("timer: scan for deliveries since %d: %w", cp.CommitLogEnd, err)
 	}
 	// Every marked entry was due by its delivery time: page in up to there so each one is
-	// matched, then ingest the records stored after the checkpoint.
+	// matched, then ingest the records stored after the checkpoint — all of them, so wait
+	// until the store's queues show everything written before the crash.
 	if err := w.advance(max(now.UnixMilli(), lastDequeue)); err != nil {
 		tl.close()
 		return err
+	}
+	if err := s.src.WaitDispatched(s.src.CommitLogEnd()); err != nil {
+		tl.close()
+		return fmt.Errorf("timer: wait for the store's dispatch: %w", err)
 	}
 	for {
 		n, err := s.ingest()

@@ -369,3 +369,32 @@ func TestServiceFailedCheckpointsLoseNothing(t *testing.T) {
 		checkExactlyOnce(t, st, ids)
 	})
 }
+
+// TestServiceRecoveryWaitsForDispatch: after a restart the store's consume queues may still be
+// replaying; recovery must wait for them, or delivered timers recorded only by their marks
+// would be ingested after the marks were forgotten, and delivered again.
+func TestServiceRecoveryWaitsForDispatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		cfg := testConfig(dir)
+		cfg.CheckpointInterval = time.Hour // only the first (empty) checkpoint is written
+		st := newMemStore()
+		rnd := rand.New(rand.NewPCG(61, 62))
+		r := start(t, cfg, st, nil)
+		ids := sendRandom(t, r.svc, st, rnd, "w", 100, 2*time.Second)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n := len(st.topic("T")); n == 0 || n == len(ids) {
+			t.Fatalf("%d delivered before the crash", n)
+		}
+		r.crash(t)
+		st.lagging.Store(true)
+		r = start(t, cfg, st, nil)
+		st.lagging.Store(false) // the replay finishes
+		r.svc.Notify()
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		r.stop(t)
+		checkExactlyOnce(t, st, ids)
+	})
+}

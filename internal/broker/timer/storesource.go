@@ -127,3 +127,12 @@ func (s *storeSource) Sync() error {
 		}
 	}
 }
+
+// waitDispatchedTimeout bounds WaitDispatched (the replay of a large commit-log tail).
+const waitDispatchedTimeout = 10 * time.Minute
+
+func (s *storeSource) WaitDispatched(end int64) error {
+	ctx, cancel := context.WithTimeout(context.Background(), waitDispatchedTimeout)
+	defer cancel()
+	return s.st.WaitDispatched(ctx, end)
+}
