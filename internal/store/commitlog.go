@@ -210,8 +210,17 @@ func (c *commitLog) createSegment(start int64) (*segment, error) {
 		return fail(fmt.Errorf("store: preallocate segment %s: %w", path, err))
 	}
 	if c.prealloc == PreallocZero {
-		if err := vfs.WriteZeros(f, 0, c.segSize); err != nil {
-			return fail(fmt.Errorf("store: zero segment %s: %w", path, err))
+		// Zero in 32 MiB steps, each made durable before the next, so the disk never holds
+		// one huge writeback burst that would stall the flusher's fdatasync behind it.
+		const step = 32 << 20
+		for off := int64(0); off < c.segSize; off += step {
+			n := min(step, c.segSize-off)
+			if err := vfs.WriteZeros(f, off, n); err != nil {
+				return fail(fmt.Errorf("store: zero segment %s: %w", path, err))
+			}
+			if err := f.Sync(); err != nil {
+				return fail(fmt.Errorf("store: sync new segment %s: %w", path, err))
+			}
 		}
 	}
 	if err := f.Sync(); err != nil {

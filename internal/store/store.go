@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -77,11 +78,12 @@ type Store struct {
 	queuesMu sync.RWMutex
 	queues   map[string]map[int32]*consumeQueue
 
-	flushed  atomic.Int64
-	flushReq chan struct{}
-	flushMu  sync.Mutex
-	flushCh  chan struct{} // closed and replaced after every flush round
-	flushErr error         // sticky
+	flushed     atomic.Int64
+	flushRounds atomic.Int64 // completed fdatasync rounds
+	flushReq    chan struct{}
+	flushMu     sync.Mutex
+	flushCh     chan struct{} // closed and replaced after every flush round
+	flushErr    error         // sticky
 	// flushTickCh is closed and replaced every flushTick (SYNC_FLUSH) for waiter timeouts.
 	flushTickCh chan struct{}
 
@@ -564,6 +566,18 @@ func (s *Store) flushLoop() {
 		case <-s.stop:
 			return
 		case <-s.flushReq:
+			// Group commit: let writers that are runnable (typically the waiters the last
+			// round just woke) append first, so this round's fdatasync covers them too;
+			// stop yielding as soon as a yield brings no new bytes.
+			prev := s.cl.written.Load()
+			for i := 0; i < 8; i++ {
+				runtime.Gosched()
+				cur := s.cl.written.Load()
+				if cur == prev {
+					break
+				}
+				prev = cur
+			}
 		case <-tick:
 		}
 		_ = s.flushOnce()
@@ -600,6 +614,7 @@ func (s *Store) flushOnce() error {
 		return err
 	}
 	s.flushed.Store(target)
+	s.flushRounds.Add(1)
 	s.broadcastFlush(nil)
 	return nil
 }
@@ -686,6 +701,7 @@ type Stats struct {
 	DiskFull          bool    // puts refused for disk usage
 	Writable          bool    // false after an I/O error, when disk full, or closed
 	CommitLogSize     int64   // bytes of segment files
+	FlushRounds       int64   // fdatasync rounds of the commit log since Open (group commits)
 	Segments          int
 	Topics            int
 }
@@ -701,6 +717,7 @@ func (s *Store) Stats() Stats {
 		DiskFull:          s.diskFull.Load(),
 		Writable:          s.writable() == nil,
 		CommitLogSize:     s.cl.sizeOnDisk(),
+		FlushRounds:       s.flushRounds.Load(),
 	}
 	s.cl.mu.RLock()
 	st.Segments = len(s.cl.segs)

@@ -238,8 +238,12 @@ func BenchmarkPutSync(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(1024)
 			t0 := time.Now()
+			r0 := s.Stats().FlushRounds
 			lat := runPuts(b, s, writers, 1024, true)
 			b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "msgs/s")
+			if rounds := s.Stats().FlushRounds - r0; rounds > 0 {
+				b.ReportMetric(float64(b.N)/float64(rounds), "msgs/fsync")
+			}
 			reportLatency(b, lat)
 		})
 	}
