@@ -12,7 +12,8 @@ import (
 )
 
 // TestFIFOOrderWithFailure: 4 message groups x 50 messages on an orderly group, consumed by
-// two concurrent consumers; the first delivery of message 10 of group 2 fails (not acked).
+// two concurrent consumers; the first delivery of message 10 of group 2 fails (not acked) and
+// the first delivery of message 30 of group 3 is nacked (change invisible time to 0).
 // Every message of a group must be processed strictly in order, the failed one again before
 // anything behind it, and all 200 messages acked.
 func TestFIFOOrderWithFailure(t *testing.T) {
@@ -28,7 +29,7 @@ func TestFIFOOrderWithFailure(t *testing.T) {
 	}
 	var mu sync.Mutex
 	expected := make([]int, groups)
-	failed := false
+	failed, nacked := false, false
 	done := 0
 	var violations []string
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -70,6 +71,19 @@ func TestFIFOOrderWithFailure(t *testing.T) {
 					if q == 2 && seq == 10 && m.Ext.ReconsumeTimes != 1 {
 						violations = append(violations, fmt.Sprintf("redelivery reconsume=%d", m.Ext.ReconsumeTimes))
 					}
+					if q == 3 && seq == 30 && !nacked {
+						// A second failure, reported at once: change invisible time to 0.
+						nacked = true
+						mu.Unlock()
+						skip[q] = true
+						if _, err := e.svc.ChangeInvisible(ctx, "G", "T", m.Handle, 0); err != nil {
+							t.Errorf("nack: %v", err)
+						}
+						continue
+					}
+					if q == 3 && seq == 30 && m.Ext.ReconsumeTimes != 1 {
+						violations = append(violations, fmt.Sprintf("nacked redelivery reconsume=%d", m.Ext.ReconsumeTimes))
+					}
 					expected[q]++
 					done++
 					mu.Unlock()
@@ -84,8 +98,8 @@ func TestFIFOOrderWithFailure(t *testing.T) {
 	if len(violations) > 0 {
 		t.Fatalf("order violations: %v", violations)
 	}
-	if done != groups*perGroup || !failed {
-		t.Fatalf("done=%d failed=%v", done, failed)
+	if done != groups*perGroup || !failed || !nacked {
+		t.Fatalf("done=%d failed=%v nacked=%v", done, failed, nacked)
 	}
 	for q := range int32(groups) {
 		if o, _ := e.tables.Query("G", "T", q); o != perGroup {
