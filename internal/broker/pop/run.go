@@ -102,6 +102,7 @@ func (s *Service) deadLetter(ctx context.Context, d Due) error {
 		if err := s.deps.DeadLetter(ctx, dlq); err != nil {
 			return err
 		}
+		s.stats.deadLettered.Add(1)
 	}
 	s.mu.Lock()
 	b, err := s.applyLocked(&Record{Kind: RecAck, Key: d.Key, Offset: d.Offset, Epoch: d.Epoch})

@@ -101,7 +101,8 @@ type Service struct {
 	closeErr  error
 	rr        atomic.Uint32 // round-robin start for QueueID -1
 	wakeAt    atomic.Int64  // ms: when Run's timer fires next; 0 while unknown
-	snapMu    sync.Mutex    // serialises snapshots
+	stats     struct{ popped, redelivered, acked, changed, deadLettered atomic.Int64 }
+	snapMu    sync.Mutex // serialises snapshots
 }
 
 // New recovers the pop state from cfg.Dir (snapshot + logs), compacts it into a fresh
@@ -403,6 +404,7 @@ func (s *Service) tryPop(ctx context.Context, req *PopRequest, f *TagFilter, ord
 	if err := s.wal.wait(last); err != nil {
 		return PopResult{}, err
 	}
+	s.stats.popped.Add(int64(len(res.Messages)))
 	for _, k := range touched {
 		s.publish(k)
 	}
@@ -512,6 +514,9 @@ func (s *Service) popQueue(k QueueKey, want int, f *TagFilter, orderly bool, pop
 	out := make([]Message, 0, len(kept))
 	for i, c := range kept {
 		d := rec.Deliveries[i]
+		if c.ready {
+			s.stats.redelivered.Add(1)
+		}
 		h := &Handle{Broker: s.cfg.BrokerName, Topic: k.Topic, Queue: k.Queue, Offset: d.Offset,
 			CommitLogOffset: c.ext.CommitLogOffset, PopTime: popTime, Invisible: invisible,
 			Reconsume: d.Reconsume, Epoch: d.Epoch}
@@ -657,6 +662,7 @@ func (s *Service) Ack(ctx context.Context, group, topic, handle string) error {
 	if err := s.wal.wait(b); err != nil {
 		return err
 	}
+	s.stats.acked.Add(1)
 	s.publish(k)
 	if unblocked {
 		s.notify.wake(k.Topic) // an orderly queue may deliver again
@@ -706,6 +712,7 @@ func (s *Service) BatchAck(ctx context.Context, group, topic string, handles []s
 		}
 		last = b
 		touched[k] = true
+		s.stats.acked.Add(1)
 	}
 	if last != nil {
 		if err := s.wal.wait(last); err != nil {
@@ -759,6 +766,7 @@ func (s *Service) ChangeInvisible(ctx context.Context, group, topic, handle stri
 	if err := s.wal.wait(b); err != nil {
 		return ChangeResult{}, err
 	}
+	s.stats.changed.Add(1)
 	s.kickRunBefore(now + nh.Invisible)
 	return ChangeResult{Handle: s.signer.Encode(group, &nh), PopTime: now, InvisibleTime: d}, nil
 }
@@ -777,4 +785,26 @@ func (s *Service) kickRunBefore(deadline int64) {
 	if w := s.wakeAt.Load(); w == 0 || deadline < w {
 		s.kickRun()
 	}
+}
+
+// Stats are cumulative counters since the Service started (for metrics).
+type Stats struct {
+	Popped       int64 // messages handed out (first deliveries and redeliveries)
+	Redelivered  int64 // of which redeliveries after an invisible time passed
+	Acked        int64 // deliveries finished by Ack/BatchAck
+	Changed      int64 // successful ChangeInvisible calls
+	DeadLettered int64 // messages moved to %DLQ%<group>
+	Inflight     int64 // current: delivered and still invisible, all queues
+}
+
+// Stats returns the counters.
+func (s *Service) Stats() Stats {
+	st := Stats{Popped: s.stats.popped.Load(), Redelivered: s.stats.redelivered.Load(),
+		Acked: s.stats.acked.Load(), Changed: s.stats.changed.Load(), DeadLettered: s.stats.deadLettered.Load()}
+	s.mu.Lock()
+	for _, q := range s.m.queues {
+		st.Inflight += int64(q.Inflight())
+	}
+	s.mu.Unlock()
+	return st
 }

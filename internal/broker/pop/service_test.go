@@ -275,6 +275,9 @@ func TestDeadLetterAfterMaxAttempts(t *testing.T) {
 		t.Fatal("delivered after DLQ")
 	}
 	waitFor(t, "offset advance", func() bool { o, _ := e.tables.Query("G", "T", 0); return o == 1 })
+	if st := e.svc.Stats(); st.Popped != 3 || st.Redelivered != 2 || st.DeadLettered != 1 || st.Inflight != 0 || st.Acked != 0 {
+		t.Fatalf("stats %+v", st)
+	}
 }
 
 func TestDeadLetterRetriedAfterFailure(t *testing.T) {
