@@ -25,6 +25,9 @@ type checkpoint struct {
 	Done         [][2]int64 `json:"done,omitempty"` // {record offset, due}
 	CommitLogEnd int64      `json:"commitLogEnd"`
 	LogEnd       int64      `json:"logEnd"`
+	// Pending counts the undelivered timers per real topic (for rocketmq_timing_messages;
+	// bookkeeping only, never used to decide a delivery).
+	Pending map[string]int64 `json:"pending,omitempty"`
 }
 
 const checkpointFile = "checkpoint.json"

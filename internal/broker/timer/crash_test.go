@@ -109,4 +109,7 @@ func TestRealStoreKill9(t *testing.T) {
 		return time.Now().After(deadline) && s.InMemory == 0 && s.OnDisk == 0
 	})
 	checkRealExactlyOnce(t, r.st, ids)
+	if n := pendingTotal(r.svc); n != 0 {
+		t.Fatalf("%d still counted pending", n)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"path/filepath"
 	"strconv"
@@ -84,10 +85,11 @@ type Service struct {
 
 	crashed atomic.Bool // tests: stop without the final checkpoint, as a kill would
 
-	mu        sync.Mutex // guards stats and observe
+	mu        sync.Mutex // guards stats, delivered, dropped, pending and observe
 	stats     Stats
 	delivered uint64
 	dropped   uint64
+	pending   map[string]int64 // undelivered timers per real topic
 	observe   func(e Entry, deliveredAt time.Time)
 }
 
@@ -111,6 +113,7 @@ func New(cfg Config, src Source, deliver DeliverFunc, queueCount func(topic stri
 		queues:   queueCount,
 		wake:     make(chan struct{}, 1),
 		attempts: make(map[int64]int),
+		pending:  make(map[string]int64),
 	}
 	if err := s.recover(time.Now()); err != nil {
 		return nil, err
@@ -136,9 +139,14 @@ func (s *Service) recover(now time.Time) error {
 		return err
 	}
 	s.w, s.ingestOffset = w, ingest
+	for t, n := range cp.Pending {
+		s.pending[t] = n
+	}
 	// Deliveries made after the checkpoint carry a mark naming their record.
 	var marks int
 	var lastDequeue int64
+	markTopic := make(map[int64]string)
+	w.onSkip = func(off int64) { s.countPending(markTopic[off], -1) }
 	err = s.src.Scan(cp.CommitLogEnd, func(m *message.Ext) error {
 		off, ok := deliveryMark(m)
 		if !ok {
@@ -146,6 +154,7 @@ func (s *Service) recover(now time.Time) error {
 		}
 		marks++
 		w.skip[off] = struct{}{}
+		markTopic[off] = m.Topic
 		if t, err := strconv.ParseInt(m.Properties[message.PropertyTimerDequeueMS], 10, 64); err == nil && t > lastDequeue {
 			lastDequeue = t
 		}
@@ -180,6 +189,7 @@ func (s *Service) recover(now time.Time) error {
 		s.log.Info("timer recovery: delivery marks matched no pending timer (already settled)", "count", len(w.skip))
 	}
 	w.skip = map[int64]struct{}{}
+	w.onSkip = nil
 	w.settle()
 	s.dirty = true
 	s.updateStats()
@@ -200,6 +210,28 @@ func (s *Service) Notify() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
+	}
+}
+
+// countPending adjusts the per-topic pending count.
+func (s *Service) countPending(topic string, d int64) {
+	s.mu.Lock()
+	if n := s.pending[topic] + d; n > 0 {
+		s.pending[topic] = n
+	} else {
+		delete(s.pending, topic)
+	}
+	s.mu.Unlock()
+}
+
+// PendingByTopic calls emit for every real topic with timers waiting (rocketmq_timing_messages).
+// Counts survive restarts through the checkpoint; a timer whose record vanished from the store
+// before delivery stays counted.
+func (s *Service) PendingByTopic(emit func(topic string, n int64)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t, n := range s.pending {
+		emit(t, n)
 	}
 }
 
@@ -252,8 +284,12 @@ func (s *Service) ingest() (int, error) {
 		if !ok {
 			due = r.StoreTimestamp
 		}
+		_, skipped := s.w.skip[r.CommitLogOffset] // recovery: delivered before the crash
 		if err := s.w.add(Entry{Due: due, Offset: r.CommitLogOffset, QueueOffset: r.QueueOffset, Size: r.StoreSize}); err != nil {
 			return 0, err
+		}
+		if !skipped {
+			s.countPending(r.Properties[message.PropertyRealTopic], 1)
 		}
 		s.ingestOffset = r.QueueOffset + 1
 		s.dirty = true
@@ -380,6 +416,7 @@ func (s *Service) deliverBatch(ctx context.Context, batch []Entry) int {
 	var (
 		chunkE []Entry
 		chunkM []*message.Ext
+		chunkT []string // REAL_TOPIC of each record (the pending count's key)
 		bytes  int
 	)
 	flush := func() {
@@ -396,7 +433,8 @@ func (s *Service) deliverBatch(ctx context.Context, batch []Entry) int {
 			s.mu.Lock()
 			s.dropped++
 			s.mu.Unlock()
-			chunkE, chunkM, bytes = chunkE[:0], chunkM[:0], 0
+			s.countPending(chunkT[0], -1)
+			chunkE, chunkM, chunkT, bytes = chunkE[:0], chunkM[:0], chunkT[:0], 0
 			return
 		}
 		for _, e := range chunkE {
@@ -413,9 +451,16 @@ func (s *Service) deliverBatch(ctx context.Context, batch []Entry) int {
 		if err == nil {
 			s.mu.Lock()
 			s.delivered += uint64(len(chunkE))
+			for _, t := range chunkT {
+				if n := s.pending[t] - 1; n > 0 {
+					s.pending[t] = n
+				} else {
+					delete(s.pending, t)
+				}
+			}
 			s.mu.Unlock()
 		}
-		chunkE, chunkM, bytes = chunkE[:0], chunkM[:0], 0
+		chunkE, chunkM, chunkT, bytes = chunkE[:0], chunkM[:0], chunkT[:0], 0
 	}
 	for _, e := range batch {
 		rec, err := s.src.ReadMessage(e.Offset)
@@ -427,6 +472,7 @@ func (s *Service) deliverBatch(ctx context.Context, batch []Entry) int {
 					flush()
 				}
 				chunkE, chunkM = append(chunkE, e), append(chunkM, out)
+				chunkT = append(chunkT, rec.Properties[message.PropertyRealTopic])
 				bytes += int(e.Size)
 				if alone {
 					flush()
@@ -445,6 +491,9 @@ func (s *Service) deliverBatch(ctx context.Context, batch []Entry) int {
 		s.mu.Lock()
 		s.dropped++
 		s.mu.Unlock()
+		if rec != nil {
+			s.countPending(rec.Properties[message.PropertyRealTopic], -1)
+		}
 	}
 	flush()
 	return failed
@@ -486,6 +535,9 @@ func (s *Service) startCheckpoint() {
 		CommitLogEnd: clEnd,
 		LogEnd:       logEnd,
 	}
+	s.mu.Lock()
+	cp.Pending = maps.Clone(s.pending)
+	s.mu.Unlock()
 	s.dirty = false
 	s.lastCkpt = time.Now()
 	ch := make(chan ckptResult, 1)

@@ -138,6 +138,13 @@ func sendRandom(t *testing.T, svc *Service, st *memStore, r *rand.Rand, prefix s
 	return ids
 }
 
+// pendingTotal sums PendingByTopic.
+func pendingTotal(svc *Service) int64 {
+	var n int64
+	svc.PendingByTopic(func(_ string, c int64) { n += c })
+	return n
+}
+
 // checkExactlyOnce asserts that topic T holds each id exactly once, none before its due time.
 func checkExactlyOnce(t *testing.T, st *memStore, ids []string) {
 	t.Helper()
@@ -174,11 +181,17 @@ func TestServiceRestartLosesNothingAndDuplicatesNothing(t *testing.T) {
 		}
 		time.Sleep(3 * time.Second) // downtime: some timers fall due while stopped
 		r = start(t, testConfig(dir), st, nil)
+		if got, want := pendingTotal(r.svc), int64(len(ids)-before); got != want {
+			t.Fatalf("pending after restart %d, want %d", got, want)
+		}
 		ids = append(ids, sendRandom(t, r.svc, st, rnd, "b", 100, 5*time.Second)...)
 		time.Sleep(12 * time.Second)
 		synctest.Wait()
 		r.stop(t)
 		checkExactlyOnce(t, st, ids)
+		if n := pendingTotal(r.svc); n != 0 {
+			t.Fatalf("%d still counted pending", n)
+		}
 	})
 }
 
@@ -229,6 +242,9 @@ func TestServiceCrashBetweenDeliveryAndBookkeeping(t *testing.T) {
 				synctest.Wait()
 				r.stop(t)
 				checkExactlyOnce(t, st, ids)
+				if n := pendingTotal(r.svc); n != 0 {
+					t.Fatalf("%d still counted pending", n)
+				}
 			})
 		})
 	}
@@ -251,6 +267,9 @@ func TestServiceCrashAtRandomMoments(t *testing.T) {
 		synctest.Wait()
 		r.stop(t)
 		checkExactlyOnce(t, st, ids)
+		if n := pendingTotal(r.svc); n != 0 {
+			t.Fatalf("%d still counted pending", n)
+		}
 	})
 }
 

@@ -44,6 +44,10 @@ type wheel struct {
 
 	// segMax is the largest key appended to each log segment (for segment deletion).
 	segMax map[int64]key
+
+	// onSkip, when set, is called for a skip-set entry resolved while paging in (recovery
+	// bookkeeping of per-topic counts).
+	onSkip func(offset int64)
 }
 
 type slot struct {
@@ -88,6 +92,9 @@ func (w *wheel) delivered(e Entry) bool {
 	if _, ok := w.skip[e.Offset]; ok {
 		delete(w.skip, e.Offset)
 		w.doneAbove[e.Offset] = k
+		if w.onSkip != nil {
+			w.onSkip(e.Offset)
+		}
 		return true
 	}
 	return false
