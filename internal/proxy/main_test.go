@@ -3,11 +3,13 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"os"
 	"testing"
 	"time"
 
 	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -29,8 +31,18 @@ func TestMain(m *testing.M) {
 	if dir != "" {
 		os.RemoveAll(dir)
 	}
+	if code == 0 && checkLeaks {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
+
+// checkLeaks is set in -race builds (leak_race_test.go), where no go5 SDK code runs: the SDK
+// leaves goroutines behind after GracefulStop.
+var checkLeaks bool
 
 // testConfig is DefaultConfig on a loopback ephemeral port with short test-friendly bounds.
 func testConfig() Config {
