@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/rocketry-mq/rocketry/internal/broker"
 	"github.com/rocketry-mq/rocketry/internal/logging"
 	"github.com/rocketry-mq/rocketry/internal/proxy"
 	"github.com/rocketry-mq/rocketry/internal/proxy/cluster"
@@ -17,9 +20,10 @@ import (
 func init() {
 	addCommand(func() *cobra.Command {
 		var (
-			namesrv   string
-			logFormat string
-			logLevel  string
+			namesrv    string
+			configFile string
+			logFormat  string
+			logLevel   string
 		)
 		cfg := proxy.DefaultConfig()
 		ccfg := cluster.DefaultConfig()
@@ -33,6 +37,12 @@ func init() {
 				logger, err := logging.New(os.Stderr, logging.Config{Format: logFormat, Level: logLevel})
 				if err != nil {
 					return err
+				}
+				if configFile != "" {
+					// The file sets the base; flags given explicitly override it.
+					if err := applyProxyConfigFile(cmd, configFile, &cfg, &ccfg, &namesrv, logger); err != nil {
+						return err
+					}
 				}
 				for _, a := range strings.Split(namesrv, ";") {
 					if a = strings.TrimSpace(a); a != "" {
@@ -72,8 +82,63 @@ func init() {
 		f.IntVar(&cfg.AutoCreateQueues, "auto-create-queues", cfg.AutoCreateQueues, "queue count of auto-created topics")
 		f.DurationVar(&cfg.MinInvisible, "min-invisible", cfg.MinInvisible, "smallest accepted invisible duration")
 		f.DurationVar(&ccfg.CacheTTL, "route-cache-ttl", ccfg.CacheTTL, "how long routes and configs are cached")
+		f.StringVar(&configFile, "config", "", "properties file (grpcServerPort, namesrvAddr, tls.server.mode, authenticationEnabled, aclFile, ...); flags override it")
 		f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 		f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 		return cmd
 	})
+}
+
+// applyProxyConfigFile loads a properties file under the flags: every flag the user set
+// explicitly keeps its value.
+func applyProxyConfigFile(cmd *cobra.Command, path string, cfg *proxy.Config, ccfg *cluster.Config, namesrv *string, logger *slog.Logger) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("proxy: config: %w", err)
+	}
+	props, err := broker.ReadProperties(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("proxy: config %s: %w", path, err)
+	}
+	flags := *cfg
+	base := proxy.DefaultConfig()
+	warnings, err := base.ApplyProperties(props)
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		logger.Warn("proxy: config file: " + w)
+	}
+	fl := cmd.Flags()
+	keep := map[string]func(){
+		"grpc-listen":        func() { base.GRPCListen = flags.GRPCListen },
+		"advertise-addr":     func() { base.AdvertiseAddr = flags.AdvertiseAddr },
+		"tls-mode":           func() { base.TLSMode = flags.TLSMode },
+		"tls-cert":           func() { base.TLSCertFile = flags.TLSCertFile },
+		"tls-key":            func() { base.TLSKeyFile = flags.TLSKeyFile },
+		"auth":               func() { base.Auth = flags.Auth },
+		"acl-file":           func() { base.ACLFile = flags.ACLFile },
+		"auth-clock-skew":    func() { base.AuthClockSkew = flags.AuthClockSkew },
+		"auto-create-topic":  func() { base.AutoCreateTopic = flags.AutoCreateTopic },
+		"auto-create-queues": func() { base.AutoCreateQueues = flags.AutoCreateQueues },
+		"min-invisible":      func() { base.MinInvisible = flags.MinInvisible },
+	}
+	for name, restore := range keep {
+		if fl.Changed(name) {
+			restore()
+		}
+	}
+	*cfg = base
+	if v, ok := props["namesrvAddr"]; ok && !fl.Changed("namesrv-addr") {
+		*namesrv = v
+	}
+	if v, ok := props["routeCacheTtlMs"]; ok && !fl.Changed("route-cache-ttl") {
+		var ms int64
+		if _, err := fmt.Sscan(v, &ms); err != nil || ms <= 0 {
+			return fmt.Errorf("proxy: config key routeCacheTtlMs=%q: want milliseconds", v)
+		}
+		ccfg.CacheTTL = time.Duration(ms) * time.Millisecond
+	}
+	return nil
 }
