@@ -52,7 +52,7 @@ type wheel struct {
 
 type slot struct {
 	last  int64 // position of the bucket's last entry
-	count int   // entries in the chain (delivered ones included until paged in)
+	count int   // entries in the chain (delivered ones included until paged in); for Stats
 }
 
 func newWheel(log *timerLog, width, lookahead int64) *wheel {
@@ -166,16 +166,16 @@ func (w *wheel) advance(now int64) error {
 
 func (w *wheel) load(b int64, s *slot) error {
 	pos := s.last
-	for n := 0; pos >= w.log.start && pos >= 0; n++ {
-		if n > s.count {
-			return fmt.Errorf("%w: bucket %d chain longer than %d", errCorruptLog, b, s.count)
-		}
+	for pos >= w.log.start && pos >= 0 {
 		e, err := w.log.read(pos)
 		if err != nil {
 			return err
 		}
 		if w.bucketOf(e.Due) != b {
 			return fmt.Errorf("%w: entry at %d (due %d) is not in bucket %d", errCorruptLog, pos, e.Due, b)
+		}
+		if e.prev >= pos {
+			return fmt.Errorf("%w: entry at %d chains forward to %d", errCorruptLog, pos, e.prev)
 		}
 		if !w.delivered(e.Entry) {
 			heap.Push(&w.pending, e.Entry)
