@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -24,8 +25,8 @@ func newAdminClusterCmd(f *adminFlags) *cobra.Command {
 							row(w, b.Cluster, b.Name, b.ID, b.Addr, "unreachable: "+b.Error, "-", "-", "-", "-", "-")
 							continue
 						}
-						row(w, b.Cluster, b.Name, b.ID, b.Addr, b.Version, fmt.Sprintf("%.1f", b.PutTPS), fmt.Sprintf("%.1f", b.GetTPS),
-							fmt.Sprintf("%.1f%%", b.DiskRatio*100), b.PutToday, b.GetToday)
+						row(w, b.Cluster, b.Name, b.ID, b.Addr, b.Version, optF(b.PutTPS, 1, ""), optF(b.GetTPS, 1, ""),
+							optPct(b.DiskRatio), optI(b.PutToday), optI(b.GetToday))
 					}
 					return nil
 				})
@@ -33,4 +34,25 @@ func newAdminClusterCmd(f *adminFlags) *cobra.Command {
 	}
 	root.AddCommand(list)
 	return root
+}
+
+func optF(v *float64, prec int, suffix string) string {
+	if v == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(*v, 'f', prec, 64) + suffix
+}
+
+func optPct(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", *v*100)
+}
+
+func optI(v *int64) string {
+	if v == nil {
+		return "-"
+	}
+	return strconv.FormatInt(*v, 10)
 }

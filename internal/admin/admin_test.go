@@ -28,7 +28,7 @@ func TestClusterList(t *testing.T) {
 	}
 	b := bs[0]
 	if b.Cluster != "DefaultCluster" || b.Name != "broker-a" || b.ID != 0 || b.Addr != f.addr || b.Version != "V5_3_3" ||
-		b.PutTPS != 12.5 || b.GetTPS != 3 || b.DiskRatio != 0.25 || b.PutToday != 60 || b.Error != "" {
+		*b.PutTPS != 12.5 || *b.GetTPS != 3 || *b.DiskRatio != 0.25 || *b.PutToday != 60 || b.GetToday != nil || b.Error != "" {
 		t.Fatalf("broker %+v", b)
 	}
 }

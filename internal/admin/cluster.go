@@ -13,16 +13,18 @@ import (
 
 // BrokerInfo is one broker process in `cluster list` (mqadmin clusterList).
 type BrokerInfo struct {
-	Cluster   string  `json:"cluster"`
-	Name      string  `json:"brokerName"`
-	ID        int64   `json:"brokerId"` // 0 = master
-	Addr      string  `json:"addr"`
-	Version   string  `json:"version"`   // brokerVersionDesc
-	PutTPS    float64 `json:"putTps"`    // messages/s stored, last 10 s (putTps)
-	GetTPS    float64 `json:"getTps"`    // messages/s delivered, last 10 s (getTransferedTps)
-	DiskRatio float64 `json:"diskRatio"` // used fraction of the commit-log disk, 0..1 (commitLogDiskRatio)
-	PutToday  int64   `json:"msgPutTotalToday"`
-	GetToday  int64   `json:"msgGetTotalToday"`
+	Cluster string `json:"cluster"`
+	Name    string `json:"brokerName"`
+	ID      int64  `json:"brokerId"` // 0 = master
+	Addr    string `json:"addr"`
+	Version string `json:"version"` // brokerVersionDesc
+	// The figures below are nil (absent from JSON, "-" in tables) when the broker does not
+	// report them.
+	PutTPS    *float64 `json:"putTps,omitempty"`    // messages/s stored, last 10 s (putTps)
+	GetTPS    *float64 `json:"getTps,omitempty"`    // messages/s delivered, last 10 s (getTransferedTps)
+	DiskRatio *float64 `json:"diskRatio,omitempty"` // used fraction of the commit-log disk, 0..1 (commitLogDiskRatio)
+	PutToday  *int64   `json:"msgPutTotalToday,omitempty"`
+	GetToday  *int64   `json:"msgGetTotalToday,omitempty"`
 	// Runtime is the broker's whole GET_BROKER_RUNTIME_INFO table.
 	Runtime map[string]string `json:"runtime,omitempty"`
 	// Error is set when the broker did not answer (it is still listed).
@@ -84,8 +86,8 @@ func (a *Admin) ClusterList(ctx context.Context) ([]BrokerInfo, error) {
 		b.PutTPS = firstFloat(kv["putTps"])
 		b.GetTPS = firstFloat(firstNonEmpty(kv["getTransferedTps"], kv["getTransferredTps"]))
 		b.DiskRatio = firstFloat(kv["commitLogDiskRatio"])
-		b.PutToday = firstInt(kv["msgPutTotalTodayNow"]) - firstInt(kv["msgPutTotalTodayMorning"])
-		b.GetToday = firstInt(kv["msgGetTotalTodayNow"]) - firstInt(kv["msgGetTotalTodayMorning"])
+		b.PutToday = delta(kv["msgPutTotalTodayNow"], kv["msgPutTotalTodayMorning"])
+		b.GetToday = delta(kv["msgGetTotalTodayNow"], kv["msgGetTotalTodayMorning"])
 		return nil
 	})
 	return out, nil
@@ -113,15 +115,25 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
-// firstFloat parses the first space-separated number of s ("12.5 11.0 10.2" -> 12.5).
-func firstFloat(s string) float64 {
-	f, _ := strconv.ParseFloat(firstField(s), 64)
-	return f
+// firstFloat parses the first space-separated number of s ("12.5 11.0 10.2" -> 12.5); nil
+// when s holds no number.
+func firstFloat(s string) *float64 {
+	f, err := strconv.ParseFloat(firstField(s), 64)
+	if err != nil {
+		return nil
+	}
+	return &f
 }
 
-func firstInt(s string) int64 {
-	n, _ := strconv.ParseInt(firstField(s), 10, 64)
-	return n
+// delta parses now - morning (a counter since midnight); nil when now is absent.
+func delta(now, morning string) *int64 {
+	n, err := strconv.ParseInt(firstField(now), 10, 64)
+	if err != nil {
+		return nil
+	}
+	m, _ := strconv.ParseInt(firstField(morning), 10, 64)
+	d := n - m
+	return &d
 }
 
 func firstField(s string) string {

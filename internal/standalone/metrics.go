@@ -21,7 +21,9 @@ func (s *Server) registerMetrics() {
 	node.OnConsumers(func(emit func(metrics.ConsumerStat)) { consumerStats(b, emit) })
 	storeDir := filepath.Join(s.cfg.DataDir, "broker")
 	node.OnStorage(func() metrics.StorageStat {
-		return metrics.StorageStat{SizeBytes: dirSize(storeDir), FlushBehindBytes: -1, DispatchBehindBytes: -1, ReserveTime: -1}
+		st := b.Store.Stats()
+		return metrics.StorageStat{SizeBytes: dirSize(storeDir), FlushBehindBytes: max(st.MaxPhysicalOffset-st.FlushedOffset, 0),
+			DispatchBehindBytes: max(st.MaxPhysicalOffset-st.DispatchedOffset, 0), ReserveTime: -1}
 	})
 	node.OnConnections(func(emit func(metrics.ConnectionStat)) {
 		for _, g := range b.Clients.ConsumerGroups() {

@@ -104,7 +104,7 @@ func TestHealthzMetricsAndPprof(t *testing.T) {
 		t.Fatalf("healthz %d %s", code, body)
 	}
 	code, body = get("/metrics")
-	for _, want := range []string{"rocketmq_topic_number{", "rocketmq_storage_size{", "rocketmq_namesrv_brokers", "process_resident_memory_bytes"} {
+	for _, want := range []string{"rocketmq_topic_number{", "rocketmq_storage_size{", "rocketmq_storage_flush_behind_bytes{", "rocketmq_namesrv_brokers", "process_resident_memory_bytes"} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
