@@ -224,6 +224,9 @@ func (b *Broker) handleCreateGroup(_ context.Context, _ *remoting.Conn, req *rem
 	if err := message.ValidateGroup(gc.GroupName); err != nil {
 		return respond(remoting.InvalidParameter, "%s", err.Error())
 	}
+	if message.IsReservedGroup(gc.GroupName) {
+		return respond(remoting.InvalidParameter, "the group[%s] is conflict with system reserved group", gc.GroupName)
+	}
 	if gc.RetryQueueNums <= 0 {
 		gc.RetryQueueNums = 1
 	}

@@ -334,8 +334,11 @@ func TestAdminTopicsAndGroups(t *testing.T) {
 	if _, ok := tb.Groups.Get("OG"); ok {
 		t.Fatal("group survived delete")
 	}
-	if r := tb.invoke(remoting.UpdateAndCreateSubscriptionGroup, nil, []byte(`{"groupName":"bad name"}`)); r.Code != remoting.InvalidParameter {
-		t.Fatalf("bad group name: %d", r.Code)
+	for _, bad := range []string{`{"groupName":"bad name"}`, `{"groupName":"DEFAULT_CONSUMER"}`, `{"groupName":"CID_RMQ_SYS_X"}`,
+		`{"groupName":"` + strings.Repeat("g", 121) + `"}`, `{"groupName":""}`, `not json`} {
+		if r := tb.invoke(remoting.UpdateAndCreateSubscriptionGroup, nil, []byte(bad)); r.Code != remoting.InvalidParameter {
+			t.Errorf("group body %.40s: %d %q", bad, r.Code, r.Remark)
+		}
 	}
 }
 
