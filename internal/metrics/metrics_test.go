@@ -172,6 +172,8 @@ func TestScrapeSourcesAreSummed(t *testing.T) {
 		emit(ConnectionStat{Group: "g1", Language: "JAVA", Version: "V5_3_3", ConsumeMode: ConsumeModePop, Count: 1})
 	})
 	b.OnTables(func() (int, int) { return 7, 3 })
+	ns := r.Node(NodeInfo{Type: NodeNamesrv, ID: "ns"})
+	ns.OnTables(func() (int, int) { return 5, -1 })
 	b.OnHalfMessages(func(emit func(TopicCount)) { emit(TopicCount{"orders", 4}) })
 	b.OnTimingMessages(func(emit func(TopicCount)) { emit(TopicCount{"orders", 6}) })
 
@@ -206,12 +208,16 @@ func TestScrapeSourcesAreSummed(t *testing.T) {
 	if s := find(t, all, NameConsumerConnections, map[string]string{LabelConsumerGroup: "g1", LabelConsumeMode: ConsumeModePop}); s.value != 4 {
 		t.Errorf("consumer conns = %v", s.value)
 	}
-	if s := find(t, all, NameTopicNumber, nil); s.value != 7 {
+	if s := find(t, all, NameTopicNumber, map[string]string{LabelNodeType: NodeBroker}); s.value != 7 {
 		t.Errorf("topics = %v", s.value)
 	}
 	if s := find(t, all, NameConsumerGroupNumber, nil); s.value != 3 {
 		t.Errorf("groups = %v", s.value)
 	}
+	if s := find(t, all, NameTopicNumber, map[string]string{LabelNodeType: NodeNamesrv}); s.value != 5 {
+		t.Errorf("namesrv topics = %v", s.value)
+	}
+	absent(t, all, NameConsumerGroupNumber, map[string]string{LabelNodeType: NodeNamesrv})
 	if s := find(t, all, NameHalfMessages, map[string]string{LabelTopic: "orders"}); s.value != 4 {
 		t.Errorf("half = %v", s.value)
 	}

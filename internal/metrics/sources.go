@@ -84,7 +84,9 @@ func (n *Node) OnConnections(f func(emit func(ConnectionStat))) {
 	n.sources.mu.Unlock()
 }
 
-// OnTables adds a source of rocketmq_topic_number and rocketmq_consumer_group_number.
+// OnTables adds a source of rocketmq_topic_number and rocketmq_consumer_group_number. A
+// negative count means "not known by this source" (a NameServer knows topics, not groups);
+// a gauge no source knows is not exported.
 func (n *Node) OnTables(f func() (topics, groups int)) {
 	if n == nil {
 		return
@@ -252,13 +254,22 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if len(tables) > 0 {
 		var topics, groups int
+		var hasTopics, hasGroups bool
 		for _, f := range tables {
 			t, g := f()
-			topics += t
-			groups += g
+			if t >= 0 {
+				topics, hasTopics = topics+t, true
+			}
+			if g >= 0 {
+				groups, hasGroups = groups+g, true
+			}
 		}
-		ch <- prometheus.MustNewConstMetric(c.topicNumber, prometheus.GaugeValue, float64(topics))
-		ch <- prometheus.MustNewConstMetric(c.groupNumber, prometheus.GaugeValue, float64(groups))
+		if hasTopics {
+			ch <- prometheus.MustNewConstMetric(c.topicNumber, prometheus.GaugeValue, float64(topics))
+		}
+		if hasGroups {
+			ch <- prometheus.MustNewConstMetric(c.groupNumber, prometheus.GaugeValue, float64(groups))
+		}
 	}
 	emitTopicCounts(ch, c.halfMsgs, half)
 	emitTopicCounts(ch, c.timingMsgs, timing)
