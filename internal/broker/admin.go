@@ -596,6 +596,9 @@ func (b *Broker) RuntimeInfo() map[string]string {
 	for k, v := range b.storeRuntimeInfo() {
 		m[k] = v
 	}
+	for k, v := range b.stats.runtimeInfo() {
+		m[k] = v
+	}
 	return m
 }
 

@@ -64,6 +64,7 @@ type Broker struct {
 	inflight atomic.Pointer[func(group, topic string, qid int32) int64]
 
 	polls   *pollTable
+	stats   brokerStats
 	sendSem chan struct{}
 	sendQ   atomic.Int64 // sends waiting for a slot
 
@@ -289,10 +290,17 @@ func (b *Broker) PutMessage(ctx context.Context, m *message.Ext) (store.PutResul
 	for _, h := range hooks {
 		res, handled, err := h(ctx, m)
 		if handled || err != nil {
+			if err == nil {
+				b.stats.put.Add(1)
+			}
 			return res, err
 		}
 	}
-	return b.PutMessageDirect(ctx, m)
+	res, err := b.PutMessageDirect(ctx, m)
+	if err == nil {
+		b.stats.put.Add(1)
+	}
+	return res, err
 }
 
 // PutMessageDirect stores m without running hooks (used by hooks themselves and by the
@@ -361,6 +369,7 @@ func (b *Broker) Run(ctx context.Context) error {
 		b.Go(func() { b.registerLoop(runCtx) })
 		b.Go(func() { b.offsetFlushLoop(runCtx) })
 		b.Go(func() { b.clientScanLoop(runCtx) })
+		b.Go(func() { b.statsLoop(runCtx) })
 	}
 
 	var err error

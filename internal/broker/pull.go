@@ -388,12 +388,15 @@ func (b *Broker) pullOnce(p pullRequest, maxMsgs int32, filter *TagFilter) (*rem
 			resp.Code = remoting.PullRetryImmediately
 		} else {
 			body := make([]byte, 0, n)
+			got := 0
 			for _, r := range res.Records {
 				if filter.MatchRecord(r.Data) {
 					body = append(body, r.Data...)
+					got++
 				}
 			}
 			resp.Body = body
+			b.stats.got.Add(int64(got))
 		}
 	}
 	next := res.NextBeginOffset

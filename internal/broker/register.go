@@ -28,6 +28,10 @@ func (b *Broker) registerLoop(ctx context.Context) {
 	if len(b.Cfg.NamesrvAddrs) == 0 {
 		return
 	}
+	select { // table changes made before Run are covered by the first registration
+	case <-b.registerNow:
+	default:
+	}
 	b.registerAll(ctx)
 	t := time.NewTimer(b.live().RegisterNameServerPeriod)
 	defer t.Stop()

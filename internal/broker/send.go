@@ -517,6 +517,7 @@ func (b *Broker) sendBatch(ctx context.Context, c *remoting.Conn, h *SendHeader,
 		if err != nil && !errors.Is(err, store.ErrFlushTimeout) {
 			return errorResponse(err)
 		}
+		b.stats.put.Add(int64(len(results)))
 	}
 	code, remark := ResponseFor(err)
 	resp := remoting.NewResponse(code, remark)

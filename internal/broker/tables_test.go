@@ -226,3 +226,21 @@ func TestQueueLocks(t *testing.T) {
 		t.Fatalf("owner %q", o)
 	}
 }
+
+func TestBrokerStatsRates(t *testing.T) {
+	var s brokerStats
+	now := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	s.sample(now)
+	for i := 1; i <= 20; i++ {
+		s.put.Add(100)
+		s.got.Add(50)
+		s.sample(now.Add(time.Duration(i) * time.Second))
+	}
+	info := s.runtimeInfo()
+	if info["putTps"] != "100.00 100.00" || info["getTransferedTps"] != "50.00 50.00" {
+		t.Fatalf("rates %v", info)
+	}
+	if info["msgPutTotalTodayNow"] != "2000" || info["msgPutTotalTodayMorning"] != "0" {
+		t.Fatalf("totals %v", info)
+	}
+}
