@@ -28,6 +28,15 @@ type checkpoint struct {
 	// Pending counts the undelivered timers per real topic (for rocketmq_timing_messages;
 	// bookkeeping only, never used to decide a delivery).
 	Pending map[string]int64 `json:"pending,omitempty"`
+	// Skip lists deliveries found by an earlier recovery whose entries were not met yet.
+	Skip []skipJSON `json:"skip,omitempty"`
+}
+
+// skipJSON is one unresolved delivery mark.
+type skipJSON struct {
+	Offset  int64  `json:"offset"`
+	Dequeue int64  `json:"dequeue"`
+	Topic   string `json:"topic"`
 }
 
 const checkpointFile = "checkpoint.json"

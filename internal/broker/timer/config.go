@@ -23,6 +23,10 @@ type Config struct {
 	// Lookahead is how far ahead of the clock buckets are paged into memory. Memory holds the
 	// timers due before now+Lookahead rounded up to a slot (plus overdue ones). Default 10s.
 	Lookahead time.Duration
+	// MaxInMemory caps the timers paged into memory: past it, further buckets stay on disk
+	// until deliveries make room (a backlog after downtime, a burst due at one moment).
+	// Memory stays below MaxInMemory plus one bucket. Default 1048576 (about 50 MiB).
+	MaxInMemory int
 	// CheckpointInterval is how often the delivery cursor is persisted while timers are being
 	// delivered. It bounds how much of the commit log recovery scans. Default 1s.
 	CheckpointInterval time.Duration
@@ -42,6 +46,7 @@ func DefaultConfig() Config {
 		DelayLevels:        DefaultDelayLevels,
 		SlotWidth:          10 * time.Second,
 		Lookahead:          10 * time.Second,
+		MaxInMemory:        1 << 20,
 		CheckpointInterval: time.Second,
 		DeliverBatch:       256,
 		IngestBatch:        256,
@@ -63,6 +68,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: SlotWidth %v < 1ms", ErrInvalidConfig, c.SlotWidth)
 	case c.Lookahead < 0:
 		return fmt.Errorf("%w: Lookahead %v < 0", ErrInvalidConfig, c.Lookahead)
+	case c.MaxInMemory < 0:
+		return fmt.Errorf("%w: MaxInMemory %d < 0", ErrInvalidConfig, c.MaxInMemory)
 	case c.CheckpointInterval <= 0:
 		return fmt.Errorf("%w: CheckpointInterval %v <= 0", ErrInvalidConfig, c.CheckpointInterval)
 	case c.DeliverBatch <= 0:

@@ -23,6 +23,9 @@ func restoreWheel(log *timerLog, width, lookahead int64, cp checkpoint, logger *
 	for _, d := range cp.Done {
 		w.doneAbove[d[0]] = key{d[1], d[0]}
 	}
+	for _, m := range cp.Skip {
+		w.skip[m.Offset] = skipMark{dequeue: m.Dequeue, topic: m.Topic}
+	}
 	ingest := cp.IngestOffset
 	type agg struct {
 		last  int64

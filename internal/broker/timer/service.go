@@ -82,6 +82,11 @@ type Service struct {
 	lastCkpt     time.Time
 	ckpt         chan ckptResult // the checkpoint in flight, nil when none
 	attempts     map[int64]int
+	// ambiguous maps each entry whose last delivery failed to the commit-log end read just
+	// before that attempt: a failed append may still have reached the log (a store whose
+	// fdatasync failed after the write), so checkpoints keep their commit-log end at or below
+	// it until the entry is delivered, and recovery scans those records for marks.
+	ambiguous map[int64]int64
 
 	crashed atomic.Bool // tests: stop without the final checkpoint, as a kill would
 
@@ -105,15 +110,16 @@ func New(cfg Config, src Source, deliver DeliverFunc, queueCount func(topic stri
 	}
 	levels, _ := ParseLevels(cfg.DelayLevels)
 	s := &Service{
-		cfg:      cfg,
-		levels:   levels,
-		log:      logger.With("component", "timer"),
-		src:      src,
-		deliver:  deliver,
-		queues:   queueCount,
-		wake:     make(chan struct{}, 1),
-		attempts: make(map[int64]int),
-		pending:  make(map[string]int64),
+		cfg:       cfg,
+		levels:    levels,
+		log:       logger.With("component", "timer"),
+		src:       src,
+		deliver:   deliver,
+		queues:    queueCount,
+		wake:      make(chan struct{}, 1),
+		attempts:  make(map[int64]int),
+		ambiguous: make(map[int64]int64),
+		pending:   make(map[string]int64),
 	}
 	if err := s.recover(time.Now()); err != nil {
 		return nil, err
@@ -138,36 +144,32 @@ func (s *Service) recover(now time.Time) error {
 		tl.close()
 		return err
 	}
+	w.maxMem = s.cfg.MaxInMemory
 	s.w, s.ingestOffset = w, ingest
 	for t, n := range cp.Pending {
 		s.pending[t] = n
 	}
 	// Deliveries made after the checkpoint carry a mark naming their record.
+	w.onSkip = func(m skipMark) { s.countPending(m.topic, -1) }
 	var marks int
-	var lastDequeue int64
-	markTopic := make(map[int64]string)
-	w.onSkip = func(off int64) { s.countPending(markTopic[off], -1) }
 	err = s.src.Scan(cp.CommitLogEnd, func(m *message.Ext) error {
 		off, ok := deliveryMark(m)
 		if !ok {
 			return nil
 		}
 		marks++
-		w.skip[off] = struct{}{}
-		markTopic[off] = m.Topic
-		if t, err := strconv.ParseInt(m.Properties[message.PropertyTimerDequeueMS], 10, 64); err == nil && t > lastDequeue {
-			lastDequeue = t
-		}
+		deq, _ := strconv.ParseInt(m.Properties[message.PropertyTimerDequeueMS], 10, 64)
+		w.skip[off] = skipMark{dequeue: deq, topic: m.Topic}
 		return nil
 	})
 	if err != nil {
 		tl.close()
 		return fmt.Errorf("timer: scan for deliveries since %d: %w", cp.CommitLogEnd, err)
 	}
-	// Every marked entry was due by its delivery time: page in up to there so each one is
-	// matched, then ingest the records stored after the checkpoint — all of them, so wait
-	// until the store's queues show everything written before the crash.
-	if err := w.advance(max(now.UnixMilli(), lastDequeue)); err != nil {
+	// Page in what is due, then ingest the records stored after the checkpoint — all of
+	// them, so wait until the store's queues show everything written before the crash.
+	// Marked entries are resolved as they are met (now or, past MaxInMemory, later).
+	if err := w.advance(now.UnixMilli()); err != nil {
 		tl.close()
 		return err
 	}
@@ -185,11 +187,6 @@ func (s *Service) recover(now time.Time) error {
 			break
 		}
 	}
-	if len(w.skip) > 0 {
-		s.log.Info("timer recovery: delivery marks matched no pending timer (already settled)", "count", len(w.skip))
-	}
-	w.skip = map[int64]struct{}{}
-	w.onSkip = nil
 	w.settle()
 	s.dirty = true
 	s.updateStats()
@@ -405,7 +402,10 @@ func (s *Service) deliverBatch(ctx context.Context, batch []Entry) int {
 	obs := s.observe
 	s.mu.Unlock()
 	failed := 0
-	fail := func(e Entry, err error) {
+	fail := func(e Entry, err error, before int64) {
+		if prev, ok := s.ambiguous[e.Offset]; !ok || before < prev {
+			s.ambiguous[e.Offset] = before
+		}
 		s.attempts[e.Offset]++
 		if a := s.attempts[e.Offset]; a == 1 || a%100 == 0 {
 			s.log.Warn("timer delivery failed; will retry", "offset", e.Offset, "attempt", a, "err", err)
@@ -423,6 +423,7 @@ func (s *Service) deliverBatch(ctx context.Context, batch []Entry) int {
 		if len(chunkE) == 0 {
 			return
 		}
+		before := s.src.CommitLogEnd()
 		err := s.deliver(ctx, chunkM)
 		at := time.Now()
 		if err != nil && len(chunkE) == 1 && permanent(err) {
@@ -430,6 +431,7 @@ func (s *Service) deliverBatch(ctx context.Context, batch []Entry) int {
 			s.log.Error("timer dropped: the store rejects its message", "offset", e.Offset, "due", e.Due, "err", err)
 			s.w.done(e)
 			delete(s.attempts, e.Offset)
+			delete(s.ambiguous, e.Offset)
 			s.mu.Lock()
 			s.dropped++
 			s.mu.Unlock()
@@ -439,11 +441,12 @@ func (s *Service) deliverBatch(ctx context.Context, batch []Entry) int {
 		}
 		for _, e := range chunkE {
 			if err != nil {
-				fail(e, err)
+				fail(e, err, before)
 				continue
 			}
 			s.w.done(e)
 			delete(s.attempts, e.Offset)
+			delete(s.ambiguous, e.Offset)
 			if obs != nil {
 				obs(e, at)
 			}
@@ -482,12 +485,13 @@ func (s *Service) deliverBatch(ctx context.Context, batch []Entry) int {
 			err = fmt.Errorf("%w: %w", ErrRecordGone, err) // not deliverable, ever
 		}
 		if !errors.Is(err, ErrRecordGone) {
-			fail(e, err)
+			fail(e, err, math.MaxInt64) // nothing was appended
 			continue
 		}
 		s.log.Error("timer dropped: its record cannot be delivered", "offset", e.Offset, "due", e.Due, "err", err)
 		s.w.done(e)
 		delete(s.attempts, e.Offset)
+		delete(s.ambiguous, e.Offset)
 		s.mu.Lock()
 		s.dropped++
 		s.mu.Unlock()
@@ -521,6 +525,9 @@ type ckptResult struct {
 // one checkpoint is in flight.
 func (s *Service) startCheckpoint() {
 	clEnd := s.src.CommitLogEnd()
+	for _, off := range s.ambiguous {
+		clEnd = min(clEnd, off)
+	}
 	logEnd, files, err := s.w.log.prepareSync()
 	if err != nil {
 		s.log.Error("timer checkpoint failed", "err", err)
@@ -532,6 +539,7 @@ func (s *Service) startCheckpoint() {
 		CursorDue:    s.w.cursor.due,
 		CursorOffset: s.w.cursor.off,
 		Done:         s.w.snapshotDone(),
+		Skip:         s.w.snapshotSkip(),
 		CommitLogEnd: clEnd,
 		LogEnd:       logEnd,
 	}

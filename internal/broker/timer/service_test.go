@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -412,6 +413,95 @@ func TestServiceRecoveryWaitsForDispatch(t *testing.T) {
 		st.lagging.Store(false) // the replay finishes
 		r.svc.Notify()
 		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		r.stop(t)
+		checkExactlyOnce(t, st, ids)
+	})
+}
+
+// TestServiceUnresolvedMarksSurviveCheckpoints: with MaxInMemory small, recovery cannot page
+// in every bucket holding a timer it found delivered (by its mark); those marks must be kept
+// in the next checkpoints until met, or a second crash would deliver them again.
+func TestServiceUnresolvedMarksSurviveCheckpoints(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		cfg := testConfig(dir)
+		cfg.MaxInMemory = 0 // run 1: no cap (its failing entries would hold it)
+		cfg.CheckpointInterval = 50 * time.Millisecond
+		st := newMemStore()
+		var ids []string
+		// Run 1: every 4th timer fails to deliver, so early failures stay pending behind later
+		// deliveries; after the first checkpoint (all 200 ingested, none delivered) the store
+		// cannot sync, so the later deliveries are known only by their marks.
+		var mu sync.Mutex
+		failing := true
+		deliver1 := func(ctx context.Context, ms []*message.Ext) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, m := range ms {
+				n, _ := strconv.Atoi(strings.TrimPrefix(m.UniqKey(), "u-"))
+				if failing && n%4 == 0 {
+					return errors.New("injected failure")
+				}
+			}
+			for _, m := range ms {
+				st.put(m)
+			}
+			return nil
+		}
+		r := start(t, cfg, st, deliver1)
+		for i := range 200 {
+			id := fmt.Sprintf("u-%d", i)
+			ids = append(ids, id)
+			sendTimer(r.svc, st, "T", id, map[string]string{message.PropertyTimerDelayMS: strconv.Itoa(200 + i*50)})
+		}
+		time.Sleep(120 * time.Millisecond)
+		synctest.Wait()
+		if len(st.topic("T")) != 0 {
+			t.Fatal("delivered before the first checkpoint")
+		}
+		st.failSync.Store(true)
+		time.Sleep(11 * time.Second)
+		synctest.Wait()
+		delivered1 := len(st.topic("T"))
+		if delivered1 < 100 || delivered1 >= 200 {
+			t.Fatalf("run 1 delivered %d", delivered1)
+		}
+		r.crash(t)
+		st.failSync.Store(false)
+
+		// Run 2: deliveries work; the first chunk is stored, then the process dies. The
+		// checkpoint taken in that iteration has a commit-log end past run 1's marks while
+		// most of them are still unresolved (their buckets are beyond the cap).
+		mu.Lock()
+		failing = false
+		mu.Unlock()
+		cfg.CheckpointInterval = time.Millisecond
+		cfg.MaxInMemory = 10
+		var once sync.Once
+		var r2 *running
+		// The first append reaches the log but reports failure (as after a failed fdatasync);
+		// nothing after it is stored (the process is dying).
+		deliver2 := func(ctx context.Context, ms []*message.Ext) error {
+			once.Do(func() {
+				for _, m := range ms {
+					st.put(m)
+				}
+				r2.svc.crashed.Store(true)
+			})
+			return errors.New("append reported failed")
+		}
+		r2 = start(t, cfg, st, deliver2)
+		if s := r2.svc.Stats(); s.InMemory > cfg.MaxInMemory+20 || s.OnDisk == 0 {
+			t.Fatalf("after recovery %+v: want at most the cap plus one bucket in memory", s)
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		r2.stop(t)
+
+		// Run 3 must deliver each remaining timer once and nothing from run 1 again.
+		r = start(t, cfg, st, nil)
+		time.Sleep(5 * time.Second)
 		synctest.Wait()
 		r.stop(t)
 		checkExactlyOnce(t, st, ids)

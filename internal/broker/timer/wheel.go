@@ -21,7 +21,11 @@ import (
 // Delivery bookkeeping (the crash-consistency state, persisted by checkpoints):
 //   - cursor: every ingested entry with key <= cursor has been delivered;
 //   - doneAbove: entries delivered whose key is above cursor (out-of-order completions);
-//   - skip: record offsets found delivered by recovery whose entry has not been seen yet.
+//   - skip: record offsets recovery found delivered (by their delivery mark) whose entry has
+//     not been met yet; each is resolved (moved to doneAbove) when its entry is paged in or
+//     re-ingested, or pruned once the cursor passes its delivery time (its entry was due by
+//     then, so it cannot still be pending). It is kept in checkpoints until resolved, so a
+//     capped page-in (maxMem) may resolve it runs later.
 //
 // New entries whose key would fall at or below cursor (due in the past) are clamped just above
 // it, which keeps the cursor invariant; their due time is <= now anyway, so they still fire at
@@ -29,6 +33,7 @@ import (
 type wheel struct {
 	width     int64
 	lookahead int64
+	maxMem    int // stop paging in while this many entries are in memory (0: no limit)
 	log       *timerLog
 
 	slots         map[int64]*slot // unloaded buckets with entries on disk
@@ -40,14 +45,21 @@ type wheel struct {
 
 	cursor    key
 	doneAbove map[int64]key
-	skip      map[int64]struct{}
+	skip      map[int64]skipMark
 
 	// segMax is the largest key appended to each log segment (for segment deletion).
 	segMax map[int64]key
 
-	// onSkip, when set, is called for a skip-set entry resolved while paging in (recovery
-	// bookkeeping of per-topic counts).
-	onSkip func(offset int64)
+	// onSkip, when set, is called for a skip-set entry resolved while paging in (the service
+	// keeps per-topic pending counts with it).
+	onSkip func(m skipMark)
+}
+
+// skipMark is a delivery found by recovery: when it was delivered (TIMER_DEQUEUE_MS) and to
+// which topic.
+type skipMark struct {
+	dequeue int64
+	topic   string
 }
 
 type slot struct {
@@ -66,7 +78,7 @@ func newWheel(log *timerLog, width, lookahead int64) *wheel {
 		inflight:      make(map[int64]Entry),
 		cursor:        key{math.MinInt64, math.MinInt64},
 		doneAbove:     make(map[int64]key),
-		skip:          make(map[int64]struct{}),
+		skip:          make(map[int64]skipMark),
 		segMax:        make(map[int64]key),
 	}
 }
@@ -89,11 +101,11 @@ func (w *wheel) delivered(e Entry) bool {
 	if _, ok := w.doneAbove[e.Offset]; ok {
 		return true
 	}
-	if _, ok := w.skip[e.Offset]; ok {
+	if m, ok := w.skip[e.Offset]; ok {
 		delete(w.skip, e.Offset)
 		w.doneAbove[e.Offset] = k
 		if w.onSkip != nil {
-			w.onSkip(e.Offset)
+			w.onSkip(m)
 		}
 		return true
 	}
@@ -147,11 +159,19 @@ func (w *wheel) noteSeg(pos int64, k key) {
 	}
 }
 
-// advance pages in every bucket due before now+lookahead.
+// advance pages in every bucket due before now+lookahead, in time order, but stops while
+// maxMem entries are in memory (a backlog after downtime, or a huge burst): the rest waits on
+// disk until deliveries drain the heap. Whole buckets are paged in, so memory stays below
+// maxMem plus one bucket. Invariant: every bucket <= loadedThrough is in memory and every
+// disk bucket is > loadedThrough, so the heap's order is the global order.
 func (w *wheel) advance(now int64) error {
 	target := w.bucketOf(now + w.lookahead)
 	for len(w.diskBuckets) > 0 && w.diskBuckets[0] <= target {
 		b := w.diskBuckets[0]
+		if w.full() {
+			w.loadedThrough = max(w.loadedThrough, b-1)
+			return nil
+		}
 		if err := w.load(b, w.slots[b]); err != nil {
 			return err
 		}
@@ -163,6 +183,9 @@ func (w *wheel) advance(now int64) error {
 	}
 	return nil
 }
+
+// full reports whether paging in must wait for deliveries.
+func (w *wheel) full() bool { return w.maxMem > 0 && len(w.pending)+len(w.inflight) >= w.maxMem }
 
 func (w *wheel) load(b int64, s *slot) error {
 	pos := s.last
@@ -237,16 +260,21 @@ func (w *wheel) settle() {
 			delete(w.doneAbove, off)
 		}
 	}
+	for off, m := range w.skip {
+		if m.dequeue < w.cursor.due {
+			delete(w.skip, off)
+		}
+	}
 }
 
 // nextWake is the earliest time the state machine has work: the first pending due time, or the
-// moment the next unloaded bucket enters the lookahead.
+// moment the next unloaded bucket enters the lookahead (unless memory is full).
 func (w *wheel) nextWake() (int64, bool) {
 	t, ok := int64(math.MaxInt64), false
 	if len(w.pending) > 0 {
 		t, ok = w.pending[0].Due, true
 	}
-	if len(w.diskBuckets) > 0 {
+	if len(w.diskBuckets) > 0 && !w.full() { // when full, deliveries make room first
 		if p := w.diskBuckets[0]*w.width - w.lookahead; p < t {
 			t, ok = p, true
 		}
@@ -329,6 +357,26 @@ func (h *entryHeap) Pop() any {
 }
 
 func sortInt64(s []int64) { slices.Sort(s) }
+
+// snapshotSkip lists the unresolved delivery marks for a checkpoint.
+func (w *wheel) snapshotSkip() []skipJSON {
+	out := make([]skipJSON, 0, len(w.skip))
+	for off, m := range w.skip {
+		out = append(out, skipJSON{Offset: off, Dequeue: m.dequeue, Topic: m.topic})
+	}
+	slices.SortFunc(out, func(a, b skipJSON) int { return cmpInt64(a.Offset, b.Offset) })
+	return out
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
 
 // snapshotDone lists doneAbove as {record offset, due} pairs for a checkpoint.
 func (w *wheel) snapshotDone() [][2]int64 {

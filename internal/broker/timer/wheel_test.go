@@ -320,3 +320,45 @@ func TestWheelChainWithDeliveredEntriesAfterClockStep(t *testing.T) {
 		t.Fatalf("after the clock step delivered %+v, want only the new entry", d2.got)
 	}
 }
+
+// TestWheelMaxInMemoryPagesABacklogGradually: 2,000 overdue timers over 100 buckets (a
+// restart after downtime) are paged in a few buckets at a time, in order, none lost.
+func TestWheelMaxInMemoryPagesABacklogGradually(t *testing.T) {
+	w := newTestWheel(t, 1000, 0)
+	w.maxMem = 50
+	r := rand.New(rand.NewPCG(71, 72))
+	for i := range 2000 {
+		must(t, w.add(Entry{Due: r.Int64N(100_000), Offset: int64(i + 1), QueueOffset: int64(i)}))
+	}
+	now := int64(200_000)
+	peak := 0
+	var got []Entry
+	for range 10_000 {
+		must(t, w.advance(now))
+		peak = max(peak, w.stats().InMemory)
+		batch := w.takeDue(now, 7)
+		if len(batch) == 0 {
+			break
+		}
+		for _, e := range batch {
+			w.done(e)
+		}
+		w.settle()
+		got = append(got, batch...)
+	}
+	if len(got) != 2000 {
+		t.Fatalf("delivered %d of 2000", len(got))
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].key().less(got[i-1].key()) {
+			t.Fatalf("out of order at %d", i)
+		}
+	}
+	// 2,000 over 100 buckets: about 20 per bucket; the cap is exceeded by at most one bucket.
+	if peak > 50+40 {
+		t.Fatalf("peak %d entries in memory, cap 50", peak)
+	}
+	if at, ok := w.nextWake(); ok {
+		t.Fatalf("nothing left, yet nextWake %d", at)
+	}
+}
