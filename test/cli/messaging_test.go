@@ -26,10 +26,13 @@ func TestProduceConsumeRoundTripAndLag(t *testing.T) {
 		t.Fatalf("--lines sent %d", len(more))
 	}
 	var td struct{ Messages int }
-	jsonOut(t, &td, s.admin("topic", "describe", "orders")...)
-	if td.Messages != 10 {
-		t.Fatalf("topic holds %d messages, want 10", td.Messages)
-	}
+	eventually(t, "10 messages in the consume queues", func() error { // dispatch is asynchronous
+		jsonOut(t, &td, s.admin("topic", "describe", "orders")...)
+		if td.Messages != 10 {
+			return fmt.Errorf("topic holds %d messages", td.Messages)
+		}
+		return nil
+	})
 
 	// consume 4 of 10 and acknowledge them
 	got := jsonLines(t, ok(t, "", "consume", "--endpoint", s.grpc, "-t", "orders", "-g", "billing", "-n", "4", "--idle-timeout", "20s", "-o", "json"))
