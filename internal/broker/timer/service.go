@@ -158,7 +158,10 @@ func (s *Service) recover(now time.Time) error {
 			return nil
 		}
 		marks++
-		deq, _ := strconv.ParseInt(m.Properties[message.PropertyTimerDequeueMS], 10, 64)
+		deq, err := strconv.ParseInt(m.Properties[message.PropertyTimerDequeueMS], 10, 64)
+		if err != nil {
+			deq = math.MaxInt64 // unknown delivery time: never pruned, only met
+		}
 		w.skip[off] = skipMark{dequeue: deq, topic: m.Topic}
 		return nil
 	})
