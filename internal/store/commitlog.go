@@ -17,8 +17,9 @@ import (
 )
 
 // segment is one commit-log file: a fixed-size, preallocated file named by its 20-digit
-// start offset, written with pwrite through the vfs and read through a read-only shared
-// mapping. refs counts the owner (the segment list) plus every reader holding a slice of
+// start offset, read through a shared mapping and written either by copying into that
+// mapping (real filesystem) or with WriteAt through the vfs (any other FS, so tests can
+// inject write faults). refs counts the owner (the segment list) plus every reader holding a slice of
 // data; the mapping is released when the count drops to zero, so retention never unmaps
 // under a reader.
 type segment struct {
@@ -28,6 +29,8 @@ type segment struct {
 	file  vfs.File
 	data  []byte
 
+	mapWrites bool // writes copy into data (mapped read-write) instead of WriteAt
+
 	refs    atomic.Int32
 	removed atomic.Bool // file unlinked; closing happens at refs == 0
 	fs      vfs.FS
@@ -35,6 +38,16 @@ type segment struct {
 }
 
 func (s *segment) end() int64 { return s.start + s.size }
+
+// write stores b at byte position pos of the segment. Appender only (putMu).
+func (s *segment) write(b []byte, pos int64) error {
+	if s.mapWrites {
+		copy(s.data[pos:], b)
+		return nil
+	}
+	_, err := s.file.WriteAt(b, pos)
+	return err
+}
 
 // acquire takes a reader reference; false when the segment is already released.
 func (s *segment) acquire() bool {
@@ -70,11 +83,12 @@ func segmentName(start int64) string { return fmt.Sprintf("%020d", start) }
 // published end of appended bytes: everything below it is readable and consists of whole
 // records.
 type commitLog struct {
-	fs       vfs.FS
-	dir      string
-	segSize  int64
-	prealloc string
-	logger   *slog.Logger
+	fs        vfs.FS
+	dir       string
+	segSize   int64
+	prealloc  string
+	mapWrites bool // see segment.write
+	logger    *slog.Logger
 
 	mu   sync.RWMutex
 	segs []*segment // ascending start, contiguous
@@ -99,8 +113,9 @@ type prepared struct {
 }
 
 func newCommitLog(fsys vfs.FS, dir string, segSize int64, prealloc string, logger *slog.Logger) *commitLog {
+	_, isOS := fsys.(vfs.OS)
 	return &commitLog{
-		fs: fsys, dir: dir, segSize: segSize, prealloc: prealloc,
+		fs: fsys, dir: dir, segSize: segSize, prealloc: prealloc, mapWrites: isOS,
 		logger:    logger,
 		prepStart: -1,
 		prepReq:   make(chan int64, 1),
@@ -181,12 +196,12 @@ func (c *commitLog) openSegment(start int64) (*segment, error) {
 }
 
 func (c *commitLog) mapSegment(start int64, path string, f vfs.File) (*segment, error) {
-	data, err := mapFile(f, c.segSize, false)
+	data, err := mapFile(f, c.segSize, c.mapWrites)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	s := &segment{start: start, size: c.segSize, path: path, file: f, data: data, fs: c.fs, logger: c.logger}
+	s := &segment{start: start, size: c.segSize, path: path, file: f, data: data, fs: c.fs, logger: c.logger, mapWrites: c.mapWrites}
 	s.refs.Store(1)
 	return s, nil
 }

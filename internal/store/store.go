@@ -416,7 +416,7 @@ func (s *Store) appendRecords(buf []byte, ms []*message.Ext, offs []int) (int64,
 		message.PutPhysicalOffset(rec, m.CommitLogOffset)
 		message.PutStoreTimestamp(rec, now)
 	}
-	if _, err := seg.file.WriteAt(buf, base-seg.start); err != nil {
+	if err := seg.write(buf, base-seg.start); err != nil {
 		for _, m := range ms {
 			s.queueOffsets[queueKey{m.Topic, m.QueueID}]--
 		}
@@ -444,7 +444,7 @@ func (s *Store) ensureSpace(n int64) error {
 			return nil
 		}
 		blank := message.AppendBlank(make([]byte, 0, message.BlankHeaderSize), int32(seg.size-pos))
-		if _, err := seg.file.WriteAt(blank, pos); err != nil {
+		if err := seg.write(blank, pos); err != nil {
 			err = fmt.Errorf("store: write end-of-segment marker at %d: %w", s.cl.wrote, err)
 			s.failIO(err)
 			return fmt.Errorf("%w: %w", ErrNotWritable, err)
