@@ -512,3 +512,27 @@ func TestCompatUnregisterOnShutdown(t *testing.T) {
 	// The route disappears at once (UNREGISTER_BROKER), not after the 120 s expiry.
 	waitFor(t, 5*time.Second, "route removal", func() bool { return errors.Is(routed(), namesrv.ErrTopicNotExist) })
 }
+
+// TestCompatResetOffsetOnline: INVOKE_BROKER_TO_RESET_OFFSET with a go2 push consumer online;
+// the broker tells it with RESET_CONSUMER_CLIENT_OFFSET (MessageQueue-keyed fastjson body,
+// parsed by go2) and the consumer re-reads from the reset offsets.
+func TestCompatResetOffsetOnline(t *testing.T) {
+	c := startCluster(t, nil)
+	c.createTopic("Reset", 1)
+	p := c.producer()
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		if _, err := p.SendSync(ctx, primitive.NewMessage("Reset", []byte("m"+strconv.Itoa(i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := newReceived()
+	c.pushConsumer("ResetG", "Reset", "*", collectInto(r))
+	waitFor(t, 30*time.Second, "first pass", func() bool { return r.distinct() == 5 })
+	first := r.total()
+	if _, err := c.b.ResetOffset("ResetG", "Reset", 0, true); err != nil {
+		t.Fatal(err)
+	}
+	// go2 pauses ~10 s while it drops its process queues, then pulls from the new offsets.
+	waitFor(t, 40*time.Second, "re-delivery after reset", func() bool { return r.total() >= first+5 })
+}
