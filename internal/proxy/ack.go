@@ -42,7 +42,7 @@ func (s *Server) AckMessage(ctx context.Context, req *pb.AckMessageRequest) (*pb
 	entries := make([]*pb.AckMessageResultEntry, 0, len(req.GetEntries()))
 	for _, e := range req.GetEntries() {
 		st := okStatus()
-		if h, err := decodeHandle(e.GetReceiptHandle()); err != nil {
+		if h, err := s.brokerHandle(e.GetReceiptHandle()); err != nil {
 			st = toStatus(err)
 		} else if err := s.backend.Ack(ctx, &AckRequest{Group: group, Topic: topic, Handle: h}); err != nil {
 			st = toStatus(err)
@@ -72,7 +72,7 @@ func (s *Server) ChangeInvisibleDuration(ctx context.Context, req *pb.ChangeInvi
 	if err := s.cfg.validateInvisible(d); err != nil {
 		return fail(err)
 	}
-	h, err := decodeHandle(req.GetReceiptHandle())
+	h, err := s.brokerHandle(req.GetReceiptHandle())
 	if err != nil {
 		return fail(err)
 	}
@@ -91,7 +91,7 @@ func (s *Server) ForwardMessageToDeadLetterQueue(ctx context.Context, req *pb.Fo
 	if err != nil {
 		return &pb.ForwardMessageToDeadLetterQueueResponse{Status: toStatus(err)}, nil
 	}
-	h, err := decodeHandle(req.GetReceiptHandle())
+	h, err := s.brokerHandle(req.GetReceiptHandle())
 	if err != nil {
 		return &pb.ForwardMessageToDeadLetterQueueResponse{Status: toStatus(err)}, nil
 	}
@@ -100,4 +100,13 @@ func (s *Server) ForwardMessageToDeadLetterQueue(ctx context.Context, req *pb.Fo
 		ReconsumeTimes: max(req.GetDeliveryAttempt()-1, 0), MaxReconsumeTimes: req.GetMaxDeliveryAttempts(),
 	})
 	return &pb.ForwardMessageToDeadLetterQueueResponse{Status: toStatus(err)}, nil
+}
+
+// brokerHandle decodes a client-facing handle; an auto-renewed one is taken out of renewal and
+// replaced by its newest broker handle (the client's operation ends the renewal).
+func (s *Server) brokerHandle(clientHandle string) (Handle, error) {
+	if h, ok := s.renew.take(clientHandle); ok {
+		return h, nil
+	}
+	return decodeHandle(clientHandle)
 }

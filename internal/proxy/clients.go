@@ -93,6 +93,14 @@ func (r *registry) touch(id string) bool {
 	return true
 }
 
+// known reports whether id has stored settings (a live client).
+func (r *registry) known(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.clients[id]
+	return c != nil && c.settings != nil
+}
+
 // addTopic records that producer id published to topic (for transaction check-backs).
 func (r *registry) addTopic(id, topic string) {
 	r.mu.Lock()

@@ -66,6 +66,9 @@ type Config struct {
 	MaxLongPolling time.Duration
 	// ClientExpiry drops a client's settings after this long without heartbeat. Default 120s.
 	ClientExpiry time.Duration
+	// AutoRenewMax bounds how long an auto-renewed message (auto_renew receives, Java push
+	// consumers) is kept invisible without an ack. Default 3h.
+	AutoRenewMax time.Duration
 	// MaxRecvMsgSize is the gRPC inbound message limit. Default 130 MiB (Java proxy).
 	MaxRecvMsgSize int
 }
@@ -87,6 +90,7 @@ func DefaultConfig() Config {
 		ReceiveMargin:     1500 * time.Millisecond,
 		MaxLongPolling:    20 * time.Second,
 		ClientExpiry:      120 * time.Second,
+		AutoRenewMax:      3 * time.Hour,
 		MaxRecvMsgSize:    130 << 20,
 	}
 }
@@ -116,8 +120,8 @@ func (c *Config) Validate() error {
 	if c.Auth && c.ACLFile == "" {
 		return errors.New("proxy: auth is enabled but no ACL file is configured")
 	}
-	if c.HandshakeTimeout <= 0 || c.ACLReloadInterval <= 0 || c.ClientExpiry <= 0 {
-		return errors.New("proxy: handshake timeout, acl reload interval and client expiry must be positive")
+	if c.HandshakeTimeout <= 0 || c.ACLReloadInterval <= 0 || c.ClientExpiry <= 0 || c.AutoRenewMax <= 0 {
+		return errors.New("proxy: handshake timeout, acl reload interval, client expiry and auto-renew max must be positive")
 	}
 	if c.AutoCreateQueues <= 0 || c.AutoCreateQueues > 1024 {
 		return fmt.Errorf("proxy: auto-create queues %d out of 1..1024", c.AutoCreateQueues)

@@ -15,7 +15,7 @@ import (
 // trailing delivery_timestamp.
 func (s *Server) ReceiveMessage(req *pb.ReceiveMessageRequest, stream pb.MessagingService_ReceiveMessageServer) error {
 	ctx := stream.Context()
-	msgs, invisible, err := s.receive(ctx, req)
+	msgs, invisible, clientID, err := s.receive(ctx, req)
 	var st *pb.Status
 	switch {
 	case err != nil:
@@ -29,10 +29,22 @@ func (s *Server) ReceiveMessage(req *pb.ReceiveMessageRequest, stream pb.Messagi
 		return err
 	}
 	for _, m := range msgs {
-		h := encodeHandle(Handle{Broker: m.broker, QueueID: m.msg.QueueID, QueueOffset: m.msg.QueueOffset, CommitLogOffset: m.msg.CommitLogOffset, Raw: m.msg.ReceiptHandle})
+		bh := Handle{Broker: m.broker, QueueID: m.msg.QueueID, QueueOffset: m.msg.QueueOffset, CommitLogOffset: m.msg.CommitLogOffset, Raw: m.msg.ReceiptHandle}
+		h := encodeHandle(bh)
+		if req.GetAutoRenew() {
+			now := s.now()
+			s.renew.add(h, &renewEntry{group: req.GetGroup().GetName(), topic: m.msg.Topic, clientID: clientID, cur: bh,
+				invisible: invisible, expires: now.Add(invisible), started: now})
+		}
 		out := toPBMessage(m.msg, h, invisible)
 		if err := stream.Send(&pb.ReceiveMessageResponse{Content: &pb.ReceiveMessageResponse_Message{Message: out}}); err != nil {
-			// The messages stay invisible and come back after their invisible time.
+			// The messages stay invisible and come back after their invisible time; none of
+			// them is renewed, the client never saw their handles.
+			if req.GetAutoRenew() {
+				for _, m := range msgs {
+					s.renew.take(encodeHandle(Handle{Broker: m.broker, QueueID: m.msg.QueueID, QueueOffset: m.msg.QueueOffset, CommitLogOffset: m.msg.CommitLogOffset, Raw: m.msg.ReceiptHandle}))
+				}
+			}
 			return err
 		}
 	}
@@ -54,45 +66,54 @@ func (s *Server) pollBudget(ctx context.Context) time.Duration {
 	return max(d, 0)
 }
 
-func (s *Server) receive(ctx context.Context, req *pb.ReceiveMessageRequest) ([]popped, time.Duration, error) {
+func (s *Server) receive(ctx context.Context, req *pb.ReceiveMessageRequest) ([]popped, time.Duration, string, error) {
+	msgs, invisible, c, err := s.receive0(ctx, req)
+	id := ""
+	if c != nil {
+		id = c.clientID
+	}
+	return msgs, invisible, id, err
+}
+
+func (s *Server) receive0(ctx context.Context, req *pb.ReceiveMessageRequest) ([]popped, time.Duration, *call, error) {
 	c, err := s.begin(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	group, err := validateGroup(req.GetGroup())
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, c, err
 	}
 	topic, err := validateTopic(req.GetMessageQueue().GetTopic(), false)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, c, err
 	}
 	if err := s.authorize(c, auth.ResourceTopic, topic, auth.ActionSub); err != nil {
-		return nil, 0, err
+		return nil, 0, c, err
 	}
 	if err := s.authorize(c, auth.ResourceGroup, group, auth.ActionSub); err != nil {
-		return nil, 0, err
+		return nil, 0, c, err
 	}
 	fe := req.GetFilterExpression()
 	expr := "*"
 	switch fe.GetType() {
 	case pb.FilterType_FILTER_TYPE_UNSPECIFIED, pb.FilterType_TAG:
 		if expr, err = parseTagFilter(fe.GetExpression()); err != nil {
-			return nil, 0, err
+			return nil, 0, c, err
 		}
 	default:
-		return nil, 0, statusErrorf(pb.Code_ILLEGAL_FILTER_EXPRESSION, "SQL92 filtering is not supported")
+		return nil, 0, c, statusErrorf(pb.Code_ILLEGAL_FILTER_EXPRESSION, "SQL92 filtering is not supported")
 	}
 	invisible := s.cfg.DefaultInvisible
 	if req.InvisibleDuration != nil {
 		invisible = req.GetInvisibleDuration().AsDuration()
 	}
 	if err := s.cfg.validateInvisible(invisible); err != nil {
-		return nil, 0, err
+		return nil, 0, c, err
 	}
 	batch := req.GetBatchSize()
 	if batch <= 0 {
-		return nil, 0, statusErrorf(pb.Code_BAD_REQUEST, "batch size must be positive")
+		return nil, 0, c, statusErrorf(pb.Code_BAD_REQUEST, "batch size must be positive")
 	}
 	batch = min(batch, maxBatchSize)
 
@@ -100,7 +121,7 @@ func (s *Server) receive(ctx context.Context, req *pb.ReceiveMessageRequest) ([]
 	if broker == "" {
 		r, err := s.route(ctx, topic)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, c, err
 		}
 		for _, b := range r.Brokers {
 			if b.Perm&PermRead != 0 && b.ReadQueues > 0 {
@@ -109,26 +130,26 @@ func (s *Server) receive(ctx context.Context, req *pb.ReceiveMessageRequest) ([]
 			}
 		}
 		if broker == "" {
-			return nil, 0, statusErrorf(pb.Code_FORBIDDEN, "no readable queue")
+			return nil, 0, c, statusErrorf(pb.Code_FORBIDDEN, "no readable queue")
 		}
 	}
 	gc, err := s.backend.GroupConfig(ctx, group)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, c, err
 	}
 	if !gc.ConsumeEnable {
-		return nil, 0, statusErrorf(pb.Code_FORBIDDEN, "consumer group %s is disabled", group)
+		return nil, 0, c, statusErrorf(pb.Code_FORBIDDEN, "consumer group %s is disabled", group)
 	}
 	res, err := s.backend.Pop(ctx, &PopRequest{
 		Broker: broker, Group: group, Topic: topic, QueueID: -1, MaxMessages: batch,
 		InvisibleTime: invisible, PollTime: s.pollBudget(ctx), FilterType: "TAG", FilterExpr: expr, Order: gc.Orderly,
 	})
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, c, err
 	}
 	out := make([]popped, 0, len(res.Messages))
 	for _, m := range res.Messages {
 		out = append(out, popped{broker: broker, msg: m})
 	}
-	return out, invisible, nil
+	return out, invisible, c, nil
 }

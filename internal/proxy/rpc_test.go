@@ -388,3 +388,47 @@ func TestQueryAssignmentAndForwardDLQ(t *testing.T) {
 		t.Fatalf("DLQ holds %d messages, want 1", n)
 	}
 }
+
+func TestAutoRenew(t *testing.T) {
+	b := newMemBackend()
+	b.addTopic("T", MessageTypeNormal, 1)
+	s := startProxy(t, b, func(c *Config) { c.MinInvisible, c.DefaultInvisible = 500*time.Millisecond, time.Second })
+	c := dial(t, s.Addr().String(), false)
+	settingsReply(t, c, "c", consumerSettings("g"))
+	cfg := DefaultConfig()
+	out, _ := cfg.buildMessage(baseMsg(), "T", time.Now())
+	b.Send(context.Background(), &SendRequest{Broker: memBroker, Message: out.msg})
+	req := &pb.ReceiveMessageRequest{
+		Group: &pb.Resource{Name: "g"}, MessageQueue: &pb.MessageQueue{Topic: &pb.Resource{Name: "T"}, Broker: &pb.Broker{Name: memBroker}},
+		BatchSize: 1, AutoRenew: true, // no invisible duration: DefaultInvisible (1 s), renewed
+	}
+	got := receiveAll(t, c, req, 3*time.Second)
+	if len(got) != 3 {
+		t.Fatalf("receive = %v", got)
+	}
+	handle := got[1].GetMessage().GetSystemProperties().GetReceiptHandle()
+	// Well past the 1 s invisible time the message is still invisible (renewed)...
+	if again := receiveAll(t, c, req, 4*time.Second); again[0].GetStatus().GetCode() != pb.Code_MESSAGE_NOT_FOUND {
+		t.Fatalf("auto-renewed message redelivered: %v", again)
+	}
+	b.mu.Lock()
+	gen := b.msgs["T"][0].gen
+	b.mu.Unlock()
+	if gen < 2 {
+		t.Fatalf("handle generation %d: never renewed", gen)
+	}
+	// ...and the handle the client got still acks it, through the newest broker handle.
+	ack, _ := c.AckMessage(cctx(t, "c", 3*time.Second), &pb.AckMessageRequest{
+		Group: &pb.Resource{Name: "g"}, Topic: &pb.Resource{Name: "T"},
+		Entries: []*pb.AckMessageEntry{{MessageId: "01ABCDEF", ReceiptHandle: handle}},
+	})
+	if ack.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("ack of the original handle: %v", ack.GetStatus())
+	}
+	b.mu.Lock()
+	acked := b.msgs["T"][0].acked
+	b.mu.Unlock()
+	if !acked || s.renew.len() != 0 {
+		t.Fatalf("acked=%v, renewals left %d", acked, s.renew.len())
+	}
+}

@@ -39,6 +39,7 @@ type Server struct {
 	ln      *sniffListener
 	grpc    *grpc.Server
 	clients *registry
+	renew   *renewer
 	acl     *auth.Store
 	authn   *auth.Authenticator
 
@@ -65,6 +66,7 @@ func New(cfg Config, backend Backend, logger *slog.Logger) (*Server, error) {
 	logger = logger.With("component", "proxy")
 	s := &Server{cfg: cfg, logger: logger, backend: backend, now: time.Now}
 	s.clients = newRegistry(func() time.Time { return s.now() })
+	s.renew = newRenewer()
 
 	if cfg.Auth {
 		store, err := auth.NewStore(cfg.ACLFile, logger)
@@ -135,8 +137,9 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.acl.Run(ctx, s.cfg.ACLReloadInterval) }()
 	}
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); s.expireLoop(ctx) }()
+	go func() { defer wg.Done(); s.renewLoop(ctx) }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(s.ln) }()
