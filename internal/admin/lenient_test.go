@@ -68,9 +68,17 @@ func FuzzDecodeJSON(f *testing.F) {
 	f.Add([]byte(`{"offsetTable":{{"brokerName":"b","queueId":0,"topic":"T"}:{"brokerOffset":1}}}`))
 	f.Add([]byte(`[{"a":[1,2,{"b":"\"}"}]}]`))
 	f.Add([]byte(`{"table":{"putTps":"1.0 2.0 3.0"}}`))
+	f.Add([]byte(`{"offsetTable":{"T@b@3":1}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v any
 		_ = decodeJSON(b, &v)
+		// object keys come back as strings that parseQueueKey must handle without panicking
+		var table map[string]json.RawMessage
+		if decodeJSON(b, &table) == nil {
+			for k := range table {
+				_, _ = parseQueueKey(k)
+			}
+		}
 		var std any
 		if json.Unmarshal(b, &std) == nil {
 			if err := decodeJSON(b, &v); err != nil {
