@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/rocketry-mq/rocketry/internal/broker"
 	"github.com/rocketry-mq/rocketry/internal/logging"
+	"github.com/rocketry-mq/rocketry/internal/metrics"
 	"github.com/rocketry-mq/rocketry/internal/proxy"
 	"github.com/rocketry-mq/rocketry/internal/proxy/cluster"
 )
@@ -21,6 +23,7 @@ func init() {
 	addCommand(func() *cobra.Command {
 		var (
 			namesrv    string
+			httpListen string
 			configFile string
 			logFormat  string
 			logLevel   string
@@ -54,14 +57,33 @@ func init() {
 					return err
 				}
 				defer be.Close()
-				srv, err := proxy.New(cfg, be, logger)
+				var opts []proxy.Option
+				var httpLn net.Listener
+				reg := metrics.NewRegistry()
+				health := metrics.NewHealth()
+				ready := health.Flag("proxy")
+				if httpListen != "" {
+					node := reg.Node(metrics.NodeInfo{Cluster: "DefaultCluster", Type: metrics.NodeProxy, ID: ccfg.ClientID})
+					opts = append(opts, proxy.WithMetrics(node))
+					if httpLn, err = net.Listen("tcp", httpListen); err != nil {
+						return fmt.Errorf("proxy: http listen %s: %w", httpListen, err)
+					}
+				}
+				srv, err := proxy.New(cfg, be, logger, opts...)
 				if err != nil {
+					if httpLn != nil {
+						httpLn.Close()
+					}
 					return err
 				}
 				defer srv.Close()
 				ctx, cancel := context.WithCancel(cmd.Context())
 				defer cancel()
 				go be.Run(ctx)
+				if httpLn != nil {
+					go metrics.Serve(ctx, httpLn, metrics.NewMux(reg, health), logger)
+				}
+				ready.Set()
 				if err := srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 					return fmt.Errorf("proxy: %w", err)
 				}
@@ -71,6 +93,7 @@ func init() {
 		f := cmd.Flags()
 		f.StringVar(&cfg.GRPCListen, "grpc-listen", cfg.GRPCListen, "gRPC listen address")
 		f.StringVar(&namesrv, "namesrv-addr", "127.0.0.1:9876", "NameServer addresses, ';'-separated")
+		f.StringVar(&httpListen, "http-listen", "", "HTTP address for /healthz, /metrics and /debug/pprof/ (off when empty)")
 		f.StringVar(&cfg.AdvertiseAddr, "advertise-addr", cfg.AdvertiseAddr, "host:port returned in routes (default: the address the client dialled)")
 		f.StringVar(&cfg.TLSMode, "tls-mode", cfg.TLSMode, "TLS mode of the gRPC port: disabled, permissive or enforcing")
 		f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (default: a generated self-signed one)")

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/rocketry-mq/rocketry/internal/metrics"
 	"github.com/rocketry-mq/rocketry/internal/proxy/auth"
 )
 
@@ -40,6 +41,7 @@ type Server struct {
 	grpc    *grpc.Server
 	clients *registry
 	renew   *renewer
+	metrics *metrics.Node // nil: no metrics
 	acl     *auth.Store
 	authn   *auth.Authenticator
 
@@ -53,7 +55,7 @@ type Server struct {
 
 // New validates cfg, loads TLS material and the ACL, listens on cfg.GRPCListen and installs
 // the Server as backend's transaction checker. Serving starts with Run.
-func New(cfg Config, backend Backend, logger *slog.Logger) (*Server, error) {
+func New(cfg Config, backend Backend, logger *slog.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -67,6 +69,9 @@ func New(cfg Config, backend Backend, logger *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, logger: logger, backend: backend, now: time.Now}
 	s.clients = newRegistry(func() time.Time { return s.now() })
 	s.renew = newRenewer()
+	for _, o := range opts {
+		o(s)
+	}
 
 	if cfg.Auth {
 		store, err := auth.NewStore(cfg.ACLFile, logger)
@@ -105,10 +110,14 @@ func New(cfg Config, backend Backend, logger *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("proxy: listen %s: %w", cfg.GRPCListen, err)
 	}
 	s.ln = newSniffListener(inner, cfg.TLSMode, tlsConf, cfg.HandshakeTimeout, logger)
-	s.grpc = grpc.NewServer(
+	gopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-	)
+	}
+	if s.metrics != nil {
+		gopts = append(gopts, grpc.UnaryInterceptor(s.unaryMetrics), grpc.StreamInterceptor(s.streamMetrics))
+	}
+	s.grpc = grpc.NewServer(gopts...)
 	pb.RegisterMessagingServiceServer(s.grpc, s)
 	backend.SetTransactionChecker(s)
 	return s, nil
