@@ -31,7 +31,7 @@ type Config struct {
 	// delivered. It bounds how much of the commit log recovery scans. Default 1s.
 	CheckpointInterval time.Duration
 	// DeliverBatch is the most due timers taken per loop iteration (delivered in chunks of at most
-	// 64 messages and 1 MiB, one append each). Default 256.
+	// 32 messages and 1 MiB, one append each). Default 256.
 	DeliverBatch int
 	// IngestBatch is how many timer-topic records are read per store call. Default 256.
 	IngestBatch int

@@ -50,7 +50,7 @@ type DeliverFunc func(ctx context.Context, ms []*message.Ext) error
 // size, so a batch of n records copies O(n^2) bytes.)
 const (
 	maxChunkBytes = 1 << 20
-	maxChunkMsgs  = 64
+	maxChunkMsgs  = 32
 )
 
 // ErrRecordGone may be wrapped by Source.ReadMessage when the record no longer exists (the
