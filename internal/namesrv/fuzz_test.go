@@ -1,6 +1,7 @@
 package namesrv
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -96,6 +97,16 @@ func FuzzHandlers(f *testing.F) {
 			}
 			if _, err := route.DecodeTopicRouteData(r.Encode()); err != nil {
 				t.Fatalf("route of %q does not re-decode: %v", topic, err)
+			}
+			// The route cache serves exactly what a fresh build gives (no other request
+			// runs concurrently here).
+			if srv.orderMessageEnable.Load() {
+				if conf, ok := srv.kv.get(route.NamespaceOrderTopicConfig, topic); ok {
+					r.OrderTopicConf = conf
+				}
+			}
+			if got := srv.routes.get(srv, topic); !bytes.Equal(got, r.Encode()) {
+				t.Fatalf("cached route of %q is stale:\n%s\nfresh:\n%s", topic, got, r.Encode())
 			}
 		}
 	})

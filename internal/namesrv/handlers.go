@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/namesrv/route"
@@ -246,18 +247,59 @@ func (s *Server) getRouteInfoByTopic(_ *remoting.Conn, req *remoting.Command) (*
 	if err != nil {
 		return nil, err
 	}
-	r := s.table.Route(topic)
-	if r == nil {
+	body := s.routes.get(s, topic)
+	if body == nil {
 		return nil, withRemark(errTopicNotExist, "No topic route info in name server for the topic: "+topic)
 	}
-	if s.orderMessageEnable.Load() {
+	resp := ok()
+	resp.Body = body
+	return resp, nil
+}
+
+// routeCache keeps encoded routes while neither the table, the KV store nor the
+// orderMessageEnable flag changed (routes are the NameServer's hottest, largest response;
+// clients refresh every 30 s). It holds at most one entry per existing topic and is
+// emptied whenever any of its keys moves.
+type routeCache struct {
+	mu     sync.RWMutex
+	gen    uint64
+	kvGen  uint64
+	order  bool
+	bodies map[string][]byte
+}
+
+func (c *routeCache) get(s *Server, topic string) []byte {
+	gen, kvGen, order := s.table.Gen(), s.kv.gen.Load(), s.orderMessageEnable.Load()
+	c.mu.RLock()
+	if c.gen == gen && c.kvGen == kvGen && c.order == order {
+		if b, ok := c.bodies[topic]; ok {
+			c.mu.RUnlock()
+			return b
+		}
+	}
+	c.mu.RUnlock()
+
+	r, builtGen := s.table.RouteGen(topic)
+	if r == nil {
+		return nil
+	}
+	if order {
 		if conf, found := s.kv.get(route.NamespaceOrderTopicConfig, topic); found {
 			r.OrderTopicConf = conf
 		}
 	}
-	resp := ok()
-	resp.Body = r.Encode()
-	return resp, nil
+	body := r.Encode()
+	c.mu.Lock()
+	if c.gen != builtGen || c.kvGen != kvGen || c.order != order {
+		c.gen, c.kvGen, c.order, c.bodies = builtGen, kvGen, order, make(map[string][]byte)
+	}
+	// Store only what is current for the cache's keys (a concurrent change may have
+	// moved them on; then the entry is simply not cached).
+	if builtGen == s.table.Gen() && kvGen == s.kv.gen.Load() {
+		c.bodies[topic] = body
+	}
+	c.mu.Unlock()
+	return body
 }
 
 func (s *Server) getBrokerClusterInfo(_ *remoting.Conn, _ *remoting.Command) (*remoting.Command, error) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 )
 
 // kvStore is the NameServer's namespaced key/value configuration (RocketMQ KVConfigManager).
@@ -17,6 +18,7 @@ type kvStore struct {
 	mu    sync.RWMutex
 	path  string
 	table map[string]map[string]string
+	gen   atomic.Uint64 // bumped on every change
 }
 
 func openKV(path string) (*kvStore, error) {
@@ -54,6 +56,7 @@ func (kv *kvStore) put(ns, k, v string) error {
 		kv.table[ns] = m
 	}
 	m[k] = v
+	kv.gen.Add(1)
 	return kv.persistLocked()
 }
 
@@ -75,6 +78,7 @@ func (kv *kvStore) delete(ns, k string) error {
 	if len(m) == 0 {
 		delete(kv.table, ns)
 	}
+	kv.gen.Add(1)
 	return kv.persistLocked()
 }
 

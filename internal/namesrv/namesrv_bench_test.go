@@ -11,38 +11,6 @@ import (
 	"github.com/rocketry-mq/rocketry/internal/remoting"
 )
 
-func benchCallers(b *testing.B, n int, op func() error) {
-	var wg sync.WaitGroup
-	errc := make(chan error, n)
-	b.ResetTimer()
-	start := time.Now()
-	for g := range n {
-		count := b.N / n
-		if g < b.N%n {
-			count++
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range count {
-				if err := op(); err != nil {
-					errc <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	el := time.Since(start)
-	b.StopTimer()
-	select {
-	case err := <-errc:
-		b.Fatal(err)
-	default:
-	}
-	b.ReportMetric(float64(b.N)/el.Seconds(), "req/s")
-}
-
 // BenchmarkRouteLookup measures GET_ROUTEINFO_BY_TOPIC against a NameServer holding 4
 // broker groups (master + secondary) and 1000 topics, with 1 and 64 callers; the "echo"
 // peer is a bare remoting server answering the same request with a precomputed body of
@@ -80,23 +48,69 @@ func BenchmarkRouteLookup(b *testing.B) {
 	go echo.Serve(ln)
 	defer echo.Shutdown(context.Background())
 
-	for _, target := range []struct{ name, addr string }{{"namesrv", srv.Addr().String()}, {"echo", ln.Addr().String()}} {
-		for _, callers := range []int{1, 64} {
-			b.Run(fmt.Sprintf("%s/callers=%d", target.name, callers), func(b *testing.B) {
-				cli := remoting.NewClient(remoting.ClientConfig{}, discard())
-				defer cli.Close()
-				bctx := context.Background()
-				b.SetBytes(int64(len(body)))
-				benchCallers(b, callers, func() error {
-					resp, err := cli.Invoke(bctx, target.addr, remoting.NewRequest(remoting.GetRouteinfoByTopic, map[string]string{"topic": "Topic0007"}, nil))
+	// Alternate chunks of 1000 lookups on each server so both see the same machine load;
+	// each b.N iteration is one lookup on each.
+	for _, callers := range []int{1, 64} {
+		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
+			cli := remoting.NewClient(remoting.ClientConfig{}, discard())
+			defer cli.Close()
+			bctx := context.Background()
+			lookup := func(addr string) func() error {
+				return func() error {
+					resp, err := cli.Invoke(bctx, addr, remoting.NewRequest(remoting.GetRouteinfoByTopic, map[string]string{"topic": "Topic0007"}, nil))
 					if err == nil && len(resp.Body) != len(body) {
 						err = fmt.Errorf("body %d bytes, want %d", len(resp.Body), len(body))
 					}
 					return err
-				})
-			})
-		}
+				}
+			}
+			nsOp, echoOp := lookup(srv.Addr().String()), lookup(ln.Addr().String())
+			var tNS, tEcho time.Duration
+			b.ResetTimer()
+			for done := 0; done < b.N; {
+				n := min(1000, b.N-done)
+				tNS += chunk(b, n, callers, nsOp)
+				tEcho += chunk(b, n, callers, echoOp)
+				done += n
+			}
+			b.StopTimer()
+			ns, echo := float64(b.N)/tNS.Seconds(), float64(b.N)/tEcho.Seconds()
+			b.ReportMetric(ns, "namesrv-req/s")
+			b.ReportMetric(echo, "echo-req/s")
+			b.ReportMetric(ns/echo, "ratio")
+		})
 	}
+}
+
+// chunk runs n operations over callers goroutines and returns the elapsed time.
+func chunk(b *testing.B, n, callers int, op func() error) time.Duration {
+	var wg sync.WaitGroup
+	errc := make(chan error, callers)
+	start := time.Now()
+	for g := range callers {
+		count := n / callers
+		if g < n%callers {
+			count++
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range count {
+				if err := op(); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	select {
+	case err := <-errc:
+		b.Fatal(err)
+	default:
+	}
+	return el
 }
 
 // BenchmarkTableRegister measures a full re-registration (changed data version) of a

@@ -24,12 +24,13 @@ type atomicBool = atomic.Bool
 // Goroutines (all started by Run and stopped before it returns): the remoting accept loop
 // and its connections, the expiry scanner, and the HTTP server.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	now   func() time.Time
-	table *Table
-	kv    *kvStore
-	rs    *remoting.Server
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	table  *Table
+	kv     *kvStore
+	rs     *remoting.Server
+	routes routeCache
 
 	ln     net.Listener
 	httpLn net.Listener

@@ -540,3 +540,54 @@ func TestBadFramesDoNotDisturbNameServer(t *testing.T) {
 		t.Fatal("healthy broker lost")
 	}
 }
+
+func TestRouteCacheFollowsChanges(t *testing.T) {
+	srv := startNamesrv(t, nil)
+	ns := srv.Addr().String()
+	cli := newClient(t)
+	get := func() *remoting.Command {
+		return invoke(t, cli, ns, remoting.GetRouteinfoByTopic, map[string]string{"topic": "C"}, nil)
+	}
+	req := brokerReq("c", "b", "127.0.0.1:12", 0, "C")
+	if _, err := RegisterBroker(tctx(t), cli, ns, req); err != nil {
+		t.Fatal(err)
+	}
+	first := get()
+	if again := get(); !bytes.Equal(first.Body, again.Body) {
+		t.Fatal("cached route differs")
+	}
+	// A new data version with more queues.
+	req.Topics = topics(2, "C")
+	tc := req.Topics.TopicConfigTable["C"]
+	tc.WriteQueueNums = 9
+	req.Topics.TopicConfigTable["C"] = tc
+	if _, err := RegisterBroker(tctx(t), cli, ns, req); err != nil {
+		t.Fatal(err)
+	}
+	if r := get(); !bytes.Contains(r.Body, []byte(`"writeQueueNums":9`)) {
+		t.Fatalf("route after re-registration: %s", r.Body)
+	}
+	// Ordered-topic config appears when the flag is on and the KV entry exists.
+	invoke(t, cli, ns, remoting.PutKVConfig, map[string]string{"namespace": route.NamespaceOrderTopicConfig, "key": "C", "value": "b:9"}, nil)
+	if r := get(); bytes.Contains(r.Body, []byte("orderTopicConf")) {
+		t.Fatal("orderTopicConf while orderMessageEnable is off")
+	}
+	invoke(t, cli, ns, remoting.UpdateNamesrvConfig, nil, []byte("orderMessageEnable=true"))
+	if r := get(); !bytes.Contains(r.Body, []byte(`"orderTopicConf":"b:9"`)) {
+		t.Fatalf("orderTopicConf missing: %s", r.Body)
+	}
+	invoke(t, cli, ns, remoting.PutKVConfig, map[string]string{"namespace": route.NamespaceOrderTopicConfig, "key": "C", "value": "b:3"}, nil)
+	if r := get(); !bytes.Contains(r.Body, []byte(`"orderTopicConf":"b:3"`)) {
+		t.Fatalf("orderTopicConf not updated: %s", r.Body)
+	}
+	invoke(t, cli, ns, remoting.WipeWritePermOfBroker, map[string]string{"brokerName": "b"}, nil)
+	if r := get(); !bytes.Contains(r.Body, []byte(`"perm":4`)) {
+		t.Fatalf("perm not updated: %s", r.Body)
+	}
+	if err := UnregisterBroker(tctx(t), cli, ns, "c", "b", "127.0.0.1:12", 0); err != nil {
+		t.Fatal(err)
+	}
+	if r := get(); r.Code != remoting.TopicNotExist {
+		t.Fatalf("route after unregistration: %d %s", r.Code, r.Body)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/namesrv/route"
@@ -25,7 +26,21 @@ type Table struct {
 	live        map[brokerKey]*liveBroker
 
 	supportActingMaster bool
+
+	// gen counts write-lock acquisitions: any change to what Route returns bumps it
+	// (Heartbeat too, harmlessly). Read with Gen; written only under mu.
+	gen atomic.Uint64
 }
+
+// lock takes the write lock and bumps the generation.
+func (t *Table) lock() {
+	t.mu.Lock()
+	t.gen.Add(1)
+}
+
+// Gen returns the table generation; a route obtained with RouteGen at generation g is
+// current as long as Gen() == g.
+func (t *Table) Gen() uint64 { return t.gen.Load() }
 
 type brokerKey struct{ cluster, addr string }
 
@@ -52,7 +67,7 @@ func minID(m map[int64]string) int64 {
 // broker groups that lost their master show their lowest-id secondary under id 0.
 // Default off, as in RocketMQ.
 func (t *Table) SetSupportActingMaster(on bool) {
-	t.mu.Lock()
+	t.lock()
 	t.supportActingMaster = on
 	t.mu.Unlock()
 }
@@ -100,7 +115,7 @@ const DefaultBrokerTimeout = 120 * time.Second
 // taken only from the master (id 0), on its first registration or when its DataVersion
 // changed; topics the master no longer lists lose its queue data.
 func (t *Table) Register(r Registration, now time.Time) RegisterResult {
-	t.mu.Lock()
+	t.lock()
 	defer t.mu.Unlock()
 	names := t.clusters[r.Cluster]
 	if names == nil {
@@ -203,7 +218,7 @@ func (t *Table) putQueueData(topic string, qd route.QueueData) {
 // Heartbeat refreshes the liveness of a registered broker address (BROKER_HEARTBEAT);
 // false when the address is not registered.
 func (t *Table) Heartbeat(cluster, addr string, now time.Time) bool {
-	t.mu.Lock()
+	t.lock()
 	defer t.mu.Unlock()
 	lb := t.live[brokerKey{cluster, addr}]
 	if lb == nil {
@@ -216,7 +231,7 @@ func (t *Table) Heartbeat(cluster, addr string, now time.Time) bool {
 // QueryDataVersion implements QUERY_DATA_VERSION: it refreshes liveness and reports whether
 // v differs from the registered version, and the registered version (nil when unknown).
 func (t *Table) QueryDataVersion(cluster, addr string, v route.DataVersion, now time.Time) (changed bool, registered *route.DataVersion) {
-	t.mu.Lock()
+	t.lock()
 	defer t.mu.Unlock()
 	lb := t.live[brokerKey{cluster, addr}]
 	if lb == nil {
@@ -232,7 +247,7 @@ func (t *Table) QueryDataVersion(cluster, addr string, v route.DataVersion, now 
 // when the group is gone, its queue data; topics left without queues are deleted.
 // The address is removed under whatever id holds it, as RocketMQ does.
 func (t *Table) Unregister(cluster, brokerName, brokerAddr string) {
-	t.mu.Lock()
+	t.lock()
 	defer t.mu.Unlock()
 	t.unregisterLocked(cluster, brokerName, brokerAddr)
 }
@@ -279,7 +294,7 @@ type Expired struct {
 // ScanExpired removes every broker address whose last registration or heartbeat is older
 // than its timeout at time now, and returns them (the caller closes their connections).
 func (t *Table) ScanExpired(now time.Time) []Expired {
-	t.mu.Lock()
+	t.lock()
 	defer t.mu.Unlock()
 	var out []Expired
 	for key, lb := range t.live {
@@ -296,7 +311,7 @@ func (t *Table) ConnClosed(conn io.Closer) []Expired {
 	if conn == nil {
 		return nil
 	}
-	t.mu.Lock()
+	t.lock()
 	defer t.mu.Unlock()
 	var out []Expired
 	for key, lb := range t.live {
@@ -330,8 +345,18 @@ func (t *Table) removeLiveLocked(key brokerKey, lb *liveBroker) Expired {
 // Route builds the route of a topic, or nil when the topic has no queue data on a known
 // broker group. Queue and broker data are sorted by broker name.
 func (t *Table) Route(topic string) *route.TopicRouteData {
+	r, _ := t.RouteGen(topic)
+	return r
+}
+
+// RouteGen is Route plus the generation the route was built at.
+func (t *Table) RouteGen(topic string) (*route.TopicRouteData, uint64) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	return t.routeLocked(topic), t.gen.Load()
+}
+
+func (t *Table) routeLocked(topic string) *route.TopicRouteData {
 	qm := t.topicQueues[topic]
 	if len(qm) == 0 {
 		return nil
@@ -440,7 +465,7 @@ func (t *Table) BrokerMembers(cluster, brokerName string) route.BrokerMemberGrou
 // SetWritePerm clears (wipe) or sets the WRITE permission of every queue of a broker group
 // and returns how many topics it changed (WIPE/ADD_WRITE_PERM_OF_BROKER).
 func (t *Table) SetWritePerm(brokerName string, writable bool) int {
-	t.mu.Lock()
+	t.lock()
 	defer t.mu.Unlock()
 	return t.setWritePermLocked(brokerName, writable)
 }
@@ -466,7 +491,7 @@ func (t *Table) setWritePermLocked(brokerName string, writable bool) int {
 // DeleteTopic removes a topic; with a cluster, only the queue data of that cluster's
 // broker groups (DELETE_TOPIC_IN_NAMESRV).
 func (t *Table) DeleteTopic(topic, cluster string) {
-	t.mu.Lock()
+	t.lock()
 	defer t.mu.Unlock()
 	if cluster == "" {
 		delete(t.topicQueues, topic)
@@ -485,7 +510,7 @@ func (t *Table) DeleteTopic(topic, cluster string) {
 // (REGISTER_TOPIC_IN_NAMESRV); queue data of unknown groups is ignored. It returns how many
 // queue data entries were stored.
 func (t *Table) RegisterTopic(topic string, qds []route.QueueData) int {
-	t.mu.Lock()
+	t.lock()
 	defer t.mu.Unlock()
 	n := 0
 	for _, qd := range qds {
