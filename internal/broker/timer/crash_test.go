@@ -18,7 +18,8 @@ import (
 // The kill -9 test runs the store and the timer service in a child process (this test binary
 // re-executed with crashChildEnv set), lets it deliver for a random while and kills it with
 // SIGKILL: no final checkpoint, no store close, deliveries possibly half done. After several
-// rounds the parent recovers in-process and checks every timer was delivered exactly once.
+// rounds (every third one a bare restart killed at a random moment, possibly mid-recovery)
+// the parent recovers in-process and checks every timer was delivered exactly once.
 const crashChildEnv = "ROCKETRY_TIMER_CRASH_CHILD"
 
 // runCrashChild is the child's main: env ROCKETRY_TIMER_CRASH_CHILD="storeDir|timerDir|prefix|n|seed".
@@ -57,8 +58,23 @@ func TestRealStoreKill9(t *testing.T) {
 	sdir, tdir := filepath.Join(root, "store"), filepath.Join(root, "timer")
 	rnd := rand.New(rand.NewPCG(31, 32))
 	var ids []string
-	for round := range 4 {
+	for round := range 6 {
 		prefix, n := fmt.Sprintf("k%d", round), 150
+		if round%3 == 2 {
+			// A restart killed at a random moment, possibly in the middle of recovery.
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%s|%s|%d|%d", crashChildEnv, sdir, tdir, prefix, 0, round))
+			cmd.Stderr = os.Stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Duration(rnd.Int64N(400)) * time.Millisecond)
+			if err := cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			_ = cmd.Wait()
+			continue
+		}
 		for i := range n {
 			ids = append(ids, fmt.Sprintf("%s-%d", prefix, i))
 		}
