@@ -14,7 +14,9 @@ import (
 	"github.com/rocketry-mq/rocketry/internal/testcluster"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, testcluster.IgnoreSDK...) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, append(append([]goleak.Option(nil), testcluster.IgnoreSDK...), testcluster.IgnoreGo2...)...)
+}
 
 func TestClusterList(t *testing.T) {
 	f := newFakeCluster(t)
