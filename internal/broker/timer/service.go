@@ -22,7 +22,8 @@ import (
 type Source interface {
 	// TimerRecords returns the records of the timer topic's queue 0 from queue offset from on,
 	// in queue order, at most max; an empty slice at the end of the queue. Each record carries
-	// its CommitLogOffset, QueueOffset, StoreSize, StoreTimestamp and properties.
+	// its CommitLogOffset, QueueOffset, StoreSize, StoreTimestamp and properties. Records
+	// removed by retention are reported by StoreSource's error wrapping ErrRecordGone.
 	TimerRecords(from int64, max int) ([]*message.Ext, error)
 	// ReadMessage returns the message stored at commit-log offset off.
 	ReadMessage(off int64) (*message.Ext, error)
@@ -42,7 +43,10 @@ type Source interface {
 // none, in one append (the broker passes store.PutBatch; a single message is the
 // PutMessageDirect case). It returns nil once the messages are appended: an append whose
 // durability wait timed out (store.ErrFlushTimeout) is a success, since retrying it would
-// deliver twice; the checkpoint's Source.Sync covers durability.
+// deliver twice; the checkpoint's Source.Sync covers durability. Any other error means
+// "not appended, or not known": the service retries the messages and keeps its checkpoints'
+// commit-log end at or below the end read before the attempt, so that recovery finds an
+// append that did happen by its delivery mark.
 type DeliverFunc func(ctx context.Context, ms []*message.Ext) error
 
 // maxChunkBytes and maxChunkMsgs bound one DeliverFunc call. (The message count bound also
