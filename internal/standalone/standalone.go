@@ -195,7 +195,8 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	}
 	pc := cfg.Proxy
 	pc.GRPCListen = cfg.GRPCListen
-	if s.Proxy, err = proxy.New(pc, s.Backend, logger); err != nil {
+	proxyNode := s.Metrics.Node(metrics.NodeInfo{Cluster: bc.ClusterName, Type: metrics.NodeProxy, ID: proxyID(cfg)})
+	if s.Proxy, err = proxy.New(pc, s.Backend, logger, proxy.WithMetrics(proxyNode)); err != nil {
 		return nil, fmt.Errorf("standalone: %w", err)
 	}
 
@@ -207,6 +208,13 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	s.registerReadiness()
 	s.registerMetrics()
 	return s, nil
+}
+
+// proxyID is the proxy's node_id: the advertised host and the gRPC listen port (RocketMQ
+// uses the proxy's serving address).
+func proxyID(cfg Config) string {
+	_, port, _ := net.SplitHostPort(cfg.GRPCListen)
+	return net.JoinHostPort(cfg.AdvertiseHost, port)
 }
 
 // loopback turns a bound address into one a local client can dial: an unspecified host

@@ -104,7 +104,7 @@ func TestHealthzMetricsAndPprof(t *testing.T) {
 		t.Fatalf("healthz %d %s", code, body)
 	}
 	code, body = get("/metrics")
-	for _, want := range []string{"rocketmq_topic_number{", "rocketmq_storage_size{", "rocketmq_storage_flush_behind_bytes{", "rocketmq_namesrv_brokers", "process_resident_memory_bytes"} {
+	for _, want := range []string{"rocketmq_topic_number{", "rocketmq_storage_size{", "rocketmq_storage_flush_behind_bytes{", "rocketmq_namesrv_brokers", "process_resident_memory_bytes", `rocketmq_proxy_up{cluster="DefaultCluster"`} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
@@ -187,6 +187,18 @@ func testRestart(t *testing.T, mode string) {
 		}
 	}
 	c.Close()
+	resp, err := http.Get("http://" + s1.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`protocol_type="grpc",request_code="ReceiveMessage"`, `protocol_type="grpc",request_code="AckMessage",response_code="OK"`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks the proxy's %s", want)
+		}
+	}
+	http.DefaultClient.CloseIdleConnections()
 	s1.Close()
 	if err := <-done; err != nil {
 		t.Fatalf("first run: %v", err)
