@@ -51,9 +51,6 @@ func (c *childTB) Fatalf(f string, args ...any) { c.Fatal(fmt.Sprintf(f, args...
 func (c *childTB) Error(args ...any)            { c.Fatal(args...) }
 
 func TestRealStoreKill9(t *testing.T) {
-	if testing.Short() {
-		t.Skip("kill -9 rounds take ~10 s")
-	}
 	root := t.TempDir()
 	sdir, tdir := filepath.Join(root, "store"), filepath.Join(root, "timer")
 	rnd := rand.New(rand.NewPCG(31, 32))

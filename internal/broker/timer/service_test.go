@@ -275,9 +275,6 @@ func TestServiceCrashAtRandomMoments(t *testing.T) {
 }
 
 func TestServiceMemoryBoundWith100kTimers(t *testing.T) {
-	if testing.Short() {
-		t.Skip("100k timers")
-	}
 	synctest.Test(t, func(t *testing.T) {
 		st := newMemStore()
 		cfg := testConfig(t.TempDir())
