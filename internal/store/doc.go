@@ -35,7 +35,7 @@
 // # Locks, outer to inner (no lock is held across an fdatasync except where noted)
 //
 //  1. Store.putMu — the single appender: queue-offset table, append position, segment
-//     roll. Held across the pwrite of a record (not its fdatasync). Taken by Put,
+//     roll. Held across the copy of a record into its segment (not its fdatasync). Taken by Put,
 //     PutBatch, DeleteTopic.
 //  2. commitLog.mu — the segment list (RWMutex). Taken under putMu when rolling; never
 //     held while calling out.
