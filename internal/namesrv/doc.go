@@ -29,6 +29,8 @@
 //	...
 //	err = srv.Run(ctx) // returns after ctx is cancelled and shutdown finished
 //
-// Concurrency: Table.mu is a leaf lock; the KV store has its own leaf lock and persists
-// under it. Handlers run on remoting's per-request goroutines.
+// Concurrency: Table.mu, the KV store's lock (it persists under it) and the route
+// cache's lock are leaf locks, never nested. Encoded routes are cached until the table
+// generation (bumped under Table.mu on every write), the KV generation or
+// orderMessageEnable changes. Handlers run on remoting's per-request goroutines.
 package namesrv
