@@ -98,7 +98,9 @@ func New(cfg Config, logger *slog.Logger) (*Backend, error) {
 	logger = logger.With("component", "proxy-cluster")
 	b := &Backend{
 		cfg: cfg, logger: logger,
-		cli:    remoting.NewClient(remoting.ClientConfig{}, logger),
+		// JSON headers: the binary ROCKETMQ header carries the request code as int16, which
+		// cannot hold the pop codes (200050...).
+		cli:    remoting.NewClient(remoting.ClientConfig{SerializeType: remoting.SerializeJSON}, logger),
 		routes: map[string]cached[*route]{}, topics: map[string]cached[*proxy.TopicConfig]{},
 		groups: map[string]cached[*proxy.GroupConfig]{}, brokers: map[string]string{}, names: map[string]string{},
 	}
