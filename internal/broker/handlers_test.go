@@ -504,3 +504,52 @@ func TestWhoConsumesAndAllOffsets(t *testing.T) {
 		t.Fatalf("all offsets %s", r.Body)
 	}
 }
+
+func TestQueryAndViewMessage(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	if err := tb.CreateTopic(NewTopicConfig("T", 2)); err != nil {
+		t.Fatal(err)
+	}
+	resp := tb.mustSend("T", 0, "keyed", map[string]string{message.PropertyKeys: "order-1 order-2", message.PropertyUniqKey: "UNIQ-Q"})
+	tb.mustSend("T", 1, "other", map[string]string{message.PropertyKeys: "order-3"})
+	now := time.Now().UnixMilli()
+	query := func(key string, unique bool) *remoting.Command {
+		ext := map[string]string{"topic": "T", "key": key, "maxNum": "32", "beginTimestamp": "0",
+			"endTimestamp": strconv.FormatInt(now+60_000, 10)}
+		if unique {
+			ext["_UNIQUE_KEY_QUERY"] = "true"
+		}
+		return tb.invoke(remoting.QueryMessage, ext, nil)
+	}
+	for _, c := range []struct {
+		key    string
+		unique bool
+	}{{"order-2", false}, {"UNIQ-Q", true}} {
+		r := query(c.key, c.unique)
+		msgs := decodeBody(t, r)
+		if r.Code != remoting.Success || len(msgs) != 1 || string(msgs[0].Body) != "keyed" {
+			t.Fatalf("query %q: code %d, %d messages", c.key, r.Code, len(msgs))
+		}
+	}
+	if r := query("missing", false); r.Code != remoting.QueryNotFound {
+		t.Fatalf("missing key: %d", r.Code)
+	}
+	// Time range excludes the message.
+	r := tb.invoke(remoting.QueryMessage, map[string]string{"topic": "T", "key": "order-1", "maxNum": "32",
+		"beginTimestamp": strconv.FormatInt(now+30_000, 10), "endTimestamp": strconv.FormatInt(now+60_000, 10)}, nil)
+	if r.Code != remoting.QueryNotFound {
+		t.Fatalf("out of range: %d", r.Code)
+	}
+	// VIEW_MESSAGE_BY_ID with the offset decoded from the offset message id.
+	_, off, err := message.ParseOffsetMsgID(resp.ExtString("msgId"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = tb.invoke(remoting.ViewMessageByID, map[string]string{"offset": strconv.FormatInt(off, 10)}, nil)
+	if msgs := decodeBody(t, r); r.Code != remoting.Success || len(msgs) != 1 || msgs[0].UniqKey() != "UNIQ-Q" {
+		t.Fatalf("view: %d", r.Code)
+	}
+	if r := tb.invoke(remoting.ViewMessageByID, map[string]string{"offset": "123456789"}, nil); r.Code != remoting.SystemError {
+		t.Fatalf("view bad offset: %d", r.Code)
+	}
+}
