@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -229,5 +230,30 @@ func TestSaveLoadReload(t *testing.T) {
 	}
 	if s.lookup("alice").Password != "two-longer" {
 		t.Fatal("broken file replaced the ACL")
+	}
+}
+
+func TestStoreRunPollsTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "acl.json")
+	if err := Save(path, &ACL{Users: []User{{Username: "u", Password: "old"}}}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewStore(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx, 10*time.Millisecond); close(done) }()
+	defer func() { cancel(); <-done }()
+	if err := Save(path, &ACL{Users: []User{{Username: "u", Password: "new-and-longer"}}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.lookup("u").Password != "new-and-longer" {
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not pick up the changed file")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

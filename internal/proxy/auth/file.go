@@ -83,8 +83,11 @@ type Store struct {
 }
 
 // NewStore loads path (which must exist and be valid) and returns the Store. An empty path
-// yields a Store with no users (every authentication fails).
+// yields a Store with no users (every authentication fails). A nil logger discards.
 func NewStore(path string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	s := &Store{path: path, logger: logger}
 	if path == "" {
 		s.cur.Store(newIndex(&ACL{}))
