@@ -476,25 +476,23 @@ func TestServiceUnresolvedMarksSurviveCheckpoints(t *testing.T) {
 		cfg.CheckpointInterval = time.Millisecond
 		cfg.MaxInMemory = 10
 		var once sync.Once
-		var r2 *running
 		// The first append reaches the log but reports failure (as after a failed fdatasync);
-		// nothing after it is stored (the process is dying).
+		// nothing after it is stored (the store refuses writes, then the process dies).
 		deliver2 := func(ctx context.Context, ms []*message.Ext) error {
 			once.Do(func() {
 				for _, m := range ms {
 					st.put(m)
 				}
-				r2.svc.crashed.Store(true)
 			})
 			return errors.New("append reported failed")
 		}
-		r2 = start(t, cfg, st, deliver2)
+		r2 := start(t, cfg, st, deliver2)
 		if s := r2.svc.Stats(); s.InMemory > cfg.MaxInMemory+20 || s.OnDisk == 0 {
 			t.Fatalf("after recovery %+v: want at most the cap plus one bucket in memory", s)
 		}
 		time.Sleep(time.Millisecond)
 		synctest.Wait()
-		r2.stop(t)
+		r2.crash(t)
 
 		// Run 3 must deliver each remaining timer once and nothing from run 1 again.
 		r = start(t, cfg, st, nil)
