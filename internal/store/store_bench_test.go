@@ -353,8 +353,20 @@ func BenchmarkRawAppendRecords(b *testing.B) {
 				buf := make([]byte, size)
 				b.SetBytes(int64(size))
 				b.ResetTimer()
+				per := int64(fileSize / size)
 				for i := 0; i < b.N; i++ {
-					off := int64(i*size) % (fileSize - int64(size))
+					off := (int64(i) % per) * int64(size)
+					if off == 0 && i > 0 {
+						// Drop the resident pages so every pass writes fresh ones.
+						b.StopTimer()
+						if err := f.Truncate(0); err != nil {
+							b.Fatal(err)
+						}
+						if err := f.Allocate(0, fileSize); err != nil {
+							b.Fatal(err)
+						}
+						b.StartTimer()
+					}
 					if m != nil {
 						copy(m[off:], buf)
 					} else if _, err := f.WriteAt(buf, off); err != nil {
