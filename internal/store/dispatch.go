@@ -75,10 +75,6 @@ func (s *Store) dispatchSome(from, to int64) (int64, error) {
 	end := min(to, seg.end())
 	pos := from
 	var h message.RecordHeader
-	if s.idx != nil {
-		s.idx.mu.Lock()
-		defer s.idx.mu.Unlock()
-	}
 	for n := 0; pos < end && n < dispatchBatch; n++ {
 		b := seg.data[pos-seg.start : end-seg.start]
 		err := message.ParseRecordHeader(b, &h)
@@ -127,10 +123,14 @@ func (s *Store) dispatchRecord(rec []byte, h *message.RecordHeader, pos int64) e
 	if err := q.put(h.QueueOffset, cqEntry{offset: pos, size: h.TotalSize, tagsCode: tagsCode}); err != nil {
 		return err
 	}
-	if s.idx != nil && pos >= s.idx.from {
-		if err := s.indexRecord(q.topic, props, pos, h.StoreTimestamp); err != nil {
-			s.logger.Error("index write failed; index disabled for this record", "offset", pos, "err", err)
+	if s.idx != nil {
+		s.idx.mu.Lock()
+		if pos >= s.idx.from {
+			if err := s.indexRecord(q.topic, props, pos, h.StoreTimestamp); err != nil {
+				s.logger.Error("index write failed; record not indexed", "offset", pos, "err", err)
+			}
 		}
+		s.idx.mu.Unlock()
 	}
 	if lis != nil {
 		ev := DispatchEvent{

@@ -42,7 +42,8 @@
 //  3. Store.queuesMu — the topic -> queue map (RWMutex); never held while taking putMu.
 //  4. consumeQueue.syncMu -> consumeQueue.mu — a queue's file list; syncMu serialises
 //     fdatasync of queue files with their removal (held across that fdatasync).
-//  5. index.mu — the index files; the dispatcher holds it while indexing a batch.
+//  5. index.mu — the index files; the dispatcher holds it while indexing one record,
+//     QueryByKey while walking the hash chains.
 //  6. Leaf locks: Store.flushMu, Store.dispMu (broadcast channels), Store.lisMu, vfs.Faulty.
 //
 // The flusher and the dispatcher never take putMu. Segment lifetime is reference counted:

@@ -619,9 +619,11 @@ func (s *Store) flushOnce() error {
 	return nil
 }
 
-// OnDispatch registers fn, called on the dispatcher goroutine for every record after its
-// consume-queue entry is readable (including records replayed after Open). fn must not
-// block.
+// OnDispatch registers fn, called for every record after its consume-queue and index
+// entries are readable, on the dispatcher goroutine (or on the goroutine running Close for
+// the last records). Records replayed by Open are dispatched before any listener can be
+// registered. fn must not block; it may call Get, Put (ASYNC_FLUSH) and the read methods,
+// but not WaitDispatched or DeleteTopic, which wait for the dispatcher itself.
 func (s *Store) OnDispatch(fn func(DispatchEvent)) {
 	s.lisMu.Lock()
 	defer s.lisMu.Unlock()
