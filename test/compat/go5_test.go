@@ -560,3 +560,44 @@ func TestGo5BodyLimits(t *testing.T) {
 		t.Errorf("1 MiB body: received %d bytes, want %d identical", len(got), len(big))
 	}
 }
+
+// TestGo5SendAsync: SendAsync callbacks report receipts for every message and all arrive.
+func TestGo5SendAsync(t *testing.T) {
+	t.Parallel()
+	d := standalone(t)
+	topic, group := uniq("go5_async"), uniq("go5_async_g")
+	createTopic(t, d, topic, "NORMAL", 4)
+	p := go5Producer(t, d.grpc, golang.WithTopics(topic))
+	const n = 20
+	var mu sync.Mutex
+	ids := map[string]bool{}
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		p.SendAsync(context.Background(), &golang.Message{Topic: topic, Body: []byte(fmt.Sprint("a", i))}, func(_ context.Context, rs []*golang.SendReceipt, err error) {
+			defer wg.Done()
+			if err != nil || len(rs) != 1 {
+				t.Errorf("SendAsync callback: %v %v", rs, err)
+				return
+			}
+			mu.Lock()
+			ids[rs[0].MessageID] = true
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	c := go5Consumer(t, d.grpc, group, map[string]string{topic: "*"})
+	got := map[string]bool{}
+	receiveUntil(t, c, 32, 20*time.Second, 30*time.Second, func(mv *golang.MessageView) {
+		mu.Lock()
+		if !ids[mv.GetMessageId()] {
+			t.Errorf("received id %s that no SendAsync receipt named", mv.GetMessageId())
+		}
+		mu.Unlock()
+		got[mv.GetMessageId()] = true
+		ack(t, c, mv)
+	}, func() bool { return len(got) >= n })
+	if len(got) != n {
+		t.Fatalf("SendAsync: received %d of %d", len(got), n)
+	}
+}

@@ -53,7 +53,7 @@ func TestMain(m *testing.M) {
 	os.Setenv("mq.consoleAppender.enabled", "false")
 	os.Setenv("rocketmq.client.logLevel", "error")
 	golang.ResetLogger()
-	rlog.SetLogLevel("error")
+	rlog.SetLogLevel("fatal")
 
 	code := m.Run()
 	stopShared()
