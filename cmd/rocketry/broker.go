@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"strconv"
 
@@ -9,14 +12,15 @@ import (
 
 	"github.com/rocketry-mq/rocketry/internal/broker"
 	"github.com/rocketry-mq/rocketry/internal/logging"
+	"github.com/rocketry-mq/rocketry/internal/metrics"
 )
 
 func init() { addCommand(newBrokerCmd) }
 
 func newBrokerCmd() *cobra.Command {
 	var (
-		listen, namesrv, cluster, name, dataDir, configFile, advertise, logFormat, logLevel string
-		id                                                                                  int64
+		listen, namesrv, cluster, name, dataDir, configFile, advertise, logFormat, logLevel, httpListen string
+		id                                                                                              int64
 	)
 	cmd := &cobra.Command{
 		Use:   "broker",
@@ -62,12 +66,38 @@ unregisters, flushes and closes its files on SIGTERM.`,
 			if cmd.Flags().Changed("advertise-addr") {
 				cfg.AdvertiseAddr = advertise
 			}
-			b, err := broker.New(cfg, logger)
+			var opts []broker.Option
+			var httpLn net.Listener
+			var mux http.Handler
+			if httpListen != "" {
+				reg, health := metrics.NewRegistry(), metrics.NewHealth()
+				opts = append(opts, broker.WithMetrics(reg, health))
+				mux = metrics.NewMux(reg, health)
+				if httpLn, err = net.Listen("tcp", httpListen); err != nil {
+					return fmt.Errorf("broker: http listen %s: %w", httpListen, err)
+				}
+			}
+			b, err := broker.New(cfg, logger, opts...)
 			if err != nil {
+				if httpLn != nil {
+					_ = httpLn.Close()
+				}
 				return err
 			}
-			runErr := b.Run(cmd.Context())
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			httpDone := make(chan error, 1)
+			if httpLn != nil {
+				go func() { httpDone <- metrics.Serve(ctx, httpLn, mux, logger) }()
+			} else {
+				httpDone <- nil
+			}
+			runErr := b.Run(ctx)
+			cancel() // stops the HTTP server too when Run ended on its own
 			if err := b.Close(); err != nil && runErr == nil {
+				runErr = err
+			}
+			if err := <-httpDone; err != nil && runErr == nil {
 				runErr = err
 			}
 			if runErr != nil {
@@ -87,5 +117,6 @@ unregisters, flushes and closes its files on SIGTERM.`,
 	f.StringVar(&advertise, "advertise-addr", "", "address registered with NameServers, host or host:port (brokerIP1; default: first non-loopback IPv4)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&httpListen, "http-listen", "", "HTTP listen address for /healthz, /metrics and /debug/pprof/ (off when empty)")
 	return cmd
 }

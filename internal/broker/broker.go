@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/metrics"
 	"github.com/rocketry-mq/rocketry/internal/remoting"
 	"github.com/rocketry-mq/rocketry/internal/store"
 )
@@ -71,6 +72,11 @@ type Broker struct {
 	registerNow chan struct{}
 	startedAt   time.Time
 
+	reg    *metrics.Registry // nil: metrics off
+	health *metrics.Health
+	mnode  *metrics.Node // nil when metrics are off
+	ready  *metrics.Flag // set while serving; nil without health
+
 	life       context.Context // cancelled by Close
 	lifeCancel context.CancelFunc
 	wg         sync.WaitGroup
@@ -83,7 +89,7 @@ type Broker struct {
 
 // New builds a broker listening on cfg.ListenAddr (port 0 picks a free port). The store is
 // opened and the metadata tables loaded before it returns.
-func New(cfg Config, logger *slog.Logger) (*Broker, error) {
+func New(cfg Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -91,7 +97,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: listen %s: %w", cfg.ListenAddr, err)
 	}
-	b, err := NewWithListener(cfg, logger, ln)
+	b, err := NewWithListener(cfg, logger, ln, opts...)
 	if err != nil {
 		_ = ln.Close()
 		return nil, err
@@ -101,7 +107,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 
 // NewWithListener builds a broker that will serve on ln (in-process callers: standalone
 // mode, tests). The broker owns ln from now on. cfg.ListenAddr is informational only.
-func NewWithListener(cfg Config, logger *slog.Logger, ln net.Listener) (*Broker, error) {
+func NewWithListener(cfg Config, logger *slog.Logger, ln net.Listener, opts ...Option) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -122,6 +128,9 @@ func NewWithListener(cfg Config, logger *slog.Logger, ln net.Listener) (*Broker,
 		registerNow: make(chan struct{}, 1),
 		runDone:     make(chan struct{}),
 		startedAt:   time.Now(),
+	}
+	for _, o := range opts {
+		o(b)
 	}
 	b.life, b.lifeCancel = context.WithCancel(context.Background())
 	live := cfg
@@ -163,6 +172,7 @@ func NewWithListener(cfg Config, logger *slog.Logger, ln net.Listener) (*Broker,
 	if err := b.ensureSystemTopics(); err != nil {
 		return fail(err)
 	}
+	b.initMetrics()
 	b.registerCoreHandlers()
 	for _, f := range featureInits {
 		if err := f(b); err != nil {
@@ -345,7 +355,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	srv := remoting.NewServer(remoting.DefaultServerConfig(), b.Log)
 	b.hmu.Lock()
 	for code, h := range b.handlers {
-		srv.Handle(code, h)
+		srv.Handle(code, b.instrument(code, h))
 	}
 	b.hmu.Unlock()
 	srv.OnConnClose(b.Clients.ConnClosed)
@@ -366,6 +376,9 @@ func (b *Broker) Run(ctx context.Context) error {
 		}
 	}
 	if startErr == nil {
+		if b.ready != nil {
+			b.ready.Set()
+		}
 		b.Go(func() { b.registerLoop(runCtx) })
 		b.Go(func() { b.offsetFlushLoop(runCtx) })
 		b.Go(func() { b.clientScanLoop(runCtx) })
@@ -383,6 +396,9 @@ func (b *Broker) Run(ctx context.Context) error {
 		}
 	}
 	cancel()
+	if b.ready != nil {
+		b.ready.Clear()
+	}
 	b.polls.closeAll() // answer parked long polls so the server can drain
 	b.unregisterAll()
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -43,13 +43,13 @@ type testBroker struct {
 }
 
 // startBroker starts a broker with cfg and stops it (Close) at the end of the test.
-func startBroker(t testing.TB, cfg Config) *testBroker {
+func startBroker(t testing.TB, cfg Config, opts ...Option) *testBroker {
 	t.Helper()
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := NewWithListener(cfg, testLogger(t), ln)
+	b, err := NewWithListener(cfg, testLogger(t), ln, opts...)
 	if err != nil {
 		_ = ln.Close()
 		t.Fatal(err)

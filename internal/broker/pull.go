@@ -397,6 +397,7 @@ func (b *Broker) pullOnce(p pullRequest, maxMsgs int32, filter *TagFilter) (*rem
 			}
 			resp.Body = body
 			b.stats.got.Add(int64(got))
+			b.mnode.Out(p.topic, p.group).Add(got, len(body)) // record bytes, headers included
 		}
 	}
 	next := res.NextBeginOffset

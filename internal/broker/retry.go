@@ -59,7 +59,7 @@ var timerProperties = [...]string{message.PropertyDelayLevel, message.PropertyTi
 // The new message keeps RETRY_TOPIC (the original topic) and ORIGIN_MESSAGE_ID; a dead letter
 // also carries DLQ_ORIGIN_TOPIC and DLQ_ORIGIN_MESSAGE_ID. Delays go through PutMessage with
 // property DELAY (the timer feature's hook schedules them).
-func (b *Broker) SendBack(ctx context.Context, r SendBackRequest) error {
+func (b *Broker) SendBack(ctx context.Context, r SendBackRequest) (err error) {
 	gc, _, err := b.Groups.GetOrCreate(r.Group)
 	if err != nil {
 		return Coded(remoting.SubscriptionGroupNotExist, "subscription group not exist, %s%s", r.Group, faqTopicURL)
@@ -104,6 +104,11 @@ func (b *Broker) SendBack(ctx context.Context, r SendBackRequest) error {
 		m.Topic, m.QueueID = dlq, 0
 		m.SetProperty(message.PropertyDLQOriginTopic, originTopic)
 		m.SetProperty(message.PropertyDLQOriginMessageID, originID)
+		defer func() {
+			if err == nil {
+				b.mnode.SendToDLQ(originTopic, r.Group, 1)
+			}
+		}()
 	} else {
 		retry := message.RetryTopic(r.Group)
 		tc, err := b.ensureGroupTopic(retry, gc.RetryQueueNums)

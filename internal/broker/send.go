@@ -192,8 +192,9 @@ func (b *Broker) handleSend(ctx context.Context, c *remoting.Conn, req *remoting
 			return errorResponse(err)
 		}
 	}
-	qid, uniq := m.QueueID, m.UniqKey() // hooks may rewrite the topic and queue
+	qid, uniq, topic := m.QueueID, m.UniqKey(), m.Topic // hooks may rewrite the topic and queue
 	res, err := b.PutMessage(ctx, m)
+	b.countIn(topic, tc, len(req.Body), err)
 	return b.sendResponse(uniq, qid, res, err)
 }
 
@@ -225,9 +226,23 @@ func (b *Broker) SendMessage(ctx context.Context, h SendHeader, body []byte, bor
 			return errorResponse(err)
 		}
 	}
-	qid, uniq := m.QueueID, m.UniqKey()
+	qid, uniq, topic := m.QueueID, m.UniqKey(), m.Topic
 	res, err := b.PutMessage(ctx, m)
+	b.countIn(topic, tc, len(body), err)
 	return b.sendResponse(uniq, qid, res, err)
+}
+
+// countIn records a stored message in rocketmq_messages_in_total and friends (a flush
+// timeout still stored it). A message diverted to the DLQ counts on its DLQ topic.
+func (b *Broker) countIn(topic string, tc TopicConfig, bodySize int, err error) {
+	if b.mnode == nil || (err != nil && !errors.Is(err, store.ErrFlushTimeout)) {
+		return
+	}
+	mt := tc.MessageType()
+	if tc.TopicName != topic {
+		mt = "NORMAL"
+	}
+	b.mnode.In(topic, mt).Message(bodySize)
 }
 
 func remoteAddr(c *remoting.Conn) string {
@@ -518,6 +533,12 @@ func (b *Broker) sendBatch(ctx context.Context, c *remoting.Conn, h *SendHeader,
 			return errorResponse(err)
 		}
 		b.stats.put.Add(int64(len(results)))
+		if b.mnode != nil {
+			in := b.mnode.In(h.Topic, tc.MessageType())
+			for _, m := range msgs {
+				in.Message(len(m.Body))
+			}
+		}
 	}
 	code, remark := ResponseFor(err)
 	resp := remoting.NewResponse(code, remark)

@@ -1,0 +1,114 @@
+package broker
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/metrics"
+	"github.com/rocketry-mq/rocketry/internal/remoting"
+)
+
+// gather returns the value of every sample of metric name whose labels include want.
+func gather(t *testing.T, reg *metrics.Registry, name string, want map[string]string) (float64, bool) {
+	t.Helper()
+	mfs, err := reg.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range want {
+				if labels[k] != v {
+					continue metric
+				}
+			}
+			found = true
+			sum += value(m)
+		}
+	}
+	return sum, found
+}
+
+func value(m *dto.Metric) float64 {
+	switch {
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Histogram != nil:
+		return float64(m.Histogram.GetSampleCount())
+	}
+	return 0
+}
+
+func TestBrokerMetrics(t *testing.T) {
+	reg, health := metrics.NewRegistry(), metrics.NewHealth()
+	tb := startBroker(t, testConfig(t), WithMetrics(reg, health))
+	if tb.Metrics() == nil {
+		t.Fatal("no metrics node")
+	}
+	waitFor(t, 5*time.Second, "ready", func() bool { ok, _ := health.Check(); return ok })
+	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
+		t.Fatal(err)
+	}
+	var off int64
+	for i := 0; i < 3; i++ {
+		resp := tb.mustSend("T", 0, "abcd", nil)
+		_, off, _ = message.ParseOffsetMsgID(resp.ExtString("msgId"))
+	}
+	tb.Offsets.Commit("G", "T", 0, 1)
+	if msgs := decodeBody(t, tb.pull("G", "T", 0, 0, 32, 0, 0, "*")); len(msgs) != 3 {
+		t.Fatalf("pulled %d", len(msgs))
+	}
+	if r := tb.invoke(remoting.ConsumerSendMsgBack, map[string]string{"group": "G", "offset": strconv.FormatInt(off, 10),
+		"delayLevel": "-1", "maxReconsumeTimes": "16"}, nil); r.Code != remoting.Success {
+		t.Fatalf("send back %d", r.Code)
+	}
+	checks := []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"rocketmq_messages_in_total", map[string]string{"topic": "T", "node_type": "broker", "node_id": "broker-a"}, 3},
+		{"rocketmq_throughput_in_total", map[string]string{"topic": "T"}, 12},
+		{"rocketmq_messages_out_total", map[string]string{"topic": "T", "consumer_group": "G"}, 3},
+		{"rocketmq_send_to_dlq_messages_total", map[string]string{"topic": "T", "consumer_group": "G"}, 1},
+		{"rocketmq_consumer_lag_messages", map[string]string{"topic": "T", "consumer_group": "G"}, 2},
+	}
+	for _, c := range checks {
+		got, ok := gather(t, reg, c.name, c.labels)
+		if !ok || got != c.want {
+			t.Errorf("%s%v = %v (found %v), want %v", c.name, c.labels, got, ok, c.want)
+		}
+	}
+	if n, ok := gather(t, reg, "rocketmq_rpc_latency", map[string]string{"request_code": "310", "response_code": "0"}); !ok || n < 3 {
+		mfs, _ := reg.Gatherer().Gather()
+		var names []string
+		for _, mf := range mfs {
+			names = append(names, mf.GetName())
+		}
+		t.Errorf("rpc latency samples %v (%v); metrics: %s", n, ok, strings.Join(names, " "))
+	}
+	if n, ok := gather(t, reg, "rocketmq_topic_number", nil); !ok || n < 2 {
+		t.Errorf("topic number %v %v", n, ok)
+	}
+	tb.stop()
+	if ok, _ := health.Check(); ok {
+		t.Error("still ready after stop")
+	}
+}
