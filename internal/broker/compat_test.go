@@ -536,3 +536,25 @@ func TestCompatResetOffsetOnline(t *testing.T) {
 	// go2 pauses ~10 s while it drops its process queues, then pulls from the new offsets.
 	waitFor(t, 40*time.Second, "re-delivery after reset", func() bool { return r.total() >= first+5 })
 }
+
+func TestCompatBroadcastingConsumers(t *testing.T) {
+	c := startCluster(t, nil)
+	c.createTopic("Bcast", 2)
+	r1, r2 := newReceived(), newReceived()
+	for _, r := range []*received{r1, r2} {
+		c.pushConsumer("BcastG", "Bcast", "*", collectInto(r), consumer.WithConsumerModel(consumer.BroadCasting))
+	}
+	waitFor(t, 10*time.Second, "two consumers", func() bool { return len(c.b.Clients.ConsumerIDs("BcastG")) == 2 })
+	info, _ := c.b.Clients.ConsumerGroup("BcastG")
+	if info.MessageModel != ModelBroadcast {
+		t.Fatalf("message model %q", info.MessageModel)
+	}
+	p := c.producer()
+	for i := 0; i < 10; i++ {
+		if _, err := p.SendSync(context.Background(), primitive.NewMessage("Bcast", []byte("b"+strconv.Itoa(i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every consumer of a broadcasting group gets every message.
+	waitFor(t, 30*time.Second, "both consumers got all", func() bool { return r1.distinct() == 10 && r2.distinct() == 10 })
+}
