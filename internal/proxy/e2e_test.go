@@ -175,6 +175,7 @@ var e2eScenarios = []struct {
 	{"tag-filter", scenarioTagFilter},
 	{"two-consumers", scenarioTwoConsumers},
 	{"plaintext-client", scenarioPlaintext},
+	{"auto-renew", scenarioAutoRenew},
 }
 
 func TestE2E(t *testing.T) {
@@ -553,5 +554,65 @@ func scenarioAuthOff(t *testing.T, env *e2eEnv) {
 	p := newSDKProducer(t, env.Endpoint, wrong, golang.WithTopics("e2e-open"))
 	if _, err := p.Send(context.Background(), &golang.Message{Topic: "e2e-open", Body: []byte("ok")}); err != nil {
 		t.Fatalf("send with auth off: %v", err)
+	}
+}
+
+// scenarioAutoRenew receives with auto_renew (what Java push consumers do): the proxy keeps
+// the message invisible past its invisible time (testConfig: 5 s) until the client acks it
+// with the handle it received.
+func scenarioAutoRenew(t *testing.T, env *e2eEnv) {
+	env.CreateTopic(t, "e2e-renew", MessageTypeNormal, 1)
+	env.CreateGroup(t, "g-renew", false, 16)
+	c := dial(t, env.Endpoint, false)
+	const id = "push-consumer-1"
+	settingsReply(t, c, id, consumerSettings("g-renew"))
+	sr, err := c.SendMessage(cctx(t, id, 5*time.Second), &pb.SendMessageRequest{Messages: []*pb.Message{{
+		Topic: &pb.Resource{Name: "e2e-renew"}, Body: []byte("renew-me"),
+		SystemProperties: &pb.SystemProperties{MessageId: "01RENEW00000000000000000000000001", MessageType: pb.MessageType_NORMAL,
+			BornTimestamp: timestamppb.Now(), BornHost: "java", BodyEncoding: pb.Encoding_IDENTITY},
+	}}})
+	if err != nil || sr.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("send: %v %v", sr, err)
+	}
+	req := &pb.ReceiveMessageRequest{
+		Group: &pb.Resource{Name: "g-renew"}, MessageQueue: &pb.MessageQueue{Topic: &pb.Resource{Name: "e2e-renew"}, Broker: &pb.Broker{}},
+		FilterExpression: &pb.FilterExpression{Type: pb.FilterType_TAG, Expression: "*"}, BatchSize: 1, AutoRenew: true,
+	}
+	// The queue's broker name comes from the route, as clients do.
+	route, err := c.QueryRoute(cctx(t, id, 5*time.Second), &pb.QueryRouteRequest{Topic: &pb.Resource{Name: "e2e-renew"}})
+	if err != nil || len(route.GetMessageQueues()) == 0 {
+		t.Fatalf("route: %v %v", route, err)
+	}
+	req.MessageQueue = route.GetMessageQueues()[0]
+	var msg *pb.Message
+	for deadline := time.Now().Add(20 * time.Second); msg == nil && time.Now().Before(deadline); {
+		for _, r := range receiveAllAs(t, c, id, req, 5*time.Second) {
+			if r.GetMessage() != nil {
+				msg = r.GetMessage()
+			}
+		}
+	}
+	if msg == nil {
+		t.Fatal("nothing received")
+	}
+	// 9 s > the 5 s invisible time: without renewal the message would be back.
+	for end := time.Now().Add(9 * time.Second); time.Now().Before(end); {
+		for _, r := range receiveAllAs(t, c, id, req, 4*time.Second) {
+			if r.GetMessage() != nil {
+				t.Fatalf("auto-renewed message redelivered (attempt %d)", r.GetMessage().GetSystemProperties().GetDeliveryAttempt())
+			}
+		}
+	}
+	ack, err := c.AckMessage(cctx(t, id, 5*time.Second), &pb.AckMessageRequest{
+		Group: &pb.Resource{Name: "g-renew"}, Topic: &pb.Resource{Name: "e2e-renew"},
+		Entries: []*pb.AckMessageEntry{{MessageId: msg.GetSystemProperties().GetMessageId(), ReceiptHandle: msg.GetSystemProperties().GetReceiptHandle()}},
+	})
+	if err != nil || ack.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("ack with the original handle: %v %v", ack, err)
+	}
+	for _, r := range receiveAllAs(t, c, id, req, 4*time.Second) {
+		if r.GetMessage() != nil {
+			t.Fatal("acked message redelivered")
+		}
 	}
 }
