@@ -3,6 +3,8 @@ package broker
 import (
 	"bytes"
 	"encoding/binary"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -242,4 +244,31 @@ func TestSendQueueTimeoutAnswersSystemBusy(t *testing.T) {
 	if resp.Code != remoting.SystemBusy || !strings.Contains(resp.Remark, "[TIMEOUT_CLEAN_QUEUE]") {
 		t.Fatalf("code %d %q", resp.Code, resp.Remark)
 	}
+}
+
+// TestBrokerSurvivesGarbageFrames: malformed frames (reliability.md section 6 rows 23-24)
+// close only their own connection; the broker keeps serving others.
+func TestBrokerSurvivesGarbageFrames(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
+		t.Fatal(err)
+	}
+	for _, junk := range [][]byte{
+		{0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 1},               // frame length > 16 MiB
+		{0, 0, 0, 8, 0, 0, 0, 100, 1, 2, 3, 4},             // header longer than the frame
+		append([]byte{0, 0, 0, 9, 0, 0, 0, 5}, "{bad}"...), // malformed JSON header
+		[]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+	} {
+		conn, err := net.Dial("tcp", tb.ListenAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = conn.Write(junk)
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadAll(conn); err != nil { // nil = closed by the broker (EOF)
+			t.Errorf("junk % x: connection not closed: %v", junk[:8], err)
+		}
+		conn.Close()
+	}
+	tb.mustSend("T", 0, "still serving", nil)
 }
