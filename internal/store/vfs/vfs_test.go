@@ -111,3 +111,36 @@ func TestLockAndFileOps(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestLossyCrashDropsUnsynced(t *testing.T) {
+	dir := t.TempDir()
+	l := NewLossy(nil)
+	f, err := l.OpenFile(filepath.Join(dir, "a"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("durable"), 0)
+	f.Sync()
+	if err := l.SyncDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("LOST"), 0)  // overwrite, not synced
+	f.WriteAt([]byte("-tail"), 7) // extension, not synced
+	g, _ := l.OpenFile(filepath.Join(dir, "b"), os.O_RDWR|os.O_CREATE, 0o644)
+	g.WriteAt([]byte("x"), 0)
+	g.Sync() // data synced, directory entry not
+	if err := l.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	g.Close()
+	if b, _ := os.ReadFile(filepath.Join(dir, "a")); string(b) != "durable" {
+		t.Fatalf("after crash a = %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "b")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("file whose directory entry was never synced survived")
+	}
+	if _, err := l.OpenFile(filepath.Join(dir, "a"), os.O_RDWR, 0); !errors.Is(err, ErrCrashed) {
+		t.Fatalf("open after crash: %v", err)
+	}
+}
