@@ -69,12 +69,14 @@ func TestRestartOnSharedRegistry(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	// Same address, same registry: must not panic, and its series are registered.
+	// Same address, same registry: must not panic, and its series are registered. (The
+	// port was just released; retry briefly in case another process's socket holds it.)
 	cfg.Listen = addr
-	b, err := New(cfg, discard(), WithMetrics(reg, health))
-	if err != nil {
-		t.Fatal(err)
-	}
+	var b *Server
+	eventually(t, "re-listen on "+addr, func() bool {
+		b, err = New(cfg, discard(), WithMetrics(reg, health))
+		return err == nil
+	})
 	defer b.Close()
 	if len(b.metrics.collectors) != 3 {
 		t.Fatalf("%d collectors registered after restart", len(b.metrics.collectors))

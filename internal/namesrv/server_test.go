@@ -440,11 +440,13 @@ func TestRunAndCloseLifecycle(t *testing.T) {
 	}
 	addr := idle.Addr().String()
 	idle.Close()
-	if ln, err := net.Listen("tcp", addr); err != nil {
-		t.Fatalf("port not released: %v", err)
-	} else {
-		ln.Close()
-	}
+	eventually(t, "port "+addr+" released", func() bool {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			ln.Close()
+		}
+		return err == nil
+	})
 	if err := idle.Run(context.Background()); err == nil {
 		t.Fatal("Run after Close succeeded")
 	}

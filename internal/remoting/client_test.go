@@ -31,35 +31,106 @@ func TestClientReconnectsAfterConnectionLoss(t *testing.T) {
 	}
 }
 
-func TestClientReconnectsAfterServerRestart(t *testing.T) {
+// switchListener owns one real listening socket and hands accepted connections to the
+// currently attached virtual listener (or closes them while none is attached), so a test
+// can stop and restart servers on one address without giving the port up to other
+// processes in between.
+type switchListener struct {
+	real net.Listener
+	mu   sync.Mutex
+	cur  *virtualListener
+	wg   sync.WaitGroup
+}
+
+type virtualListener struct {
+	addr net.Addr
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func (v *virtualListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-v.ch:
+		return c, nil
+	case <-v.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (v *virtualListener) Close() error   { v.once.Do(func() { close(v.done) }); return nil }
+func (v *virtualListener) Addr() net.Addr { return v.addr }
+
+func newSwitchListener(t *testing.T) *switchListener {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	serve := func(ln net.Listener) *Server {
+	s := &switchListener{real: ln}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			v := s.cur
+			s.mu.Unlock()
+			if v == nil {
+				c.Close()
+				continue
+			}
+			select {
+			case v.ch <- c:
+			case <-v.done:
+				c.Close()
+			}
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); s.wg.Wait() })
+	return s
+}
+
+// attach returns a new virtual listener that receives the following connections.
+func (s *switchListener) attach() net.Listener {
+	v := &virtualListener{addr: s.real.Addr(), ch: make(chan net.Conn), done: make(chan struct{})}
+	s.mu.Lock()
+	s.cur = v
+	s.mu.Unlock()
+	return v
+}
+
+func (s *switchListener) detach() {
+	s.mu.Lock()
+	s.cur = nil
+	s.mu.Unlock()
+}
+
+func TestClientReconnectsAfterServerRestart(t *testing.T) {
+	sw := newSwitchListener(t)
+	addr := sw.real.Addr().String()
+	serve := func() *Server {
 		s := NewServer(ServerConfig{}, testLogger(nil))
 		s.Handle(HeartBeat, echoHandler)
-		go s.Serve(ln)
+		go s.Serve(sw.attach())
 		return s
 	}
-	s1 := serve(ln)
+	s1 := serve()
 	cli := newTestClient(t)
 	ctx := ctxT(t, 10*time.Second)
 	if _, err := cli.Invoke(ctx, addr, NewRequest(HeartBeat, nil, nil)); err != nil {
 		t.Fatal(err)
 	}
+	sw.detach()
 	if err := s1.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cli.Invoke(ctx, addr, NewRequest(HeartBeat, nil, nil)); err == nil {
 		t.Fatal("invoke succeeded with the server down")
 	}
-	ln2, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("port %s not reusable: %v", addr, err)
-	}
-	s2 := serve(ln2)
+	s2 := serve()
 	defer s2.Shutdown(ctx)
 	if _, err := cli.Invoke(ctx, addr, NewRequest(HeartBeat, nil, nil)); err != nil {
 		t.Fatalf("after restart: %v", err)
