@@ -185,11 +185,11 @@ func (c *commitLog) openSegment(start int64) (*segment, error) {
 			f.Close()
 			return nil, fmt.Errorf("store: segment %s is %d bytes, configured segment size is %d", path, fi.Size(), c.segSize)
 		}
+		// Reserve real blocks (never a sparse tail): appends through the mapping must not
+		// be able to hit ENOSPC.
 		if err := f.Allocate(0, c.segSize); err != nil {
-			if err := f.Truncate(c.segSize); err != nil {
-				f.Close()
-				return nil, fmt.Errorf("store: extend segment %s: %w", path, err)
-			}
+			f.Close()
+			return nil, fmt.Errorf("store: extend segment %s: %w", path, err)
 		}
 	}
 	return c.mapSegment(start, path, f)

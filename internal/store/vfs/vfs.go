@@ -66,7 +66,19 @@ func (f osFile) Allocate(off, n int64) error {
 	if n <= 0 {
 		return nil
 	}
-	return unix.Fallocate(int(f.File.Fd()), 0, off, n)
+	err := unix.Fallocate(int(f.File.Fd()), 0, off, n)
+	if !errors.Is(err, unix.EOPNOTSUPP) {
+		return err
+	}
+	// No fallocate on this filesystem: reserve the blocks by writing zeros past the end.
+	fi, serr := f.File.Stat()
+	if serr != nil {
+		return serr
+	}
+	if end := off + n; end > fi.Size() {
+		return writeZeros(f, fi.Size(), end-fi.Size())
+	}
+	return nil
 }
 
 func (f osFile) ZeroRange(off, n int64) error {
