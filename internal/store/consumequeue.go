@@ -150,10 +150,14 @@ func (q *consumeQueue) openFile(start int64, create bool) (*cqFile, error) {
 		return nil, err
 	}
 	if create {
-		if err := q.fs.SyncDir(q.dir); err != nil {
-			unmap(data)
-			f.Close()
-			return nil, fmt.Errorf("store: sync %s: %w", q.dir, err)
+		// Make the file's entry, and the queue and topic directories' entries, durable: the
+		// checkpoint will claim these entries exist.
+		for _, d := range []string{q.dir, filepath.Dir(q.dir), filepath.Dir(filepath.Dir(q.dir))} {
+			if err := q.fs.SyncDir(d); err != nil {
+				unmap(data)
+				f.Close()
+				return nil, fmt.Errorf("store: sync %s: %w", d, err)
+			}
 		}
 	}
 	return &cqFile{start: start, path: path, file: f, data: data}, nil

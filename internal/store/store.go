@@ -141,6 +141,14 @@ func Open(cfg Config, logger *slog.Logger) (*Store, error) {
 	if err := fsys.MkdirAll(s.root, 0o755); err != nil {
 		return nil, fmt.Errorf("store: create root: %w", err)
 	}
+	for _, d := range []string{"commitlog", "consumequeue", "index"} {
+		if err := fsys.MkdirAll(filepath.Join(s.root, d), 0o755); err != nil {
+			return nil, fmt.Errorf("store: create %s: %w", d, err)
+		}
+	}
+	if err := fsys.SyncDir(s.root); err != nil {
+		return nil, fmt.Errorf("store: sync root: %w", err)
+	}
 	lock, err := fsys.Lock(filepath.Join(s.root, "lock"))
 	if err != nil {
 		if errors.Is(err, vfs.ErrLocked) {
