@@ -19,7 +19,10 @@
 //   - backend.go    the Backend interface and its domain types
 //
 // Subpackages: auth (signatures, policies, ACL file), cluster (Backend over remoting to the
-// brokers found through the NameServers).
+// brokers found through the NameServers), local (Backend over an in-process broker).
+//
+// Also here: renew.go (auto_renew receives), metrics.go (rocketmq_rpc_latency), properties.go
+// (--config keys).
 //
 // Usage:
 //
@@ -31,7 +34,8 @@
 // Telemetry stream that cannot be served ends with a gRPC error (INVALID_ARGUMENT /
 // UNAUTHENTICATED), as the Java proxy does.
 //
-// Goroutines: Run owns the gRPC server, the client-expiry loop and the ACL reloader; each
+// Goroutines: Run owns the gRPC server, the client-expiry and auto-renew loops and the ACL
+// reloader; each
 // Telemetry stream has one reader goroutine ended with the stream; the listener owns its
 // accept loop and per-connection classifiers. Close stops them all.
 //
