@@ -221,22 +221,36 @@ func TestRecoverRefusesDurableCorruption(t *testing.T) {
 // TestRecoverCheckpointLost: a missing or corrupt checkpoint makes recovery scan from the
 // first segment; nothing is lost and nothing is dispatched twice.
 func TestRecoverCheckpointLost(t *testing.T) {
-	for _, mode := range []string{"zeroed", "removed"} {
+	for _, mode := range []string{"zeroed", "removed", "stale"} {
 		t.Run(mode, func(t *testing.T) {
 			dir := t.TempDir()
 			cfg := testConfig(dir)
 			s := openT(t, cfg)
+			cp := filepath.Join(dir, "checkpoint")
+			var old []byte
 			for i := 0; i < 400; i++ {
 				put(t, s, newMsg("R", int32(i%2), i, 300))
+				if i == 100 {
+					waitDispatched(t, s)
+					if err := s.writeCheckpoint(); err != nil {
+						t.Fatal(err)
+					}
+					old, _ = os.ReadFile(cp)
+				}
 			}
 			waitDispatched(t, s)
+			if err := s.writeCheckpoint(); err != nil {
+				t.Fatal(err)
+			}
 			end := s.Stats().MaxPhysicalOffset
 			s.abandon()
-			cp := filepath.Join(dir, "checkpoint")
-			if mode == "zeroed" {
+			switch mode {
+			case "zeroed":
 				os.WriteFile(cp, make([]byte, checkpointSize), 0o644)
-			} else {
+			case "removed":
 				os.Remove(cp)
+			case "stale": // rolled back to an older, valid checkpoint
+				os.WriteFile(cp, old, 0o644)
 			}
 			s = openT(t, cfg)
 			defer s.Close()
@@ -245,6 +259,9 @@ func TestRecoverCheckpointLost(t *testing.T) {
 			}
 			if n := len(getAll(t, s, "R", 1)); n != 200 {
 				t.Fatalf("queue 1 has %d", n)
+			}
+			if got, _ := s.QueryByKey("R", "shared", 1000, 0, 1<<62); len(got) != 400 {
+				t.Fatalf("index holds %d distinct records for the shared key, want 400", len(got))
 			}
 		})
 	}
