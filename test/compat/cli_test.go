@@ -217,6 +217,7 @@ func TestCLIErrors(t *testing.T) {
 		{"produce to unreachable proxy", []string{"produce", "--endpoint", dead, "--topic", "x", "--body", "b"}},
 		{"produce without topic", []string{"produce", "--endpoint", d.grpc, "--body", "b"}},
 		{"produce empty body", []string{"produce", "--endpoint", d.grpc, "--topic", uniq("eb"), "--body", ""}},
+		{"consume with a SQL filter (unsupported)", []string{"consume", "--endpoint", d.grpc, "--topic", uniq("sq"), "--group", uniq("sqg"), "--filter-type", "sql", "--filter", "a > 1", "--idle-timeout", "3s"}},
 		{"consume without group", []string{"consume", "--endpoint", d.grpc, "--topic", "x"}},
 		{"standalone bad listen", []string{"standalone", "--data-dir", t.TempDir(), "--namesrv-listen", "nope"}},
 	}

@@ -582,3 +582,7 @@ func TestGo2BodyLimit(t *testing.T) {
 		t.Errorf("4 MiB - 64 KiB body: consumed %d bytes, want %d identical", len(got), len(under))
 	}
 }
+
+func consumerBroadcast() []consumer.Option {
+	return []consumer.Option{consumer.WithConsumerModel(consumer.BroadCasting)}
+}
