@@ -1,0 +1,302 @@
+//go:build !race
+
+package compat
+
+// Cross-client and lifecycle scenarios: messages sent with one protocol and consumed with the
+// other, go2 transactions with check-back, go2's default "consume from last offset" start,
+// proxy and NameServer restarts in cluster mode.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	rocketmq "github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/producer"
+	golang "github.com/apache/rocketmq-clients/golang/v5"
+)
+
+// TestInteropGo2ToGo5AndBack: a go2 message (tag, keys, user property) is received by a go5
+// simple consumer with the same fields, and a go5 message by a go2 push consumer.
+func TestInteropGo2ToGo5AndBack(t *testing.T) {
+	t.Parallel()
+	both(t, func(t *testing.T, d *deployment) {
+		topic := uniq("interop")
+		createTopic(t, d, topic, "NORMAL", 2)
+		p2 := go2Producer(t, d.ns)
+		m := primitive.NewMessage(topic, []byte("from-go2"))
+		m.WithTag("T2")
+		m.WithKeys([]string{"k-a", "k-b"})
+		m.WithProperty("color", "red")
+		r := sendSync(t, p2, m)
+
+		c5 := go5Consumer(t, d.grpc, uniq("interop_g5"), map[string]string{topic: "T2"})
+		var mv5 *golang.MessageView
+		receiveUntil(t, c5, 4, 20*time.Second, 20*time.Second, func(mv *golang.MessageView) { mv5 = mv; ack(t, c5, mv) }, func() bool { return mv5 != nil })
+		if mv5 == nil {
+			t.Fatal("go5 consumer did not receive the go2 message")
+		}
+		if string(mv5.GetBody()) != "from-go2" || mv5.GetTag() == nil || *mv5.GetTag() != "T2" ||
+			strings.Join(mv5.GetKeys(), ",") != "k-a,k-b" || mv5.GetProperties()["color"] != "red" {
+			t.Errorf("go2 -> go5: body %q tag %v keys %v properties %v; want from-go2, T2, [k-a k-b], color=red",
+				mv5.GetBody(), mv5.GetTag(), mv5.GetKeys(), mv5.GetProperties())
+		}
+		if mv5.GetMessageId() != r.MsgID {
+			t.Errorf("go2 -> go5: go5 message id %s, go2 send result msgId %s (UNIQ_KEY)", mv5.GetMessageId(), r.MsgID)
+		}
+
+		p5 := go5Producer(t, d.grpc, golang.WithTopics(topic))
+		m5 := &golang.Message{Topic: topic, Body: []byte("from-go5")}
+		m5.SetTag("T5")
+		m5.SetKeys("k-5")
+		m5.AddProperty("shape", "round")
+		r5 := go5Send(t, p5, m5)
+		var mu sync.Mutex
+		var got *primitive.MessageExt
+		go2Push(t, d.ns, uniq("interop_g2"), topic, "T5", func(_ context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, m := range msgs {
+				if string(m.Body) == "from-go5" {
+					got = m
+				}
+			}
+			return consumer.ConsumeSuccess, nil
+		})
+		waitUntil(30*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return got != nil })
+		mu.Lock()
+		defer mu.Unlock()
+		if got == nil {
+			t.Fatal("go2 consumer did not receive the go5 message")
+		}
+		if got.GetTags() != "T5" || got.GetKeys() != "k-5" || got.GetProperty("shape") != "round" {
+			t.Errorf("go5 -> go2: tags %q keys %q shape %q; want T5, k-5, round", got.GetTags(), got.GetKeys(), got.GetProperty("shape"))
+		}
+		if got.MsgId != r5.MessageID {
+			t.Errorf("go5 -> go2: go2 MsgId %s, go5 receipt id %s", got.MsgId, r5.MessageID)
+		}
+	})
+}
+
+type txListener struct {
+	mu      sync.Mutex
+	checked map[string]int
+}
+
+func (l *txListener) ExecuteLocalTransaction(m *primitive.Message) primitive.LocalTransactionState {
+	switch string(m.Body) {
+	case "commit":
+		return primitive.CommitMessageState
+	case "rollback":
+		return primitive.RollbackMessageState
+	}
+	return primitive.UnkonwnState
+}
+
+func (l *txListener) CheckLocalTransaction(m *primitive.MessageExt) primitive.LocalTransactionState {
+	l.mu.Lock()
+	l.checked[string(m.Body)]++
+	l.mu.Unlock()
+	if string(m.Body) == "unknown-commit" {
+		return primitive.CommitMessageState
+	}
+	return primitive.RollbackMessageState
+}
+
+// TestGo2Transaction: go2 transactional producer: commit delivered, rollback not, and an
+// UNKNOWN local state resolved by the broker's check-back (CHECK_TRANSACTION_STATE) to the
+// producer group: commit for one, rollback for the other.
+func TestGo2Transaction(t *testing.T) {
+	t.Parallel()
+	both(t, func(t *testing.T, d *deployment) {
+		topic := uniq("go2_txn")
+		createTopic(t, d, topic, "TRANSACTION", 2)
+		l := &txListener{checked: map[string]int{}}
+		tp, err := rocketmq.NewTransactionProducer(l, producer.WithNameServer([]string{d.ns}), producer.WithRetry(1),
+			producer.WithGroupName(uniq("go2_txn_pg")), producer.WithInstanceName(uniq("inst")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tp.Start(); err != nil {
+			t.Fatalf("go2 transaction producer Start: %v", err)
+		}
+		t.Cleanup(func() { _ = tp.Shutdown() })
+		for _, b := range []string{"commit", "rollback", "unknown-commit", "unknown-rollback"} {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			r, err := tp.SendMessageInTransaction(ctx, primitive.NewMessage(topic, []byte(b)))
+			cancel()
+			if err != nil || r.Status != primitive.SendOK {
+				t.Fatalf("SendMessageInTransaction(%s): %+v %v", b, r, err)
+			}
+		}
+		col := newCollector()
+		go2Push(t, d.ns, uniq("go2_txn_g"), topic, "*", col.handler)
+		waitUntil(30*time.Second, func() bool { return len(col.has([]string{"commit", "unknown-commit"})) == 0 })
+		if m := col.has([]string{"commit", "unknown-commit"}); len(m) > 0 {
+			l.mu.Lock()
+			t.Errorf("not delivered: %v (check-backs: %v)", m, l.checked)
+			l.mu.Unlock()
+		}
+		// The check-back for unknown-rollback must have happened too (it is checked in the same
+		// rounds as unknown-commit).
+		waitUntil(10*time.Second, func() bool { l.mu.Lock(); defer l.mu.Unlock(); return l.checked["unknown-rollback"] > 0 })
+		col.mu.Lock()
+		for b, n := range col.count {
+			if b == "rollback" || b == "unknown-rollback" {
+				t.Errorf("rolled-back transactional message %s delivered", b)
+			} else if n != 1 {
+				t.Errorf("%s delivered %d times", b, n)
+			}
+		}
+		col.mu.Unlock()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.checked["commit"] != 0 || l.checked["rollback"] != 0 {
+			t.Errorf("check-back asked about resolved transactions: %v", l.checked)
+		}
+		if l.checked["unknown-rollback"] == 0 {
+			t.Errorf("no check-back for the UNKNOWN message later rolled back: %v", l.checked)
+		}
+	})
+}
+
+// TestGo2DefaultStartQuickStart: a go2 push consumer with the default ConsumeFromLastOffset,
+// started after the sends on a brand-new topic, still gets them (RocketMQ's broker answers a
+// new group's offset query with 0 while the queue's first message is still in memory, which is
+// what makes the 4.x quick start work).
+func TestGo2DefaultStartQuickStart(t *testing.T) {
+	t.Parallel()
+	d := standalone(t)
+	topic, group := uniq("go2_qs"), uniq("go2_qs_g")
+	createTopic(t, d, topic, "NORMAL", 4)
+	p := go2Producer(t, d.ns)
+	var want []string
+	for i := 0; i < 8; i++ {
+		b := fmt.Sprint("qs", i)
+		want = append(want, b)
+		sendSync(t, p, primitive.NewMessage(topic, []byte(b)))
+	}
+	col := newCollector()
+	go2Push(t, d.ns, group, topic, "*", col.handler, consumer.WithConsumeFromWhere(consumer.ConsumeFromLastOffset))
+	waitUntil(20*time.Second, func() bool { return len(col.has(want)) == 0 })
+	if m := col.has(want); len(m) > 0 {
+		t.Errorf("go2 consumer (default ConsumeFromLastOffset) started after the sends missed %d of %d: %v", len(m), len(want), m)
+	}
+}
+
+// TestClusterProxyRestart: the proxy is stateless: a message received through it and not yet
+// acked can be acked with its receipt handle after the proxy was killed (-9) and restarted,
+// and the same go5 producer and consumer keep working.
+func TestClusterProxyRestart(t *testing.T) {
+	t.Parallel()
+	d, err := startCluster([]string{"autoCreateTopicEnable=false", "popMinInvisibleTime=1000"}, "--min-invisible", "1s")
+	if d != nil {
+		t.Cleanup(d.close)
+	}
+	if err != nil {
+		t.Fatalf("cluster could not be started: %v", err)
+	}
+	topic, group := uniq("px_restart"), uniq("px_restart_g")
+	createTopic(t, d, topic, "NORMAL", 2)
+	p := go5Producer(t, d.grpc, golang.WithTopics(topic))
+	go5Send(t, p, &golang.Message{Topic: topic, Body: []byte("one")})
+	c := go5Consumer(t, d.grpc, group, map[string]string{topic: "*"})
+	var first *golang.MessageView
+	receiveUntil(t, c, 1, 20*time.Second, 20*time.Second, func(mv *golang.MessageView) { first = mv }, func() bool { return first != nil })
+	if first == nil {
+		t.Fatal("not received before the proxy restart")
+	}
+	d.pxProc.kill9()
+	px, err := startProc("proxy", d.pxProc.args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.pxProc = px
+	d.procs = append(d.procs, px)
+	if err := px.waitFor(20*time.Second, "listening again", dialOK(d.grpc)); err != nil {
+		t.Fatal(err)
+	}
+	// Ack through the new proxy with the handle the old one issued.
+	ackOK := waitUntil(20*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return c.Ack(ctx, first) == nil
+	})
+	if !ackOK {
+		t.Errorf("ack through the restarted proxy with the old receipt handle failed")
+	}
+	// The producer keeps working (go5 re-dials), and the acked message never comes back.
+	var sent bool
+	waitUntil(30*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := p.Send(ctx, &golang.Message{Topic: topic, Body: []byte("two")})
+		sent = err == nil
+		return sent
+	})
+	if !sent {
+		t.Fatal("go5 producer could not send after the proxy restart")
+	}
+	got := map[string]int{}
+	receiveUntil(t, c, 4, 20*time.Second, 30*time.Second, func(mv *golang.MessageView) {
+		got[string(mv.GetBody())]++
+		ack(t, c, mv)
+	}, func() bool { return got["two"] > 0 })
+	if got["two"] == 0 {
+		t.Errorf("message sent after the proxy restart not received")
+	}
+	if got["one"] > 0 {
+		t.Errorf("message acked through the restarted proxy was delivered again")
+	}
+}
+
+// TestClusterNamesrvRestart: with the NameServer down, go2 clients keep working on cached
+// routes; after it restarts the broker registers again and new clients find the topic.
+func TestClusterNamesrvRestart(t *testing.T) {
+	t.Parallel()
+	d, err := startCluster([]string{"autoCreateTopicEnable=false", "registerNameServerPeriod=10000"})
+	if d != nil {
+		t.Cleanup(d.close)
+	}
+	if err != nil {
+		t.Fatalf("cluster could not be started: %v", err)
+	}
+	topic, group := uniq("ns_restart"), uniq("ns_restart_g")
+	createTopic(t, d, topic, "NORMAL", 2)
+	p := go2Producer(t, d.ns)
+	sendSync(t, p, primitive.NewMessage(topic, []byte("before")))
+	if err := d.nsProc.stop(10 * time.Second); err != nil {
+		t.Errorf("namesrv SIGTERM: %v (want exit 0)", err)
+	}
+	sendSync(t, p, primitive.NewMessage(topic, []byte("during"))) // cached route
+	ns, err := startProc("namesrv", "namesrv", "--listen", d.ns, "--log-format", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.nsProc = ns
+	d.procs = append([]*proc{ns}, d.procs...)
+	if err := ns.waitFor(30*time.Second, "re-populated by the broker (registerNameServerPeriod 10 s)", brokerRegistered(d.ns, d.broker)); err != nil {
+		t.Fatal(err)
+	}
+	var routed bool
+	waitUntil(15*time.Second, func() bool {
+		_, _, code := cli(10*time.Second, "admin", "-n", d.ns, "topic", "describe", "--name", topic)
+		routed = code == 0
+		return routed
+	})
+	if !routed {
+		t.Fatalf("topic not routed by the restarted NameServer")
+	}
+	col := newCollector()
+	go2Push(t, d.ns, group, topic, "*", col.handler)
+	want := []string{"before", "during"}
+	waitUntil(30*time.Second, func() bool { return len(col.has(want)) == 0 })
+	if m := col.has(want); len(m) > 0 {
+		t.Errorf("after the NameServer restart a new consumer missed %v", m)
+	}
+}
