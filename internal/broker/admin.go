@@ -624,6 +624,10 @@ func formatProperties(m map[string]string) []byte {
 	return buf.Bytes()
 }
 
+// LiveConfig returns a copy of the runtime configuration (Cfg plus UPDATE_BROKER_CONFIG
+// changes).
+func (b *Broker) LiveConfig() Config { return *b.live() }
+
 func (b *Broker) handleGetBrokerConfig(_ context.Context, _ *remoting.Conn, _ *remoting.Command) *remoting.Command {
 	resp := ok()
 	resp.Body = formatProperties(b.live().Properties())
@@ -652,16 +656,21 @@ func (b *Broker) UpdateConfig(props map[string]string) error {
 	if err := next.Validate(); err != nil {
 		return Coded(remoting.InvalidParameter, "%s", err.Error())
 	}
+	if next.MaxMessageSize > b.Cfg.MaxMessageSize {
+		return Coded(remoting.InvalidParameter, "maxMessageSize can only be lowered at run time (store limit %d)", b.Cfg.MaxMessageSize)
+	}
 	prev := b.live()
 	b.liveCfg.Store(&next)
 	b.Groups.SetAutoCreate(next.AutoCreateSubscriptionGroup)
-	if prev.AutoCreateTopicEnable != next.AutoCreateTopicEnable {
+	if prev.AutoCreateTopicEnable != next.AutoCreateTopicEnable || prev.DefaultTopicQueueNums != next.DefaultTopicQueueNums {
+		// TBW102 carries both: INHERIT while auto-creation is on, and the queue count.
 		if tc, found := b.Topics.Get(message.TopicDefault); found {
 			if next.AutoCreateTopicEnable {
 				tc.Perm |= PermInherit
 			} else {
 				tc.Perm &^= PermInherit
 			}
+			tc.ReadQueueNums, tc.WriteQueueNums = next.DefaultTopicQueueNums, next.DefaultTopicQueueNums
 			if err := b.Topics.Update(tc); err != nil {
 				return err
 			}

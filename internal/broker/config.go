@@ -684,16 +684,15 @@ func localIPv4() string {
 	return "127.0.0.1"
 }
 
-// runtimeConfigKeys is the allow-list for UPDATE_BROKER_CONFIG: keys safe to change at run
-// time. Paths, addresses, names and anything that could run commands are never on it
-// (CVE-2023-33246).
+// runtimeConfigKeys is the allow-list for UPDATE_BROKER_CONFIG: keys that are safe to change
+// at run time and that the running broker actually reads again (store settings are fixed at
+// Open, so retention keys are not here). Paths, addresses, names and anything that could run
+// commands are never on it (CVE-2023-33246).
 var runtimeConfigKeys = map[string]bool{
 	"autoCreateTopicEnable": true, "autoCreateSubscriptionGroup": true,
-	"defaultTopicQueueNums": true, "maxMessageSize": true, "fileReservedTime": true,
-	"deleteWhen": true, "diskMaxUsedSpaceRatio": true, "registerNameServerPeriod": true,
+	"defaultTopicQueueNums": true, "maxMessageSize": true, "registerNameServerPeriod": true,
 	"channelExpiredTimeout": true, "longPollingEnable": true, "shortPollingTimeMills": true,
-	"waitTimeMillsInSendQueue": true, "transactionTimeOut": true, "transactionCheckInterval": true,
-	"transactionCheckMax": true,
+	"waitTimeMillsInSendQueue": true, "sendThreadPoolQueueCapacity": true,
 }
 
 // Properties renders the config as broker.conf keys (GET_BROKER_CONFIG body).

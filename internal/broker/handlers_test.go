@@ -408,6 +408,20 @@ func TestBrokerConfigAllowList(t *testing.T) {
 	if r := tb.invoke(remoting.UpdateBrokerConfig, nil, []byte("maxMessageSize=abc")); r.Code != remoting.InvalidParameter {
 		t.Fatalf("bad value: %d", r.Code)
 	}
+	for _, body := range []string{"fileReservedTime=1", "maxMessageSize=99999999"} { // no run-time effect / above the store limit
+		if r := tb.invoke(remoting.UpdateBrokerConfig, nil, []byte(body)); r.Code == remoting.Success {
+			t.Errorf("update %q accepted", body)
+		}
+	}
+	if r := tb.invoke(remoting.UpdateBrokerConfig, nil, []byte("defaultTopicQueueNums=2")); r.Code != remoting.Success {
+		t.Fatalf("queue nums update: %d %q", r.Code, r.Remark)
+	}
+	if resp := tb.sendV2("Fresh2", 0, "x", nil); resp.Code != remoting.Success {
+		t.Fatalf("auto-create: %d", resp.Code)
+	}
+	if tc, _ := tb.Topics.Get("Fresh2"); tc.WriteQueueNums != 2 {
+		t.Fatalf("auto-created with %d queues, want 2 (TBW102 updated)", tc.WriteQueueNums)
+	}
 	if r := tb.invoke(remoting.UpdateBrokerConfig, nil, []byte("autoCreateTopicEnable=false\nmaxMessageSize=2048")); r.Code != remoting.Success {
 		t.Fatalf("allowed update: %d %q", r.Code, r.Remark)
 	}
