@@ -103,6 +103,7 @@ type commitLog struct {
 	prepStart int64
 	prepReq   chan int64
 	prepDone  chan prepared
+	warm      warmer
 	stop      chan struct{}
 	wg        sync.WaitGroup
 }
@@ -118,6 +119,7 @@ func newCommitLog(fsys vfs.FS, dir string, segSize int64, prealloc string, logge
 		fs: fsys, dir: dir, segSize: segSize, prealloc: prealloc, mapWrites: isOS,
 		logger:    logger,
 		prepStart: -1,
+		warm:      warmer{req: make(chan struct{}, 1)},
 		prepReq:   make(chan int64, 1),
 		prepDone:  make(chan prepared, 1),
 		stop:      make(chan struct{}),
@@ -252,6 +254,12 @@ func (c *commitLog) createSegment(start int64) (*segment, error) {
 
 // startPreparer runs the goroutine that creates the next segment ahead of need.
 func (c *commitLog) startPreparer() {
+	if c.mapWrites && !warmOff.Load() {
+		c.wg.Add(1)
+		go c.warmLoop()
+	} else {
+		c.warm.disabled.Store(true)
+	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()

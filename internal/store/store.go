@@ -434,6 +434,7 @@ func (s *Store) appendRecords(buf []byte, ms []*message.Ext, offs []int) (int64,
 	}
 	s.cl.wrote = base + total
 	s.cl.written.Store(s.cl.wrote)
+	s.cl.maybeWarm(s.cl.wrote)
 	select {
 	case s.dispReq <- struct{}{}:
 	default:

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -205,12 +206,18 @@ func BenchmarkPutAsync(b *testing.B) {
 			}
 		}
 	}
+	// The same default configuration without page pre-faulting, for comparison.
+	warmOff.Store(true)
+	defer warmOff.Store(false)
+	for _, size := range []int{128, 1024, 4096} {
+		benchPutAsync(b, PreallocFallocate+"-nowarm", size, 1)
+	}
 }
 
 func benchPutAsync(b *testing.B, prealloc string, size, writers int) {
 	b.Run(fmt.Sprintf("%s/%dB/writers=%d", prealloc, size, writers), func(b *testing.B) {
 		cfg := benchConfig(b.TempDir())
-		cfg.PreallocMode = prealloc
+		cfg.PreallocMode = strings.TrimSuffix(prealloc, "-nowarm")
 		s, err := Open(cfg, nil)
 		if err != nil {
 			b.Fatal(err)
