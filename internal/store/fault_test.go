@@ -113,7 +113,9 @@ func TestWriteErrorsLeaveNoPartialRecord(t *testing.T) {
 			if got := len(getAll(t, s, "W", 0)); got != 5 {
 				t.Fatalf("%d readable, want 5 (the failed put must not be served)", got)
 			}
-			s.Close()
+			if err := s.Close(); !errors.Is(err, ErrNotWritable) {
+				t.Fatalf("Close after a failed write: %v, want ErrNotWritable", err)
+			}
 			cfg.FS = nil
 			s = openT(t, cfg)
 			defer s.Close()

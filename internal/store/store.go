@@ -232,6 +232,11 @@ func (s *Store) Close() error {
 	} else {
 		s.logger.Warn("shutdown not clean, keeping abort marker", "flushErr", flushErr, "checkpointErr", cpErr)
 		err = errors.Join(flushErr, cpErr)
+		if p := s.ioErr.Load(); err == nil && p != nil {
+			err = fmt.Errorf("store: unclean shutdown: %w: %w", ErrNotWritable, *p)
+		} else if err == nil {
+			err = errors.New("store: unclean shutdown: unflushed or undispatched bytes remain")
+		}
 	}
 	s.closeFiles()
 	return err
