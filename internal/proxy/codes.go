@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 )
@@ -71,6 +72,9 @@ var brokerCodes = map[int]pb.Code{
 	rcIllegalOperation:          pb.Code_FORBIDDEN,
 }
 
+// timerIllegalRemark starts the broker's MESSAGE_ILLEGAL remark for a delay beyond its maximum.
+const timerIllegalRemark = "timer message illegal"
+
 // sentinelCodes maps the Backend sentinels -> gRPC Code.
 var sentinelCodes = []struct {
 	err  error
@@ -113,7 +117,7 @@ func CodeOf(err error) pb.Code {
 	}
 	var be *BrokerError
 	if errors.As(err, &be) {
-		return BrokerCode(be.Code)
+		return be.grpcCode()
 	}
 	for _, s := range sentinelCodes {
 		if errors.Is(err, s.err) {
@@ -121,6 +125,17 @@ func CodeOf(err error) pb.Code {
 		}
 	}
 	return pb.Code_INTERNAL_SERVER_ERROR
+}
+
+// grpcCode maps a broker error: its response code, refined by the remark where one remoting
+// code covers several gRPC codes.
+func (e *BrokerError) grpcCode() pb.Code {
+	if e.Code == rcMessageIllegal && strings.HasPrefix(e.Remark, timerIllegalRemark) {
+		// The broker's timer refuses a delivery time beyond timerMaxDelaySec with
+		// MESSAGE_ILLEGAL; gRPC clients expect the specific code.
+		return pb.Code_ILLEGAL_DELIVERY_TIME
+	}
+	return BrokerCode(e.Code)
 }
 
 // BrokerCode maps one remoting response code.
@@ -143,7 +158,7 @@ func toStatus(err error) *pb.Status {
 	}
 	var be *BrokerError
 	if errors.As(err, &be) {
-		return &pb.Status{Code: BrokerCode(be.Code), Message: be.Remark}
+		return &pb.Status{Code: be.grpcCode(), Message: be.Remark}
 	}
 	return &pb.Status{Code: CodeOf(err), Message: err.Error()}
 }

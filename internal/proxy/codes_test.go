@@ -30,6 +30,8 @@ func TestCodeTable(t *testing.T) {
 		{&BrokerError{Code: rcNoMessage}, pb.Code_INVALID_RECEIPT_HANDLE},
 		{&BrokerError{Code: rcPollingTimeout}, pb.Code_MESSAGE_NOT_FOUND},
 		{&BrokerError{Code: 9999}, pb.Code_INTERNAL_SERVER_ERROR},
+		{&BrokerError{Code: rcMessageIllegal, Remark: "timer message illegal, the delay time should not be bigger than the max delay 259200000ms"}, pb.Code_ILLEGAL_DELIVERY_TIME},
+		{&BrokerError{Code: rcMessageIllegal, Remark: "the message is illegal"}, pb.Code_BAD_REQUEST},
 		{statusErrorf(pb.Code_ILLEGAL_TOPIC, "x"), pb.Code_ILLEGAL_TOPIC},
 		{fmt.Errorf("plain"), pb.Code_INTERNAL_SERVER_ERROR},
 	} {

@@ -235,6 +235,8 @@ func popErr(err error) error {
 		return fmt.Errorf("%w: %w", proxy.ErrTopicNotFound, err)
 	case errors.Is(err, pop.ErrGroupNotFound):
 		return fmt.Errorf("%w: %w", proxy.ErrGroupNotFound, err)
+	case errors.Is(err, pop.ErrNoPermission):
+		return fmt.Errorf("%w: %w", proxy.ErrNoPermission, err)
 	case errors.Is(err, pop.ErrInvalidFilter):
 		return &proxy.BrokerError{Code: remoting.SubscriptionParseFailed, Remark: err.Error()}
 	case errors.Is(err, pop.ErrInvalidParameter):
