@@ -164,9 +164,11 @@ func NewWithListener(cfg Config, logger *slog.Logger, ln net.Listener, opts ...O
 	b.nsClient = remoting.NewClient(remoting.DefaultClientConfig(), b.Log)
 
 	fail := func(err error) (*Broker, error) {
+		b.lifeCancel() // stops goroutines a feature init may have started with b.Go
+		b.polls.closeAll()
+		b.wg.Wait()
 		_ = b.nsClient.Close()
 		_ = b.Store.Close()
-		b.lifeCancel()
 		return nil, err
 	}
 	if err := b.ensureSystemTopics(); err != nil {

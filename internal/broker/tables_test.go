@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -242,5 +243,37 @@ func TestBrokerStatsRates(t *testing.T) {
 	}
 	if info["msgPutTotalTodayNow"] != "2000" || info["msgPutTotalTodayMorning"] != "0" {
 		t.Fatalf("totals %v", info)
+	}
+}
+
+// TestFeatureInitFailureStopsGoroutines: a failing feature init makes New fail after
+// stopping goroutines earlier inits started and closing the store (no leak: goleak).
+func TestFeatureInitFailureStopsGoroutines(t *testing.T) {
+	saved := featureInits
+	defer func() { featureInits = saved }()
+	stopped := make(chan struct{})
+	featureInits = append(append([]func(*Broker) error{}, saved...),
+		func(b *Broker) error {
+			b.Go(func() { <-b.Context().Done(); close(stopped) })
+			return nil
+		},
+		func(*Broker) error { return errors.New("boom") })
+	cfg := testConfig(t)
+	if _, err := New(cfg, testLogger(t)); err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("New: %v", err)
+	}
+	select {
+	case <-stopped:
+	default:
+		t.Fatal("feature goroutine still running after New failed")
+	}
+	// The data directory is reusable (store lock released).
+	featureInits = saved
+	b, err := New(cfg, testLogger(t))
+	if err != nil {
+		t.Fatalf("second New: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
