@@ -14,8 +14,9 @@
 // Config.ProxyMode "cluster" it goes through remoting over loopback instead, as a separate
 // `rocketry proxy` process would.
 //
-// Readiness: /healthz is 200 only when the NameServer serves, the Broker has registered with
-// it, and the Proxy accepts connections. Shutdown order (SIGTERM): readiness cleared, Proxy
+// Readiness: /healthz is 200 only when the NameServer serves, the Broker serves and has
+// registered with it, and the Proxy accepts connections. Metrics: the NameServer, the
+// Broker (broker.WithMetrics) and the Proxy (proxy.WithMetrics) share one registry. Shutdown order (SIGTERM): readiness cleared, Proxy
 // stops accepting and drains, the proxy backend closes, the Broker unregisters, flushes and
 // closes its store, the NameServer stops, the HTTP listener stops last.
 //

@@ -177,7 +177,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	if bc.AdvertiseAddr == "" {
 		bc.AdvertiseAddr = net.JoinHostPort(cfg.AdvertiseHost, strconv.Itoa(bln.Addr().(*net.TCPAddr).Port))
 	}
-	if s.Broker, err = broker.NewWithListener(bc, logger, bln); err != nil {
+	if s.Broker, err = broker.NewWithListener(bc, logger, bln, broker.WithMetrics(s.Metrics, s.Health)); err != nil {
 		bln.Close()
 		return nil, fmt.Errorf("standalone: %w", err)
 	}
@@ -206,7 +206,6 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 		}
 	}
 	s.registerReadiness()
-	s.registerMetrics()
 	return s, nil
 }
 
@@ -230,10 +229,11 @@ func loopback(a net.Addr, host string) string {
 	return ta.String()
 }
 
-// registerReadiness adds the broker and proxy checks (the NameServer registers its own).
+// registerReadiness adds the registration and proxy checks (the NameServer and the broker
+// register their own "namesrv" and "broker" flags).
 func (s *Server) registerReadiness() {
 	brokerName := s.Broker.Name()
-	s.Health.Add("broker", func() error {
+	s.Health.Add("broker-registration", func() error {
 		ci := s.Namesrv.Table().ClusterInfo()
 		if _, ok := ci.BrokerAddrTable[brokerName]; !ok {
 			return errors.New("not registered with the NameServer yet")

@@ -100,7 +100,7 @@ func TestHealthzMetricsAndPprof(t *testing.T) {
 		Status string
 		Checks []struct{ Name string }
 	}
-	if code != 200 || json.Unmarshal([]byte(body), &h) != nil || len(h.Checks) != 3 {
+	if code != 200 || json.Unmarshal([]byte(body), &h) != nil || len(h.Checks) != 4 {
 		t.Fatalf("healthz %d %s", code, body)
 	}
 	code, body = get("/metrics")
@@ -193,9 +193,11 @@ func testRestart(t *testing.T, mode string) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`protocol_type="grpc",request_code="ReceiveMessage"`, `protocol_type="grpc",request_code="AckMessage",response_code="OK"`} {
+	for _, want := range []string{`protocol_type="grpc",request_code="ReceiveMessage"`, `protocol_type="grpc",request_code="AckMessage",response_code="OK"`,
+		`node_type="broker",protocol_type="remoting",request_code="310",response_code="0"`,
+		`rocketmq_messages_in_total{cluster="DefaultCluster",message_type="NORMAL",node_id="broker-a",node_type="broker",topic="restart-t"} 20`} {
 		if !strings.Contains(string(body), want) {
-			t.Errorf("/metrics lacks the proxy's %s", want)
+			t.Errorf("/metrics lacks %s", want)
 		}
 	}
 	http.DefaultClient.CloseIdleConnections()
