@@ -142,6 +142,11 @@ func TestBenchJSON(t *testing.T) {
 	if out := ok(t, "", "bench", "produce", "--endpoint", s.grpc, "-t", "b1", "-n", "50", "--progress", "always"); !strings.Contains(out, "sent      50 messages") {
 		t.Fatalf("text summary:\n%s", out)
 	}
+	// b1 now holds 350 messages: a consume run drains them.
+	jsonOut(t, &res, "bench", "consume", "--endpoint", s.grpc, "-t", "b1", "-g", "b1-g", "-n", "350", "--json")
+	if res.Mode != "consume" || res.Received != 350 || res.E2ELat.Count != 350 {
+		t.Fatalf("bench consume %+v", res)
+	}
 }
 
 func TestRestartKeepsMessagesAndOffsets(t *testing.T) {
