@@ -528,3 +528,6 @@ func waitUntil(d time.Duration, cond func() bool) bool {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// tempDir makes a directory under the run's scratch directory.
+func tempDir(prefix string) (string, error) { return os.MkdirTemp(workDir, prefix) }
