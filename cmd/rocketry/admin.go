@@ -46,7 +46,7 @@ Output: -o table (default, for people) or -o json (stable fields, for scripts; s
 	pf.StringVarP(&f.namesrv, "namesrv", "n", envOr("NAMESRV_ADDR", "127.0.0.1:9876"), "NameServer address(es), ';' separated (env NAMESRV_ADDR)")
 	pf.StringVarP(&f.output, "output", "o", "table", "output format: table or json")
 	pf.DurationVar(&f.timeout, "timeout", 5*time.Second, "timeout of each request")
-	root.AddCommand(newAdminTopicCmd(f), newAdminGroupCmd(f), newAdminClusterCmd(f), newAdminMessageCmd(f))
+	root.AddCommand(newAdminTopicCmd(f), newAdminGroupCmd(f), newAdminClusterCmd(f), newAdminMessageCmd(f), newAdminBrokerCmd(f))
 	return root
 }
 

@@ -129,7 +129,8 @@ var requestNames = map[int32]string{
 	remoting.GetSubscriptionGroupConfig: "GET_SUBSCRIPTIONGROUP_CONFIG", remoting.PullMessage: "PULL_MESSAGE",
 	remoting.SendMessageV2: "SEND_MESSAGE_V2", remoting.QueryConsumerOffset: "QUERY_CONSUMER_OFFSET",
 	remoting.UpdateConsumerOffset: "UPDATE_CONSUMER_OFFSET", remoting.SearchOffsetByTimestamp: "SEARCH_OFFSET_BY_TIMESTAMP",
-	remoting.GetEarliestMsgStoretime: "GET_EARLIEST_MSG_STORETIME",
+	remoting.GetEarliestMsgStoretime: "GET_EARLIEST_MSG_STORETIME", remoting.GetBrokerConfig: "GET_BROKER_CONFIG",
+	remoting.UpdateBrokerConfig: "UPDATE_BROKER_CONFIG",
 }
 
 // invoke sends one request and returns the response, or an error: transport failures

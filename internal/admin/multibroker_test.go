@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,5 +106,33 @@ func TestTwoBrokers(t *testing.T) {
 	}
 	if _, ok := b2.Topics.Get("spread"); ok {
 		t.Fatal("broker-b still has the deleted topic")
+	}
+}
+
+func TestBrokerConfigGetAndUpdate(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := New(Config{NameServers: []string{c.NameServerAddr()}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	cfgs, err := a.GetBrokerConfig(ctx, "", "")
+	if err != nil || len(cfgs) != 1 || cfgs[0].Broker != "broker-a" || cfgs[0].Config["brokerClusterName"] != "DefaultCluster" {
+		t.Fatalf("get %+v %v", cfgs, err)
+	}
+	if _, err := a.UpdateBrokerConfig(ctx, "", "broker-a", map[string]string{"autoCreateTopicEnable": "false"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfgs, err = a.GetBrokerConfig(ctx, "", "broker-a"); err != nil || cfgs[0].Config["autoCreateTopicEnable"] != "false" {
+		t.Fatalf("after update %v %v", cfgs[0].Config["autoCreateTopicEnable"], err)
+	}
+	// Paths and addresses are not writable remotely.
+	if _, err := a.UpdateBrokerConfig(ctx, "", "", map[string]string{"storePathRootDir": "/tmp/x"}); err == nil || !strings.Contains(err.Error(), "NO_PERMISSION") {
+		t.Fatalf("storePathRootDir update: %v", err)
+	}
+	if _, err := a.GetBrokerConfig(ctx, "", "nope"); err == nil {
+		t.Fatal("unknown broker accepted")
 	}
 }

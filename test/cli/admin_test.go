@@ -104,6 +104,19 @@ func TestTopicsOfEveryTypeAndGroups(t *testing.T) {
 		return nil
 	})
 
+	var bcfg []struct {
+		Broker string
+		Config map[string]string
+	}
+	ok(t, "", s.admin("broker", "config", "set", "--set", "autoCreateSubscriptionGroup=false")...)
+	jsonOut(t, &bcfg, s.admin("broker", "config", "get", "--key", "autoCreateSubscriptionGroup")...)
+	if len(bcfg) != 1 || len(bcfg[0].Config) != 1 || bcfg[0].Config["autoCreateSubscriptionGroup"] != "false" {
+		t.Fatalf("broker config %+v", bcfg)
+	}
+	if r := run(t, "", s.admin("broker", "config", "set", "--set", "storePathRootDir=/tmp")...); r.code != 1 || !strings.Contains(r.stderr, "NO_PERMISSION") {
+		t.Fatalf("forbidden key: %+v", r)
+	}
+
 	var brokers []struct {
 		Cluster, BrokerName, Addr, Version string
 		BrokerID                           int
