@@ -432,3 +432,44 @@ func TestAutoRenew(t *testing.T) {
 		t.Fatalf("acked=%v, renewals left %d", acked, s.renew.len())
 	}
 }
+
+// The Node.js SDK drops a Settings reply that arrives before it waits for one (see
+// settingsRepeats), so non-Go clients get the reply again on the same stream; Go clients once.
+func TestTelemetrySettingsRepeatedForNonGoClients(t *testing.T) {
+	s := startProxy(t, newMemBackend(), nil)
+	c := dial(t, s.Addr().String(), false)
+	count := func(lang pb.Language, clientID string) int {
+		st := producerSettings("T1", "T2")
+		st.UserAgent.Language = lang
+		_, stream := settingsReply(t, c, clientID, st)
+		n := 1
+		deadline := time.After(settingsRepeats[len(settingsRepeats)-1] + 2*time.Second)
+		got := make(chan struct{}, 8) // buffered: the reader never blocks after count returns
+		go func() {
+			for {
+				r, err := stream.Recv()
+				if err != nil {
+					return
+				}
+				if r.GetSettings() != nil && r.GetStatus().GetCode() == pb.Code_OK {
+					got <- struct{}{}
+				}
+			}
+		}()
+		for {
+			select {
+			case <-got:
+				n++
+			case <-deadline:
+				stream.CloseSend()
+				return n
+			}
+		}
+	}
+	if n := count(pb.Language_NODE_JS, "node-1"); n != 1+len(settingsRepeats) {
+		t.Errorf("Node.js client got %d settings replies, want %d", n, 1+len(settingsRepeats))
+	}
+	if n := count(pb.Language_GOLANG, "go-1"); n != 1 {
+		t.Errorf("Go client got %d settings replies, want 1", n)
+	}
+}

@@ -111,7 +111,11 @@ func (s *Server) onTelemetry(ctx context.Context, c *call, cmd *pb.TelemetryComm
 		reply := s.serverSettings(ctx, st)
 		s.clients.putSettings(c.clientID, st, sess)
 		s.logger.Debug("client settings", "client", c.clientID, "type", st.GetClientType().String(), "language", c.language)
-		return &pb.TelemetryCommand{Status: okStatus(), Command: &pb.TelemetryCommand_Settings{Settings: reply}}, nil
+		cmd := &pb.TelemetryCommand{Status: okStatus(), Command: &pb.TelemetryCommand_Settings{Settings: reply}}
+		if st.GetUserAgent().GetLanguage() != pb.Language_GOLANG {
+			repeatSettings(sess, cmd)
+		}
+		return cmd, nil
 	case *pb.TelemetryCommand_ThreadStackTrace, *pb.TelemetryCommand_VerifyMessageResult:
 		// Answers to commands this proxy never issues on its own; nothing waits for them.
 		s.clients.touch(c.clientID)
@@ -119,6 +123,24 @@ func (s *Server) onTelemetry(ctx context.Context, c *call, cmd *pb.TelemetryComm
 	default:
 		s.logger.Debug("ignoring telemetry command", "client", c.clientID)
 		return nil, nil
+	}
+}
+
+// settingsRepeats are the delays after which a Settings reply is sent again on the same stream.
+//
+// The Node.js SDK (rocketmq-client-nodejs 1.0.8, BaseClient#startup) sends Settings while it
+// is still fetching the routes of its other topics and only afterwards installs the promise
+// that the first Settings reply resolves; a prompt reply is dropped and startup() then waits
+// forever (nothing re-sends Settings for 5 minutes). Repeating the reply is harmless for the
+// Java and Node clients (they apply identical settings again). go5 applies settings without
+// locking while it sends (a data race in the SDK), and never waits for them, so Go clients
+// get exactly one reply.
+var settingsRepeats = []time.Duration{time.Second, 3 * time.Second}
+
+// repeatSettings schedules copies of cmd on sess; copies for a closed session are dropped.
+func repeatSettings(sess *session, cmd *pb.TelemetryCommand) {
+	for _, d := range settingsRepeats {
+		time.AfterFunc(d, func() { sess.offer(cmd) })
 	}
 }
 
