@@ -135,6 +135,10 @@ func (e *BrokerError) grpcCode() pb.Code {
 		// MESSAGE_ILLEGAL; gRPC clients expect the specific code.
 		return pb.Code_ILLEGAL_DELIVERY_TIME
 	}
+	if e.Code == rcInvalidParameter && strings.Contains(e.Remark, "invisibleTime") {
+		// The broker's pop bounds (popMinInvisibleTime..12h) may be narrower than the proxy's.
+		return pb.Code_ILLEGAL_INVISIBLE_TIME
+	}
 	return BrokerCode(e.Code)
 }
 

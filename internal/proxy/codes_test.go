@@ -32,6 +32,7 @@ func TestCodeTable(t *testing.T) {
 		{&BrokerError{Code: 9999}, pb.Code_INTERNAL_SERVER_ERROR},
 		{&BrokerError{Code: rcMessageIllegal, Remark: "timer message illegal, the delay time should not be bigger than the max delay 259200000ms"}, pb.Code_ILLEGAL_DELIVERY_TIME},
 		{&BrokerError{Code: rcMessageIllegal, Remark: "the message is illegal"}, pb.Code_BAD_REQUEST},
+		{&BrokerError{Code: rcInvalidParameter, Remark: "invalid parameter: invisibleTime 2000ms not in 10000..43200000ms"}, pb.Code_ILLEGAL_INVISIBLE_TIME},
 		{statusErrorf(pb.Code_ILLEGAL_TOPIC, "x"), pb.Code_ILLEGAL_TOPIC},
 		{fmt.Errorf("plain"), pb.Code_INTERNAL_SERVER_ERROR},
 	} {
