@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -32,7 +33,44 @@ func newAdminClusterCmd(f *adminFlags) *cobra.Command {
 				})
 		},
 	}
-	root.AddCommand(list)
+	var (
+		wait       time.Duration
+		minBrokers int
+	)
+	health := &cobra.Command{
+		Use:   "health [--wait 30s] [--min-brokers 1]",
+		Short: "Exit 0 when the NameServer and every registered broker answer (wait for it with --wait)",
+		Long: `Check the cluster: the NameServer answers, at least --min-brokers brokers are registered and
+each answers. Exit 0 when healthy; otherwise exit 1 with the reason on stderr. With --wait,
+retry every 500 ms until healthy or the wait is over (for scripts and CI).`,
+		Example: "  rocketry admin cluster health --wait 60s && ./run-tests.sh",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return f.run(cmd, func(a *admin.Admin) (any, error) {
+				deadline := time.Now().Add(wait)
+				for {
+					h := a.Health(cmd.Context(), minBrokers)
+					if h.Healthy {
+						return h, nil
+					}
+					if time.Now().After(deadline) || cmd.Context().Err() != nil {
+						return nil, fmt.Errorf("cluster not healthy: %s", h.Reason)
+					}
+					select {
+					case <-cmd.Context().Done():
+					case <-time.After(500 * time.Millisecond):
+					}
+				}
+			}, func(w io.Writer, v any) error {
+				h := v.(*admin.ClusterHealth)
+				_, err := fmt.Fprintf(w, "healthy: %d broker(s) answering\n", len(h.Brokers))
+				return err
+			})
+		},
+	}
+	health.Flags().DurationVar(&wait, "wait", 0, "keep checking for up to this long")
+	health.Flags().IntVar(&minBrokers, "min-brokers", 1, "brokers that must be registered")
+	root.AddCommand(list, health)
 	return root
 }
 

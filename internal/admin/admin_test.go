@@ -273,3 +273,19 @@ func TestTransportErrorsNameTheAddress(t *testing.T) {
 		t.Fatal("empty address accepted")
 	}
 }
+
+func TestHealth(t *testing.T) {
+	f := newFakeCluster(t)
+	a := newTestAdmin(t, f)
+	if h := a.Health(context.Background(), 1); !h.Healthy || len(h.Brokers) != 1 {
+		t.Fatalf("health %+v", h)
+	}
+	if h := a.Health(context.Background(), 2); h.Healthy || !strings.Contains(h.Reason, "want at least 2") {
+		t.Fatalf("health with 2 wanted %+v", h)
+	}
+	down, _ := New(Config{NameServers: []string{"127.0.0.1:1"}, Timeout: time.Second}, nil)
+	defer down.Close()
+	if h := down.Health(context.Background(), 1); h.Healthy || h.Reason == "" {
+		t.Fatalf("unreachable NameServer reported %+v", h)
+	}
+}

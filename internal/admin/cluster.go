@@ -142,3 +142,32 @@ func firstField(s string) string {
 	}
 	return ""
 }
+
+// ClusterHealth is `cluster health`: the cluster is healthy when the NameServer answers, at
+// least MinBrokers brokers are registered, and every registered broker answers.
+type ClusterHealth struct {
+	Healthy bool         `json:"healthy"`
+	Brokers []BrokerInfo `json:"brokers"`
+	Reason  string       `json:"reason,omitempty"` // why not healthy
+}
+
+// Health checks the cluster once (see ClusterHealth).
+func (a *Admin) Health(ctx context.Context, minBrokers int) *ClusterHealth {
+	bs, err := a.ClusterList(ctx)
+	h := &ClusterHealth{Brokers: bs}
+	switch {
+	case err != nil:
+		h.Reason = err.Error()
+	case len(bs) < max(minBrokers, 1):
+		h.Reason = fmt.Sprintf("%d broker(s) registered, want at least %d", len(bs), max(minBrokers, 1))
+	default:
+		for _, b := range bs {
+			if b.Error != "" {
+				h.Reason = fmt.Sprintf("broker %s (%s) does not answer: %s", b.Name, b.Addr, b.Error)
+				return h
+			}
+		}
+		h.Healthy = true
+	}
+	return h
+}

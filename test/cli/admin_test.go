@@ -104,6 +104,15 @@ func TestTopicsOfEveryTypeAndGroups(t *testing.T) {
 		return nil
 	})
 
+	var health struct {
+		Healthy bool
+		Brokers []struct{ BrokerName string }
+	}
+	jsonOut(t, &health, s.admin("cluster", "health", "--wait", "10s")...)
+	if !health.Healthy || len(health.Brokers) != 1 {
+		t.Fatalf("cluster health %+v", health)
+	}
+
 	var bcfg []struct {
 		Broker string
 		Config map[string]string
@@ -136,6 +145,8 @@ func TestErrorsExitOneWithOneLine(t *testing.T) {
 		s.admin("topic", "create", "--name", "bad name!"),
 		s.admin("group", "reset-offset", "--name", "g"),
 		{"admin", "-n", "127.0.0.1:1", "topic", "list"},
+		{"admin", "-n", "127.0.0.1:1", "cluster", "health", "--wait", "1s"},
+		s.admin("cluster", "health", "--min-brokers", "2"),
 		{"admin", "-o", "yaml", "topic", "list"},
 		{"admin", "topic", "list", "--no-such-flag"},
 		{"produce", "--endpoint", s.grpc},
