@@ -67,7 +67,12 @@ func TestCLIAdminTopic(t *testing.T) {
 		} `json:"queues"`
 		Messages int64 `json:"messages"`
 	}
-	adminJSON(t, d, &desc, "topic", "describe", topic)
+	// Consume queues are built asynchronously after the append (as RocketMQ's dispatcher
+	// does): the count converges within moments.
+	waitUntil(10*time.Second, func() bool {
+		adminJSON(t, d, &desc, "topic", "describe", topic)
+		return desc.Messages >= 2
+	})
 	if desc.Name != topic || desc.Type != "FIFO" || len(desc.Queues) != 3 || desc.Messages != 2 {
 		t.Errorf("topic describe: name %s type %s, %d queues, %d messages; want FIFO, 3 queues, 2 messages", desc.Name, desc.Type, len(desc.Queues), desc.Messages)
 	}

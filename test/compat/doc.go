@@ -9,7 +9,6 @@
 //   - the rocketry CLI (admin, produce, consume).
 //
 // Both official Go clients have data races inside the libraries themselves, so the scenarios
-// are compiled without -race; under -race (make test) a single test re-runs this package
-// without the race detector in a child `go test` and reports its result. Failures found by
-// the suite are recorded in docs/qa/findings.md.
+// are compiled only without -race (`//go:build !race`); `make test` runs such packages in its
+// second, race-free pass. Failures found by the suite are recorded in docs/qa/findings.md.
 package compat
