@@ -76,6 +76,8 @@ func TestSendIOErrorStopsWrites(t *testing.T) {
 	faulty := vfs.NewFaulty(nil)
 	cfg.storeTweak = func(c *store.Config) { c.FS = faulty }
 	tb := startBroker(t, cfg)
+	// After the injected EIO the store closes reporting an unclean shutdown.
+	tb.closeErrOK = func(err error) bool { return errors.Is(err, store.ErrNotWritable) }
 	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
 		t.Fatal(err)
 	}
