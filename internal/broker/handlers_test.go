@@ -483,6 +483,10 @@ func TestSendToRetryTopicMovesToDLQ(t *testing.T) {
 	if n, d := tb.Store.MaxOffset(message.RetryTopic("G"), 0), tb.Store.MaxOffset(message.DLQTopic("G"), 0); n != 1 || d != 1 {
 		t.Fatalf("retry %d, dlq %d", n, d)
 	}
+	if msgs := decodeBody(t, tb.pull("R", message.DLQTopic("G"), 0, 0, 1, 0, 0, "*")); len(msgs) != 1 ||
+		msgs[0].Property(message.PropertyDLQOriginTopic) != message.RetryTopic("G") {
+		t.Fatalf("dead letter %+v", msgs)
+	}
 	if r := tb.invoke(remoting.SendMessage, map[string]string{
 		"producerGroup": "PG", "topic": message.RetryTopic("Unknown"), "queueId": "0", "properties": "",
 	}, []byte("x")); r.Code != remoting.SubscriptionGroupNotExist {

@@ -402,9 +402,16 @@ func (b *Broker) retryToDLQ(h *SendHeader, m *message.Ext) error {
 	if _, err := b.ensureGroupTopic(dlq, 1); err != nil {
 		return err
 	}
+	origin := m.Property(message.PropertyRetryTopic)
+	if origin == "" {
+		origin = h.Topic
+	}
 	m.Topic = dlq
 	m.QueueID = 0
 	m.RemoveProperty(message.PropertyDelayLevel)
+	m.SetProperty(message.PropertyDLQOriginTopic, origin)
+	m.SetProperty(message.PropertyDLQOriginMessageID, m.UniqKey())
+	b.mnode.SendToDLQ(origin, group, 1)
 	return nil
 }
 
