@@ -93,9 +93,10 @@ type commitLog struct {
 	mu   sync.RWMutex
 	segs []*segment // ascending start, contiguous
 
-	written atomic.Int64 // published append end (max physical offset)
-	active  *segment     // putMu
-	wrote   int64        // putMu: absolute position of the next append
+	written   atomic.Int64 // published append end (max physical offset)
+	active    *segment     // putMu
+	wrote     int64        // putMu: absolute position of the next append
+	prepAsked bool         // putMu: the next segment was requested from the preparer
 
 	// Background preparation of the next segment. At most one request is outstanding
 	// (prepStart, -1 when none), so the preparer's send on prepDone never blocks.
@@ -103,7 +104,6 @@ type commitLog struct {
 	prepStart int64
 	prepReq   chan int64
 	prepDone  chan prepared
-	warm      warmer
 	stop      chan struct{}
 	wg        sync.WaitGroup
 }
@@ -119,7 +119,6 @@ func newCommitLog(fsys vfs.FS, dir string, segSize int64, prealloc string, logge
 		fs: fsys, dir: dir, segSize: segSize, prealloc: prealloc, mapWrites: isOS,
 		logger:    logger,
 		prepStart: -1,
-		warm:      warmer{req: make(chan struct{}, 1)},
 		prepReq:   make(chan int64, 1),
 		prepDone:  make(chan prepared, 1),
 		stop:      make(chan struct{}),
@@ -254,12 +253,6 @@ func (c *commitLog) createSegment(start int64) (*segment, error) {
 
 // startPreparer runs the goroutine that creates the next segment ahead of need.
 func (c *commitLog) startPreparer() {
-	if c.mapWrites && !warmOff.Load() {
-		c.wg.Add(1)
-		go c.warmLoop()
-	} else {
-		c.warm.disabled.Store(true)
-	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()

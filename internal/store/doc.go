@@ -31,8 +31,6 @@
 //   - cleaner: every CleanInterval measures disk usage (disk-full flag) and applies
 //     retention.
 //   - preparer (commitLog): creates and preallocates the next segment ahead of need.
-//   - warmer (commitLog, real filesystem only): pre-faults the pages ahead of the write
-//     position so the appender's copy does not take the allocating page fault.
 //
 // # Locks, outer to inner (no lock is held across an fdatasync except where noted)
 //

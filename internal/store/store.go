@@ -171,9 +171,6 @@ func Open(cfg Config, logger *slog.Logger) (*Store, error) {
 	}
 	s.updateDiskUsage()
 	s.cl.startPreparer()
-	if s.cl.active != nil {
-		s.cl.requestPrepare(s.cl.active.end())
-	}
 	s.wg.Add(4)
 	if cfg.FlushDiskType == SyncFlush {
 		s.wg.Add(1)
@@ -439,7 +436,13 @@ func (s *Store) appendRecords(buf []byte, ms []*message.Ext, offs []int) (int64,
 	}
 	s.cl.wrote = base + total
 	s.cl.written.Store(s.cl.wrote)
-	s.cl.maybeWarm(s.cl.wrote)
+	// Prepare the next segment once this one is half full: early enough to be ready when
+	// needed, late enough that its zeroing does not compete with a fresh store's first
+	// fdatasyncs.
+	if !s.cl.prepAsked && s.cl.wrote-seg.start >= seg.size/2 {
+		s.cl.prepAsked = true
+		s.cl.requestPrepare(seg.end())
+	}
 	select {
 	case s.dispReq <- struct{}{}:
 	default:
@@ -476,7 +479,7 @@ func (s *Store) ensureSpace(n int64) error {
 	}
 	s.cl.appendSegment(next)
 	s.cl.active = next
-	s.cl.requestPrepare(next.end())
+	s.cl.prepAsked = false
 	return nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -206,18 +205,12 @@ func BenchmarkPutAsync(b *testing.B) {
 			}
 		}
 	}
-	// The same default configuration without page pre-faulting, for comparison.
-	warmOff.Store(true)
-	defer warmOff.Store(false)
-	for _, size := range []int{128, 1024, 4096} {
-		benchPutAsync(b, PreallocFallocate+"-nowarm", size, 1)
-	}
 }
 
 func benchPutAsync(b *testing.B, prealloc string, size, writers int) {
 	b.Run(fmt.Sprintf("%s/%dB/writers=%d", prealloc, size, writers), func(b *testing.B) {
 		cfg := benchConfig(b.TempDir())
-		cfg.PreallocMode = strings.TrimSuffix(prealloc, "-nowarm")
+		cfg.PreallocMode = prealloc
 		s, err := Open(cfg, nil)
 		if err != nil {
 			b.Fatal(err)
@@ -231,12 +224,19 @@ func benchPutAsync(b *testing.B, prealloc string, size, writers int) {
 	})
 }
 
-// BenchmarkPutSync: SYNC_FLUSH (group commit) 1 KiB puts from 1, 16 and 128 writers.
+// BenchmarkPutSync: SYNC_FLUSH (group commit) 1 KiB puts from 1, 16 and 128 writers with
+// the default (fallocated) segments, and from 1 writer with pre-zeroed segments.
 func BenchmarkPutSync(b *testing.B) {
-	for _, writers := range []int{1, 16, 128} {
-		b.Run(fmt.Sprintf("1KiB/writers=%d", writers), func(b *testing.B) {
+	type variant struct {
+		prealloc string
+		writers  int
+	}
+	for _, v := range []variant{{PreallocFallocate, 1}, {PreallocFallocate, 16}, {PreallocFallocate, 128}, {PreallocZero, 1}} {
+		writers := v.writers
+		b.Run(fmt.Sprintf("%s/1KiB/writers=%d", v.prealloc, writers), func(b *testing.B) {
 			cfg := benchConfig(b.TempDir())
 			cfg.FlushDiskType = SyncFlush
+			cfg.PreallocMode = v.prealloc
 			s, err := Open(cfg, nil)
 			if err != nil {
 				b.Fatal(err)
