@@ -64,9 +64,16 @@ func TestCompatPullConsumerByOffsets(t *testing.T) {
 		t.Fatalf("pulled %d messages, first %q at %d, next %d max %d", len(msgs), msgs[0].Body, msgs[0].QueueOffset, pr.NextBeginOffset, pr.MaxOffset)
 	}
 	// At the end of the queue the pull is held by the broker and answered on arrival.
+	sent := make(chan error, 1)
 	go func() {
 		time.Sleep(300 * time.Millisecond)
-		_, _ = p.SendSync(ctx, primitive.NewMessage("PullT", []byte("m10")))
+		_, err := p.SendSync(ctx, primitive.NewMessage("PullT", []byte("m10")))
+		sent <- err
+	}()
+	defer func() {
+		if err := <-sent; err != nil {
+			t.Errorf("send m10: %v", err)
+		}
 	}()
 	start := time.Now()
 	pr, err = pc.PullFrom(pctx, mq, 10, 4)
