@@ -85,3 +85,38 @@ func TestNodeSDK(t *testing.T) {
 		t.Logf("node: %s", strings.TrimSpace(string(out)))
 	})
 }
+
+// TestNodeSDKPushAndTransactions runs node/push.js: a PushConsumer (QueryAssignment, receive,
+// ack, and a retry after ConsumeResult.FAILURE with delivery attempt 2), then a transactional
+// producer (commit, rollback, orphan resolved by the checker) and a delay message.
+func TestNodeSDKPushAndTransactions(t *testing.T) {
+	t.Parallel()
+	dir := nodeSDK(t)
+	run := func(t *testing.T, args ...string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "node", append([]string{"push.js"}, args...)...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), `"ok":true`) {
+			t.Fatalf("node push.js %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		t.Logf("node: %s", strings.TrimSpace(string(out)))
+	}
+	both(t, func(t *testing.T, d *deployment) {
+		t.Run("push consumer", func(t *testing.T) {
+			t.Parallel()
+			topic := uniq("node_push")
+			createTopic(t, d, topic, "NORMAL", 2)
+			run(t, "push", d.grpc, topic, uniq("node_push_g"))
+		})
+		t.Run("transactions and delay", func(t *testing.T) {
+			t.Parallel()
+			tx, delay := uniq("node_tx"), uniq("node_delay")
+			createTopic(t, d, tx, "TRANSACTION", 2)
+			createTopic(t, d, delay, "DELAY", 2)
+			run(t, "txdelay", d.grpc, tx, delay, uniq("node_txd_g"))
+		})
+	})
+}
