@@ -606,3 +606,38 @@ func TestGo5SendAsync(t *testing.T) {
 		t.Fatalf("SendAsync: received %d of %d", len(got), n)
 	}
 }
+
+// TestGo5NackWithShortDelay: ChangeInvisibleDuration below the 10 s receive minimum is how
+// consumers nack with a short backoff (Java/Node push consumers use the server's own
+// 1 s, 5 s, ... backoff from Settings). RocketMQ bounds it only by the 12 h maximum: the
+// message must come back after ~1 s with delivery attempt 2.
+func TestGo5NackWithShortDelay(t *testing.T) {
+	t.Parallel()
+	d := standalone(t)
+	topic, group := uniq("go5_nack"), uniq("go5_nack_g")
+	createTopic(t, d, topic, "NORMAL", 1)
+	p := go5Producer(t, d.grpc, golang.WithTopics(topic))
+	go5Send(t, p, &golang.Message{Topic: topic, Body: []byte("nack")})
+	c := go5Consumer(t, d.grpc, group, map[string]string{topic: "*"})
+	var first *golang.MessageView
+	receiveUntil(t, c, 1, 30*time.Second, 20*time.Second, func(mv *golang.MessageView) { first = mv }, func() bool { return first != nil })
+	if first == nil {
+		t.Fatal("message not received")
+	}
+	if err := c.ChangeInvisibleDuration(first, time.Second); err != nil {
+		t.Fatalf("ChangeInvisibleDuration(1s) as a nack: %v (RocketMQ accepts any duration up to 12 h here)", err)
+	}
+	nacked := time.Now()
+	var again *golang.MessageView
+	receiveUntil(t, c, 1, 30*time.Second, 15*time.Second, func(mv *golang.MessageView) { again = mv }, func() bool { return again != nil })
+	if again == nil {
+		t.Fatal("message nacked with a 1 s delay did not come back within 15 s")
+	}
+	if el := time.Since(nacked); el > 5*time.Second {
+		t.Errorf("nacked message came back after %s, want ~1 s", el)
+	}
+	if again.GetDeliveryAttempt() != 2 {
+		t.Errorf("redelivery attempt %d, want 2", again.GetDeliveryAttempt())
+	}
+	ack(t, c, again)
+}
