@@ -300,3 +300,61 @@ func TestClusterNamesrvRestart(t *testing.T) {
 		t.Errorf("after the NameServer restart a new consumer missed %v", m)
 	}
 }
+
+// TestClusterProxyRestartTransactionCheck: after a proxy kill -9 and restart, an existing go5
+// transactional producer (its telemetry stream broken) must become known to the new proxy
+// again (heartbeat -> UNRECOGNIZED_CLIENT_TYPE -> settings), so an orphan transaction sent
+// after the restart is still resolved by its TransactionChecker.
+func TestClusterProxyRestartTransactionCheck(t *testing.T) {
+	t.Parallel()
+	d, err := startCluster(append([]string{"autoCreateTopicEnable=false"}, sharedConf...))
+	if d != nil {
+		t.Cleanup(d.close)
+	}
+	if err != nil {
+		t.Fatalf("cluster could not be started: %v", err)
+	}
+	topic, group := uniq("px_txn"), uniq("px_txn_g")
+	createTopic(t, d, topic, "TRANSACTION", 2)
+	var mu sync.Mutex
+	checked := map[string]int{}
+	checker := &golang.TransactionChecker{Check: func(mv *golang.MessageView) golang.TransactionResolution {
+		mu.Lock()
+		checked[string(mv.GetBody())]++
+		mu.Unlock()
+		return golang.COMMIT
+	}}
+	p := go5Producer(t, d.grpc, golang.WithTopics(topic), golang.WithTransactionChecker(checker))
+	d.pxProc.kill9()
+	px, err := startProc("proxy", d.pxProc.args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.pxProc = px
+	d.procs = append(d.procs, px)
+	if err := px.waitFor(20*time.Second, "listening again", dialOK(d.grpc)); err != nil {
+		t.Fatal(err)
+	}
+	var sent bool
+	restarted := time.Now()
+	waitUntil(30*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := p.SendWithTransaction(ctx, &golang.Message{Topic: topic, Body: []byte("orphan-after-restart")}, p.BeginTransaction())
+		sent = err == nil
+		return sent
+	})
+	if !sent {
+		t.Fatal("transactional send through the restarted proxy failed for 30 s")
+	}
+	c := go5Consumer(t, d.grpc, group, map[string]string{topic: "*"})
+	var got bool
+	receiveUntil(t, c, 4, 20*time.Second, 45*time.Second, func(mv *golang.MessageView) { got = true; ack(t, c, mv) }, func() bool { return got })
+	mu.Lock()
+	defer mu.Unlock()
+	if !got {
+		t.Errorf("orphan transaction sent after a proxy restart not resolved within 45 s (checker calls %v)", checked)
+	} else {
+		t.Logf("orphan after proxy restart resolved %s after the restart", time.Since(restarted).Round(time.Millisecond))
+	}
+}
