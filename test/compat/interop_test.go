@@ -358,3 +358,92 @@ func TestClusterProxyRestartTransactionCheck(t *testing.T) {
 		t.Logf("orphan after proxy restart resolved %s after the restart", time.Since(restarted).Round(time.Millisecond))
 	}
 }
+
+// TestTwoBrokers: one NameServer, two brokers (broker-a, broker-b) of one cluster, one proxy.
+// A topic created on the cluster lives on both; go5 sends spread over both brokers; a go5
+// consumer receives every message and its acks reach the right broker (nothing comes back
+// after the 1 s invisible time); a go2 consumer of another group reads all of them too.
+func TestTwoBrokers(t *testing.T) {
+	t.Parallel()
+	d, err := startCluster([]string{"autoCreateTopicEnable=false", "popMinInvisibleTime=1000"}, "--min-invisible", "1s")
+	if d != nil {
+		t.Cleanup(d.close)
+	}
+	if err != nil {
+		t.Fatalf("cluster could not be started: %v", err)
+	}
+	// Second broker: same cluster, another name, own data dir and port.
+	addrB, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	argsB := []string{"broker", "--config", d.conf, "--listen", addrB, "--namesrv-addr", d.ns,
+		"--data-dir", d.dir + "/broker-b", "--name", "broker-b-" + runID, "--advertise-addr", addrB, "--log-format", "json"}
+	pb, err := startProc("broker-b", argsB...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.procs = append(d.procs, pb)
+	if err := pb.waitFor(45*time.Second, "registered with the NameServer", brokerRegistered(d.ns, addrB)); err != nil {
+		t.Fatal(err)
+	}
+	topic, g5, g2 := uniq("two"), uniq("two_g5"), uniq("two_g2")
+	var created struct {
+		Brokers []string `json:"brokers"`
+	}
+	adminJSON(t, d, &created, "topic", "create", "--name", topic, "--queues", "2")
+	if len(created.Brokers) != 2 {
+		t.Fatalf("topic create on a two-broker cluster: brokers %v, want both", created.Brokers)
+	}
+	// The proxy caches routes (--route-cache-ttl 5s): wait until it routes to both brokers.
+	p := go5Producer(t, d.grpc, golang.WithTopics(topic))
+	const n = 40
+	sent := map[string]bool{}
+	for i := 0; i < n; i++ {
+		r := go5Send(t, p, &golang.Message{Topic: topic, Body: []byte(fmt.Sprint("m", i))})
+		sent[r.MessageID] = true
+	}
+	var desc struct {
+		Queues []struct {
+			Broker    string `json:"broker"`
+			MaxOffset int64  `json:"maxOffset"`
+		} `json:"queues"`
+	}
+	perBroker := map[string]int64{}
+	waitUntil(10*time.Second, func() bool {
+		adminJSON(t, d, &desc, "topic", "describe", "--name", topic)
+		clear(perBroker)
+		var sum int64
+		for _, q := range desc.Queues {
+			perBroker[q.Broker] += q.MaxOffset
+			sum += q.MaxOffset
+		}
+		return sum == n
+	})
+	if len(perBroker) != 2 || perBroker["broker-"+runID] == 0 || perBroker["broker-b-"+runID] == 0 {
+		t.Errorf("40 go5 sends spread as %v, want messages on both brokers", perBroker)
+	}
+	c := go5Consumer(t, d.grpc, g5, map[string]string{topic: "*"})
+	got := map[string]int{}
+	receiveUntil(t, c, 16, 2*time.Second, 30*time.Second, func(mv *golang.MessageView) {
+		got[mv.GetMessageId()]++
+		ack(t, c, mv)
+	}, func() bool { return len(got) >= n })
+	if len(got) != n {
+		t.Fatalf("go5 received %d of %d messages from two brokers", len(got), n)
+	}
+	// Acks went to the right broker: nothing comes back after the invisible time.
+	deadline := time.Now().Add(4 * time.Second)
+	again := 0
+	receiveUntil(t, c, 16, 2*time.Second, 5*time.Second, func(mv *golang.MessageView) { again++; ack(t, c, mv) },
+		func() bool { return time.Now().After(deadline) })
+	if again > 0 {
+		t.Errorf("%d acked messages delivered again (acks lost on one broker?)", again)
+	}
+	col := newCollector()
+	go2Push(t, d.ns, g2, topic, "*", col.handler)
+	waitUntil(30*time.Second, func() bool { return col.distinct() >= n })
+	if col.distinct() != n {
+		t.Errorf("go2 consumer read %d of %d messages from two brokers", col.distinct(), n)
+	}
+}
