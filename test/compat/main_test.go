@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -32,6 +33,14 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The scenarios mostly wait (invisible times, delays, restarts), so run more of them at
+	// once than go test's default of GOMAXPROCS (2 here), unless -parallel was given.
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		_ = flag.Set("test.parallel", "6")
+	}
 	dir, err := os.MkdirTemp("", "rocketry-compat-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
