@@ -1,7 +1,8 @@
 package proxy
 
 import (
-	"hash/crc32"
+	"crypto/md5"
+	"encoding/hex"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"strconv"
@@ -52,6 +53,15 @@ func messageTypeOf(p map[string]string) MessageType {
 
 // toPBMessage converts a stored (popped or checked) message. handle is the client-facing
 // receipt handle ("" for none); invisible is the pop's invisible time (0 for none).
+// bodyDigest is what the Java proxy sends (GrpcConverter): MD5 as upper-case hex. The Node.js
+// SDK verifies it that way (it also expects CRC32 as a *decimal* string, unlike go5's hex) and
+// its push consumer discards every message whose digest does not match; go5 computes a
+// lower-case hex digest but only records the mismatch in a flag it never reads.
+func bodyDigest(body []byte) *pb.Digest {
+	sum := md5.Sum(body)
+	return &pb.Digest{Type: pb.DigestType_MD5, Checksum: strings.ToUpper(hex.EncodeToString(sum[:]))}
+}
+
 func toPBMessage(m *Message, handle string, invisible time.Duration) *pb.Message {
 	p := m.Properties
 	topic := m.Topic
@@ -64,7 +74,7 @@ func toPBMessage(m *Message, handle string, invisible time.Duration) *pb.Message
 	}
 	sp := &pb.SystemProperties{
 		MessageId:    id,
-		BodyDigest:   &pb.Digest{Type: pb.DigestType_CRC32, Checksum: strconv.FormatUint(uint64(crc32.ChecksumIEEE(m.Body)), 16)},
+		BodyDigest:   bodyDigest(m.Body),
 		BodyEncoding: pb.Encoding_IDENTITY,
 		MessageType:  pb.MessageType(messageTypeOf(p)),
 		BornHost:     m.BornHost,

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"io"
 	"strings"
 	"testing"
@@ -261,6 +263,12 @@ func TestReceiveStreamShape(t *testing.T) {
 		sp.GetBodyDigest().GetChecksum() == "" || sp.GetMessageType() != pb.MessageType_NORMAL || sp.GetQueueOffset() != 0 {
 		t.Errorf("system properties = %v", sp)
 	}
+	// The digest is the Java proxy's: MD5 in upper-case hex (Node.js and Java verify it).
+	body := out[1].GetMessage().GetBody()
+	sum := md5.Sum(body)
+	if d := sp.GetBodyDigest(); d.GetType() != pb.DigestType_MD5 || d.GetChecksum() != strings.ToUpper(hex.EncodeToString(sum[:])) {
+		t.Errorf("body digest = %v, want upper-case MD5 of %q", d, body)
+	}
 
 	// Invisible duration outside [min, 12h].
 	req.InvisibleDuration = durationpb.New(13 * time.Hour)
@@ -471,5 +479,51 @@ func TestTelemetrySettingsRepeatedForNonGoClients(t *testing.T) {
 	}
 	if n := count(pb.Language_GOLANG, "go-1"); n != 1 {
 		t.Errorf("Go client got %d settings replies, want 1", n)
+	}
+}
+
+// ChangeInvisibleDuration is bounded by the maximum only: push consumers nack with 1 s, 5 s...
+// backoffs and 0 (redeliver now), below the receive minimum.
+func TestChangeInvisibleBelowReceiveMinimum(t *testing.T) {
+	b := newMemBackend()
+	b.addTopic("T", MessageTypeNormal, 1)
+	s := startProxy(t, b, func(c *Config) { c.MinInvisible, c.DefaultInvisible = 10*time.Second, 30*time.Second })
+	c := dial(t, s.Addr().String(), false)
+	settingsReply(t, c, "c", consumerSettings("g"))
+	cfg := DefaultConfig()
+	out, _ := cfg.buildMessage(baseMsg(), "T", time.Now())
+	b.Send(context.Background(), &SendRequest{Broker: memBroker, Message: out.msg})
+	req := &pb.ReceiveMessageRequest{
+		Group: &pb.Resource{Name: "g"}, MessageQueue: &pb.MessageQueue{Topic: &pb.Resource{Name: "T"}, Broker: &pb.Broker{Name: memBroker}},
+		BatchSize: 1, InvisibleDuration: durationpb.New(30 * time.Second),
+	}
+	got := receiveAll(t, c, req, 3*time.Second)
+	if len(got) != 3 {
+		t.Fatalf("receive = %v", got)
+	}
+	handle := got[1].GetMessage().GetSystemProperties().GetReceiptHandle()
+	change := func(d time.Duration, h string) *pb.ChangeInvisibleDurationResponse {
+		resp, err := c.ChangeInvisibleDuration(cctx(t, "c", 3*time.Second), &pb.ChangeInvisibleDurationRequest{
+			Group: &pb.Resource{Name: "g"}, Topic: &pb.Resource{Name: "T"}, ReceiptHandle: h,
+			InvisibleDuration: durationpb.New(d), MessageId: "01ABCDEF",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	r := change(time.Second, handle)
+	if r.GetStatus().GetCode() != pb.Code_OK || r.GetReceiptHandle() == "" {
+		t.Fatalf("1 s nack: %v", r.GetStatus())
+	}
+	if r := change(-time.Second, r.GetReceiptHandle()); r.GetStatus().GetCode() != pb.Code_ILLEGAL_INVISIBLE_TIME {
+		t.Fatalf("negative duration: %v", r.GetStatus())
+	}
+	if r := change(13*time.Hour, r.GetReceiptHandle()); r.GetStatus().GetCode() != pb.Code_ILLEGAL_INVISIBLE_TIME {
+		t.Fatalf("13 h: %v", r.GetStatus())
+	}
+	// The nacked message comes back after about a second.
+	if again := receiveAll(t, c, req, 5*time.Second); len(again) != 3 || again[1].GetMessage().GetSystemProperties().GetDeliveryAttempt() != 2 {
+		t.Fatalf("redelivery after a 1 s nack: %v", again)
 	}
 }
