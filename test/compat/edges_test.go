@@ -1,0 +1,187 @@
+//go:build !race
+
+package compat
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	golang "github.com/apache/rocketmq-clients/golang/v5"
+)
+
+// TestGo5FIFONackKeepsOrder (cluster, 1 s minimum): a FIFO message nacked with
+// ChangeInvisibleDuration comes back before the next message of its group.
+func TestGo5FIFONackKeepsOrder(t *testing.T) {
+	t.Parallel()
+	d := cluster(t)
+	topic, group := uniq("go5_fifo_nack"), uniq("go5_fifo_nack_g")
+	createTopic(t, d, topic, "FIFO", 2)
+	createGroup(t, d, group, true, 16)
+	p := go5Producer(t, d.grpc, golang.WithTopics(topic))
+	for i := 0; i < 3; i++ {
+		m := &golang.Message{Topic: topic, Body: []byte(fmt.Sprint("f", i))}
+		m.SetMessageGroup("only")
+		go5Send(t, p, m)
+	}
+	c := go5Consumer(t, d.grpc, group, map[string]string{topic: "*"})
+	var order []string
+	nacked := false
+	receiveUntil(t, c, 1, 5*time.Second, 30*time.Second, func(mv *golang.MessageView) {
+		b := string(mv.GetBody())
+		order = append(order, fmt.Sprintf("%s#%d", b, mv.GetDeliveryAttempt()))
+		if b == "f0" && !nacked {
+			nacked = true
+			if err := c.ChangeInvisibleDuration(mv, time.Second); err != nil {
+				t.Errorf("ChangeInvisibleDuration(1s) on a FIFO message: %v", err)
+			}
+			return
+		}
+		ack(t, c, mv)
+	}, func() bool { return len(order) >= 4 })
+	want := []string{"f0#1", "f0#2", "f1#1", "f2#1"}
+	if fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Errorf("FIFO with a nack of the first message: deliveries %v, want %v", order, want)
+	}
+}
+
+// TestBodiesAndProperties: binary bodies (every byte value), UTF-8 property values and
+// several keys survive go5 -> go2 and go2 -> go5.
+func TestBodiesAndProperties(t *testing.T) {
+	t.Parallel()
+	d := standalone(t)
+	topic := uniq("bodies")
+	createTopic(t, d, topic, "NORMAL", 1)
+	bin := make([]byte, 512)
+	for i := range bin {
+		bin[i] = byte(i)
+	}
+	p5 := go5Producer(t, d.grpc, golang.WithTopics(topic))
+	m5 := &golang.Message{Topic: topic, Body: bin}
+	m5.SetKeys("k1", "k2")
+	m5.SetTag("bin5")
+	m5.AddProperty("greeting", "héllo wörld ✓ 你好")
+	go5Send(t, p5, m5)
+	p2 := go2Producer(t, d.ns)
+	m2 := primitive.NewMessage(topic, bin)
+	m2.WithTag("bin2")
+	m2.WithKeys([]string{"k3", "k4"})
+	m2.WithProperty("greeting", "héllo wörld ✓ 你好")
+	sendSync(t, p2, m2)
+
+	c5 := go5Consumer(t, d.grpc, uniq("bodies_g5"), map[string]string{topic: "*"})
+	seen5 := map[string]bool{}
+	receiveUntil(t, c5, 4, 20*time.Second, 20*time.Second, func(mv *golang.MessageView) {
+		tag := ""
+		if mv.GetTag() != nil {
+			tag = *mv.GetTag()
+		}
+		seen5[tag] = true
+		if !bytes.Equal(mv.GetBody(), bin) {
+			t.Errorf("go5 received %s: body of %d bytes differs from the 512 sent", tag, len(mv.GetBody()))
+		}
+		if mv.GetProperties()["greeting"] != "héllo wörld ✓ 你好" {
+			t.Errorf("go5 received %s: property greeting %q", tag, mv.GetProperties()["greeting"])
+		}
+		if len(mv.GetKeys()) != 2 {
+			t.Errorf("go5 received %s: keys %v, want 2", tag, mv.GetKeys())
+		}
+		ack(t, c5, mv)
+	}, func() bool { return len(seen5) >= 2 })
+	if !seen5["bin5"] || !seen5["bin2"] {
+		t.Errorf("go5 consumer saw tags %v, want bin5 and bin2", seen5)
+	}
+	var mu sync.Mutex
+	seen2 := map[string]*primitive.MessageExt{}
+	go2Push(t, d.ns, uniq("bodies_g2"), topic, "*", func(_ context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range msgs {
+			seen2[m.GetTags()] = m
+		}
+		return consumer.ConsumeSuccess, nil
+	})
+	waitUntil(20*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen2) >= 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	for _, tag := range []string{"bin5", "bin2"} {
+		m := seen2[tag]
+		if m == nil {
+			t.Errorf("go2 consumer did not get %s", tag)
+			continue
+		}
+		if !bytes.Equal(m.Body, bin) || m.GetProperty("greeting") != "héllo wörld ✓ 你好" {
+			t.Errorf("go2 received %s: body %d bytes (equal %v), greeting %q", tag, len(m.Body), bytes.Equal(m.Body, bin), m.GetProperty("greeting"))
+		}
+	}
+}
+
+// TestGo5PastDelayAndInflight: a delay timestamp in the past is delivered at once; unacked
+// pop deliveries show as in flight in `admin group describe`, and leave it when acked.
+func TestGo5PastDelayAndInflight(t *testing.T) {
+	t.Parallel()
+	d := standalone(t)
+	topic, group := uniq("go5_past"), uniq("go5_past_g")
+	createTopic(t, d, topic, "DELAY", 1)
+	p := go5Producer(t, d.grpc, golang.WithTopics(topic))
+	for i := 0; i < 3; i++ {
+		m := &golang.Message{Topic: topic, Body: []byte(fmt.Sprint("past", i))}
+		m.SetDelayTimestamp(time.Now().Add(-time.Minute))
+		go5Send(t, p, m)
+	}
+	c := go5Consumer(t, d.grpc, group, map[string]string{topic: "*"})
+	var held []*golang.MessageView
+	start := time.Now()
+	receiveUntil(t, c, 8, 30*time.Second, 10*time.Second, func(mv *golang.MessageView) { held = append(held, mv) }, func() bool { return len(held) >= 3 })
+	if len(held) != 3 {
+		t.Fatalf("past-due delay messages: received %d of 3 within 10 s", len(held))
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("past-due delay messages took %s", el)
+	}
+	var desc struct {
+		Inflight int64 `json:"inflight"`
+	}
+	adminJSON(t, d, &desc, "group", "describe", "--name", group)
+	if desc.Inflight != 3 {
+		t.Errorf("group describe inflight %d with 3 received and unacked, want 3", desc.Inflight)
+	}
+	for _, mv := range held {
+		ack(t, c, mv)
+	}
+	ok := waitUntil(10*time.Second, func() bool {
+		adminJSON(t, d, &desc, "group", "describe", "--name", group)
+		return desc.Inflight == 0
+	})
+	if !ok {
+		t.Errorf("group describe inflight %d after acking everything, want 0", desc.Inflight)
+	}
+}
+
+// TestCLIMessageGetGo2ID: `admin message get --id` finds a go2 message by its send result
+// msgId (v4 unique key) and by its offset msgId.
+func TestCLIMessageGetGo2ID(t *testing.T) {
+	t.Parallel()
+	d := standalone(t)
+	topic := uniq("go2_id")
+	createTopic(t, d, topic, "NORMAL", 1)
+	p := go2Producer(t, d.ns)
+	r := sendSync(t, p, primitive.NewMessage(topic, []byte("by-id")))
+	for _, id := range []string{r.MsgID, r.OffsetMsgID} {
+		var res []struct {
+			Body string `json:"body"`
+		}
+		ok := waitUntil(10*time.Second, func() bool {
+			out, _, code := cli(20*time.Second, "admin", "-n", d.ns, "-o", "json", "message", "get", "--topic", topic, "--id", id)
+			return code == 0 && jsonLine(out, &res) == nil && len(res) == 1
+		})
+		if !ok || res[0].Body != "by-id" {
+			t.Errorf("message get --id %s: %+v", id, res)
+		}
+	}
+}
