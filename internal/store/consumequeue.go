@@ -87,17 +87,23 @@ func (q *consumeQueue) load() error {
 		starts = append(starts, v)
 	}
 	sort.Slice(starts, func(i, j int) bool { return starts[i] < starts[j] })
-	for i, start := range starts {
-		if start%q.fileSize != 0 || (i > 0 && start != starts[i-1]+q.fileSize) {
-			// Not contiguous: keep the newest contiguous run (older files are unreachable).
-			for _, f := range q.files {
-				_ = f.close()
-			}
-			q.files = nil
-			if start%q.fileSize != 0 {
-				return fmt.Errorf("store: consume-queue file %s/%020d misaligned", q.dir, start)
-			}
+	for _, start := range starts {
+		if start%q.fileSize != 0 {
+			return fmt.Errorf("store: consume-queue file %s/%020d is not aligned to the file size %d (was MappedFileSizeConsumeQueue changed?)", q.dir, start, q.fileSize)
 		}
+	}
+	// Keep the newest contiguous run of files: anything before a gap is unreachable.
+	first := len(starts) - 1
+	for first > 0 && starts[first-1]+q.fileSize == starts[first] {
+		first--
+	}
+	for _, start := range starts[:max(first, 0)] {
+		q.logger.Warn("removing consume-queue file before a gap", "topic", q.topic, "queue", q.queueID, "file", segmentName(start))
+		if err := q.fs.Remove(filepath.Join(q.dir, segmentName(start))); err != nil {
+			return fmt.Errorf("store: remove %s: %w", segmentName(start), err)
+		}
+	}
+	for _, start := range starts[max(first, 0):] {
 		f, err := q.openFile(start, false)
 		if err != nil {
 			return err
@@ -107,8 +113,7 @@ func (q *consumeQueue) load() error {
 	if len(q.files) == 0 {
 		return nil
 	}
-	first := q.files[0]
-	q.minOffset.Store(first.start / cqEntrySize)
+	q.minOffset.Store(q.files[0].start / cqEntrySize)
 	last := q.files[len(q.files)-1]
 	n := int(q.fileSize / cqEntrySize)
 	// Entries are written in order, so the used part of the last file is a prefix.

@@ -2,6 +2,8 @@ package store
 
 import (
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/rocketry-mq/rocketry/internal/store/vfs"
@@ -70,5 +72,30 @@ func TestConsumeQueueFilesTruncateTrim(t *testing.T) {
 	defer q.close()
 	if q.minOffset.Load() != 10 || q.maxOffset.Load() != 21 {
 		t.Fatalf("reloaded after trim: min %d max %d (min is refined by the store's trim at open)", q.minOffset.Load(), q.maxOffset.Load())
+	}
+}
+
+func TestConsumeQueueLoadKeepsNewestContiguousRun(t *testing.T) {
+	root := t.TempDir()
+	q := newTestQueue(t, root)
+	for i := int64(0); i < 20; i++ {
+		q.put(i, cqEntry{offset: i * 100, size: 100})
+	}
+	for i := int64(30); i < 35; i++ { // a jump: files for 20-29 never exist
+		q.put(i, cqEntry{offset: i * 100, size: 100})
+	}
+	q.close()
+	// A stray older file before the gap (an interrupted deletion): load drops it.
+	stray := filepath.Join(q.dir, segmentName(0))
+	if err := os.WriteFile(stray, make([]byte, 10*cqEntrySize), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	q = newTestQueue(t, root)
+	defer q.close()
+	if len(q.files) != 1 || q.minOffset.Load() != 30 || q.maxOffset.Load() != 35 {
+		t.Fatalf("files %d min %d max %d", len(q.files), q.minOffset.Load(), q.maxOffset.Load())
+	}
+	if _, err := os.Stat(stray); !os.IsNotExist(err) {
+		t.Fatal("file before the gap kept")
 	}
 }
