@@ -357,3 +357,28 @@ func TestStatsAndWriteFileAtomic(t *testing.T) {
 		}
 	}
 }
+
+func TestTagsCodeOverride(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.TagsCode = func(topic string, props map[string]string) int64 {
+		if topic == message.TopicSchedule {
+			return 1700000000000 // e.g. the delivery time of a delayed message
+		}
+		return message.TagsHashCode(props[message.PropertyTags])
+	}
+	s := openT(t, cfg)
+	defer s.Close()
+	put(t, s, newMsg(message.TopicSchedule, 2, 0, 10))
+	put(t, s, newMsg("Plain", 0, 1, 10))
+	waitDispatched(t, s)
+	r, _ := s.Get(message.TopicSchedule, 2, 0, 1, 1<<20, nil)
+	if len(r.Records) != 1 || r.Records[0].TagsCode != 1700000000000 {
+		t.Fatalf("override not applied: %+v", r.Records)
+	}
+	r.Release()
+	r, _ = s.Get("Plain", 0, 0, 1, 1<<20, nil)
+	if len(r.Records) != 1 || r.Records[0].TagsCode != message.TagsHashCode("tag1") {
+		t.Fatalf("default tags code: %+v", r.Records)
+	}
+	r.Release()
+}
