@@ -158,7 +158,9 @@ func AppendRecord(dst []byte, m *Ext) ([]byte, error) {
 		magic = MagicV2
 	}
 	if cap(dst)-len(dst) < size {
-		n := make([]byte, len(dst), len(dst)+size)
+		// Grow geometrically (like append) so that encoding many records into one buffer,
+		// as PutBatch does, stays linear rather than copying the prefix for every record.
+		n := make([]byte, len(dst), max(len(dst)+size, 2*cap(dst)))
 		copy(n, dst)
 		dst = n
 	}
