@@ -185,3 +185,58 @@ func TestCLIMessageGetGo2ID(t *testing.T) {
 		}
 	}
 }
+
+// TestGo5LongPollSeesRedelivery: a consumer waiting in a long poll gets a message as soon as
+// it becomes visible again (after a nack, or after its invisible time), not at the end of the
+// poll: the Node/Java push consumers always wait in 20-30 s long polls, so a late wake-up
+// delays every retry by a whole poll.
+func TestGo5LongPollSeesRedelivery(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		nack bool
+	}{{"after a nack", true}, {"after the invisible time", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d := cluster(t) // 1 s minimum invisible time
+			topic, group := uniq("go5_lp"), uniq("go5_lp_g")
+			createTopic(t, d, topic, "NORMAL", 1)
+			p := go5Producer(t, d.grpc, golang.WithTopics(topic))
+			go5Send(t, p, &golang.Message{Topic: topic, Body: []byte("lp")})
+			c, err := golang.NewSimpleConsumer(go5Config(d.grpc, group), golang.WithAwaitDuration(15*time.Second),
+				golang.WithSubscriptionExpressions(map[string]*golang.FilterExpression{topic: golang.SUB_ALL}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = c.GracefulStop() })
+			ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+			mvs, err := c.Receive(ctx, 1, 2*time.Second)
+			cancel()
+			if err != nil || len(mvs) != 1 {
+				t.Fatalf("first receive: %v", err)
+			}
+			visibleAt := time.Now().Add(2 * time.Second)
+			if tc.nack {
+				if err := c.ChangeInvisibleDuration(mvs[0], time.Second); err != nil {
+					t.Fatalf("ChangeInvisibleDuration(1s): %v", err)
+				}
+				visibleAt = time.Now().Add(time.Second)
+			}
+			ctx, cancel = context.WithTimeout(context.Background(), 25*time.Second)
+			again, err := c.Receive(ctx, 1, 20*time.Second)
+			cancel()
+			if err != nil || len(again) != 1 {
+				t.Fatalf("long poll (15 s) while the message becomes visible again: %v", err)
+			}
+			late := time.Since(visibleAt)
+			t.Logf("redelivered %s after it became visible", late.Round(time.Millisecond))
+			if late > 3*time.Second {
+				t.Errorf("a long poll returned the redelivered message %s after it became visible again (not woken; the poll's end?)", late.Round(time.Millisecond))
+			}
+			ack(t, c, again[0])
+		})
+	}
+}
