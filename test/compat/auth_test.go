@@ -1,0 +1,96 @@
+//go:build !race
+
+package compat
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	golang "github.com/apache/rocketmq-clients/golang/v5"
+	"github.com/apache/rocketmq-clients/golang/v5/credentials"
+)
+
+// TestProxyAuth: a second proxy with --auth --acl-file in front of the shared cluster. go5
+// signs every call (MQv2-HMAC-SHA1): a super user sends and receives; a user with Pub/Sub on
+// "authok_*" may use such topics and gets FORBIDDEN elsewhere; a wrong secret and anonymous
+// clients get UNAUTHORIZED.
+func TestProxyAuth(t *testing.T) {
+	t.Parallel()
+	d := cluster(t)
+	dir := t.TempDir()
+	acl := filepath.Join(dir, "acl.json")
+	if err := os.WriteFile(acl, []byte(`{"users":[
+ {"username":"admin","password":"adminsecret","super":true},
+ {"username":"app","password":"appsecret","policies":[
+   {"resource":"Topic:authok_*","actions":["Pub","Sub"],"decision":"Allow"},
+   {"resource":"Group:authok_*","actions":["Sub"],"decision":"Allow"}]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	px, err := startProc("proxy-auth", "proxy", "--grpc-listen", addr, "--namesrv-addr", d.ns, "--auth", "--acl-file", acl, "--log-format", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = px.stop(10 * time.Second) })
+	if err := px.waitFor(20*time.Second, "listening", dialOK(addr)); err != nil {
+		t.Fatal(err)
+	}
+	ok, denied := uniq("authok"), uniq("authno")
+	createTopic(t, d, ok, "NORMAL", 1)
+	createTopic(t, d, denied, "NORMAL", 1)
+
+	cfg := func(ak, sk, group string) *golang.Config {
+		return &golang.Config{Endpoint: addr, ConsumerGroup: group, Credentials: &credentials.SessionCredentials{AccessKey: ak, AccessSecret: sk}}
+	}
+	send := func(ak, sk, topic string) error {
+		p, err := golang.NewProducer(cfg(ak, sk, ""))
+		if err != nil {
+			return err
+		}
+		if err := p.Start(); err != nil {
+			return err
+		}
+		defer p.GracefulStop()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err = p.Send(ctx, &golang.Message{Topic: topic, Body: []byte("auth")})
+		return err
+	}
+	if err := send("admin", "adminsecret", denied); err != nil {
+		t.Errorf("super user send: %v", err)
+	}
+	if err := send("app", "appsecret", ok); err != nil {
+		t.Errorf("user with Pub on authok_*: %v", err)
+	}
+	if err := send("app", "appsecret", denied); err == nil || !strings.Contains(err.Error(), "FORBIDDEN") {
+		t.Errorf("user without Pub on %s: %v, want FORBIDDEN", denied, err)
+	}
+	if err := send("app", "wrong", ok); err == nil || !strings.Contains(err.Error(), "UNAUTHORIZED") {
+		t.Errorf("wrong secret: %v, want UNAUTHORIZED", err)
+	}
+	if err := send("", "", ok); err == nil || !strings.Contains(err.Error(), "UNAUTHORIZED") {
+		t.Errorf("anonymous: %v, want UNAUTHORIZED", err)
+	}
+	// The permitted user receives and acks what it sent.
+	c, err := golang.NewSimpleConsumer(cfg("app", "appsecret", uniq("authok_g")), golang.WithAwaitDuration(2*time.Second),
+		golang.WithSubscriptionExpressions(map[string]*golang.FilterExpression{ok: golang.SUB_ALL}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatalf("authorized consumer Start: %v", err)
+	}
+	t.Cleanup(func() { _ = c.GracefulStop() })
+	var got bool
+	receiveUntil(t, c, 4, 10*time.Second, 20*time.Second, func(mv *golang.MessageView) { got = true; ack(t, c, mv) }, func() bool { return got })
+	if !got {
+		t.Errorf("authorized consumer received nothing")
+	}
+}
