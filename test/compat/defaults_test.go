@@ -262,3 +262,75 @@ func TestTLSModes(t *testing.T) {
 		t.Errorf("--tls-mode maybe: exit %d, stderr %q; want exit 1 and a last line \"rocketry: ...\" naming the mode", code, errOut)
 	}
 }
+
+var saClusterModeShared lazy
+
+// TestStandaloneProxyModeCluster: `rocketry standalone --proxy-mode cluster` (the proxy talks
+// remoting to the in-process broker): quick start, FIFO order, delay, transaction commit and
+// a go2 round trip.
+func TestStandaloneProxyModeCluster(t *testing.T) {
+	t.Parallel()
+	d := saClusterModeShared.get(t, "rocketry standalone --proxy-mode cluster", func() (*deployment, error) {
+		return startStandalone("", nil, "--proxy-mode", "cluster")
+	})
+	topic, fifo, delay, txn := uniq("pmc"), uniq("pmc_fifo"), uniq("pmc_delay"), uniq("pmc_txn")
+	createTopic(t, d, fifo, "FIFO", 2)
+	createTopic(t, d, delay, "DELAY", 2)
+	createTopic(t, d, txn, "TRANSACTION", 2)
+	createGroup(t, d, uniq("unused"), false, 16)
+	fifoGroup := uniq("pmc_fifo_g")
+	createGroup(t, d, fifoGroup, true, 16)
+	p := go5Producer(t, d.grpc, golang.WithTopics(topic, fifo, delay, txn))
+	go5Send(t, p, &golang.Message{Topic: topic, Body: []byte("auto-created")})
+	for i := 0; i < 4; i++ {
+		m := &golang.Message{Topic: fifo, Body: []byte(fmt.Sprint(i))}
+		m.SetMessageGroup("g")
+		go5Send(t, p, m)
+	}
+	due := time.Now().Add(2 * time.Second)
+	dm := &golang.Message{Topic: delay, Body: []byte("delayed")}
+	dm.SetDelayTimestamp(due)
+	go5Send(t, p, dm)
+	tx := p.BeginTransaction()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_, err := p.SendWithTransaction(ctx, &golang.Message{Topic: txn, Body: []byte("committed")}, tx)
+	cancel()
+	if err != nil {
+		t.Fatalf("SendWithTransaction: %v", err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+
+	c := go5Consumer(t, d.grpc, uniq("pmc_g"), map[string]string{topic: "*", delay: "*", txn: "*"})
+	got := map[string]time.Time{}
+	receiveUntil(t, c, 8, 20*time.Second, 30*time.Second, func(mv *golang.MessageView) {
+		got[string(mv.GetBody())] = time.Now()
+		ack(t, c, mv)
+	}, func() bool { return len(got) >= 3 })
+	for _, b := range []string{"auto-created", "delayed", "committed"} {
+		if _, ok := got[b]; !ok {
+			t.Errorf("proxy-mode cluster: %q not received", b)
+		}
+	}
+	if at, ok := got["delayed"]; ok && at.Before(due.Add(-time.Millisecond)) {
+		t.Errorf("proxy-mode cluster: delay message %s early", due.Sub(at))
+	}
+	fc := go5Consumer(t, d.grpc, fifoGroup, map[string]string{fifo: "*"})
+	var order []string
+	receiveUntil(t, fc, 8, 20*time.Second, 30*time.Second, func(mv *golang.MessageView) {
+		order = append(order, string(mv.GetBody()))
+		ack(t, fc, mv)
+	}, func() bool { return len(order) >= 4 })
+	if strings.Join(order, ",") != "0,1,2,3" {
+		t.Errorf("proxy-mode cluster: FIFO order %v", order)
+	}
+	col := newCollector()
+	p2 := go2Producer(t, d.ns)
+	sendSync(t, p2, primitive.NewMessage(topic, []byte("go2")))
+	go2Push(t, d.ns, uniq("pmc_g2"), topic, "*", col.handler)
+	waitUntil(20*time.Second, func() bool { return len(col.has([]string{"go2", "auto-created"})) == 0 })
+	if m := col.has([]string{"go2", "auto-created"}); len(m) > 0 {
+		t.Errorf("proxy-mode cluster: go2 consumer missed %v", m)
+	}
+}
