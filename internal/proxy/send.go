@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"hash/fnv"
 
 	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 
@@ -16,25 +15,49 @@ type queueRef struct {
 	id     int32
 }
 
-// writableQueues flattens the route's writable queues in route order.
-func writableQueues(r *TopicRoute) []queueRef {
-	var out []queueRef
+// writableCount is the number of writable queues of r: for each broker with write permission,
+// in route order, ids 0..WriteQueues-1.
+func writableCount(r *TopicRoute) int {
+	n := 0
 	for _, b := range r.Brokers {
-		if b.Perm&PermWrite == 0 {
-			continue
-		}
-		for id := 0; id < b.WriteQueues; id++ {
-			out = append(out, queueRef{b.Name, int32(id)})
+		if b.Perm&PermWrite != 0 && b.WriteQueues > 0 {
+			n += b.WriteQueues
 		}
 	}
-	return out
+	return n
 }
 
-// fifoQueue maps a message group to a queue: stable for a stable route.
-func fifoQueue(qs []queueRef, group string) queueRef {
-	h := fnv.New32a()
-	h.Write([]byte(group))
-	return qs[h.Sum32()%uint32(len(qs))]
+// writableAt returns the i-th writable queue in the order writableCount counts them
+// (0 <= i < writableCount(r)). It walks the brokers instead of materialising the list, so a
+// send allocates nothing to pick its queue.
+func writableAt(r *TopicRoute, i int) queueRef {
+	for _, b := range r.Brokers {
+		if b.Perm&PermWrite == 0 || b.WriteQueues <= 0 {
+			continue
+		}
+		if i < b.WriteQueues {
+			return queueRef{b.Name, int32(i)}
+		}
+		i -= b.WriteQueues
+	}
+	panic("proxy: writableAt index out of range")
+}
+
+// FNV-1a, 32 bits (hash/fnv New32a), inlined to hash a string without copying it.
+const (
+	fnv32Offset = 2166136261
+	fnv32Prime  = 16777619
+)
+
+// fifoIndex maps a message group to one of n queues: FNV-1a of the group modulo n, stable for
+// a stable route (the mapping FIFO ordering relies on; pinned by TestFIFOQueueMapping).
+func fifoIndex(group string, n int) int {
+	h := uint32(fnv32Offset)
+	for i := 0; i < len(group); i++ {
+		h ^= uint32(group[i])
+		h *= fnv32Prime
+	}
+	return int(h % uint32(n))
 }
 
 // SendMessage validates and stores messages; the proxy picks the queue (FIFO: by message
@@ -86,8 +109,8 @@ func (s *Server) sendMessage(ctx context.Context, req *pb.SendMessageRequest) ([
 	if err != nil {
 		return nil, err
 	}
-	qs := writableQueues(r)
-	if len(qs) == 0 {
+	nq := writableCount(r)
+	if nq == 0 {
 		return nil, statusErrorf(pb.Code_FORBIDDEN, "topic %s has no writable queue", topic)
 	}
 	topicType, err := s.topicType(ctx, topic)
@@ -100,12 +123,12 @@ func (s *Server) sendMessage(ctx context.Context, req *pb.SendMessageRequest) ([
 
 	entries := make([]*pb.SendResultEntry, 0, len(msgs))
 	for _, m := range msgs {
-		entries = append(entries, s.sendOne(ctx, c, m, topic, topicType, qs))
+		entries = append(entries, s.sendOne(ctx, c, m, topic, topicType, r, nq))
 	}
 	return entries, nil
 }
 
-func (s *Server) sendOne(ctx context.Context, c *call, m *pb.Message, topic string, topicType MessageType, qs []queueRef) *pb.SendResultEntry {
+func (s *Server) sendOne(ctx context.Context, c *call, m *pb.Message, topic string, topicType MessageType, r *TopicRoute, nq int) *pb.SendResultEntry {
 	id := m.GetSystemProperties().GetMessageId()
 	fail := func(err error) *pb.SendResultEntry {
 		return &pb.SendResultEntry{Status: toStatus(err), MessageId: id}
@@ -120,9 +143,9 @@ func (s *Server) sendOne(ctx context.Context, c *call, m *pb.Message, topic stri
 	}
 	var q queueRef
 	if out.typ == MessageTypeFIFO {
-		q = fifoQueue(qs, out.group)
+		q = writableAt(r, fifoIndex(out.group, nq))
 	} else {
-		q = qs[s.rr.Add(1)%uint64(len(qs))]
+		q = writableAt(r, int(s.rr.Add(1)%uint64(nq)))
 	}
 	if out.typ == MessageTypeTransaction {
 		// Check-backs for this topic can now be routed to this producer even if it did not

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,20 @@ type Backend struct {
 
 	mu         sync.Mutex // guards registered
 	registered map[string]bool
+
+	// topics caches, per topic name, the route and config derived from the broker's topic
+	// table (*topicView), tagged with the table's DataVersion they were built from. The table
+	// bumps its version on every change, so an entry whose version differs from the table's
+	// current one is rebuilt: answers are always those of the table at the time of the call,
+	// without copying the topic's attributes (TopicTable.Get clones them) on every send.
+	topics sync.Map
+}
+
+// topicView is one cached topic; route and cfg are shared and read-only.
+type topicView struct {
+	dv    broker.DataVersion
+	route *proxy.TopicRoute
+	cfg   *proxy.TopicConfig
 }
 
 type checkerBox struct{ c proxy.TransactionChecker }
@@ -154,28 +169,54 @@ func (l *Backend) checkBroker(name string) error {
 	return nil
 }
 
-// QueryRoute implements proxy.Backend from the broker's topic table.
-func (l *Backend) QueryRoute(_ context.Context, topic string) (*proxy.TopicRoute, error) {
-	tc, ok := l.b.Topics.Get(topic)
-	if !ok {
-		return nil, fmt.Errorf("local: %s: %w", topic, proxy.ErrTopicNotFound)
+// topic returns the current view of a topic (nil, false when the topic does not exist).
+// The version is read before the config, so a concurrent change can only make the cached
+// entry older than the table, never newer: the next call sees a version mismatch and rebuilds.
+func (l *Backend) topic(name string) (*topicView, bool) {
+	dv := l.b.Topics.DataVersion()
+	if v, ok := l.topics.Load(name); ok {
+		if tv := v.(*topicView); tv.dv == dv {
+			return tv, true
+		}
 	}
-	return &proxy.TopicRoute{Topic: topic, Brokers: []proxy.BrokerQueues{{
-		Name: l.b.Name(), ReadQueues: int(tc.ReadQueueNums), WriteQueues: int(tc.WriteQueueNums), Perm: int(tc.Perm),
-	}}}, nil
-}
-
-// TopicConfig implements proxy.Backend.
-func (l *Backend) TopicConfig(_ context.Context, topic string) (*proxy.TopicConfig, error) {
-	tc, ok := l.b.Topics.Get(topic)
+	tc, ok := l.b.Topics.Get(name)
 	if !ok {
-		return nil, fmt.Errorf("local: %s: %w", topic, proxy.ErrTopicNotFound)
+		l.topics.Delete(name)
+		return nil, false
 	}
 	typ, err := proxy.ParseMessageType(tc.MessageType())
 	if err != nil {
 		typ = proxy.MessageTypeUnspecified
 	}
-	return &proxy.TopicConfig{Name: topic, ReadQueues: int(tc.ReadQueueNums), WriteQueues: int(tc.WriteQueueNums), Perm: int(tc.Perm), MessageType: typ}, nil
+	tv := &topicView{
+		dv: dv,
+		route: &proxy.TopicRoute{Topic: name, Brokers: []proxy.BrokerQueues{{
+			Name: l.b.Name(), ReadQueues: int(tc.ReadQueueNums), WriteQueues: int(tc.WriteQueueNums), Perm: int(tc.Perm),
+		}}},
+		cfg: &proxy.TopicConfig{Name: name, ReadQueues: int(tc.ReadQueueNums), WriteQueues: int(tc.WriteQueueNums), Perm: int(tc.Perm), MessageType: typ},
+	}
+	l.topics.Store(name, tv)
+	return tv, true
+}
+
+// QueryRoute implements proxy.Backend from the broker's topic table. The result is shared
+// (cached until the table changes) and must not be modified.
+func (l *Backend) QueryRoute(_ context.Context, topic string) (*proxy.TopicRoute, error) {
+	tv, ok := l.topic(topic)
+	if !ok {
+		return nil, fmt.Errorf("local: %s: %w", topic, proxy.ErrTopicNotFound)
+	}
+	return tv.route, nil
+}
+
+// TopicConfig implements proxy.Backend. The result is shared (cached until the table
+// changes) and must not be modified.
+func (l *Backend) TopicConfig(_ context.Context, topic string) (*proxy.TopicConfig, error) {
+	tv, ok := l.topic(topic)
+	if !ok {
+		return nil, fmt.Errorf("local: %s: %w", topic, proxy.ErrTopicNotFound)
+	}
+	return tv.cfg, nil
 }
 
 // CreateTopic implements proxy.Backend.
@@ -216,8 +257,12 @@ func (l *Backend) Send(ctx context.Context, req *proxy.SendRequest) (*proxy.Send
 		MaxReconsumeTimes: -1, BrokerName: req.Broker,
 	}
 	var born netip.AddrPort
-	if ap, err := netip.ParseAddrPort(m.Properties[message.PropertyBornHost]); err == nil {
-		born = ap
+	// go5 sends the host's IP without a port: skip the parse (and its error allocation) when
+	// there is no port separator, which ParseAddrPort would reject anyway.
+	if bh := m.Properties[message.PropertyBornHost]; strings.IndexByte(bh, ':') >= 0 {
+		if ap, err := netip.ParseAddrPort(bh); err == nil {
+			born = ap
+		}
 	}
 	return cluster.SendResult(l.b.SendMessage(ctx, h, m.Body, born), req)
 }

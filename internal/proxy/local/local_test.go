@@ -1,0 +1,134 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/rocketry-mq/rocketry/internal/broker"
+	"github.com/rocketry-mq/rocketry/internal/logging"
+	"github.com/rocketry-mq/rocketry/internal/proxy"
+)
+
+func newTestBroker(t testing.TB) *broker.Broker {
+	cfg := broker.DefaultConfig()
+	cfg.ListenAddr = "127.0.0.1:0"
+	cfg.NamesrvAddrs = nil
+	cfg.DataDir = t.TempDir()
+	cfg.BrokerName = "broker-a"
+	cfg.MappedFileSizeCommitLog = 16 << 20
+	br, err := broker.New(cfg, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { br.Close() })
+	return br
+}
+
+// TestTopicViewFollowsTable: the cached route/config answers change as soon as the broker's
+// topic table does (create, update of queues and message type, delete).
+func TestTopicViewFollowsTable(t *testing.T) {
+	br := newTestBroker(t)
+	be := New(br, logging.Discard())
+	ctx := context.Background()
+	if _, err := be.QueryRoute(ctx, "t1"); !errors.Is(err, proxy.ErrTopicNotFound) {
+		t.Fatalf("unknown topic: %v", err)
+	}
+	tc := broker.NewTopicConfig("t1", 4)
+	if err := br.CreateTopic(tc); err != nil {
+		t.Fatal(err)
+	}
+	r, err := be.QueryRoute(ctx, "t1")
+	if err != nil || len(r.Brokers) != 1 || r.Brokers[0].WriteQueues != 4 || r.Brokers[0].Name != "broker-a" {
+		t.Fatalf("route %+v, %v", r, err)
+	}
+	if r2, _ := be.QueryRoute(ctx, "t1"); r2 != r {
+		t.Fatal("unchanged table: expected the cached route")
+	}
+	c, err := be.TopicConfig(ctx, "t1")
+	if err != nil || c.MessageType != proxy.MessageTypeNormal {
+		t.Fatalf("config %+v, %v", c, err)
+	}
+
+	tc = broker.NewTopicConfig("t1", 8)
+	tc.ReadQueueNums = 6
+	tc.Attributes["message.type"] = "FIFO"
+	if err := br.CreateTopic(tc); err != nil {
+		t.Fatal(err)
+	}
+	r, err = be.QueryRoute(ctx, "t1")
+	if err != nil || r.Brokers[0].WriteQueues != 8 || r.Brokers[0].ReadQueues != 6 {
+		t.Fatalf("updated route %+v, %v", r.Brokers, err)
+	}
+	if c, err = be.TopicConfig(ctx, "t1"); err != nil || c.MessageType != proxy.MessageTypeFIFO || c.WriteQueues != 8 {
+		t.Fatalf("updated config %+v, %v", c, err)
+	}
+
+	// A change to another topic bumps the version too; t1's answer stays the same.
+	if err := br.CreateTopic(broker.NewTopicConfig("t2", 2)); err != nil {
+		t.Fatal(err)
+	}
+	if r, err = be.QueryRoute(ctx, "t1"); err != nil || r.Brokers[0].WriteQueues != 8 {
+		t.Fatalf("route after other change %+v, %v", r, err)
+	}
+
+	if ok, err := br.Topics.Delete("t1"); !ok || err != nil {
+		t.Fatalf("delete: %v %v", ok, err)
+	}
+	if _, err := be.QueryRoute(ctx, "t1"); !errors.Is(err, proxy.ErrTopicNotFound) {
+		t.Fatalf("deleted topic route: %v", err)
+	}
+	if _, err := be.TopicConfig(ctx, "t1"); !errors.Is(err, proxy.ErrTopicNotFound) {
+		t.Fatalf("deleted topic config: %v", err)
+	}
+}
+
+// BenchmarkTopicLookup: what a send asks the backend before storing (QueryRoute, then
+// TopicConfig). "table" is the pre-cache implementation (two TopicTable.Get copies and fresh
+// results each time), kept here as the reference.
+//
+//	go test ./internal/proxy/local -run '^$' -bench TopicLookup -benchmem
+func BenchmarkTopicLookup(b *testing.B) {
+	br := newTestBroker(b)
+	tc := broker.NewTopicConfig("bench", 8)
+	tc.Attributes["message.type"] = "NORMAL"
+	if err := br.CreateTopic(tc); err != nil {
+		b.Fatal(err)
+	}
+	be := New(br, logging.Discard())
+	ctx := context.Background()
+	b.Run("cached", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				r, err := be.QueryRoute(ctx, "bench")
+				if err != nil || len(r.Brokers) != 1 {
+					b.Fatal(err)
+				}
+				if _, err := be.TopicConfig(ctx, "bench"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+	b.Run("table", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				tc, ok := br.Topics.Get("bench")
+				if !ok {
+					b.Fatal("missing")
+				}
+				r := &proxy.TopicRoute{Topic: "bench", Brokers: []proxy.BrokerQueues{{
+					Name: br.Name(), ReadQueues: int(tc.ReadQueueNums), WriteQueues: int(tc.WriteQueueNums), Perm: int(tc.Perm),
+				}}}
+				tc2, _ := br.Topics.Get("bench")
+				typ, _ := proxy.ParseMessageType(tc2.MessageType())
+				c := &proxy.TopicConfig{Name: "bench", ReadQueues: int(tc2.ReadQueueNums), WriteQueues: int(tc2.WriteQueueNums), Perm: int(tc2.Perm), MessageType: typ}
+				if len(r.Brokers) != 1 || c.Name == "" {
+					b.Fatal("bad")
+				}
+			}
+		})
+	})
+}
