@@ -62,7 +62,12 @@ func TestMain(m *testing.M) {
 	os.Setenv("mq.consoleAppender.enabled", "false")
 	os.Setenv("rocketmq.client.logLevel", "error")
 	golang.ResetLogger()
-	rlog.SetLogLevel("fatal")
+	// COMPAT_GO2_LOG=warn|info|debug shows the go2 client's own log (stdout) when debugging.
+	if lvl := os.Getenv("COMPAT_GO2_LOG"); lvl != "" {
+		rlog.SetLogLevel(lvl)
+	} else {
+		rlog.SetLogLevel("fatal")
+	}
 
 	code := m.Run()
 	stopShared()

@@ -309,3 +309,76 @@ func TestCLIMessageGetAndResetOffset(t *testing.T) {
 func jsonLine(s string, v any) error {
 	return jsonUnmarshal([]byte(strings.TrimSpace(s)), v)
 }
+
+// TestClientsSurviveRestart: go5 and go2 producers and consumers created before a standalone
+// restart (SIGTERM, same data dir and ports) keep working after it without being re-created,
+// as long-running applications expect.
+func TestClientsSurviveRestart(t *testing.T) {
+	t.Parallel()
+	d, err := startStandalone("", nil)
+	if d != nil {
+		t.Cleanup(d.close)
+	}
+	if err != nil {
+		t.Fatalf("rocketry standalone could not be started: %v", err)
+	}
+	topic := uniq("survive")
+	createTopic(t, d, topic, "NORMAL", 2)
+	p5 := go5Producer(t, d.grpc, golang.WithTopics(topic))
+	c5 := go5Consumer(t, d.grpc, uniq("survive_g5"), map[string]string{topic: "*"})
+	p2 := go2Producer(t, d.ns)
+	col := newCollector()
+	go2Push(t, d.ns, uniq("survive_g2"), topic, "*", col.handler)
+	go5Send(t, p5, &golang.Message{Topic: topic, Body: []byte("before")})
+	got5 := map[string]bool{}
+	receiveUntil(t, c5, 4, 10*time.Second, 20*time.Second, func(mv *golang.MessageView) { got5[string(mv.GetBody())] = true; ack(t, c5, mv) },
+		func() bool { return got5["before"] })
+	waitUntil(20*time.Second, func() bool { return len(col.has([]string{"before"})) == 0 })
+
+	if err := d.saProc.stop(20 * time.Second); err != nil {
+		t.Errorf("SIGTERM: %v", err)
+	}
+	if err := d.restartStandalone(); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	restarted := time.Now()
+	var ok5, ok2 bool
+	waitUntil(40*time.Second, func() bool {
+		if !ok5 {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := p5.Send(ctx, &golang.Message{Topic: topic, Body: []byte("after-go5")})
+			cancel()
+			ok5 = err == nil
+		}
+		if !ok2 {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			r, err := p2.SendSync(ctx, primitive.NewMessage(topic, []byte("after-go2")))
+			cancel()
+			ok2 = err == nil && r.Status == primitive.SendOK
+		}
+		return ok5 && ok2
+	})
+	if !ok5 || !ok2 {
+		t.Fatalf("after the restart: go5 producer ok=%v, go2 producer ok=%v within 40 s", ok5, ok2)
+	}
+	t.Logf("both producers sending again %s after the restart", time.Since(restarted).Round(time.Millisecond))
+	want := []string{"after-go5", "after-go2"}
+	receiveUntil(t, c5, 4, 10*time.Second, 40*time.Second, func(mv *golang.MessageView) { got5[string(mv.GetBody())] = true; ack(t, c5, mv) },
+		func() bool { return got5["after-go5"] && got5["after-go2"] })
+	for _, w := range want {
+		if !got5[w] {
+			t.Errorf("go5 consumer created before the restart did not receive %s", w)
+		}
+	}
+	t.Logf("go5 consumer got both %s after the restart", time.Since(restarted).Round(time.Millisecond))
+	waitUntil(60*time.Second, func() bool { return len(col.has(want)) == 0 })
+	t.Logf("go2 consumer got both %s after the restart", time.Since(restarted).Round(time.Millisecond))
+	if m := col.has(want); len(m) > 0 {
+		t.Errorf("go2 push consumer created before the restart did not receive %v", m)
+	}
+	col.mu.Lock()
+	if col.count["before"] > 1 {
+		t.Errorf("go2 consumer got the pre-restart message again (%d times)", col.count["before"])
+	}
+	col.mu.Unlock()
+}
