@@ -93,4 +93,9 @@ func TestProxyAuth(t *testing.T) {
 	if !got {
 		t.Errorf("authorized consumer received nothing")
 	}
+	_ = c.GracefulStop()
+	// A proxy stops cleanly on SIGTERM (exit status 0).
+	if err := px.stop(15 * time.Second); err != nil {
+		t.Errorf("proxy SIGTERM: %v (want exit status 0); log tail:\n%s", err, px.logTail(1500))
+	}
 }
