@@ -25,7 +25,7 @@ import (
 
 func go2Producer(t *testing.T, ns string, opts ...producer.Option) rocketmq.Producer {
 	t.Helper()
-	all := append([]producer.Option{producer.WithNameServer([]string{ns}), producer.WithRetry(2),
+	all := append([]producer.Option{producer.WithNameServer(strings.Split(ns, ";")), producer.WithRetry(2),
 		producer.WithGroupName(uniq("go2_pg")), producer.WithInstanceName(uniq("inst")),
 		producer.WithSendMsgTimeout(10 * time.Second)}, opts...)
 	p, err := rocketmq.NewProducer(all...)
@@ -45,7 +45,7 @@ type go2Handler func(context.Context, ...*primitive.MessageExt) (consumer.Consum
 // function shuts it down (also registered with t.Cleanup; calling it twice is harmless).
 func go2Push(t *testing.T, ns, group, topic, expr string, h go2Handler, opts ...consumer.Option) func() {
 	t.Helper()
-	all := append([]consumer.Option{consumer.WithNameServer([]string{ns}), consumer.WithGroupName(group),
+	all := append([]consumer.Option{consumer.WithNameServer(strings.Split(ns, ";")), consumer.WithGroupName(group),
 		consumer.WithInstance(uniq("inst")), consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset)}, opts...)
 	c, err := rocketmq.NewPushConsumer(all...)
 	if err != nil {

@@ -447,3 +447,90 @@ func TestTwoBrokers(t *testing.T) {
 		t.Errorf("go2 consumer read %d of %d messages from two brokers", col.distinct(), n)
 	}
 }
+
+// TestTwoNameServers: the README's multi-node layout: two independent NameServers, a broker
+// registered with both, a proxy and clients listing both. With the first NameServer killed,
+// new go2 and go5 clients still find the topic through the second.
+func TestTwoNameServers(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	nsA, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsB, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	brAddr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	grpcAddr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := nsA + ";" + nsB
+	var procs []*proc
+	t.Cleanup(func() {
+		for i := len(procs) - 1; i >= 0; i-- {
+			_ = procs[i].stop(10 * time.Second)
+		}
+	})
+	start := func(name string, ready func() error, args ...string) *proc {
+		t.Helper()
+		p, err := startProc(name, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		procs = append(procs, p)
+		if err := p.waitFor(45*time.Second, "ready", ready); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a := start("namesrv-a", dialOK(nsA), "namesrv", "--listen", nsA)
+	start("namesrv-b", dialOK(nsB), "namesrv", "--listen", nsB)
+	conf, err := brokerConf(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start("broker", func() error {
+		if err := brokerRegistered(nsA, brAddr)(); err != nil {
+			return err
+		}
+		return brokerRegistered(nsB, brAddr)()
+	}, "broker", "--config", conf, "--listen", brAddr, "--namesrv-addr", both, "--data-dir", dir+"/broker",
+		"--name", "broker-ns2-"+runID, "--advertise-addr", brAddr)
+	start("proxy", dialOK(grpcAddr), "proxy", "--grpc-listen", grpcAddr, "--namesrv-addr", both)
+	d := &deployment{ns: both, grpc: grpcAddr, broker: brAddr}
+	topic := uniq("ns2")
+	createTopic(t, d, topic, "NORMAL", 2) // admin with both NameServers
+
+	a.kill9()
+	p2 := go2Producer(t, both)
+	sendSync(t, p2, primitive.NewMessage(topic, []byte("via-b")))
+	col := newCollector()
+	go2Push(t, both, uniq("ns2_g2"), topic, "*", col.handler)
+	waitUntil(30*time.Second, func() bool { return len(col.has([]string{"via-b"})) == 0 })
+	if m := col.has([]string{"via-b"}); len(m) > 0 {
+		t.Errorf("go2 with NameServer A down: not consumed %v", m)
+	}
+	// The proxy's route cache expires (5 s): it must keep routing through NameServer B.
+	p5 := go5Producer(t, grpcAddr, golang.WithTopics(topic))
+	var sent bool
+	waitUntil(20*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := p5.Send(ctx, &golang.Message{Topic: topic, Body: []byte("go5-via-b")})
+		sent = err == nil
+		return sent
+	})
+	if !sent {
+		t.Errorf("go5 through a proxy listing two NameServers, one down: send failed")
+	}
+	out, errOut, code := cli(30*time.Second, "admin", "-n", both, "-o", "json", "topic", "describe", "--name", topic)
+	if code != 0 {
+		t.Errorf("admin -n \"A;B\" with A down: exit %d %s %s", code, out, errOut)
+	}
+}
