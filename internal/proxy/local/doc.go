@@ -17,5 +17,11 @@
 // disappeared. The broker then calls CheckTransaction, which hands the check to the proxy
 // without blocking.
 //
-// Goroutines: Run owns the sync loop. Locks: Backend.mu guards the registered set, leaf lock.
+// Topic lookups: QueryRoute and TopicConfig answer from a per-topic cache tagged with the broker
+// topic table's DataVersion (bumped on every create, update and delete) and rebuilt when the
+// version moved, so every send sees the table as of its call without copying the topic's
+// attributes; the returned values are shared and read-only.
+//
+// Goroutines: Run owns the sync loop. Locks: Backend.mu guards the registered set, leaf lock;
+// the topic cache is a sync.Map (no lock of its own).
 package local
