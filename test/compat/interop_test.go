@@ -534,3 +534,51 @@ func TestTwoNameServers(t *testing.T) {
 		t.Errorf("admin -n \"A;B\" with A down: exit %d %s %s", code, out, errOut)
 	}
 }
+
+// TestIdleClientsKeepWorking: go5 clients idle for longer than the proxy's client expiry and
+// idle-connection limits (120 s) keep working: the producer sends, its telemetry stream still
+// carries the transaction check-back for an orphan, and the consumer receives. (Long: it runs
+// in parallel with the rest of the suite.)
+func TestIdleClientsKeepWorking(t *testing.T) {
+	t.Parallel()
+	d := standalone(t)
+	topic, txTopic, group := uniq("idle"), uniq("idle_txn"), uniq("idle_g")
+	createTopic(t, d, topic, "NORMAL", 1)
+	createTopic(t, d, txTopic, "TRANSACTION", 1)
+	var mu sync.Mutex
+	checked := 0
+	checker := &golang.TransactionChecker{Check: func(*golang.MessageView) golang.TransactionResolution {
+		mu.Lock()
+		checked++
+		mu.Unlock()
+		return golang.COMMIT
+	}}
+	p := go5Producer(t, d.grpc, golang.WithTopics(topic, txTopic), golang.WithTransactionChecker(checker))
+	c := go5Consumer(t, d.grpc, group, map[string]string{topic: "*", txTopic: "*"})
+	go5Send(t, p, &golang.Message{Topic: topic, Body: []byte("before-idle")})
+	got := map[string]bool{}
+	receiveUntil(t, c, 4, 20*time.Second, 20*time.Second, func(mv *golang.MessageView) { got[string(mv.GetBody())] = true; ack(t, c, mv) },
+		func() bool { return got["before-idle"] })
+
+	// Idle: no application call for 130 s (the SDKs keep heartbeating on their own).
+	idle := time.NewTimer(130 * time.Second)
+	<-idle.C
+
+	go5Send(t, p, &golang.Message{Topic: topic, Body: []byte("after-idle")})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_, err := p.SendWithTransaction(ctx, &golang.Message{Topic: txTopic, Body: []byte("orphan-after-idle")}, p.BeginTransaction())
+	cancel()
+	if err != nil {
+		t.Fatalf("transactional send after 130 s idle: %v", err)
+	}
+	receiveUntil(t, c, 4, 20*time.Second, 30*time.Second, func(mv *golang.MessageView) { got[string(mv.GetBody())] = true; ack(t, c, mv) },
+		func() bool { return got["after-idle"] && got["orphan-after-idle"] })
+	if !got["after-idle"] {
+		t.Errorf("after 130 s idle: the consumer did not receive a new message")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !got["orphan-after-idle"] {
+		t.Errorf("after 130 s idle: orphan transaction not resolved (checker called %d times): telemetry stream lost?", checked)
+	}
+}
