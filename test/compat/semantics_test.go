@@ -226,3 +226,55 @@ func TestGo2BurstToGo5(t *testing.T) {
 		t.Errorf("%d messages delivered more than once although acked in time", dups)
 	}
 }
+
+// TestGo5FourConsumersNoDuplicates: four simple consumers of one group race for 600 messages on
+// 8 queues; every message is received exactly once (all are acked well within the invisible
+// time, so a second delivery would be a pop bookkeeping bug).
+func TestGo5FourConsumersNoDuplicates(t *testing.T) {
+	t.Parallel()
+	both(t, func(t *testing.T, d *deployment) {
+		topic, group := uniq("go5_four"), uniq("go5_four_g")
+		createTopic(t, d, topic, "NORMAL", 8)
+		p := go2Producer(t, d.ns)
+		const n = 600
+		for b := 0; b < n/100; b++ {
+			var msgs []*primitive.Message
+			for i := 0; i < 100; i++ {
+				msgs = append(msgs, primitive.NewMessage(topic, []byte(fmt.Sprintf("m%d", b*100+i))))
+			}
+			sendSync(t, p, msgs...)
+		}
+		var mu sync.Mutex
+		seen := map[string]int{}
+		done := func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) >= n }
+		var wg sync.WaitGroup
+		for k := 0; k < 4; k++ {
+			c := go5Consumer(t, d.grpc, group, map[string]string{topic: "*"})
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				receiveUntil(t, c, 16, 60*time.Second, 45*time.Second, func(mv *golang.MessageView) {
+					mu.Lock()
+					seen[string(mv.GetBody())]++
+					mu.Unlock()
+					ack(t, c, mv)
+				}, done)
+			}()
+		}
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(seen) != n {
+			t.Errorf("four consumers received %d distinct of %d", len(seen), n)
+		}
+		dups := 0
+		for _, k := range seen {
+			if k > 1 {
+				dups++
+			}
+		}
+		if dups > 0 {
+			t.Errorf("%d messages delivered more than once to a group whose consumers ack at once", dups)
+		}
+	})
+}
