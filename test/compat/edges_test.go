@@ -12,6 +12,7 @@ import (
 
 	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/producer"
 	golang "github.com/apache/rocketmq-clients/golang/v5"
 )
 
@@ -311,5 +312,30 @@ func TestResetOffsetToTime(t *testing.T) {
 		if again[fmt.Sprint("old", i)] {
 			t.Errorf("after reset-offset --to-time: old%d (stored before T) received again", i)
 		}
+	}
+}
+
+// TestGo2Namespace: go2 clients with a namespace use topics and groups named "<ns>%<name>"
+// (RocketMQ 4.x namespaces); the topic is created under that name and the round trip works.
+func TestGo2Namespace(t *testing.T) {
+	t.Parallel()
+	d := standalone(t)
+	ns, topic, group := uniq("nsx"), uniq("nstopic"), uniq("nsgroup")
+	createTopic(t, d, topic, "NORMAL", 2)        // the plain name, for contrast
+	createTopic(t, d, ns+"%"+topic, "NORMAL", 2) // what the namespaced clients use
+	p := go2Producer(t, d.ns, producer.WithNamespace(ns))
+	sendSync(t, p, primitive.NewMessage(topic, []byte("namespaced")))
+	col := newCollector()
+	go2Push(t, d.ns, group, topic, "*", col.handler, consumer.WithNamespace(ns))
+	waitUntil(30*time.Second, func() bool { return len(col.has([]string{"namespaced"})) == 0 })
+	if m := col.has([]string{"namespaced"}); len(m) > 0 {
+		t.Errorf("namespaced go2 round trip: not consumed")
+	}
+	var desc struct {
+		Messages int64 `json:"messages"`
+	}
+	adminJSON(t, d, &desc, "topic", "describe", "--name", ns+"%"+topic)
+	if desc.Messages != 1 {
+		t.Errorf("topic %s%%%s holds %d messages, want 1", ns, topic, desc.Messages)
 	}
 }
