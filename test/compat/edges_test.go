@@ -339,3 +339,68 @@ func TestGo2Namespace(t *testing.T) {
 		t.Errorf("topic %s%%%s holds %d messages, want 1", ns, topic, desc.Messages)
 	}
 }
+
+// TestGo2OrderlyRetryThenDLQ: an orderly go2 consumer that keeps answering
+// SuspendCurrentQueueAMoment for one message: the queue is blocked (later messages wait),
+// then after maxReconsumeTimes the message goes to %DLQ%<group> and the queue moves on in
+// order.
+func TestGo2OrderlyRetryThenDLQ(t *testing.T) {
+	t.Parallel()
+	d := standalone(t)
+	topic, group := uniq("go2_ord_dlq"), uniq("go2_ord_dlq_g")
+	createTopic(t, d, topic, "FIFO", 1)
+	createGroup(t, d, group, true, 2)
+	p := go2Producer(t, d.ns)
+	for _, b := range []string{"a", "poison", "b", "c"} {
+		m := primitive.NewMessage(topic, []byte(b))
+		m.WithShardingKey("k")
+		sendSync(t, p, m)
+	}
+	var mu sync.Mutex
+	var order []string
+	h := func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range msgs {
+			order = append(order, string(m.Body))
+			if string(m.Body) == "poison" {
+				if oc, ok := primitive.GetOrderlyCtx(ctx); ok {
+					oc.SuspendCurrentQueueTimeMillis = 200
+				}
+				return consumer.SuspendCurrentQueueAMoment, nil
+			}
+		}
+		return consumer.ConsumeSuccess, nil
+	}
+	go2Push(t, d.ns, group, topic, "*", h, consumer.WithConsumerOrder(true), consumer.WithMaxReconsumeTimes(2),
+		consumer.WithConsumeMessageBatchMaxSize(1))
+	waitUntil(40*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order) > 0 && order[len(order)-1] == "c"
+	})
+	mu.Lock()
+	got := append([]string(nil), order...)
+	mu.Unlock()
+	// a, poison x (1 + retries), b, c
+	if len(got) < 4 || got[0] != "a" || got[len(got)-2] != "b" || got[len(got)-1] != "c" {
+		t.Fatalf("orderly with a suspended message: consumption order %v", got)
+	}
+	for _, b := range got[1 : len(got)-2] {
+		if b != "poison" {
+			t.Errorf("orderly: %s consumed while poison still blocked the queue: %v", b, got)
+		}
+	}
+	dlq := "%DLQ%" + group
+	var desc struct {
+		Messages int64 `json:"messages"`
+	}
+	ok := waitUntil(15*time.Second, func() bool {
+		out, _, code := cli(10*time.Second, "admin", "-n", d.ns, "-o", "json", "topic", "describe", "--name", dlq)
+		return code == 0 && jsonLine(out, &desc) == nil && desc.Messages == 1
+	})
+	if !ok {
+		t.Errorf("%s holds %d messages after the orderly retries, want 1 (poison)", dlq, desc.Messages)
+	}
+	t.Logf("orderly consumption: %v", got)
+}
