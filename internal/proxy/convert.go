@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"crypto/md5"
-	"encoding/hex"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"strconv"
@@ -58,8 +57,13 @@ func messageTypeOf(p map[string]string) MessageType {
 // its push consumer discards every message whose digest does not match; go5 computes a
 // lower-case hex digest but only records the mismatch in a flag it never reads.
 func bodyDigest(body []byte) *pb.Digest {
+	const upperHex = "0123456789ABCDEF"
 	sum := md5.Sum(body)
-	return &pb.Digest{Type: pb.DigestType_MD5, Checksum: strings.ToUpper(hex.EncodeToString(sum[:]))}
+	var buf [2 * md5.Size]byte
+	for i, c := range sum {
+		buf[2*i], buf[2*i+1] = upperHex[c>>4], upperHex[c&0x0f]
+	}
+	return &pb.Digest{Type: pb.DigestType_MD5, Checksum: string(buf[:])}
 }
 
 func toPBMessage(m *Message, handle string, invisible time.Duration) *pb.Message {
