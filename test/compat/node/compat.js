@@ -41,10 +41,9 @@ async function receiveAll(consumer, want, check) {
 }
 
 (async () => {
-  // One topic only: with two or more, SDK 1.0.8's startup can miss the proxy's Settings reply
-  // and wait forever (docs/qa/findings.md, Node SDK startup race); the FIFO topic's route is
-  // fetched on its first send.
-  const producer = new Producer({ endpoints: endpoint, namespace: '', logger: quietLogger, topics: [topic] });
+  // Two topics: SDK 1.0.8's startup can miss a fast Settings reply while it fetches the second
+  // route and then waits forever; the proxy repeats the reply (docs/qa/findings.md F3).
+  const producer = new Producer({ endpoints: endpoint, namespace: '', logger: quietLogger, topics: [topic, fifoTopic] });
   stage = 'producer startup';
   await producer.startup();
   stage = 'send normal';
