@@ -404,3 +404,38 @@ func TestGo2OrderlyRetryThenDLQ(t *testing.T) {
 	}
 	t.Logf("orderly consumption: %v", got)
 }
+
+// TestGo5FIFOWithTagFilter: a FIFO group filtering on tag A gets the A messages of a message
+// group in order and is not blocked by the B messages between them.
+func TestGo5FIFOWithTagFilter(t *testing.T) {
+	t.Parallel()
+	both(t, func(t *testing.T, d *deployment) {
+		topic, group := uniq("go5_fifo_tag"), uniq("go5_fifo_tag_g")
+		createTopic(t, d, topic, "FIFO", 2)
+		createGroup(t, d, group, true, 16)
+		p := go5Producer(t, d.grpc, golang.WithTopics(topic))
+		var want []string
+		for i := 0; i < 8; i++ {
+			tag := "A"
+			if i%2 == 1 {
+				tag = "B"
+			}
+			m := &golang.Message{Topic: topic, Body: []byte(fmt.Sprintf("%s%d", tag, i))}
+			m.SetTag(tag)
+			m.SetMessageGroup("g")
+			go5Send(t, p, m)
+			if tag == "A" {
+				want = append(want, string(m.Body))
+			}
+		}
+		c := go5Consumer(t, d.grpc, group, map[string]string{topic: "A"})
+		var got []string
+		receiveUntil(t, c, 8, 10*time.Second, 20*time.Second, func(mv *golang.MessageView) {
+			got = append(got, string(mv.GetBody()))
+			ack(t, c, mv)
+		}, func() bool { return len(got) >= len(want) })
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("FIFO + tag filter A: received %v, want %v", got, want)
+		}
+	})
+}
