@@ -64,10 +64,11 @@ type Broker struct {
 	putHooks []PutHook
 	inflight atomic.Pointer[func(group, topic string, qid int32) int64]
 
-	polls   *pollTable
-	stats   brokerStats
-	sendSem chan struct{}
-	sendQ   atomic.Int64 // sends waiting for a slot
+	polls      *pollTable
+	stats      brokerStats
+	sendActive atomic.Int64  // sends holding a slot (<= SendThreadPoolNums)
+	sendQ      atomic.Int64  // sends waiting for a slot
+	sendFree   chan struct{} // capacity 1: "a slot was released" for waiting sends
 
 	registerNow chan struct{}
 	startedAt   time.Time
@@ -124,7 +125,7 @@ func NewWithListener(cfg Config, logger *slog.Logger, ln net.Listener, opts ...O
 		ln:          ln,
 		addr:        advertisedAddr(cfg.AdvertiseAddr, port),
 		handlers:    map[int32]remoting.Handler{},
-		sendSem:     make(chan struct{}, cfg.SendThreadPoolNums),
+		sendFree:    make(chan struct{}, 1),
 		registerNow: make(chan struct{}, 1),
 		runDone:     make(chan struct{}),
 		startedAt:   time.Now(),

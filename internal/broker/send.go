@@ -137,37 +137,66 @@ func ParseSendHeader(req *remoting.Command) (SendHeader, error) {
 
 // acquireSend takes a send slot, waiting at most WaitTimeMillsInSendQueue. It answers
 // SYSTEM_BUSY when too many sends wait ([OVERLOAD]) or the wait times out
-// ([TIMEOUT_CLEAN_QUEUE]); the broker never queues without bound.
-func (b *Broker) acquireSend(ctx context.Context) (func(), *remoting.Command) {
-	select {
-	case b.sendSem <- struct{}{}:
-		return func() { <-b.sendSem }, nil
-	default:
+// ([TIMEOUT_CLEAN_QUEUE]); the broker never queues without bound. On success the caller
+// must call releaseSend. The fast path is one atomic add (no channel, no allocation).
+func (b *Broker) acquireSend(ctx context.Context) *remoting.Command {
+	if b.tryAcquireSend() {
+		return nil
 	}
 	if n := b.sendQ.Add(1); n > int64(b.live().SendThreadPoolQueueCapacity) {
 		b.sendQ.Add(-1)
-		return nil, remoting.NewResponse(remoting.SystemBusy, remarkOverload)
+		return remoting.NewResponse(remoting.SystemBusy, remarkOverload)
 	}
 	defer b.sendQ.Add(-1)
 	start := time.Now()
 	t := time.NewTimer(b.live().WaitTimeMillsInSendQueue)
 	defer t.Stop()
+	for {
+		if b.tryAcquireSend() {
+			// Pass the wake-up on while slots remain, so no waiter sleeps past a free slot.
+			if b.sendQ.Load() > 1 && b.sendActive.Load() < int64(b.Cfg.SendThreadPoolNums) {
+				b.signalSendFree()
+			}
+			return nil
+		}
+		select {
+		case <-b.sendFree:
+		case <-t.C:
+			return respond(remoting.SystemBusy, remarkTimeoutInQueue, time.Since(start).Milliseconds(), b.sendQ.Load())
+		case <-ctx.Done():
+			return respond(remoting.SystemBusy, "request cancelled while waiting in the send queue")
+		}
+	}
+}
+
+func (b *Broker) tryAcquireSend() bool {
+	if b.sendActive.Add(1) <= int64(b.Cfg.SendThreadPoolNums) {
+		return true
+	}
+	b.sendActive.Add(-1)
+	return false
+}
+
+// releaseSend frees the slot taken by acquireSend and wakes a waiting send, if any.
+func (b *Broker) releaseSend() {
+	b.sendActive.Add(-1)
+	if b.sendQ.Load() > 0 {
+		b.signalSendFree()
+	}
+}
+
+func (b *Broker) signalSendFree() {
 	select {
-	case b.sendSem <- struct{}{}:
-		return func() { <-b.sendSem }, nil
-	case <-t.C:
-		return nil, respond(remoting.SystemBusy, remarkTimeoutInQueue, time.Since(start).Milliseconds(), b.sendQ.Load())
-	case <-ctx.Done():
-		return nil, respond(remoting.SystemBusy, "request cancelled while waiting in the send queue")
+	case b.sendFree <- struct{}{}:
+	default:
 	}
 }
 
 func (b *Broker) handleSend(ctx context.Context, c *remoting.Conn, req *remoting.Command) *remoting.Command {
-	release, busy := b.acquireSend(ctx)
-	if busy != nil {
+	if busy := b.acquireSend(ctx); busy != nil {
 		return busy
 	}
-	defer release()
+	defer b.releaseSend()
 	h, err := ParseSendHeader(req)
 	if err != nil {
 		return errorResponse(err)
@@ -201,11 +230,10 @@ func (b *Broker) handleSend(ctx context.Context, c *remoting.Conn, req *remoting
 // SendMessage is the in-process send path (local-mode proxy): the same checks and put as
 // SEND_MESSAGE_V2, returning the same response command.
 func (b *Broker) SendMessage(ctx context.Context, h SendHeader, body []byte, bornHost netip.AddrPort) *remoting.Command {
-	release, busy := b.acquireSend(ctx)
-	if busy != nil {
+	if busy := b.acquireSend(ctx); busy != nil {
 		return busy
 	}
-	defer release()
+	defer b.releaseSend()
 	m, err := b.buildMessage(nil, &h, body)
 	if err != nil {
 		return errorResponse(err)

@@ -2,11 +2,13 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"io"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -224,13 +226,58 @@ func TestSendOverloadAnswersSystemBusy(t *testing.T) {
 	cfg.SendThreadPoolQueueCapacity = 0
 	tb := startBroker(t, cfg)
 	// Hold the only send slot; the next send has no queue room: SYSTEM_BUSY [OVERLOAD].
-	tb.sendSem <- struct{}{}
+	if tb.acquireSend(context.Background()) != nil {
+		t.Fatal("slot not free")
+	}
 	resp := tb.sendV2("T", 0, "x", nil)
-	<-tb.sendSem
+	tb.releaseSend()
 	if resp.Code != remoting.SystemBusy || !strings.Contains(resp.Remark, "[OVERLOAD]") {
 		t.Fatalf("code %d %q", resp.Code, resp.Remark)
 	}
 	tb.mustSend("T", 0, "x", nil)
+}
+
+// TestSendWaitersGetFreedSlots: with 2 slots and 40 concurrent sends held back, every send
+// completes once slots free up (no waiter sleeps past a free slot until its deadline).
+func TestSendWaitersGetFreedSlots(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.SendThreadPoolNums = 2
+	cfg.WaitTimeMillsInSendQueue = 10 * time.Second
+	tb := startBroker(t, cfg)
+	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if tb.acquireSend(context.Background()) != nil {
+			t.Fatal("slot not free")
+		}
+	}
+	var wg sync.WaitGroup
+	codes := make(chan int32, 40)
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes <- tb.sendV2("T", 0, "x", nil).Code
+		}()
+	}
+	waitFor(t, 5*time.Second, "40 waiting sends", func() bool { return tb.sendQ.Load() == 40 })
+	start := time.Now()
+	tb.releaseSend()
+	tb.releaseSend()
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != remoting.Success {
+			t.Fatalf("code %d", c)
+		}
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("queued sends took %v", el)
+	}
+	if n := tb.sendActive.Load(); n != 0 {
+		t.Fatalf("%d slots still held", n)
+	}
 }
 
 func TestSendQueueTimeoutAnswersSystemBusy(t *testing.T) {
@@ -238,9 +285,11 @@ func TestSendQueueTimeoutAnswersSystemBusy(t *testing.T) {
 	cfg.SendThreadPoolNums = 1
 	cfg.WaitTimeMillsInSendQueue = 50 * time.Millisecond
 	tb := startBroker(t, cfg)
-	tb.sendSem <- struct{}{}
+	if tb.acquireSend(context.Background()) != nil {
+		t.Fatal("slot not free")
+	}
 	resp := tb.sendV2("T", 0, "x", nil)
-	<-tb.sendSem
+	tb.releaseSend()
 	if resp.Code != remoting.SystemBusy || !strings.Contains(resp.Remark, "[TIMEOUT_CLEAN_QUEUE]") {
 		t.Fatalf("code %d %q", resp.Code, resp.Remark)
 	}
