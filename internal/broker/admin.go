@@ -131,7 +131,7 @@ func (b *Broker) CreateTopic(tc TopicConfig) error {
 	return nil
 }
 
-func (b *Broker) handleCreateTopic(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+func (b *Broker) handleCreateTopic(ctx context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
 	topic, err := req.ExtRequired("topic")
 	if err != nil {
 		return errorResponse(err)
@@ -164,6 +164,7 @@ func (b *Broker) handleCreateTopic(_ context.Context, _ *remoting.Conn, req *rem
 	if err := b.CreateTopic(tc); err != nil {
 		return errorResponse(err)
 	}
+	b.registerSync(ctx) // the route is at the NameServers when the admin sees success
 	return ok()
 }
 
@@ -216,7 +217,7 @@ func (b *Broker) handleGetTopicConfig(_ context.Context, _ *remoting.Conn, req *
 
 // ---- groups ----
 
-func (b *Broker) handleCreateGroup(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+func (b *Broker) handleCreateGroup(ctx context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
 	gc := NewGroupConfig("")
 	if err := json.Unmarshal(req.Body, &gc); err != nil {
 		return respond(remoting.InvalidParameter, "bad subscription group body: %v", err)
@@ -235,6 +236,16 @@ func (b *Broker) handleCreateGroup(_ context.Context, _ *remoting.Conn, req *rem
 	}
 	if err := b.Groups.Update(gc); err != nil {
 		return errorResponse(err)
+	}
+	// The retry topic comes with the group (not only with its first heartbeat): a 4.x push
+	// consumer resolves %RETRY%<group>'s route when it starts, before its first heartbeat,
+	// and otherwise only at its next 30 s route refresh (QA finding F5).
+	_, created, err := b.Topics.Ensure(NewTopicConfig(message.RetryTopic(gc.GroupName), gc.RetryQueueNums))
+	if err != nil {
+		return errorResponse(err)
+	}
+	if created {
+		b.registerSync(ctx)
 	}
 	b.Log.Info("subscription group created or updated", "group", gc.GroupName, "orderly", gc.ConsumeMessageOrderly,
 		"retryMaxTimes", gc.RetryMaxTimes)

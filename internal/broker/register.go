@@ -22,6 +22,16 @@ func (b *Broker) triggerRegister() {
 	}
 }
 
+// registerSync registers with every NameServer before returning (bounded by registerTimeout).
+// Admin requests that create a topic use it so that a client started right after the
+// command's answer already finds the route (RocketMQ's registerIncrementBrokerData).
+func (b *Broker) registerSync(ctx context.Context) {
+	if len(b.Cfg.NamesrvAddrs) == 0 {
+		return
+	}
+	b.registerAll(ctx)
+}
+
 // registerLoop registers with every NameServer at start, every RegisterNameServerPeriod,
 // and right after topic changes.
 func (b *Broker) registerLoop(ctx context.Context) {
