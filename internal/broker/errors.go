@@ -64,6 +64,7 @@ var errorTable = []errorRow{
 	{message.ErrPropertiesTooLarge, remoting.MessageIllegal},
 	{message.ErrInvalidProperty, remoting.MessageIllegal},
 	{message.ErrMalformedProperties, remoting.MessageIllegal},
+	{message.ErrInvalidMessage, remoting.MessageIllegal}, // store.Put: bad topic name, queue id, oversize field
 	{ErrTopicNotExist, remoting.TopicNotExist},
 	{ErrGroupNotExist, remoting.SubscriptionGroupNotExist},
 	{ErrNoPermission, remoting.NoPermission},
