@@ -8,6 +8,7 @@ package compat
 import (
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -236,5 +237,52 @@ func TestCLIErrors(t *testing.T) {
 					strings.Join(c.args, " "), code, errOut, out)
 			}
 		})
+	}
+}
+
+// TestCLIMore: produce --lines from stdin and --delay on a DELAY topic, consume --no-ack
+// (the messages come back after --invisible), group delete (with its %RETRY% topic).
+func TestCLIMore(t *testing.T) {
+	t.Parallel()
+	d := standalone(t)
+	topic, delay, group := uniq("cli_more"), uniq("cli_more_delay"), uniq("cli_more_g")
+	createTopic(t, d, topic, "NORMAL", 1)
+	createTopic(t, d, delay, "DELAY", 1)
+	cmd := exec.Command(binary, "produce", "--endpoint", d.grpc, "--topic", topic, "--lines", "-o", "json")
+	cmd.Stdin = strings.NewReader("l1\nl2\nl3\n")
+	out, err := cmd.Output()
+	if err != nil || strings.Count(string(out), "\n") != 3 {
+		t.Fatalf("produce --lines with 3 lines: %v, output %q", err, out)
+	}
+	start := time.Now()
+	if _, errOut, code := cli(30*time.Second, "produce", "--endpoint", d.grpc, "--topic", delay, "--body", "later", "--delay", "3s"); code != 0 {
+		t.Fatalf("produce --delay 3s: exit %d %s", code, errOut)
+	}
+	out2, errOut, code := cli(40*time.Second, "consume", "--endpoint", d.grpc, "--topic", delay, "--group", uniq("cli_delay_g"), "--count", "1", "--idle-timeout", "10s", "-o", "json")
+	if code != 0 || !strings.Contains(out2, `"body":"later"`) {
+		t.Errorf("consume the delay message: exit %d, %q %s", code, out2, errOut)
+	} else if el := time.Since(start); el < 3*time.Second {
+		t.Errorf("produce --delay 3s: consumed after %s", el)
+	}
+	// --no-ack: the three lines come back (attempt 2) after the 10 s invisible time.
+	first, errOut, code := cli(40*time.Second, "consume", "--endpoint", d.grpc, "--topic", topic, "--group", group, "--count", "3", "--no-ack", "--invisible", "10s", "--idle-timeout", "10s", "-o", "json")
+	if code != 0 || strings.Count(first, "\n") != 3 {
+		t.Fatalf("consume --no-ack: exit %d, %q %s", code, first, errOut)
+	}
+	again, errOut, code := cli(40*time.Second, "consume", "--endpoint", d.grpc, "--topic", topic, "--group", group, "--count", "3", "--idle-timeout", "20s", "-o", "json")
+	if code != 0 || strings.Count(again, `"deliveryAttempt":2`) != 3 {
+		t.Errorf("after --no-ack the messages should come back with deliveryAttempt 2: exit %d, %q %s", code, again, errOut)
+	}
+	// group delete removes the group and its retry topic.
+	adminJSON(t, d, nil, "group", "delete", "--name", group)
+	if _, _, code := cli(20*time.Second, "admin", "-n", d.ns, "group", "describe", "--name", group); code == 0 {
+		t.Errorf("group describe after group delete exited 0")
+	}
+	ok := waitUntil(10*time.Second, func() bool {
+		_, _, code := cli(20*time.Second, "admin", "-n", d.ns, "topic", "describe", "--name", "%RETRY%"+group)
+		return code != 0
+	})
+	if !ok {
+		t.Errorf("%%RETRY%%%s still routed after group delete", group)
 	}
 }
