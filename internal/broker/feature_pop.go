@@ -48,7 +48,13 @@ func (b *Broker) popConfig() pop.Config {
 	cfg.MinInvisibleTime = b.Cfg.PopMinInvisibleTime
 	cfg.MaxInvisibleTime = b.Cfg.PopMaxInvisibleTime
 	cfg.MaxPollTime = b.Cfg.PopPollingTimeout
-	cfg.SyncFlush = true
+	// Pop state follows the broker's flushDiskType, as RocketMQ's checkpoints and acks do
+	// (they are commit-log records): with SYNC_FLUSH every pop/ack/change is fdatasynced
+	// before it is answered; with ASYNC_FLUSH it is written (so it survives a process crash:
+	// the page cache keeps it) but not synced per request. Losing pop state to a power loss
+	// can only redeliver messages (at-least-once), never lose one: the messages themselves
+	// are in the commit log.
+	cfg.SyncFlush = b.Cfg.FlushDiskType == FlushSync
 	return cfg
 }
 
