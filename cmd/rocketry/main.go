@@ -45,11 +45,32 @@ func main() {
 	for _, f := range commands {
 		root.AddCommand(f())
 	}
+	rejectUnknownSubcommands(root)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "rocketry:", err)
 		stop()
 		os.Exit(1)
+	}
+}
+
+// rejectUnknownSubcommands makes every command group (a command with subcommands and no action
+// of its own, such as "admin topic") fail on an unknown subcommand. Cobra only does that for
+// the root; below it, "rocketry admin topic explode" would print the help and exit 0, which a
+// script checking $? takes for success. Without arguments a group still prints its help.
+func rejectUnknownSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		rejectUnknownSubcommands(sub)
+	}
+	if c == c.Root() || !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())
+		}
+		return cmd.Help()
 	}
 }
