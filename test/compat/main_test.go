@@ -74,6 +74,13 @@ func TestMain(m *testing.M) {
 	if code == 0 {
 		os.RemoveAll(dir)
 	} else {
+		// Keep the process logs (top-level *.log), drop data dirs and the binary (GBs).
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if !strings.HasSuffix(e.Name(), ".log") {
+				os.RemoveAll(filepath.Join(dir, e.Name()))
+			}
+		}
 		fmt.Fprintf(os.Stderr, "compat: process logs kept in %s\n", dir)
 	}
 	os.Exit(code)
