@@ -344,6 +344,19 @@ func isClosed(ch <-chan struct{}) bool {
 	}
 }
 
+// pullHeld counts pull responses whose store references are still held, i.e. handed to
+// remoting and not yet written or dropped (process-wide; tests assert it drains to zero).
+var pullHeld atomic.Int64
+
+// adjacent reports whether b starts exactly where a ends inside one backing array (a
+// capacity check keeps the merged slice within a's array, i.e. the same segment mapping).
+func adjacent(a, b []byte) bool {
+	if len(a) == 0 || len(b) == 0 || cap(a) < len(a)+len(b) {
+		return false
+	}
+	return &a[:len(a)+1][len(a)] == &b[0]
+}
+
 // pullOnce reads from the store once. retry reports "nothing new yet" (PULL_NOT_FOUND at
 // the end of the queue), the only result a suspended pull waits on.
 func (b *Broker) pullOnce(p pullRequest, maxMsgs int32, filter *TagFilter) (*remoting.Command, bool) {
@@ -355,7 +368,14 @@ func (b *Broker) pullOnce(p pullRequest, maxMsgs int32, filter *TagFilter) (*rem
 	if err != nil {
 		return errorResponse(err), false
 	}
-	defer res.Release()
+	// held: the response's BodyParts point into res's segments, which stay mapped until the
+	// remoting connection has written (or dropped) the frame and calls OnWritten.
+	held := false
+	defer func() {
+		if !held {
+			res.Release()
+		}
+	}()
 	var code int32
 	switch res.Status {
 	case store.Found:
@@ -376,28 +396,34 @@ func (b *Broker) pullOnce(p pullRequest, maxMsgs int32, filter *TagFilter) (*rem
 	}
 	resp := remoting.NewResponse(code, "")
 	if code == remoting.Success {
-		// The remoting server offers no write-completion callback yet, so the records are
-		// copied into one body and the store's slices released at once.
-		n := 0
+		// Zero copy: the body is the stored records themselves (slices of the mapped
+		// commit-log segments), written with writev; adjacent records share one piece.
+		parts := make([][]byte, 0, 4)
+		got, n := 0, 0
 		for _, r := range res.Records {
-			if filter.MatchRecord(r.Data) {
-				n += len(r.Data)
+			if !filter.MatchRecord(r.Data) {
+				continue
+			}
+			got++
+			n += len(r.Data)
+			if k := len(parts) - 1; k >= 0 && adjacent(parts[k], r.Data) {
+				parts[k] = parts[k][:len(parts[k])+len(r.Data)]
+			} else {
+				parts = append(parts, r.Data)
 			}
 		}
-		if n == 0 {
+		if got == 0 {
 			resp.Code = remoting.PullRetryImmediately
 		} else {
-			body := make([]byte, 0, n)
-			got := 0
-			for _, r := range res.Records {
-				if filter.MatchRecord(r.Data) {
-					body = append(body, r.Data...)
-					got++
-				}
+			resp.BodyParts = parts
+			held = true
+			pullHeld.Add(1)
+			resp.OnWritten = func() {
+				res.Release()
+				pullHeld.Add(-1)
 			}
-			resp.Body = body
 			b.stats.got.Add(int64(got))
-			b.mnode.Out(p.topic, p.group).Add(got, len(body)) // record bytes, headers included
+			b.mnode.Out(p.topic, p.group).Add(got, n) // record bytes, headers included
 		}
 	}
 	next := res.NextBeginOffset

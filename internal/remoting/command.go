@@ -20,6 +20,15 @@ const (
 // without copying (net.Buffers / writev), e.g. slices of store segments in pull responses.
 // Decoded commands never use BodyParts. A Command handed to a send path must not be
 // modified until the call returns (Invoke) or, for handler responses, ever again.
+//
+// OnWritten, when set on a command handed to a send path (Conn.Send, Invoke,
+// InvokeOneway, or a handler's response), is called exactly once, after the frame has been
+// written to the socket or dropped: the connection closed with the frame still queued, the
+// write failed, the encoding failed, or (responses) the request was oneway. It is called
+// without any remoting lock held, possibly on another goroutine than the sender's. When it
+// runs, remoting no longer references Body or BodyParts and never will again, so the
+// owner of that memory (e.g. a store segment) may reclaim it. It is never retained after
+// the call. It must not block for long: it may run on the connection's writer path.
 type Command struct {
 	Code      int32
 	Language  string
@@ -30,6 +39,15 @@ type Command struct {
 	ExtFields map[string]string
 	Body      []byte
 	BodyParts [][]byte
+	OnWritten func()
+}
+
+// written calls and clears OnWritten (for the paths that never queue the frame).
+func (c *Command) written() {
+	if f := c.OnWritten; f != nil {
+		c.OnWritten = nil
+		f()
+	}
 }
 
 var requestOpaque atomic.Int32

@@ -64,6 +64,8 @@ type Conn struct {
 	writeMu   sync.Mutex
 	queue     net.Buffers // frames waiting for the socket owner
 	spare     net.Buffers // recycled batch array
+	hooks     []func()    // OnWritten of the frames in queue, in queue order
+	spareHks  []func()    // recycled hooks array
 	writing   bool        // a goroutine owns the socket for writing
 	flushReq  bool        // graceful close requested: the owner closes after draining
 	writeWake chan struct{}
@@ -171,7 +173,10 @@ func (c *Conn) closeWith(err error) {
 		}
 		c.writeMu.Lock()
 		c.queue = nil
+		dropped := c.hooks
+		c.hooks = nil
 		c.writeMu.Unlock()
+		runHooks(dropped) // the frames were never written; the in-flight batch is its owner's
 		close(c.done)
 		c.d.connClosed(c)
 	})
@@ -198,14 +203,23 @@ func (c *Conn) Send(cmd *Command) error { return c.send(cmd, true) }
 func (c *Conn) send(cmd *Command, inline bool) error {
 	bufs, err := Encode(cmd, c.opts.serializeType)
 	if err != nil {
+		cmd.written()
 		return err
 	}
+	hook := cmd.OnWritten
+	cmd.OnWritten = nil // the Conn owns the hook from here on
 	c.writeMu.Lock()
 	if c.closed.Load() || c.flushReq {
 		c.writeMu.Unlock()
+		if hook != nil {
+			hook()
+		}
 		return ErrConnClosed
 	}
 	c.queue = append(c.queue, bufs...)
+	if hook != nil {
+		c.hooks = append(c.hooks, hook)
+	}
 	if c.writing {
 		c.writeMu.Unlock()
 		return nil
@@ -222,13 +236,17 @@ func (c *Conn) send(cmd *Command, inline bool) error {
 
 // drainLocked is called by the socket owner with writeMu held; it writes until the queue
 // is empty, releases ownership and returns with writeMu released. After a graceful close
-// request it closes the connection once everything is written.
+// request it closes the connection once everything is written. The OnWritten hooks of a
+// batch run after its write returned (written or failed), outside writeMu.
 func (c *Conn) drainLocked() {
 	for {
 		batch := c.queue
 		c.queue = c.spare[:0]
+		hooks := c.hooks
+		c.hooks = c.spareHks[:0]
 		flush := c.flushReq
 		if len(batch) == 0 {
+			c.spareHks = hooks[:0] // no frames, so no hooks either
 			c.writing = false
 			c.spare = batch[:0]
 			c.writeMu.Unlock()
@@ -243,19 +261,32 @@ func (c *Conn) drainLocked() {
 		}
 		keep := batch // WriteTo consumes its receiver; keep the array for reuse
 		_, err := batch.WriteTo(c.nc)
-		clear(keep)
+		clear(keep) // drop every reference to the bodies before their hooks release them
+		runHooks(hooks)
+		clear(hooks)
 		c.writeMu.Lock()
 		c.spare = keep[:0]
+		c.spareHks = hooks[:0]
 		if err != nil {
 			c.writing = false
 			c.queue = nil
+			dropped := c.hooks
+			c.hooks = nil
 			c.writeMu.Unlock()
+			runHooks(dropped)
 			if !c.closed.Load() {
 				c.log.Debug("remoting: write failed, closing connection", "err", err)
 			}
 			c.closeWith(err)
 			return
 		}
+	}
+}
+
+// runHooks calls OnWritten hooks in order; callers hold no lock.
+func runHooks(hooks []func()) {
+	for _, f := range hooks {
+		f()
 	}
 }
 
@@ -395,6 +426,7 @@ func (c *Conn) runHandler(h Handler, req *Command) (resp *Command) {
 // passes inline=false so that it never blocks on the socket.
 func (c *Conn) reply(req, resp *Command, inline bool) {
 	if req.IsOneway() {
+		resp.written() // never sent
 		return
 	}
 	resp.Opaque = req.Opaque

@@ -25,7 +25,11 @@
 // SYSTEM_BUSY). Writes: a sender that finds the socket idle writes inline; while a write
 // is in progress other frames queue and the writing goroutine flushes them all with one
 // writev (so body pieces, Command.BodyParts, are never copied); the reader never writes
-// itself and hands its replies to the writer goroutine. A malformed frame closes only its
+// itself and hands its replies to the writer goroutine. Command.OnWritten is called
+// exactly once per sent command, after its frame's write returned or when the frame is
+// dropped (closed connection, failed write, encoding error, oneway request), with no lock
+// held; from then on remoting holds no reference to Body/BodyParts, so zero-copy bodies
+// (store segments) are released from it. A malformed frame closes only its
 // connection, with one log line. Conn.writeMu is a leaf lock. Server.Shutdown drains
 // handlers and flushes responses before closing connections; Client.Close fails pending
 // calls. A client call that times out on a connection that received nothing since the
