@@ -89,6 +89,10 @@ func FuzzDecodeJSONHeader(f *testing.F) {
 	f.Add([]byte(` { "Code" : 1 , "remark" : "a\\b\n" , "x" : true , "extFields" : { "k" : "v\"" } } `))
 	f.Add([]byte(`{"code":-2147483648,"flag":2147483647,"language":null,"extFields":null}`))
 	f.Add([]byte(`{"code":1,"code":2}`))
+	f.Add([]byte(`{"code":310,"extFields":{"i":"KEYS\u0001k1\u0002TAGS\u0001TagA\u0002","a":"PG"},"flag":0,"language":"GO","opaque":7,"remark":"","version":317}`))
+	f.Add([]byte(`{"code":1,"remark":"\"\\\/\b\f\n\r\t\u0000\u001f\u007f\u00e9\u20AC"}`))
+	f.Add([]byte(`{"code":1,"remark":"\ud83d\ude00 pair, \ud800 lone high, \udc00 lone low, \ud800\u0041 bad pair, \ud800\ud800\udc00"}`))
+	f.Add([]byte(`{"code":1,"extFields":{"\u0063ode":"\uD83D\uDE00","k\u00e9y":"v"}}`))
 	f.Fuzz(func(t *testing.T, h []byte) {
 		// Differential: whenever the fast path accepts, encoding/json must agree exactly.
 		if fast, ok := decodeJSONHeaderFast(h); ok {

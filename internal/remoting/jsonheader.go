@@ -1,13 +1,14 @@
 package remoting
 
 import (
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
 // decodeJSONHeaderFast parses the common shape of a remoting JSON header without
 // reflection: one object whose keys are exactly code, language, version, opaque, flag,
-// remark, extFields (string values) or other keys with scalar values, strings without
-// escapes or with simple ones, integer numbers. Anything else (or anything it is not sure
+// remark, extFields (string values) or other keys with scalar values, strings (every JSON
+// escape, including \uXXXX and surrogate pairs), integer numbers. Anything else (or anything it is not sure
 // to decode exactly as encoding/json would) returns ok=false and the caller falls back to
 // encoding/json, so both paths always agree; FuzzDecodeJSONHeader checks that.
 func decodeJSONHeaderFast(b []byte) (c *Command, ok bool) {
@@ -232,8 +233,8 @@ func (p *jsonParser) end() bool {
 	return p.i == len(p.b)
 }
 
-// str parses a string holding valid UTF-8 and at most the escapes \" \\ \/ \n \r \t \b \f
-// (\u escapes fall back).
+// str parses a string holding valid UTF-8 (invalid UTF-8 falls back: encoding/json
+// replaces it) and any JSON escape.
 func (p *jsonParser) str() (string, bool) {
 	if !p.eat('"') {
 		return "", false
@@ -292,6 +293,24 @@ func (p *jsonParser) strEscaped(start int) (string, bool) {
 				r = '\b'
 			case 'f':
 				r = '\f'
+			case 'u':
+				rr := hex4(p.b[p.i:])
+				if rr < 0 {
+					return "", false
+				}
+				p.i += 6
+				if utf16.IsSurrogate(rr) {
+					// encoding/json: a valid pair decodes to one rune and consumes both
+					// escapes; anything else yields U+FFFD and leaves what follows alone.
+					if dec := utf16.DecodeRune(rr, hex4(p.b[p.i:])); dec != utf8.RuneError {
+						p.i += 6
+						rr = dec
+					} else {
+						rr = utf8.RuneError
+					}
+				}
+				out = utf8.AppendRune(out, rr)
+				continue
 			default:
 				return "", false
 			}
@@ -305,6 +324,28 @@ func (p *jsonParser) strEscaped(start int) (string, bool) {
 		p.i++
 	}
 	return "", false
+}
+
+// hex4 decodes the escape \uXXXX at the start of b, or returns -1.
+func hex4(b []byte) rune {
+	if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
+		return -1
+	}
+	var r rune
+	for _, c := range b[2:6] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
 }
 
 // int32 parses a JSON integer (no fraction or exponent) that fits in int32.
