@@ -426,6 +426,15 @@ func TestGo2PullByOffsets(t *testing.T) {
 			t.Errorf("send %d: queue offset %d", i, r.QueueOffset)
 		}
 	}
+	// Consume queues are built asynchronously after the append (RocketMQ's dispatcher too) and
+	// PullFrom does not long-poll: wait until the queue shows all 10 before pulling.
+	var desc struct {
+		Messages int64 `json:"messages"`
+	}
+	waitUntil(10*time.Second, func() bool {
+		adminJSON(t, d, &desc, "topic", "describe", "--name", topic)
+		return desc.Messages >= 10
+	})
 	pc, err := rocketmq.NewPullConsumer(consumer.WithNameServer([]string{d.ns}), consumer.WithGroupName(group),
 		consumer.WithInstance(uniq("inst")))
 	if err != nil {
@@ -443,7 +452,7 @@ func TestGo2PullByOffsets(t *testing.T) {
 	defer cancel()
 	pr, err := pc.PullFrom(ctx, mq, 3, 4)
 	if err != nil || pr.Status != primitive.PullFound {
-		t.Fatalf("PullFrom(offset 3, 4): %+v %v", pr, err)
+		t.Fatalf("PullFrom(offset 3, 4): status %v, %+v, err %v", statusOf(pr), pr, err)
 	}
 	msgs := pr.GetMessageExts()
 	if len(msgs) != 4 || string(msgs[0].Body) != "m3" || msgs[0].QueueOffset != 3 || pr.NextBeginOffset != 7 || pr.MaxOffset != 10 {
@@ -577,4 +586,11 @@ func TestGo2BodyLimit(t *testing.T) {
 
 func consumerBroadcast() []consumer.Option {
 	return []consumer.Option{consumer.WithConsumerModel(consumer.BroadCasting)}
+}
+
+func statusOf(pr *primitive.PullResult) any {
+	if pr == nil {
+		return nil
+	}
+	return pr.Status
 }
