@@ -104,6 +104,13 @@ func (c Config) Validate() error {
 	if c.ProxyMode != ProxyLocal && c.ProxyMode != ProxyCluster {
 		return fmt.Errorf("standalone: proxy mode %q (want %s or %s)", c.ProxyMode, ProxyLocal, ProxyCluster)
 	}
+	// Every component's configuration is checked before any of them touches the data
+	// directory: a typo in a proxy flag must not open (or create) the store first.
+	pc := c.Proxy
+	pc.GRPCListen = c.GRPCListen
+	if err := pc.Validate(); err != nil {
+		return fmt.Errorf("standalone: %w", err)
+	}
 	return nil
 }
 

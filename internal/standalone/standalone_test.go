@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -253,4 +255,17 @@ func TestNewReleasesEverythingOnError(t *testing.T) {
 		t.Fatalf("second New after a failed one: %v", err)
 	}
 	s.Close()
+}
+
+// A bad component setting is refused before anything touches the data directory.
+func TestBadProxyConfigTouchesNoData(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	cfg := testConfig(dir)
+	cfg.Proxy.TLSMode = "maybe"
+	if _, err := New(cfg, logging.Discard()); err == nil || !strings.Contains(err.Error(), "maybe") {
+		t.Fatalf("New with TLS mode %q: %v", cfg.Proxy.TLSMode, err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("data dir was created (stat: %v)", err)
+	}
 }
