@@ -106,12 +106,22 @@ func (c Config) Validate() error {
 	}
 	// Every component's configuration is checked before any of them touches the data
 	// directory: a typo in a proxy flag must not open (or create) the store first.
-	pc := c.Proxy
-	pc.GRPCListen = c.GRPCListen
+	pc := proxyConfig(c)
 	if err := pc.Validate(); err != nil {
 		return fmt.Errorf("standalone: %w", err)
 	}
 	return nil
+}
+
+// proxyConfig is the in-process proxy's configuration: the proxy accepts invisible times
+// down to the broker's popMinInvisibleTime when broker.conf lowers it (one knob, not two).
+func proxyConfig(c Config) proxy.Config {
+	pc := c.Proxy
+	pc.GRPCListen = c.GRPCListen
+	if m := c.Broker.PopMinInvisibleTime; m > 0 && m < pc.MinInvisible {
+		pc.MinInvisible = m
+	}
+	return pc
 }
 
 // Backend is the proxy backend standalone runs: the proxy's Backend plus its own loop.
@@ -200,8 +210,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 		}
 		s.Backend = be
 	}
-	pc := cfg.Proxy
-	pc.GRPCListen = cfg.GRPCListen
+	pc := proxyConfig(cfg)
 	proxyNode := s.Metrics.Node(metrics.NodeInfo{Cluster: bc.ClusterName, Type: metrics.NodeProxy, ID: proxyID(cfg)})
 	if s.Proxy, err = proxy.New(pc, s.Backend, logger, proxy.WithMetrics(proxyNode)); err != nil {
 		return nil, fmt.Errorf("standalone: %w", err)

@@ -269,3 +269,16 @@ func TestBadProxyConfigTouchesNoData(t *testing.T) {
 		t.Fatalf("data dir was created (stat: %v)", err)
 	}
 }
+
+// broker.conf's popMinInvisibleTime lowers the in-process proxy's receive minimum too.
+func TestProxyFollowsPopMinInvisibleTime(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Broker.PopMinInvisibleTime = time.Second
+	if got := proxyConfig(cfg).MinInvisible; got != time.Second {
+		t.Fatalf("proxy MinInvisible = %v, want 1s", got)
+	}
+	cfg.Broker.PopMinInvisibleTime = time.Hour // never raises the proxy's own bound
+	if got := proxyConfig(cfg).MinInvisible; got != cfg.Proxy.MinInvisible {
+		t.Fatalf("proxy MinInvisible = %v, want %v", got, cfg.Proxy.MinInvisible)
+	}
+}
