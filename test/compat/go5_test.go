@@ -30,7 +30,19 @@ func go5Producer(t *testing.T, endpoint string, opts ...golang.ProducerOption) g
 		t.Fatalf("go5 NewProducer: %v", err)
 	}
 	if err := p.Start(); err != nil {
-		t.Fatalf("go5 producer Start against %s: %v", endpoint, err)
+		if !strings.Contains(err.Error(), "size mismatch") {
+			t.Fatalf("go5 producer Start against %s: %v", endpoint, err)
+		}
+		// go5's own data race on the Settings reply (docs/qa/findings.md F10): an
+		// application retries Start; so do we, once, and say so.
+		t.Logf("go5 producer Start hit the SDK's Settings race (F10), retrying once: %v", err)
+		_ = p.GracefulStop()
+		if p, err = golang.NewProducer(go5Config(endpoint, ""), opts...); err != nil {
+			t.Fatalf("go5 NewProducer: %v", err)
+		}
+		if err := p.Start(); err != nil {
+			t.Fatalf("go5 producer Start against %s (second try): %v", endpoint, err)
+		}
 	}
 	t.Cleanup(func() { _ = p.GracefulStop() })
 	return p
