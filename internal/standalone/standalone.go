@@ -110,6 +110,16 @@ func (c Config) Validate() error {
 	if err := pc.Validate(); err != nil {
 		return fmt.Errorf("standalone: %w", err)
 	}
+	ns := c.Namesrv
+	ns.Listen = c.NamesrvListen
+	if err := ns.Validate(); err != nil {
+		return fmt.Errorf("standalone: %w", err)
+	}
+	bc := c.Broker
+	bc.ListenAddr, bc.NamesrvAddrs, bc.DataDir = c.BrokerListen, []string{"127.0.0.1:9876"}, filepath.Join(c.DataDir, "broker")
+	if err := bc.Validate(); err != nil {
+		return fmt.Errorf("standalone: %w", err)
+	}
 	return nil
 }
 

@@ -282,3 +282,20 @@ func TestProxyFollowsPopMinInvisibleTime(t *testing.T) {
 		t.Fatalf("proxy MinInvisible = %v, want %v", got, cfg.Proxy.MinInvisible)
 	}
 }
+
+func TestBadComponentConfigTouchesNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	cfg := testConfig(dir)
+	cfg.Proxy.TLSMode = "maybe"
+	if _, err := New(cfg, logging.Discard()); err == nil || !strings.Contains(err.Error(), "TLS mode") {
+		t.Fatalf("bad TLS mode: %v", err)
+	}
+	cfg = testConfig(dir)
+	cfg.Broker.FlushDiskType = "SOMETIMES"
+	if _, err := New(cfg, logging.Discard()); err == nil {
+		t.Fatal("bad flush type accepted")
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the data dir was touched by a config that does not validate: %v", err)
+	}
+}
