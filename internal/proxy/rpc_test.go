@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rocketry-mq/rocketry/internal/proxy/auth"
@@ -94,6 +95,23 @@ func TestTelemetrySettingsReply(t *testing.T) {
 	}
 	if bp := r.GetSettings().GetBackoffPolicy(); bp.GetMaxAttempts() != 3 || bp.GetExponentialBackoff() == nil {
 		t.Errorf("producer backoff = %v", bp)
+	}
+	// A go5 producer gets its own backoff back, field for field (F10: the SDK re-marshals its
+	// settings while it applies the reply; a reply of another encoded size breaks Start).
+	goProducer := producerSettings("T")
+	goProducer.BackoffPolicy.Strategy = &pb.RetryPolicy_ExponentialBackoff{ExponentialBackoff: &pb.ExponentialBackoff{
+		Initial: durationpb.New(0), Max: durationpb.New(0), Multiplier: 1,
+	}}
+	r, _ = settingsReply(t, c, "producer-go", goProducer)
+	if got, sent := r.GetSettings().GetBackoffPolicy(), goProducer.GetBackoffPolicy(); proto.Size(got) != proto.Size(sent) ||
+		!proto.Equal(got.GetExponentialBackoff(), sent.GetExponentialBackoff()) {
+		t.Errorf("go5 producer backoff = %v, want its own %v", got, sent)
+	}
+	nodeProducer := producerSettings("T")
+	nodeProducer.UserAgent.Language = pb.Language_NODE_JS
+	r, _ = settingsReply(t, c, "producer-node", nodeProducer)
+	if eb := r.GetSettings().GetBackoffPolicy().GetExponentialBackoff(); eb.GetInitial().AsDuration() != 10*time.Millisecond || eb.GetMultiplier() != 2 {
+		t.Errorf("node producer backoff = %v, want the server's 10ms x2", eb)
 	}
 
 	r, _ = settingsReply(t, c, "consumer-1", consumerSettings("fifo-group"))

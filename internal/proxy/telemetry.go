@@ -165,11 +165,20 @@ func (s *Server) serverSettings(ctx context.Context, st *pb.Settings) *pb.Settin
 		if attempts <= 0 {
 			attempts = producerMaxAttempts
 		}
+		backoff := &pb.ExponentialBackoff{
+			Initial: durationpb.New(10 * time.Millisecond), Max: durationpb.New(time.Second), Multiplier: 2,
+		}
+		if own := st.GetBackoffPolicy().GetExponentialBackoff(); own != nil && st.GetUserAgent().GetLanguage() == pb.Language_GOLANG {
+			// go5 v5.1.2 applies this reply on its telemetry goroutine while another goroutine
+			// may be marshalling its next Settings from the same struct (no lock): a reply
+			// that changes the backoff's encoded size makes that marshal fail with "size
+			// mismatch" and Start() return an error (QA finding F10). Echoing the client's
+			// own backoff keeps every field it re-marshals the same size.
+			backoff = &pb.ExponentialBackoff{Initial: own.GetInitial(), Max: own.GetMax(), Multiplier: own.GetMultiplier()}
+		}
 		out.BackoffPolicy = &pb.RetryPolicy{
 			MaxAttempts: attempts,
-			Strategy: &pb.RetryPolicy_ExponentialBackoff{ExponentialBackoff: &pb.ExponentialBackoff{
-				Initial: durationpb.New(10 * time.Millisecond), Max: durationpb.New(time.Second), Multiplier: 2,
-			}},
+			Strategy:    &pb.RetryPolicy_ExponentialBackoff{ExponentialBackoff: backoff},
 		}
 		out.PubSub = &pb.Settings_Publishing{Publishing: &pb.Publishing{
 			Topics:              ps.Publishing.GetTopics(),
