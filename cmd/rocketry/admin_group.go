@@ -37,7 +37,7 @@ func newAdminGroupCmd(f *adminFlags) *cobra.Command {
 				if g.FIFO {
 					kind = "FIFO"
 				}
-				_, err := fmt.Fprintf(w, "created group %s (%s, max attempts %d) on %s\n", g.Name, kind, g.MaxAttempts, strings.Join(g.Brokers, ", "))
+				_, err := fmt.Fprintf(w, "created group %s (%s, max attempts %d = up to %d deliveries before the DLQ) on %s\n", g.Name, kind, g.MaxAttempts, g.MaxDeliveries, strings.Join(g.Brokers, ", "))
 				return err
 			})
 		},
@@ -182,7 +182,7 @@ func printGroupDetail(w io.Writer, v any) error {
 		kind = "FIFO"
 	}
 	fmt.Fprintf(w, "Group:\t%s\n", d.Name)
-	fmt.Fprintf(w, "Mode:\t%s, max attempts %d, consume %s\n", kind, d.MaxAttempts, onOff(d.ConsumeEnable))
+	fmt.Fprintf(w, "Mode:\t%s, max attempts %d (%d deliveries before the DLQ), consume %s\n", kind, d.MaxAttempts, d.MaxDeliveries, onOff(d.ConsumeEnable))
 	fmt.Fprintf(w, "Lag:\t%d (in flight %d)\n", d.Lag, d.Inflight)
 	fmt.Fprintf(w, "Consume TPS:\t%.1f\n", d.ConsumeTPS)
 	online := "no"

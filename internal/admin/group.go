@@ -47,7 +47,8 @@ type GroupSpec struct {
 type GroupSummary struct {
 	Name          string   `json:"name"`
 	FIFO          bool     `json:"fifo"`
-	MaxAttempts   int32    `json:"maxAttempts"` // retryMaxTimes
+	MaxAttempts   int32    `json:"maxAttempts"`   // retryMaxTimes: redeliveries after the first delivery
+	MaxDeliveries int32    `json:"maxDeliveries"` // MaxAttempts + 1: deliveries before the DLQ (what gRPC clients see)
 	ConsumeEnable bool     `json:"consumeEnable"`
 	Brokers       []string `json:"brokers"`
 	System        bool     `json:"system"`
@@ -80,7 +81,7 @@ func (a *Admin) CreateGroup(ctx context.Context, spec GroupSpec) (*GroupSummary,
 	if err != nil {
 		return nil, err
 	}
-	res := &GroupSummary{Name: spec.Name, FIFO: spec.FIFO, MaxAttempts: cfg.RetryMaxTimes, ConsumeEnable: true}
+	res := &GroupSummary{Name: spec.Name, FIFO: spec.FIFO, MaxAttempts: cfg.RetryMaxTimes, MaxDeliveries: cfg.RetryMaxTimes + 1, ConsumeEnable: true}
 	for _, b := range brokers {
 		res.Brokers = append(res.Brokers, b.Name)
 	}
@@ -129,7 +130,7 @@ func (a *Admin) ListGroups(ctx context.Context, cluster string, all bool) ([]Gro
 		for name, g := range table {
 			s := byName[name]
 			if s == nil {
-				s = &GroupSummary{Name: name, FIFO: g.ConsumeMessageOrderly, MaxAttempts: g.RetryMaxTimes,
+				s = &GroupSummary{Name: name, FIFO: g.ConsumeMessageOrderly, MaxAttempts: g.RetryMaxTimes, MaxDeliveries: g.RetryMaxTimes + 1,
 					ConsumeEnable: g.ConsumeEnable, System: message.IsReservedGroup(name)}
 				byName[name] = s
 			}
@@ -184,7 +185,8 @@ type GroupSubscription struct {
 type GroupDetail struct {
 	Name          string              `json:"name"`
 	FIFO          bool                `json:"fifo"`
-	MaxAttempts   int32               `json:"maxAttempts"`
+	MaxAttempts   int32               `json:"maxAttempts"`   // retryMaxTimes
+	MaxDeliveries int32               `json:"maxDeliveries"` // MaxAttempts + 1
 	ConsumeEnable bool                `json:"consumeEnable"`
 	Lag           int64               `json:"lag"`      // sum over queues
 	Inflight      int64               `json:"inflight"` // sum over queues
@@ -258,7 +260,7 @@ func (a *Admin) DescribeGroup(ctx context.Context, group string) (*GroupDetail, 
 		if g, ok := table[group]; ok {
 			mu.Lock()
 			found = true
-			d.FIFO, d.MaxAttempts, d.ConsumeEnable = g.ConsumeMessageOrderly, g.RetryMaxTimes, g.ConsumeEnable
+			d.FIFO, d.MaxAttempts, d.MaxDeliveries, d.ConsumeEnable = g.ConsumeMessageOrderly, g.RetryMaxTimes, g.RetryMaxTimes+1, g.ConsumeEnable
 			mu.Unlock()
 		}
 		// progress

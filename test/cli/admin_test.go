@@ -60,6 +60,7 @@ func TestTopicsOfEveryTypeAndGroups(t *testing.T) {
 		Name          string
 		FIFO          bool
 		MaxAttempts   int
+		MaxDeliveries int
 		ConsumeEnable bool
 	}
 	var g group
@@ -68,7 +69,7 @@ func TestTopicsOfEveryTypeAndGroups(t *testing.T) {
 		t.Fatalf("plain group %+v", g)
 	}
 	jsonOut(t, &g, s.admin("group", "create", "--name", "g-fifo", "--fifo", "--max-attempts", "5")...)
-	if !g.FIFO || g.MaxAttempts != 5 {
+	if !g.FIFO || g.MaxAttempts != 5 || g.MaxDeliveries != 6 {
 		t.Fatalf("fifo group %+v", g)
 	}
 	var groups []group
