@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,17 +59,26 @@ func QuietSDKLogs() {
 // SDKProducer is a Sender over the official SDK's producer.
 type SDKProducer struct{ p rmq.Producer }
 
-// NewSDKProducer starts an SDK producer; topics are pre-fetched (optional).
+// NewSDKProducer starts an SDK producer; topics are pre-fetched (optional). A Start that
+// fails with "size mismatch" is retried once with a new producer: go5 v5.1.2 races with itself
+// while applying the server's Settings during Start (docs/qa F10); other failures (a proxy
+// that does not answer) are returned at once.
 func NewSDKProducer(cfg ClientConfig, topics ...string) (*SDKProducer, error) {
 	QuietSDKLogs()
-	p, err := rmq.NewProducer(cfg.sdk(""), rmq.WithTopics(topics...))
-	if err != nil {
-		return nil, fmt.Errorf("producer: %w", err)
+	var startErr error
+	for range 2 {
+		p, err := rmq.NewProducer(cfg.sdk(""), rmq.WithTopics(topics...))
+		if err != nil {
+			return nil, fmt.Errorf("producer: %w", err)
+		}
+		if startErr = p.Start(); startErr == nil {
+			return &SDKProducer{p: p}, nil
+		}
+		if !strings.Contains(startErr.Error(), "size mismatch") {
+			break
+		}
 	}
-	if err := p.Start(); err != nil {
-		return nil, fmt.Errorf("producer start (endpoint %s): %w", cfg.sdk("").Endpoint, err)
-	}
-	return &SDKProducer{p: p}, nil
+	return nil, fmt.Errorf("producer start (endpoint %s): %w", cfg.sdk("").Endpoint, startErr)
 }
 
 // Send sends one message synchronously.
