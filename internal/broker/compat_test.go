@@ -542,7 +542,10 @@ func TestCompatBroadcastingConsumers(t *testing.T) {
 	c.createTopic("Bcast", 2)
 	r1, r2 := newReceived(), newReceived()
 	for _, r := range []*received{r1, r2} {
-		c.pushConsumer("BcastG", "Bcast", "*", collectInto(r), consumer.WithConsumerModel(consumer.BroadCasting))
+		// Broadcasting offsets are client-local: from the first offset, so a consumer whose
+		// first rebalance lands after the sends (a loaded machine) still reads them all.
+		c.pushConsumer("BcastG", "Bcast", "*", collectInto(r), consumer.WithConsumerModel(consumer.BroadCasting),
+			consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset))
 	}
 	waitFor(t, 10*time.Second, "two consumers", func() bool { return len(c.b.Clients.ConsumerIDs("BcastG")) == 2 })
 	info, _ := c.b.Clients.ConsumerGroup("BcastG")
