@@ -539,16 +539,20 @@ func TestCompatResetOffsetOnline(t *testing.T) {
 
 func TestCompatBroadcastingConsumers(t *testing.T) {
 	c := startCluster(t, nil)
+	// go2 keeps broadcasting offsets in local files ($HOME/.rocketmq_client_go/<group>/<client
+	// id>) that outlive the test; a group name unique to this run keeps an earlier run's
+	// offsets (same client id, same queues) from skipping this run's messages.
+	group := "BcastG" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	c.createTopic("Bcast", 2)
 	r1, r2 := newReceived(), newReceived()
 	for _, r := range []*received{r1, r2} {
 		// Broadcasting offsets are client-local: from the first offset, so a consumer whose
 		// first rebalance lands after the sends (a loaded machine) still reads them all.
-		c.pushConsumer("BcastG", "Bcast", "*", collectInto(r), consumer.WithConsumerModel(consumer.BroadCasting),
+		c.pushConsumer(group, "Bcast", "*", collectInto(r), consumer.WithConsumerModel(consumer.BroadCasting),
 			consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset))
 	}
-	waitFor(t, 10*time.Second, "two consumers", func() bool { return len(c.b.Clients.ConsumerIDs("BcastG")) == 2 })
-	info, _ := c.b.Clients.ConsumerGroup("BcastG")
+	waitFor(t, 10*time.Second, "two consumers", func() bool { return len(c.b.Clients.ConsumerIDs(group)) == 2 })
+	info, _ := c.b.Clients.ConsumerGroup(group)
 	if info.MessageModel != ModelBroadcast {
 		t.Fatalf("message model %q", info.MessageModel)
 	}
