@@ -12,6 +12,7 @@ import (
 
 	"github.com/rocketry-mq/rocketry/internal/broker/timer"
 	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/metrics"
 	"github.com/rocketry-mq/rocketry/internal/remoting"
 	"github.com/rocketry-mq/rocketry/internal/store"
 )
@@ -112,6 +113,9 @@ func initTimer(b *Broker) error {
 		return fmt.Errorf("timer: %w", err)
 	}
 	f := &timerFeature{svc: svc, runDone: make(chan struct{})}
+	b.mnode.OnTimingMessages(func(emit func(metrics.TopicCount)) { // rocketmq_timing_messages
+		svc.PendingByTopic(func(topic string, n int64) { emit(metrics.TopicCount{Topic: topic, Count: n}) })
+	})
 	timerFeatures.Store(b, f)
 	b.Store.OnDispatch(func(ev store.DispatchEvent) {
 		if ev.Topic == timer.Topic {

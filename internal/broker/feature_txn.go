@@ -22,6 +22,7 @@ import (
 
 	"github.com/rocketry-mq/rocketry/internal/broker/txn"
 	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/metrics"
 	"github.com/rocketry-mq/rocketry/internal/remoting"
 	"github.com/rocketry-mq/rocketry/internal/store"
 )
@@ -50,6 +51,11 @@ func (b *Broker) txnConfig() txn.Config {
 	c.CheckInterval = b.Cfg.TransactionCheckInterval
 	c.CheckMax = b.Cfg.TransactionCheckMax
 	c.ScanInterval = min(c.ScanInterval, c.CheckInterval)
+	c.OnEnd = func(realTopic string, o txn.Outcome) { // rocketmq_commit/rollback_messages_total
+		if o == txn.OutcomeCommit || o == txn.OutcomeRollback {
+			b.mnode.TransactionEnded(realTopic, o == txn.OutcomeCommit)
+		}
+	}
 	return c
 }
 
@@ -74,6 +80,11 @@ func initTxn(b *Broker) error {
 		}
 	}
 	txnServices.Store(b, svc)
+	b.mnode.OnHalfMessages(func(emit func(metrics.TopicCount)) { // rocketmq_half_messages
+		for topic, n := range svc.OpenByTopic() {
+			emit(metrics.TopicCount{Topic: topic, Count: int64(n)})
+		}
+	})
 	b.AddPutHook(func(ctx context.Context, m *message.Ext) (store.PutResult, bool, error) {
 		if !txn.IsPrepared(m) {
 			return store.PutResult{}, false, nil

@@ -112,3 +112,38 @@ func TestBrokerMetrics(t *testing.T) {
 		t.Error("still ready after stop")
 	}
 }
+
+// Timers and transactions feed rocketmq_timing_messages, rocketmq_half_messages and the
+// commit/rollback counters.
+func TestBrokerFeatureMetrics(t *testing.T) {
+	reg, health := metrics.NewRegistry(), metrics.NewHealth()
+	tb := startBroker(t, testConfig(t), WithMetrics(reg, health))
+	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
+		t.Fatal(err)
+	}
+	due := strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)
+	tb.mustSend("T", 0, "later", map[string]string{message.PropertyTimerDeliverMS: due})
+	waitFor(t, 5*time.Second, "timing gauge", func() bool {
+		n, ok := gather(t, reg, "rocketmq_timing_messages", map[string]string{"topic": "T"})
+		return ok && n == 1
+	})
+
+	h := sendHalf(t, tb, "T", 0, "PG", "half")
+	waitFor(t, 5*time.Second, "half gauge", func() bool {
+		n, ok := gather(t, reg, "rocketmq_half_messages", map[string]string{"topic": "T"})
+		return ok && n == 1
+	})
+	if r := endTxn(tb, h, "PG", 8, false); r.Code != remoting.Success {
+		t.Fatalf("commit: %d %q", r.Code, r.Remark)
+	}
+	if n, ok := gather(t, reg, "rocketmq_commit_messages_total", map[string]string{"topic": "T"}); !ok || n != 1 {
+		t.Errorf("commit counter %v (found %v), want 1", n, ok)
+	}
+	h2 := sendHalf(t, tb, "T", 0, "PG", "half-2")
+	if r := endTxn(tb, h2, "PG", 12, false); r.Code != remoting.Success {
+		t.Fatalf("rollback: %d %q", r.Code, r.Remark)
+	}
+	if n, ok := gather(t, reg, "rocketmq_rollback_messages_total", map[string]string{"topic": "T"}); !ok || n != 1 {
+		t.Errorf("rollback counter %v (found %v), want 1", n, ok)
+	}
+}
