@@ -172,6 +172,9 @@ func (b *Broker) timerPutHook(ctx context.Context, m *message.Ext) (store.PutRes
 	if !ok {
 		return store.PutResult{}, false, nil
 	}
+	if !timer.HasTimerProperty(m.Properties) {
+		return store.PutResult{}, false, nil // the common case: no copy of the message
+	}
 	tf := f.(*timerFeature)
 	c := *m
 	c.Properties = maps.Clone(m.Properties)

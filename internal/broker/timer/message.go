@@ -32,6 +32,19 @@ func (e *delayTooLongError) Is(target error) bool {
 	return target == ErrIllegal || target == ErrDelayTooLong
 }
 
+// HasTimerProperty reports whether props carry one of the properties Intercept acts on. A
+// message without any of them is never taken and never rejected, so callers can skip the
+// copy Intercept needs on the common path.
+func HasTimerProperty(props map[string]string) bool {
+	for _, k := range [...]string{message.PropertyDelayLevel, message.PropertyTimerDelaySec,
+		message.PropertyTimerDelayMS, message.PropertyTimerDeliverMS} {
+		if _, ok := props[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // Intercept decides whether m must wait on the timer and, when it must, rewrites it in place
 // into a timer record: topic Topic, queue 0, properties REAL_TOPIC, REAL_QID and TIMER_OUT_MS
 // (the due time, ms since the epoch). It returns taken=false, m untouched, for every message to

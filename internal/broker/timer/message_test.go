@@ -181,3 +181,30 @@ func TestRestore(t *testing.T) {
 		t.Fatalf("queue id %d without a queue count", out.QueueID)
 	}
 }
+
+// HasTimerProperty is exactly the set of properties Intercept looks at: without them a message
+// is neither taken nor rejected, with any of them Intercept decides.
+func TestHasTimerPropertyMatchesIntercept(t *testing.T) {
+	levels, err := ParseLevels(DefaultDelayLevels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	plain := &message.Ext{Message: message.Message{Topic: "T", Properties: map[string]string{"KEYS": "k", "TAGS": "a"}}}
+	if HasTimerProperty(plain.Properties) {
+		t.Fatal("plain message reported as timer message")
+	}
+	if taken, err := Intercept(plain, now, time.Hour, levels); taken || err != nil {
+		t.Fatalf("Intercept(plain) = %v, %v", taken, err)
+	}
+	for _, k := range []string{message.PropertyDelayLevel, message.PropertyTimerDelaySec,
+		message.PropertyTimerDelayMS, message.PropertyTimerDeliverMS} {
+		m := &message.Ext{Message: message.Message{Topic: "T", Properties: map[string]string{k: "x"}}}
+		if !HasTimerProperty(m.Properties) {
+			t.Errorf("%s not recognised", k)
+		}
+		if _, err := Intercept(m, now, time.Hour, levels); err == nil {
+			t.Errorf("Intercept with %s=x: no error, so the property was not examined", k)
+		}
+	}
+}
