@@ -43,6 +43,7 @@ type client struct {
 	settings *pb.Settings // as last sent by the client
 	topics   map[string]struct{}
 	group    string
+	addr     string // peer address of the last Settings
 	lastSeen time.Time
 	session  *session // latest open telemetry stream, nil if none
 }
@@ -58,14 +59,24 @@ func newRegistry(now func() time.Time) *registry {
 	return &registry{clients: map[string]*client{}, now: now}
 }
 
-// putSettings stores settings for id and attaches the telemetry session.
-func (r *registry) putSettings(id string, st *pb.Settings, sess *session) {
+// putSettings stores settings for id (sent from addr) and attaches the telemetry session.
+// It reports whether the consumer roster changed: a new consumer, or one whose group or
+// subscriptions differ from before.
+func (r *registry) putSettings(id, addr string, st *pb.Settings, sess *session) (rosterChanged bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c := r.clients[id]
 	if c == nil {
 		c = &client{id: id, topics: map[string]struct{}{}}
 		r.clients[id] = c
+	}
+	before, wasConsumer := consumerInfo(c)
+	defer func() {
+		after, isConsumer := consumerInfo(c)
+		rosterChanged = wasConsumer != isConsumer || (isConsumer && !sameConsumer(before, after))
+	}()
+	if addr != "" {
+		c.addr = addr
 	}
 	c.settings = proto.Clone(st).(*pb.Settings)
 	c.typ = st.GetClientType()
@@ -79,6 +90,7 @@ func (r *registry) putSettings(id string, st *pb.Settings, sess *session) {
 	if sess != nil {
 		c.session = sess
 	}
+	return false // set by the deferred comparison
 }
 
 // touch refreshes id's liveness; false if the client is unknown (no settings).
@@ -120,37 +132,46 @@ func (r *registry) settingsOf(id string) *pb.Settings {
 	return nil
 }
 
-// remove forgets id; false if it was unknown.
-func (r *registry) remove(id string) bool {
+// remove forgets id; ok is false if it was unknown, consumer true if it was a consumer.
+func (r *registry) remove(id string) (ok, consumer bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_, ok := r.clients[id]
+	c, ok := r.clients[id]
+	if ok {
+		_, consumer = consumerInfo(c)
+	}
 	delete(r.clients, id)
-	return ok
+	return ok, consumer
 }
 
-// detach clears sess from id if it is still the current one.
-func (r *registry) detach(id string, sess *session) {
+// detach clears sess from id if it is still the current one; consumer reports whether an
+// online consumer thereby went offline.
+func (r *registry) detach(id string, sess *session) (consumer bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c := r.clients[id]; c != nil && c.session == sess {
+		_, consumer = consumerInfo(c)
 		c.session = nil
 	}
+	return consumer
 }
 
-// expire removes clients not seen for ttl and returns their ids.
-func (r *registry) expire(ttl time.Duration) []string {
+// expire removes clients not seen for ttl and returns their ids; consumers reports whether
+// any of them was a consumer.
+func (r *registry) expire(ttl time.Duration) (gone []string, consumers bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cut := r.now().Add(-ttl)
-	var gone []string
 	for id, c := range r.clients {
 		if c.lastSeen.Before(cut) {
+			if _, ok := consumerInfo(c); ok {
+				consumers = true
+			}
 			delete(r.clients, id)
 			gone = append(gone, id)
 		}
 	}
-	return gone
+	return gone, consumers
 }
 
 // producerGroups lists topics with at least one producer holding an open session.

@@ -128,5 +128,19 @@ func startClusterEnv(t testing.TB, opts proxy.E2EOptions) *proxy.E2EEnv {
 			}
 		},
 		CheckWithin: 20 * time.Second,
+		OnlineConsumers: func(t testing.TB, group string) map[string]string {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			out := map[string]string{}
+			d, err := adm.DescribeGroup(ctx, group)
+			if err != nil {
+				t.Logf("describe group %s: %v", group, err)
+				return out
+			}
+			for _, c := range d.Clients {
+				out[c.ClientID] = c.Language
+			}
+			return out
+		},
 	}
 }

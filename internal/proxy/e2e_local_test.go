@@ -55,5 +55,14 @@ func startLocalEnv(t testing.TB, opts proxy.E2EOptions) *proxy.E2EEnv {
 			}
 		},
 		CheckWithin: 20 * time.Second,
+		OnlineConsumers: func(_ testing.TB, group string) map[string]string {
+			out := map[string]string{}
+			if g, ok := br.Clients.ConsumerGroup(group); ok {
+				for _, ch := range g.Channels {
+					out[ch.ClientID] = ch.Language
+				}
+			}
+			return out
+		},
 	}
 }

@@ -21,6 +21,8 @@ import (
 	golang "github.com/apache/rocketmq-clients/golang/v5"
 	"github.com/apache/rocketmq-clients/golang/v5/credentials"
 	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -43,6 +45,9 @@ type E2EEnv struct {
 	// deployment's broker checks by itself within CheckWithin.
 	CheckTransactions func(t testing.TB)
 	CheckWithin       time.Duration
+	// OnlineConsumers returns the consumers the brokers list for group (client id ->
+	// language), what `admin group describe` shows; nil when the deployment has no broker.
+	OnlineConsumers func(t testing.TB, group string) map[string]string
 }
 
 type e2eEnv = E2EEnv
@@ -184,6 +189,9 @@ func TestE2E(t *testing.T) {
 			env := mode.start(t, e2eOptions{})
 			for _, sc := range e2eScenarios {
 				t.Run(sc.name, func(t *testing.T) { sc.run(t, env) })
+			}
+			if env.OnlineConsumers != nil { // deployments with a broker
+				t.Run("consumers-online", func(t *testing.T) { scenarioConsumersOnline(t, env) })
 			}
 			t.Run("auth-on", func(t *testing.T) { scenarioAuthOn(t, mode) })
 			t.Run("auth-off-any-credentials", func(t *testing.T) { scenarioAuthOff(t, env) })
@@ -615,4 +623,54 @@ func scenarioAutoRenew(t *testing.T, env *e2eEnv) {
 			t.Fatal("acked message redelivered")
 		}
 	}
+}
+
+// scenarioConsumersOnline: gRPC consumers are registered with the brokers (as RocketMQ's proxy
+// does) so the group's consumer connections list them with their language, and a consumer
+// whose connection goes away (its process ended) disappears from the list.
+func scenarioConsumersOnline(t *testing.T, env *e2eEnv) {
+	env.CreateTopic(t, "e2e-online", MessageTypeNormal, 2)
+	env.CreateGroup(t, "g-online", false, 16)
+	newSDKConsumer(t, env.Endpoint, "g-online", map[string]*golang.FilterExpression{"e2e-online": golang.NewFilterExpression("A||B")}, nil)
+
+	// A second consumer on its own connection (a Java client, as its settings say), which
+	// then disconnects like a process that exits.
+	conn, err := grpc.Dial(env.Endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const javaID = "java-consumer-1"
+	st := consumerSettings("g-online")
+	st.GetSubscription().Subscriptions[0].Topic.Name = "e2e-online"
+	st.UserAgent = &pb.UA{Language: pb.Language_JAVA, Version: "5.0.7"}
+	if r, _ := settingsReply(t, pb.NewMessagingServiceClient(conn), javaID, st); r.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("settings: %v", r.GetStatus())
+	}
+
+	waitFor := func(what string, cond func(map[string]string) bool) map[string]string {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			got := env.OnlineConsumers(t, "g-online")
+			if cond(got) {
+				return got
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: consumers listed = %v", what, got)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	got := waitFor("two consumers online", func(m map[string]string) bool { return len(m) == 2 })
+	for id, lang := range got {
+		if want := map[bool]string{true: "JAVA", false: "GO"}[id == javaID]; lang != want {
+			t.Errorf("consumer %q listed with language %q, want %s", id, lang, want)
+		}
+	}
+	conn.Close()
+	waitFor("only the go5 consumer online after the Java one disconnected", func(m map[string]string) bool {
+		_, java := m[javaID]
+		return len(m) == 1 && !java
+	})
 }

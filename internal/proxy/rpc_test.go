@@ -166,12 +166,12 @@ func TestHeartbeatAndClientID(t *testing.T) {
 func TestClientExpiry(t *testing.T) {
 	now := time.Unix(1000, 0)
 	r := newRegistry(func() time.Time { return now })
-	r.putSettings("a", producerSettings("T"), &session{out: make(chan *pb.TelemetryCommand, 1), done: make(chan struct{})})
-	r.putSettings("b", producerSettings("T"), nil)
+	r.putSettings("a", "", producerSettings("T"), &session{out: make(chan *pb.TelemetryCommand, 1), done: make(chan struct{})})
+	r.putSettings("b", "", producerSettings("T"), nil)
 	now = now.Add(100 * time.Second)
 	r.touch("b")
 	now = now.Add(30 * time.Second)
-	gone := r.expire(120 * time.Second)
+	gone, _ := r.expire(120 * time.Second)
 	if len(gone) != 1 || gone[0] != "a" || r.touch("a") || !r.touch("b") {
 		t.Fatalf("expired %v; a known=%v", gone, r.touch("a"))
 	}

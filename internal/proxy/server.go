@@ -202,8 +202,12 @@ func (s *Server) expireLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			for _, id := range s.clients.expire(s.cfg.ClientExpiry) {
+			gone, consumers := s.clients.expire(s.cfg.ClientExpiry)
+			for _, id := range gone {
 				s.logger.Info("client expired without heartbeat", "client", id)
+			}
+			if consumers {
+				s.rosterChanged()
 			}
 		}
 	}

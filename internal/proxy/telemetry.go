@@ -50,7 +50,11 @@ func (s *Server) Telemetry(stream pb.MessagingService_TelemetryServer) error {
 	}
 	sess := &session{out: make(chan *pb.TelemetryCommand, sessionQueue), done: make(chan struct{})}
 	defer close(sess.done)
-	defer s.clients.detach(c.clientID, sess)
+	defer func() {
+		if s.clients.detach(c.clientID, sess) {
+			s.rosterChanged()
+		}
+	}()
 
 	recvc := make(chan recvResult)
 	go func() {
@@ -109,7 +113,9 @@ func (s *Server) onTelemetry(ctx context.Context, c *call, cmd *pb.TelemetryComm
 			}
 		}
 		reply := s.serverSettings(ctx, st)
-		s.clients.putSettings(c.clientID, st, sess)
+		if s.clients.putSettings(c.clientID, peerAddr(ctx), st, sess) {
+			s.rosterChanged()
+		}
 		s.logger.Debug("client settings", "client", c.clientID, "type", st.GetClientType().String(), "language", c.language)
 		cmd := &pb.TelemetryCommand{Status: okStatus(), Command: &pb.TelemetryCommand_Settings{Settings: reply}}
 		if st.GetUserAgent().GetLanguage() != pb.Language_GOLANG {
@@ -235,7 +241,11 @@ func (s *Server) NotifyClientTermination(ctx context.Context, req *pb.NotifyClie
 	if err != nil {
 		return &pb.NotifyClientTerminationResponse{Status: toStatus(err)}, nil
 	}
-	if !s.clients.remove(c.clientID) {
+	ok, consumer := s.clients.remove(c.clientID)
+	if consumer {
+		s.rosterChanged()
+	}
+	if !ok {
 		return &pb.NotifyClientTerminationResponse{Status: &pb.Status{Code: pb.Code_UNRECOGNIZED_CLIENT_TYPE, Message: "cannot find client settings for this client"}}, nil
 	}
 	return &pb.NotifyClientTerminationResponse{Status: okStatus()}, nil

@@ -69,6 +69,11 @@ type Backend struct {
 
 	checker atomic.Pointer[checkerBox]
 	nsNext  atomic.Uint32 // round-robin over NameServers
+	kick    chan struct{} // RosterChanged: heartbeat now
+
+	// consumers are the gRPC consumers (client id -> group) the last heartbeat registered
+	// with the brokers; only the Run goroutine touches it.
+	consumers map[string]string
 
 	mu      sync.Mutex // guards the maps below; never held across I/O
 	routes  map[string]cached[*route]
@@ -103,12 +108,17 @@ func New(cfg Config, logger *slog.Logger) (*Backend, error) {
 		cli:    remoting.NewClient(remoting.ClientConfig{SerializeType: remoting.SerializeJSON}, logger),
 		routes: map[string]cached[*route]{}, topics: map[string]cached[*proxy.TopicConfig]{},
 		groups: map[string]cached[*proxy.GroupConfig]{}, brokers: map[string]string{}, names: map[string]string{},
+		kick: make(chan struct{}, 1), consumers: map[string]string{},
 	}
 	b.cli.Handle(remoting.CheckTransactionState, b.onCheckTransaction)
+	// Brokers notify registered consumers of membership changes; gRPC consumers pop and
+	// need no rebalance, so the proxy ignores it.
+	b.cli.Handle(remoting.NotifyConsumerIdsChanged, func(context.Context, *remoting.Conn, *remoting.Command) *remoting.Command { return nil })
 	return b, nil
 }
 
-// Run sends producer heartbeats to the brokers until ctx ends.
+// Run sends producer and consumer heartbeats to the brokers until ctx ends (and at once
+// when the Server reports a consumer change), then unregisters the consumers.
 func (b *Backend) Run(ctx context.Context) error {
 	t := time.NewTicker(b.cfg.HeartbeatInterval)
 	defer t.Stop()
@@ -116,9 +126,23 @@ func (b *Backend) Run(ctx context.Context) error {
 		b.heartbeat(ctx)
 		select {
 		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.Background(), b.cfg.RequestTimeout)
+			for id, g := range b.consumers {
+				b.unregisterConsumer(sctx, id, g)
+			}
+			cancel()
 			return nil
 		case <-t.C:
+		case <-b.kick:
 		}
+	}
+}
+
+// RosterChanged implements proxy.RosterWatcher.
+func (b *Backend) RosterChanged() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
 	}
 }
 

@@ -250,23 +250,81 @@ type producerData struct {
 	GroupName string `json:"groupName"`
 }
 
-// heartbeat registers the topics with live gRPC producers as producer groups on every known
-// master, so brokers route CHECK_TRANSACTION_STATE to this proxy.
+// consumerData is a HEART_BEAT consumerDataSet element (RocketMQ ConsumerData).
+type consumerData struct {
+	GroupName           string             `json:"groupName"`
+	ConsumeType         string             `json:"consumeType"`
+	MessageModel        string             `json:"messageModel"`
+	ConsumeFromWhere    string             `json:"consumeFromWhere"`
+	SubscriptionDataSet []subscriptionData `json:"subscriptionDataSet"`
+	UnitMode            bool               `json:"unitMode"`
+}
+
+type subscriptionData struct {
+	Topic          string   `json:"topic"`
+	SubString      string   `json:"subString"`
+	Tags           []string `json:"tagsSet"`
+	Codes          []int64  `json:"codeSet"`
+	SubVersion     int64    `json:"subVersion"`
+	ExpressionType string   `json:"expressionType"`
+}
+
+// heartbeat registers, on every known master, the topics with live gRPC producers as
+// producer groups (so brokers route CHECK_TRANSACTION_STATE to this proxy) and every live
+// gRPC consumer under its own client id (so the brokers list it in the group's consumer
+// connections, as RocketMQ's proxy does); consumers gone since the last heartbeat are
+// unregistered. Run's goroutine only.
 func (b *Backend) heartbeat(ctx context.Context) {
 	box := b.checker.Load()
 	if box == nil {
 		return
 	}
-	groups := box.c.ProducerGroups()
-	if len(groups) == 0 {
-		return
+	type hb struct {
+		body     []byte
+		language string // the client's, as the broker lists it (the request's language field)
 	}
-	body := heartbeatBody{ClientID: b.cfg.ClientID, ConsumerDataSet: []json.RawMessage{}}
-	for _, g := range groups {
-		body.ProducerDataSet = append(body.ProducerDataSet, producerData{GroupName: g})
+	var bodies []hb
+	if groups := box.c.ProducerGroups(); len(groups) > 0 {
+		body := heartbeatBody{ClientID: b.cfg.ClientID, ConsumerDataSet: []json.RawMessage{}}
+		for _, g := range groups {
+			body.ProducerDataSet = append(body.ProducerDataSet, producerData{GroupName: g})
+		}
+		if raw, err := json.Marshal(body); err == nil {
+			bodies = append(bodies, hb{raw, remoting.LanguageGo})
+		}
 	}
-	raw, err := json.Marshal(body)
-	if err != nil {
+	var live []proxy.ConsumerInfo
+	if roster, ok := box.c.(proxy.ConsumerRoster); ok {
+		live = roster.Consumers()
+	}
+	now := time.Now().UnixMilli()
+	want := make(map[string]string, len(live))
+	for _, c := range live {
+		want[c.ClientID] = c.Group
+		cd := consumerData{GroupName: c.Group, ConsumeType: c.ConsumeType(), MessageModel: "CLUSTERING",
+			ConsumeFromWhere: "CONSUME_FROM_LAST_OFFSET", SubscriptionDataSet: []subscriptionData{}}
+		for _, s := range c.Subscriptions {
+			tags, codes, typ := s.Parsed()
+			cd.SubscriptionDataSet = append(cd.SubscriptionDataSet, subscriptionData{Topic: s.Topic, SubString: s.Expression,
+				Tags: tags, Codes: codes, SubVersion: now, ExpressionType: typ})
+		}
+		body := struct {
+			ClientID        string         `json:"clientID"`
+			ProducerDataSet []producerData `json:"producerDataSet"`
+			ConsumerDataSet []consumerData `json:"consumerDataSet"`
+		}{ClientID: c.ClientID, ProducerDataSet: []producerData{}, ConsumerDataSet: []consumerData{cd}}
+		if raw, err := json.Marshal(body); err == nil {
+			bodies = append(bodies, hb{raw, c.Language})
+		}
+	}
+	var gone [][2]string
+	for id, g := range b.consumers {
+		if want[id] != g {
+			gone = append(gone, [2]string{id, g})
+		}
+	}
+	b.consumers = want
+	if len(bodies) == 0 && len(gone) == 0 {
 		return
 	}
 	masters := b.knownMasters()
@@ -278,13 +336,30 @@ func (b *Backend) heartbeat(ctx context.Context) {
 		}
 	}
 	for _, addr := range masters {
-		resp, err := b.invoke(ctx, addr, remoting.NewRequest(remoting.HeartBeat, nil, raw), 0)
-		if err != nil {
-			b.logger.Debug("broker heartbeat failed", "broker", addr, "err", err)
-			continue
+		for _, h := range bodies {
+			req := remoting.NewRequest(remoting.HeartBeat, nil, h.body)
+			req.Language = h.language
+			resp, err := b.invoke(ctx, addr, req, 0)
+			if err != nil {
+				b.logger.Debug("broker heartbeat failed", "broker", addr, "err", err)
+				break
+			}
+			if resp.Code != remoting.Success {
+				b.logger.Debug("broker heartbeat refused", "broker", addr, "code", resp.Code, "remark", resp.Remark)
+			}
 		}
-		if resp.Code != remoting.Success {
-			b.logger.Debug("broker heartbeat refused", "broker", addr, "code", resp.Code, "remark", resp.Remark)
+	}
+	for _, c := range gone {
+		b.unregisterConsumer(ctx, c[0], c[1])
+	}
+}
+
+// unregisterConsumer removes one gRPC consumer from every known master (UNREGISTER_CLIENT).
+func (b *Backend) unregisterConsumer(ctx context.Context, clientID, group string) {
+	for _, addr := range b.knownMasters() {
+		req := remoting.NewRequest(remoting.UnregisterClient, map[string]string{"clientID": clientID, "consumerGroup": group}, nil)
+		if _, err := b.invoke(ctx, addr, req, 0); err != nil {
+			b.logger.Debug("unregister consumer failed", "broker", addr, "client", clientID, "err", err)
 		}
 	}
 }

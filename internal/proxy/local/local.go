@@ -31,8 +31,10 @@ type Backend struct {
 	clientID string
 	checker  atomic.Pointer[checkerBox]
 
-	mu         sync.Mutex // guards registered
+	mu         sync.Mutex // guards registered and consumers
 	registered map[string]bool
+	consumers  map[string]string // gRPC consumer client id -> group registered with the broker
+	kick       chan struct{}     // RosterChanged: sync consumers now
 
 	// topics caches, per topic name, the route and config derived from the broker's topic
 	// table (*topicView), tagged with the table's DataVersion they were built from. The table
@@ -63,6 +65,16 @@ func New(b *broker.Broker, logger *slog.Logger) *Backend {
 		b: b, logger: logger.With("component", "proxy-local"),
 		clientID:   fmt.Sprintf("rocketry-proxy-local@%s@%d", host, os.Getpid()),
 		registered: map[string]bool{},
+		consumers:  map[string]string{},
+		kick:       make(chan struct{}, 1),
+	}
+}
+
+// RosterChanged implements proxy.RosterWatcher.
+func (l *Backend) RosterChanged() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -73,6 +85,7 @@ func (l *Backend) Run(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		l.syncProducers()
+		l.syncConsumers()
 		select {
 		case <-ctx.Done():
 			l.mu.Lock()
@@ -80,11 +93,63 @@ func (l *Backend) Run(ctx context.Context) error {
 				l.b.Clients.UnregisterProducer(g, l.clientID)
 			}
 			l.registered = map[string]bool{}
+			for id, g := range l.consumers {
+				l.b.Clients.UnregisterConsumer(g, id)
+			}
+			l.consumers = map[string]string{}
 			l.mu.Unlock()
 			return nil
 		case <-t.C:
+		case <-l.kick:
 		}
 	}
+}
+
+// syncConsumers registers every live gRPC consumer with the broker's client manager as an
+// in-process channel (refreshing it, so the broker's 120 s expiry never drops a live one) and
+// unregisters the ones that went away: `admin group describe` then lists gRPC consumers as
+// online, as RocketMQ's proxy does.
+func (l *Backend) syncConsumers() {
+	box := l.checker.Load()
+	if box == nil {
+		return
+	}
+	roster, ok := box.c.(proxy.ConsumerRoster)
+	if !ok {
+		return
+	}
+	live := roster.Consumers()
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	want := make(map[string]string, len(live))
+	for _, c := range live {
+		want[c.ClientID] = c.Group
+		if g, ok := l.consumers[c.ClientID]; ok && g != c.Group {
+			l.b.Clients.UnregisterConsumer(g, c.ClientID)
+		}
+		l.b.Clients.RegisterConsumer(c.Group, c.ConsumeType(), broker.ModelClustering, "CONSUME_FROM_LAST_OFFSET",
+			subscriptionData(c.Subscriptions, now),
+			broker.ClientChannel{ClientID: c.ClientID, RemoteAddr: c.RemoteAddr, Language: c.Language, LastUpdate: now})
+		l.consumers[c.ClientID] = c.Group
+	}
+	for id, g := range l.consumers {
+		if _, ok := want[id]; !ok {
+			l.b.Clients.UnregisterConsumer(g, id)
+			delete(l.consumers, id)
+		}
+	}
+}
+
+// subscriptionData converts gRPC filter expressions into the broker's subscription records.
+func subscriptionData(subs []proxy.ConsumerSubscription, now time.Time) []broker.SubscriptionData {
+	out := make([]broker.SubscriptionData, 0, len(subs))
+	for _, s := range subs {
+		tags, codes, typ := s.Parsed()
+		out = append(out, broker.SubscriptionData{Topic: s.Topic, SubString: s.Expression, SubVersion: now.UnixMilli(),
+			ExpressionType: typ, Tags: tags, Codes: codes})
+	}
+	return out
 }
 
 func (l *Backend) syncProducers() {

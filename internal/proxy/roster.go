@@ -1,0 +1,171 @@
+package proxy
+
+import (
+	"context"
+	"sort"
+	"strings"
+
+	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/grpc/peer"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/remoting"
+)
+
+// peerAddr is the gRPC caller's address, "" when unknown.
+func peerAddr(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}
+
+// ConsumerInfo is one live gRPC consumer (simple or push) as the brokers list it in their
+// consumer connections: RocketMQ's proxy registers every gRPC consumer with the brokers so
+// that `admin group describe` (GET_CONSUMER_CONNECTION_LIST) shows it online, with its
+// language and subscriptions.
+type ConsumerInfo struct {
+	ClientID      string
+	Group         string
+	Push          bool   // PUSH_CONSUMER (CONSUME_PASSIVELY); else SIMPLE_CONSUMER (CONSUME_ACTIVELY)
+	Language      string // RocketMQ LanguageCode name: GO, JAVA, NODE_JS, ...
+	Version       string // the SDK's version string from its user agent
+	RemoteAddr    string // the client's address as the proxy sees it
+	Subscriptions []ConsumerSubscription
+}
+
+// ConsumerSubscription is one filter expression of a consumer.
+type ConsumerSubscription struct {
+	Topic      string
+	Expression string // "*" or "A||B" for tags, the statement for SQL92
+	SQL        bool
+}
+
+// Parsed returns the subscription as RocketMQ's SubscriptionData holds it: the tags split on
+// "||" with their Java hash codes (none for "*" and for SQL92) and the expression type.
+func (s ConsumerSubscription) Parsed() (tags []string, codes []int64, expressionType string) {
+	tags, codes = []string{}, []int64{}
+	if s.SQL {
+		return tags, codes, "SQL92"
+	}
+	if s.Expression != "*" {
+		for _, tag := range strings.Split(s.Expression, "||") {
+			if tag = strings.TrimSpace(tag); tag != "" {
+				tags = append(tags, tag)
+				codes = append(codes, message.TagsHashCode(tag))
+			}
+		}
+	}
+	return tags, codes, "TAG"
+}
+
+// ConsumeType is the RocketMQ consume type the proxy registers the consumer with (Java
+// proxy ClientActivity): push consumers are passive, simple consumers active.
+func (c ConsumerInfo) ConsumeType() string {
+	if c.Push {
+		return "CONSUME_PASSIVELY"
+	}
+	return "CONSUME_ACTIVELY"
+}
+
+// ConsumerRoster is implemented by the Server, which backends receive through
+// SetTransactionChecker: a backend that registers clients with brokers reads the live
+// consumers from it.
+type ConsumerRoster interface {
+	Consumers() []ConsumerInfo
+}
+
+// RosterWatcher is an optional Backend interface: the Server calls RosterChanged, which must
+// not block, when a consumer registered, changed its subscriptions, or went away, so the
+// backend can update the brokers at once instead of at its next periodic refresh.
+type RosterWatcher interface {
+	RosterChanged()
+}
+
+// languageCode maps the gRPC user agent's language to RocketMQ's remoting LanguageCode
+// names, which is what consumer connection lists carry.
+func languageCode(l pb.Language) string {
+	switch l {
+	case pb.Language_JAVA:
+		return remoting.LanguageJava
+	case pb.Language_CPP:
+		return remoting.LanguageCPP
+	case pb.Language_DOT_NET:
+		return remoting.LanguageDotNet
+	case pb.Language_GOLANG:
+		return remoting.LanguageGo
+	case pb.Language_RUST:
+		return remoting.LanguageRust
+	case pb.Language_PYTHON:
+		return remoting.LanguagePython
+	case pb.Language_PHP:
+		return remoting.LanguagePHP
+	case pb.Language_NODE_JS:
+		return remoting.LanguageNodeJS
+	case pb.Language_RUBY:
+		return remoting.LanguageRuby
+	default:
+		return remoting.LanguageOther
+	}
+}
+
+// Consumers implements ConsumerRoster: the clients with consumer settings, by client id.
+func (s *Server) Consumers() []ConsumerInfo { return s.clients.consumers() }
+
+// rosterChanged tells the backend, when it watches, that the consumer roster changed.
+func (s *Server) rosterChanged() {
+	if w, ok := s.backend.(RosterWatcher); ok {
+		w.RosterChanged()
+	}
+}
+
+// consumerInfo describes c when it is an online consumer with a group, else ok is false.
+// Online means its Telemetry stream is open: every SDK keeps one open for its whole life
+// (and reopens it after a network error), while go5 never sends NotifyClientTermination, so
+// a closed stream is the first sign that a consumer shut down; waiting for the 120 s
+// heartbeat expiry would list it for two more minutes. Caller holds r.mu.
+func consumerInfo(c *client) (ConsumerInfo, bool) {
+	if c.settings == nil || c.session == nil || c.group == "" || (c.typ != pb.ClientType_SIMPLE_CONSUMER && c.typ != pb.ClientType_PUSH_CONSUMER) {
+		return ConsumerInfo{}, false
+	}
+	ua := c.settings.GetUserAgent()
+	info := ConsumerInfo{ClientID: c.id, Group: c.group, Push: c.typ == pb.ClientType_PUSH_CONSUMER,
+		Language: languageCode(ua.GetLanguage()), Version: ua.GetVersion(), RemoteAddr: c.addr}
+	for _, fe := range c.settings.GetSubscription().GetSubscriptions() {
+		sub := ConsumerSubscription{Topic: fe.GetTopic().GetName(), Expression: strings.TrimSpace(fe.GetExpression().GetExpression()),
+			SQL: fe.GetExpression().GetType() == pb.FilterType_SQL}
+		if sub.Expression == "" {
+			sub.Expression = "*"
+		}
+		info.Subscriptions = append(info.Subscriptions, sub)
+	}
+	sort.Slice(info.Subscriptions, func(i, j int) bool { return info.Subscriptions[i].Topic < info.Subscriptions[j].Topic })
+	return info, true
+}
+
+// consumers lists the registered consumers sorted by client id.
+func (r *registry) consumers() []ConsumerInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []ConsumerInfo
+	for _, c := range r.clients {
+		if info, ok := consumerInfo(c); ok {
+			out = append(out, info)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ClientID < out[j].ClientID })
+	return out
+}
+
+// sameConsumer reports whether a and b register identically with the brokers.
+func sameConsumer(a, b ConsumerInfo) bool {
+	if a.ClientID != b.ClientID || a.Group != b.Group || a.Push != b.Push || len(a.Subscriptions) != len(b.Subscriptions) {
+		return false
+	}
+	for i := range a.Subscriptions {
+		if a.Subscriptions[i] != b.Subscriptions[i] {
+			return false
+		}
+	}
+	return true
+}
