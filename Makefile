@@ -25,9 +25,12 @@ NORACE_PKGS = $(shell grep -rl --include='*_test.go' '^//go:build !race' . | xar
 # The README's test command. Runs every package's tests (unit, integration with the official
 # clients, crash tests with real processes) plus a short pass over each fuzz seed corpus:
 # first everything under the race detector, then the official-SDK suites without it.
+# A third pass reruns the store suite with the transient store pool (broker.conf
+# transientStorePoolEnable: appends staged in a ring), the store's second write path.
 test: lint build
 	$(GO) test $(RACE) -count=1 -timeout 30m $(PKGS)
 	$(if $(strip $(NORACE_PKGS)),$(GO) test -count=1 -timeout 30m $(NORACE_PKGS))
+	ROCKETRY_STORE_TRANSIENT_POOL=1 $(GO) test $(RACE) -count=1 -timeout 10m ./internal/store/
 
 test-race:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)

@@ -213,6 +213,7 @@ func (b *Broker) storeConfig() store.Config {
 	c.DiskMaxUsedSpaceRatio = b.Cfg.DiskMaxUsedSpaceRatio
 	c.MaxMessageSize = b.Cfg.MaxMessageSize
 	c.MessageIndexEnable = b.Cfg.MessageIndexEnable
+	c.TransientStorePoolEnable = b.Cfg.TransientStorePoolEnable
 	c.StoreHost = b.storeHost
 	if b.Cfg.storeTweak != nil {
 		b.Cfg.storeTweak(&c)

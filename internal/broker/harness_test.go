@@ -30,6 +30,7 @@ func testConfig(t testing.TB) Config {
 	cfg.BrokerName = "broker-a"
 	cfg.MappedFileSizeCommitLog = 8 << 20
 	cfg.MaxMessageSize = 1 << 20
+	cfg.TransientStorePoolEnable = os.Getenv("ROCKETRY_STORE_TRANSIENT_POOL") == "1"
 	return cfg
 }
 

@@ -31,6 +31,10 @@ type segment struct {
 
 	mapWrites bool // writes copy into data (mapped read-write) instead of WriteAt
 
+	// sealed is, once the appender wrote the end-of-segment blank marker, the absolute end
+	// of the marker (ring mode: the committer writes nothing of the segment past it).
+	sealed atomic.Int64
+
 	refs    atomic.Int32
 	removed atomic.Bool // file unlinked; closing happens at refs == 0
 	fs      vfs.FS
@@ -93,10 +97,16 @@ type commitLog struct {
 	mu   sync.RWMutex
 	segs []*segment // ascending start, contiguous
 
-	written   atomic.Int64 // published append end (max physical offset)
-	active    *segment     // putMu
-	wrote     int64        // putMu: absolute position of the next append
-	prepAsked bool         // putMu: the next segment was requested from the preparer
+	written atomic.Int64 // published append end (max physical offset)
+	// ring, when not nil, stages appends (Config.TransientStorePoolEnable): bytes of log
+	// position p live at ring[p % len(ring)] from the append until the commit that writes
+	// them to their segment. buffered is the staged end (written <= buffered); without a ring
+	// buffered is unused. Appends need buffered - written + n <= len(ring).
+	ring      []byte
+	buffered  atomic.Int64
+	active    *segment // putMu
+	wrote     int64    // putMu: absolute position of the next append
+	prepAsked bool     // putMu: the next segment was requested from the preparer
 
 	// Background preparation of the next segment. At most one request is outstanding
 	// (prepStart, -1 when none), so the preparer's send on prepDone never blocks.

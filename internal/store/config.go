@@ -43,6 +43,18 @@ type Config struct {
 	// FlushDiskType (flushDiskType): AsyncFlush (default) or SyncFlush (group commit: Put
 	// returns after an fdatasync covers the message).
 	FlushDiskType string
+	// TransientStorePoolEnable (transientStorePoolEnable): with ASYNC_FLUSH, stage appends in
+	// a resident in-memory ring and write them to the segments with large pwrites from a
+	// committer goroutine (RocketMQ's transient store pool), instead of copying every put
+	// into the shared mapping: no page fault per new page on the put path and no
+	// write-protect faults or TLB shootdowns when the flusher writes pages back. Puts become
+	// readable (dispatched, served) once committed, normally microseconds later. As in
+	// RocketMQ, an acknowledged put that is still in the ring when the process dies (kill -9)
+	// is lost, so it is off by default; ignored with SYNC_FLUSH. false.
+	TransientStorePoolEnable bool
+	// transientRingSize overrides the ring size (tests: small rings exercise wrap-around,
+	// full-ring commits and writes larger than the ring). 0 = default.
+	transientRingSize int
 	// FlushIntervalCommitLog (flushIntervalCommitLog): async flush period; 500ms.
 	FlushIntervalCommitLog time.Duration
 	// SyncFlushTimeout (syncFlushTimeout): longest a sync Put waits for its fdatasync before
@@ -192,4 +204,21 @@ func (c *Config) preallocMode() string {
 		return c.PreallocMode
 	}
 	return PreallocFallocate
+}
+
+// transientRingDefault is the ring size of the transient store pool.
+const transientRingDefault = 4 << 20
+
+// transientRing reports whether appends are staged in the ring, and its size. 4 MiB keeps
+// the bytes the committer copies out in the CPU caches (a 32 MiB ring measured 2x slower: the
+// committer then read them back from memory); a record larger than the ring is written
+// directly (see appendBytes).
+func (c *Config) transientRing() (bool, int) {
+	if !c.TransientStorePoolEnable || c.FlushDiskType != AsyncFlush {
+		return false, 0
+	}
+	if c.transientRingSize > 0 {
+		return true, c.transientRingSize
+	}
+	return true, transientRingDefault
 }

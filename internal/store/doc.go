@@ -31,20 +31,24 @@
 //   - cleaner: every CleanInterval measures disk usage (disk-full flag) and applies
 //     retention.
 //   - preparer (commitLog): creates and preallocates the next segment ahead of need.
+//   - committer (TransientStorePoolEnable with ASYNC_FLUSH only): writes the bytes staged in
+//     the ring to their segments with large WriteAt calls and publishes them as written.
 //
 // # Locks, outer to inner (no lock is held across an fdatasync except where noted)
 //
 //  1. Store.putMu — the single appender: queue-offset table, append position, segment
 //     roll. Held across the copy of a record into its segment (not its fdatasync). Taken by Put,
 //     PutBatch, DeleteTopic.
-//  2. commitLog.mu — the segment list (RWMutex). Taken under putMu when rolling; never
+//  2. Store.commitMu — ring mode: serialises commits of the ring (committer, flusher,
+//     a full ring under putMu, a read of a just-put offset). Never takes putMu.
+//  3. commitLog.mu — the segment list (RWMutex). Taken under putMu when rolling; never
 //     held while calling out.
-//  3. Store.queuesMu — the topic -> queue map (RWMutex); never held while taking putMu.
-//  4. consumeQueue.syncMu -> consumeQueue.mu — a queue's file list; syncMu serialises
+//  4. Store.queuesMu — the topic -> queue map (RWMutex); never held while taking putMu.
+//  5. consumeQueue.syncMu -> consumeQueue.mu — a queue's file list; syncMu serialises
 //     fdatasync of queue files with their removal (held across that fdatasync).
-//  5. index.mu — the index files; the dispatcher holds it while indexing one record,
+//  6. index.mu — the index files; the dispatcher holds it while indexing one record,
 //     QueryByKey while walking the hash chains.
-//  6. Leaf locks: Store.flushMu, Store.dispMu (broadcast channels), Store.lisMu, vfs.Faulty.
+//  7. Leaf locks: Store.flushMu, Store.dispMu (broadcast channels), Store.lisMu, vfs.Faulty.
 //
 // The flusher and the dispatcher never take putMu. Segment lifetime is reference counted:
 // readers (Get results, the flusher, the dispatcher) acquire a segment, and retention's

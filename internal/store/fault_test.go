@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/store/vfs"
 )
@@ -101,15 +102,35 @@ func TestWriteErrorsLeaveNoPartialRecord(t *testing.T) {
 			for i := 0; i < 5; i++ {
 				last = put(t, s, newMsg("W", 0, i, 500))
 			}
+			// Everything so far is written out (with the transient pool a commit covering
+			// these and the failing put would fail for all of them: never durable, so lost).
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := s.WaitDispatched(ctx, last.CommitLogOffset+int64(last.Size)); err != nil {
+				t.Fatal(err)
+			}
 			ffs.SetRule(commitLogRule(vfs.OpWrite, fault))
-			if _, err := s.Put(context.Background(), newMsg("W", 0, 5, 500)); !errors.Is(err, ErrNotWritable) {
+			_, err := s.Put(context.Background(), newMsg("W", 0, 5, 500))
+			if testTransientPool {
+				// Staged in the ring, the put succeeds (as RocketMQ's transient pool does) and
+				// the failure surfaces when the committer writes it: the store turns read-only.
+				if err != nil && !errors.Is(err, ErrNotWritable) {
+					t.Fatalf("put with a failing write: %v", err)
+				}
+				deadline := time.Now().Add(10 * time.Second)
+				for s.Stats().Writable {
+					if time.Now().After(deadline) {
+						t.Fatal("the failed commit did not make the store read-only")
+					}
+					time.Sleep(time.Millisecond)
+				}
+			} else if !errors.Is(err, ErrNotWritable) {
 				t.Fatalf("put with a failing write: %v", err)
 			}
 			ffs.SetRule(nil)
 			if _, err := s.Put(context.Background(), newMsg("W", 0, 6, 500)); !errors.Is(err, ErrNotWritable) {
 				t.Fatalf("put after a failed write: %v", err)
 			}
-			waitDispatched(t, s)
 			if got := len(getAll(t, s, "W", 0)); got != 5 {
 				t.Fatalf("%d readable, want 5 (the failed put must not be served)", got)
 			}

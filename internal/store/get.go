@@ -265,6 +265,14 @@ func (s *Store) recordAt(commitLogOffset int64) ([]byte, *segment, error) {
 		return nil, nil, ErrClosed
 	}
 	written := s.cl.written.Load()
+	if s.cl.ring != nil && commitLogOffset+message.MinRecordSize > written && commitLogOffset < s.cl.buffered.Load() {
+		// A record put a moment ago and still staged in the ring: commit it now so that a
+		// read after Put returned (by the offset it reported) always finds it.
+		if err := s.commit(); err != nil {
+			return nil, nil, err
+		}
+		written = s.cl.written.Load()
+	}
 	if commitLogOffset < 0 || commitLogOffset+message.MinRecordSize > written {
 		return nil, nil, fmt.Errorf("%w: commit-log offset %d", ErrNotFound, commitLogOffset)
 	}

@@ -46,8 +46,16 @@ func testConfig(dir string) Config {
 	cfg.CleanInterval = time.Hour
 	cfg.CheckpointInterval = time.Hour
 	cfg.DiskUsage = func(string) (float64, error) { return 0.1, nil }
+	if testTransientPool {
+		cfg.TransientStorePoolEnable = true
+		cfg.transientRingSize = 24 << 10 // smaller than a segment, larger than one record
+	}
 	return cfg
 }
+
+// testTransientPool runs every test that uses testConfig with the transient store pool
+// (ring) enabled; the Makefile runs the package a second time with it set.
+var testTransientPool = os.Getenv("ROCKETRY_STORE_TRANSIENT_POOL") == "1"
 
 func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -205,6 +205,7 @@ func (s *Store) truncateLog(syncFrom, validEnd int64, dirty bool) error {
 	}
 	s.cl.wrote = validEnd
 	s.cl.written.Store(validEnd)
+	s.cl.buffered.Store(validEnd)
 	s.flushed.Store(validEnd)
 	return nil
 }

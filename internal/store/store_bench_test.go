@@ -433,29 +433,39 @@ func BenchmarkRawAppendRecords(b *testing.B) {
 // so both see the same memory state (on this VM the cost of touching new page-cache memory
 // swings 10x with what was freed just before; see BENCHMARKS.md). It reports both rates and
 // the ratio: the same-run comparison the store's async target is stated in.
+//
+// "mapped" is the default write path (copy into the segment mapping); "pool" enables the
+// transient store pool (appends staged in a ring, committed with large pwrites).
 func BenchmarkAsyncPutVsRawFresh(b *testing.B) {
-	for _, writers := range []int{1, 8} {
-		b.Run(fmt.Sprintf("4KiB/writers=%d", writers), func(b *testing.B) {
-			const volume = 1 << 30
-			var rawSec, storeSec float64
-			for i := 0; i < b.N; i++ {
-				raw := func() { rawSec += rawFreshWrite(b, volume) }
-				put := func() { storeSec += storeFreshPut(b, volume, writers) }
-				if i%2 == 0 {
-					raw()
-					put()
-				} else {
-					put()
-					raw()
-				}
-			}
-			rawMB := float64(b.N) * volume / rawSec / 1e6
-			storeMB := float64(b.N) * volume / storeSec / 1e6
-			b.ReportMetric(rawMB, "raw-MB/s")
-			b.ReportMetric(storeMB, "store-MB/s")
-			b.ReportMetric(100*storeMB/rawMB, "store-%-of-raw")
-		})
+	for _, pool := range []bool{false, true} {
+		for _, writers := range []int{1, 8} {
+			benchAsyncVsRaw(b, pool, writers)
+		}
 	}
+}
+
+func benchAsyncVsRaw(b *testing.B, pool bool, writers int) {
+	path := map[bool]string{false: "mapped", true: "pool"}[pool]
+	b.Run(fmt.Sprintf("%s/4KiB/writers=%d", path, writers), func(b *testing.B) {
+		const volume = 1 << 30
+		var rawSec, storeSec float64
+		for i := 0; i < b.N; i++ {
+			raw := func() { rawSec += rawFreshWrite(b, volume) }
+			put := func() { storeSec += storeFreshPut(b, volume, writers, pool) }
+			if i%2 == 0 {
+				raw()
+				put()
+			} else {
+				put()
+				raw()
+			}
+		}
+		rawMB := float64(b.N) * volume / rawSec / 1e6
+		storeMB := float64(b.N) * volume / storeSec / 1e6
+		b.ReportMetric(rawMB, "raw-MB/s")
+		b.ReportMetric(storeMB, "store-MB/s")
+		b.ReportMetric(100*storeMB/rawMB, "store-%-of-raw")
+	})
 }
 
 // rawFreshWrite writes volume bytes as 1 MiB pwrites into new fallocated files of the
@@ -485,15 +495,18 @@ func rawFreshWrite(b *testing.B, volume int64) float64 {
 	return spent.Seconds()
 }
 
-// storeFreshPut puts volume bytes of 4 KiB bodies into a new ASYNC_FLUSH store from writers
-// goroutines, closes and removes it, and returns the seconds the puts took.
-func storeFreshPut(b *testing.B, volume int64, writers int) float64 {
+// storeFreshPut puts volume bytes of 4 KiB bodies into a new ASYNC_FLUSH store (with the
+// transient store pool when pool is set) from writers goroutines, closes and removes it, and
+// returns the seconds the puts took.
+func storeFreshPut(b *testing.B, volume int64, writers int, pool bool) float64 {
 	dir, err := os.MkdirTemp(b.TempDir(), "store")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	s, err := Open(benchConfig(dir), nil)
+	cfg := benchConfig(dir)
+	cfg.TransientStorePoolEnable = pool
+	s, err := Open(cfg, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
