@@ -177,6 +177,44 @@ func TestConsumeStopsAtMaxOrIdle(t *testing.T) {
 	}
 }
 
+// TestConsumeAckParallel: with AckParallel every received message is acknowledged exactly
+// once, and no more acks than the bound are in flight at a time.
+func TestConsumeAckParallel(t *testing.T) {
+	q := &slowAckQueue{memQueue: newMemQueue()}
+	for range 64 {
+		q.Send(context.Background(), &Message{Topic: "T", Body: []byte("x")})
+	}
+	res, err := Run(context.Background(), Config{Mode: ModeConsume, Topic: "T", Max: 64, Batch: 16, Consumers: 1, AckParallel: 4}, nil, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Received != 64 || q.acks.Load() != 64 || res.AckErrors != 0 {
+		t.Fatalf("received %d, acked %d, ack errors %d; want 64, 64, 0", res.Received, q.acks.Load(), res.AckErrors)
+	}
+	if peak := q.peak.Load(); peak < 2 || peak > 4 {
+		t.Fatalf("peak acks in flight %d, want 2..4", peak)
+	}
+}
+
+// slowAckQueue's acks take a millisecond and record how many ran at once.
+type slowAckQueue struct {
+	*memQueue
+	inFlight, peak atomic.Int64
+}
+
+func (q *slowAckQueue) Ack(ctx context.Context, m *Received) error {
+	n := q.inFlight.Add(1)
+	for {
+		p := q.peak.Load()
+		if n <= p || q.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	time.Sleep(time.Millisecond)
+	q.inFlight.Add(-1)
+	return q.memQueue.Ack(ctx, m)
+}
+
 func TestEverySendFailingIsAnError(t *testing.T) {
 	q := newMemQueue()
 	q.failAll = true

@@ -117,6 +117,7 @@ func newBenchModeCmd(mode bench.Mode) *cobra.Command {
 		f.StringVar(&filter, "filter", "*", "tag filter expression")
 		f.IntVar(&cfg.Consumers, "consumers", 4, "concurrent receivers")
 		f.Int32Var(&cfg.Batch, "batch", 32, "messages per receive call")
+		f.IntVar(&cfg.AckParallel, "ack-parallel", 1, "acknowledgements of one batch in flight at once (1 = one by one)")
 		f.DurationVar(&await, "await", 2*time.Second, "long-poll budget of one receive call")
 		f.DurationVar(&cfg.Drain, "drain", 10*time.Second, "stop receiving after this long without messages")
 	}
