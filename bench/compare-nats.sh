@@ -6,12 +6,18 @@
 #   durable: NATS `sync_interval: always` (fsync per write)  vs  Rocketry SYNC_FLUSH (group commit)
 #   async:   NATS default sync_interval (2 min)              vs  Rocketry ASYNC_FLUSH
 #
+# Then, per mode, receive + acknowledge MSGS pre-filled messages: NATS `bench js consume
+# --acks explicit` (durable: `--doubleack`, waiting for each ack's confirmation) against
+# `rocketry bench consume` (4 consumers, batches of 32, every ack confirmed; the acks of a
+# batch in flight together, `--ack-parallel 32`, as NATS pipelines its acks).
+#
 # Servers listen on 127.0.0.1 only, are stopped by PID, and their data directories are
 # removed. Prints one table with both rates and their ratio (Rocketry / NATS).
 #
 # Usage: bench/compare-nats.sh            (from the repository root)
 # Env:   MSGS (messages per run, default 20000), SENDERS (default "1 16 64"),
-#        MODES (default "durable async"), NATS_PORT (14222), RK_BASE_PORT (19800).
+#        MODES (default "durable async"), CONSUME (1: also the receive+ack cells; 0: not),
+#        NATS_PORT (14222), RK_BASE_PORT (19800).
 # Needs: go (builds rocketry and, when missing, nats-server v2.15.2 and natscli v0.5.1 with
 #        `go install`), curl.
 set -euo pipefail
@@ -19,6 +25,7 @@ set -euo pipefail
 MSGS=${MSGS:-20000}
 SENDERS=${SENDERS:-"1 16 64"}
 MODES=${MODES:-"durable async"}
+CONSUME=${CONSUME:-1}
 NATS_PORT=${NATS_PORT:-14222}
 RK_BASE=${RK_BASE_PORT:-19800}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -91,6 +98,61 @@ nats_run() {
 	echo "${rate:-0} ${p50:-?} ${p99:-?}"
 }
 
+# nats_consume MODE -> "msgs/s": pre-fill MSGS messages, then receive and ack them all.
+nats_consume() {
+	local mode=$1 dir=$WORK/jsc-$1 conf=$WORK/jsc-$1.conf out dbl=""
+	[ "$mode" = durable ] && dbl=--doubleack
+	mkdir -p "$dir"
+	{
+		echo "listen: 127.0.0.1:$NATS_PORT"
+		echo "jetstream { store_dir: \"$dir\"; max_file_store: 8GB; max_memory_store: 1GB$([ "$mode" = durable ] && echo '; sync_interval: always') }"
+	} >"$conf"
+	"$NATS_SERVER" -c "$conf" >"$WORK/natsc-$mode.log" 2>&1 &
+	local pid=$!
+	PIDS+=("$pid")
+	wait_port "127.0.0.1:$NATS_PORT" 20
+	"$NATS" -s "nats://127.0.0.1:$NATS_PORT" bench js pub async bench.x --create --purge --storage file --replicas 1 \
+		--size 1KB --msgs "$MSGS" --maxbytes 4GB --no-progress >/dev/null 2>&1
+	out=$("$NATS" -s "nats://127.0.0.1:$NATS_PORT" bench js consume --msgs "$MSGS" --size 1KB --acks explicit $dbl --no-progress 2>&1)
+	stop_pid "$pid"
+	rm -rf "$dir"
+	local rate
+	rate=$(echo "$out" | sed -n 's/.*stats: \([0-9,]*\) msgs\/sec.*/\1/p' | tail -1 | tr -d ,)
+	echo "${rate:-0}"
+}
+
+# rocketry_start MODE NAME: starts a standalone (SYNC_FLUSH for durable) with topic "bench";
+# sets RK_PID and the address variables.
+rocketry_start() {
+	local mode=$1 name=$2 flush=ASYNC_FLUSH
+	[ "$mode" = durable ] && flush=SYNC_FLUSH
+	RK_DIR=$WORK/rk-$name
+	ns=127.0.0.1:$RK_BASE br=127.0.0.1:$((RK_BASE + 1)) grpc=127.0.0.1:$((RK_BASE + 2)) http=127.0.0.1:$((RK_BASE + 3))
+	"$RK" standalone --data-dir "$RK_DIR" --flush-disk-type "$flush" --namesrv-listen "$ns" --broker-listen "$br" \
+		--grpc-listen "$grpc" --http-listen "$http" --log-level warn >"$WORK/rk-$name.log" 2>&1 &
+	RK_PID=$!
+	PIDS+=("$RK_PID")
+	local end=$((SECONDS + 30))
+	until curl -fs "http://$http/healthz" >/dev/null 2>&1; do
+		[ $SECONDS -lt $end ] || { echo "rocketry not ready" >&2; cat "$WORK/rk-$name.log" >&2; return 1; }
+		sleep 0.1
+	done
+	"$RK" admin -n "$ns" topic create --name bench --queues 8 >/dev/null
+}
+
+# rocketry_consume MODE -> "msgs/s": pre-fill MSGS messages, then receive and ack them all.
+rocketry_consume() {
+	local mode=$1 out
+	rocketry_start "$mode" "c-$mode"
+	"$RK" bench produce --endpoint "$grpc" -t bench -c 64 -s 1024 -n "$MSGS" --json --progress never >/dev/null
+	out=$("$RK" bench consume --endpoint "$grpc" -t bench -g bench-g -n "$MSGS" --drain 5s --ack-parallel 32 --json --progress never)
+	stop_pid "$RK_PID"
+	rm -rf "$RK_DIR"
+	local rate
+	rate=$(echo "$out" | sed -n 's/.*"recv_msgs_per_s": \([0-9.]*\).*/\1/p' | head -1)
+	echo "${rate:-0}"
+}
+
 # rocketry_run MODE SENDERS -> "msgs/s p50 p99"
 rocketry_run() {
 	local mode=$1 n=$2 dir=$WORK/rk-$1 flush=ASYNC_FLUSH out
@@ -127,3 +189,12 @@ for mode in $MODES; do
 		printf '%-8s %7s | %12.0f %8s %8s | %12.0f %8s %8s | %7s\n' "$mode" "$n" "$nr" "$n50" "$n99" "$rr" "$r50" "$r99" "$ratio"
 	done
 done
+if [ "$CONSUME" = 1 ]; then
+	echo "# receive + ack of $MSGS pre-filled messages (msgs/s)"
+	for mode in $MODES; do
+		nr=$(nats_consume "$mode")
+		rr=$(rocketry_consume "$mode")
+		ratio=$(awk -v a="$rr" -v b="$nr" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+		printf '%-8s %7s | %12.0f %8s %8s | %12.0f %8s %8s | %7s\n' "$mode" recv+ack "$nr" - - "$rr" - - "$ratio"
+	done
+fi
