@@ -405,7 +405,8 @@ func BenchmarkStoreE2E(b *testing.B) {
 			st.OnDispatch(func(ev store.DispatchEvent) {
 				now := time.Now()
 				mu.Lock()
-				if t0, ok := started[ev.Properties[message.PropertyUniqKey]]; ok {
+				uniq, _ := ev.Property(message.PropertyUniqKey)
+				if t0, ok := started[uniq]; ok {
 					lat = append(lat, now.Sub(t0))
 				}
 				mu.Unlock()

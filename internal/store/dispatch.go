@@ -20,7 +20,19 @@ type DispatchEvent struct {
 	Size            int32
 	TagsCode        int64
 	StoreTimestamp  int64
-	Properties      map[string]string // decoded for listeners; do not modify
+
+	props []byte // the record's encoded properties; valid during the callback only
+}
+
+// Property returns the value of the record's property key (a copy), "" and false when
+// absent. Listeners that need a property look it up here: the dispatcher does not decode
+// every record's properties into a map for them.
+func (ev DispatchEvent) Property(key string) (string, bool) {
+	v, ok := message.LookupProperty(ev.props, key)
+	if !ok {
+		return "", false
+	}
+	return string(v), true
 }
 
 // dispatchBatch bounds how many records one dispatcher pass handles before publishing
@@ -107,15 +119,13 @@ func (s *Store) dispatchRecord(rec []byte, h *message.RecordHeader, pos int64) e
 		return nil
 	}
 	props := h.Props(rec)
-	var propMap map[string]string
 	lis := s.listeners.Load()
-	if s.cfg.TagsCode != nil || (lis != nil && len(*lis) > 0) {
-		if propMap, err = message.DecodeProperties(props); err != nil {
-			propMap = map[string]string{}
-		}
-	}
 	var tagsCode int64
 	if s.cfg.TagsCode != nil {
+		propMap, err := message.DecodeProperties(props)
+		if err != nil {
+			propMap = map[string]string{}
+		}
 		tagsCode = s.cfg.TagsCode(q.topic, propMap)
 	} else if v, ok := message.LookupProperty(props, message.PropertyTags); ok {
 		tagsCode = message.TagsHashCode(bytesString(v))
@@ -135,7 +145,7 @@ func (s *Store) dispatchRecord(rec []byte, h *message.RecordHeader, pos int64) e
 	if lis != nil {
 		ev := DispatchEvent{
 			Topic: q.topic, QueueID: h.QueueID, QueueOffset: h.QueueOffset, CommitLogOffset: pos,
-			Size: h.TotalSize, TagsCode: tagsCode, StoreTimestamp: h.StoreTimestamp, Properties: propMap,
+			Size: h.TotalSize, TagsCode: tagsCode, StoreTimestamp: h.StoreTimestamp, props: props,
 		}
 		for _, fn := range *lis {
 			fn(ev)

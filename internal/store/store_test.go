@@ -301,11 +301,16 @@ func TestReadAndQuery(t *testing.T) {
 func TestOnDispatchAndDeleteTopic(t *testing.T) {
 	s := openT(t, testConfig(t.TempDir()))
 	defer s.Close()
+	type seen struct {
+		DispatchEvent
+		tags string
+	}
 	var mu sync.Mutex
-	var events []DispatchEvent
+	var events []seen
 	s.OnDispatch(func(ev DispatchEvent) {
+		tags, _ := ev.Property(message.PropertyTags) // properties are readable during the call only
 		mu.Lock()
-		events = append(events, ev)
+		events = append(events, seen{ev, tags})
 		mu.Unlock()
 	})
 	for i := 0; i < 5; i++ {
@@ -313,7 +318,7 @@ func TestOnDispatchAndDeleteTopic(t *testing.T) {
 	}
 	waitDispatched(t, s)
 	mu.Lock()
-	if len(events) != 5 || events[4].QueueOffset != 4 || events[0].Properties[message.PropertyTags] != "tag0" ||
+	if len(events) != 5 || events[4].QueueOffset != 4 || events[0].tags != "tag0" ||
 		events[1].TagsCode != message.TagsHashCode("tag1") {
 		t.Fatalf("events: %+v", events)
 	}

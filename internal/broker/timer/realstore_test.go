@@ -70,7 +70,7 @@ func startReal(t testing.TB, dir string, scfg store.Config, tcfg Config) *realRi
 		}
 		if ev.Topic == "T" {
 			r.mu.Lock()
-			id := ev.Properties[message.PropertyUniqKey]
+			id, _ := ev.Property(message.PropertyUniqKey)
 			r.arrived[id] = append(r.arrived[id], time.Now())
 			r.mu.Unlock()
 		}
