@@ -32,10 +32,11 @@ const (
 type Server struct {
 	pb.UnimplementedMessagingServiceServer
 
-	cfg     Config
-	logger  *slog.Logger
-	backend Backend
-	now     func() time.Time
+	cfg      Config
+	logger   *slog.Logger
+	backend  Backend
+	stopOnce sync.Once // hardStop
+	now      func() time.Time
 
 	ln      *sniffListener
 	grpc    *grpc.Server
@@ -114,6 +115,9 @@ func New(cfg Config, backend Backend, logger *slog.Logger, opts ...Option) (*Ser
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	}
+	if cfg.StreamWorkers > 0 {
+		gopts = append(gopts, grpc.NumStreamWorkers(uint32(cfg.StreamWorkers)))
+	}
 	if s.metrics != nil {
 		gopts = append(gopts, grpc.UnaryInterceptor(s.unaryMetrics), grpc.StreamInterceptor(s.streamMetrics))
 	}
@@ -174,11 +178,16 @@ func (s *Server) stopGRPC() {
 	select {
 	case <-done:
 	case <-time.After(2 * time.Second):
-		s.grpc.Stop()
+		s.hardStop()
 		<-done
 	}
+	s.hardStop() // GracefulStop leaves the stream workers running; Stop ends them
 	s.ln.Close()
 }
+
+// hardStop calls grpc.Server.Stop once: with stream workers, grpc-go v1.48 panics on a
+// second Stop (it closes the worker channels again).
+func (s *Server) hardStop() { s.stopOnce.Do(s.grpc.Stop) }
 
 // Close stops a running Run and releases the listener.
 func (s *Server) Close() error {
@@ -190,7 +199,7 @@ func (s *Server) Close() error {
 		cancel()
 	}
 	s.running.Wait()
-	s.grpc.Stop()
+	s.hardStop()
 	return s.ln.Close()
 }
 
