@@ -139,7 +139,7 @@ func ParseSendHeader(req *remoting.Command) (SendHeader, error) {
 // SYSTEM_BUSY when too many sends wait ([OVERLOAD]) or the wait times out
 // ([TIMEOUT_CLEAN_QUEUE]); the broker never queues without bound. On success the caller
 // must call releaseSend. The fast path is one atomic add (no channel, no allocation).
-func (b *Broker) acquireSend(ctx context.Context) *remoting.Command {
+func (b *Broker) acquireSend() *remoting.Command {
 	if b.tryAcquireSend() {
 		return nil
 	}
@@ -159,12 +159,15 @@ func (b *Broker) acquireSend(ctx context.Context) *remoting.Command {
 			}
 			return nil
 		}
+		// The wait ignores the caller's context on purpose: for remoting requests it is the
+		// connection's, and a send the broker has read is stored even if its producer closed
+		// the connection meanwhile (a oneway burst followed by exit), as Apache runs every
+		// queued send task whatever became of its channel. The queue time bound below is what
+		// limits the wait.
 		select {
 		case <-b.sendFree:
 		case <-t.C:
 			return respond(remoting.SystemBusy, remarkTimeoutInQueue, time.Since(start).Milliseconds(), b.sendQ.Load())
-		case <-ctx.Done():
-			return respond(remoting.SystemBusy, "request cancelled while waiting in the send queue")
 		}
 	}
 }
@@ -193,7 +196,7 @@ func (b *Broker) signalSendFree() {
 }
 
 func (b *Broker) handleSend(ctx context.Context, c *remoting.Conn, req *remoting.Command) *remoting.Command {
-	if busy := b.acquireSend(ctx); busy != nil {
+	if busy := b.acquireSend(); busy != nil {
 		return busy
 	}
 	defer b.releaseSend()
@@ -230,7 +233,7 @@ func (b *Broker) handleSend(ctx context.Context, c *remoting.Conn, req *remoting
 // SendMessage is the in-process send path (local-mode proxy): the same checks and put as
 // SEND_MESSAGE_V2, returning the same response command.
 func (b *Broker) SendMessage(ctx context.Context, h SendHeader, body []byte, bornHost netip.AddrPort) *remoting.Command {
-	if busy := b.acquireSend(ctx); busy != nil {
+	if busy := b.acquireSend(); busy != nil {
 		return busy
 	}
 	defer b.releaseSend()

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"io"
 	"net"
@@ -226,7 +225,7 @@ func TestSendOverloadAnswersSystemBusy(t *testing.T) {
 	cfg.SendThreadPoolQueueCapacity = 0
 	tb := startBroker(t, cfg)
 	// Hold the only send slot; the next send has no queue room: SYSTEM_BUSY [OVERLOAD].
-	if tb.acquireSend(context.Background()) != nil {
+	if tb.acquireSend() != nil {
 		t.Fatal("slot not free")
 	}
 	resp := tb.sendV2("T", 0, "x", nil)
@@ -248,7 +247,7 @@ func TestSendWaitersGetFreedSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
-		if tb.acquireSend(context.Background()) != nil {
+		if tb.acquireSend() != nil {
 			t.Fatal("slot not free")
 		}
 	}
@@ -285,7 +284,7 @@ func TestSendQueueTimeoutAnswersSystemBusy(t *testing.T) {
 	cfg.SendThreadPoolNums = 1
 	cfg.WaitTimeMillsInSendQueue = 50 * time.Millisecond
 	tb := startBroker(t, cfg)
-	if tb.acquireSend(context.Background()) != nil {
+	if tb.acquireSend() != nil {
 		t.Fatal("slot not free")
 	}
 	resp := tb.sendV2("T", 0, "x", nil)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -61,13 +62,17 @@ type Conn struct {
 	ctx    context.Context // cancelled when the connection closes
 	cancel context.CancelFunc
 
-	writeMu   sync.Mutex
-	queue     net.Buffers // frames waiting for the socket owner
-	spare     net.Buffers // recycled batch array
-	hooks     []func()    // OnWritten of the frames in queue, in queue order
-	spareHks  []func()    // recycled hooks array
-	writing   bool        // a goroutine owns the socket for writing
-	flushReq  bool        // graceful close requested: the owner closes after draining
+	writeMu  sync.Mutex
+	queue    net.Buffers // frames waiting for the socket owner
+	spare    net.Buffers // recycled batch array
+	hooks    []func()    // OnWritten of the frames in queue, in queue order
+	spareHks []func()    // recycled hooks array
+	writing  bool        // a goroutine owns the socket for writing
+	flushReq bool        // graceful close requested: the owner closes after draining
+	// writeGone: a write failed because the peer closed (reset, broken pipe). Nothing more
+	// is written, but the reader goes on until EOF: frames the peer sent before closing may
+	// still wait in the receive buffer (a producer's burst of oneway sends, QA F13).
+	writeGone bool
 	writeWake chan struct{}
 
 	pendingMu sync.Mutex
@@ -209,7 +214,7 @@ func (c *Conn) send(cmd *Command, inline bool) error {
 	hook := cmd.OnWritten
 	cmd.OnWritten = nil // the Conn owns the hook from here on
 	c.writeMu.Lock()
-	if c.closed.Load() || c.flushReq {
+	if c.closed.Load() || c.flushReq || c.writeGone {
 		c.writeMu.Unlock()
 		if hook != nil {
 			hook()
@@ -272,8 +277,16 @@ func (c *Conn) drainLocked() {
 			c.queue = nil
 			dropped := c.hooks
 			c.hooks = nil
+			gone := peerClosed(err) && !c.flushReq
+			c.writeGone = c.writeGone || gone
 			c.writeMu.Unlock()
 			runHooks(dropped)
+			if gone && !c.closed.Load() {
+				// Keep reading what the peer sent before it closed; the reader closes the
+				// connection at EOF (or its error, or the idle timeout).
+				c.log.Debug("remoting: peer closed; reading what it sent before", "err", err)
+				return
+			}
 			if !c.closed.Load() {
 				c.log.Debug("remoting: write failed, closing connection", "err", err)
 			}
@@ -281,6 +294,11 @@ func (c *Conn) drainLocked() {
 			return
 		}
 	}
+}
+
+// peerClosed reports whether a write failed because the peer closed the connection.
+func peerClosed(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // runHooks calls OnWritten hooks in order; callers hold no lock.
