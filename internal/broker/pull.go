@@ -277,11 +277,17 @@ func (b *Broker) servePull(ctx context.Context, p pullRequest, from string) *rem
 	switch {
 	case p.sysFlag&pullFlagSubscription != 0:
 		if p.exprType != "" && !strings.EqualFold(p.exprType, "TAG") {
-			return respond(remoting.NoPermission, "The broker does not support consumer to filter message by %s", p.exprType)
+			return respond(remoting.SystemError, "The broker does not support consumer to filter message by %s", p.exprType)
 		}
 		filter = ParseTagExpression(p.subscription)
 	default:
 		if sd, ok := b.Clients.Subscription(p.group, p.topic); ok {
+			// The subscription registered by the consumer's heartbeat (go2 pulls without
+			// one): a SQL92 one is refused as Apache does without enablePropertyFilter,
+			// never applied as if its text were a tag list (QA F12).
+			if sd.ExpressionType != "" && !strings.EqualFold(sd.ExpressionType, "TAG") {
+				return respond(remoting.SystemError, "The broker does not support consumer to filter message by %s", sd.ExpressionType)
+			}
 			filter = ParseTagExpression(sd.SubString)
 		} else {
 			filter = ParseTagExpression("*")

@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,6 +90,39 @@ func TestPullTagFilter(t *testing.T) {
 	resp = tb.pull("G", "T", 0, 0, 32, pullFlagSubscription, 0, "Z")
 	if resp.Code != remoting.PullRetryImmediately || resp.ExtString("nextBeginOffset") != "5" {
 		t.Fatalf("no match: %d %v", resp.Code, resp.ExtFields)
+	}
+}
+
+// TestPullSQL92Refused: a SQL92 subscription, in the pull request or registered by the
+// consumer's heartbeat (go2 pulls without one), is refused with SYSTEM_ERROR as Apache does
+// without enablePropertyFilter; it is never applied as if its text were a tag list (QA F12).
+func TestPullSQL92Refused(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
+		t.Fatal(err)
+	}
+	tb.mustSend("T", 0, "tagged TRUE", map[string]string{message.PropertyTags: "TRUE", "a": "3"})
+	var hb map[string]any
+	if err := json.Unmarshal(heartbeatBody("c1", "GS", "T", "TRUE"), &hb); err != nil {
+		t.Fatal(err)
+	}
+	sub := hb["consumerDataSet"].([]any)[0].(map[string]any)["subscriptionDataSet"].([]any)[0].(map[string]any)
+	sub["expressionType"], sub["tagsSet"], sub["codeSet"] = "SQL92", []string{}, []string{}
+	body, _ := json.Marshal(hb)
+	if r := tb.invoke(remoting.HeartBeat, nil, body); r.Code != remoting.Success {
+		t.Fatalf("heartbeat: %d %s", r.Code, r.Remark)
+	}
+	resp := tb.pull("GS", "T", 0, 0, 32, 0, 0, "")
+	if resp.Code != remoting.SystemError || !strings.Contains(resp.Remark, "filter message by SQL92") {
+		t.Fatalf("pull with a heartbeat SQL92 subscription: %d %q, want SYSTEM_ERROR", resp.Code, resp.Remark)
+	}
+	resp = tb.invoke(remoting.PullMessage, map[string]string{
+		"consumerGroup": "GS", "topic": "T", "queueId": "0", "queueOffset": "0", "maxMsgNums": "32",
+		"sysFlag": strconv.Itoa(pullFlagSubscription), "commitOffset": "0", "suspendTimeoutMillis": "0",
+		"subscription": "a = 3", "subVersion": "0", "expressionType": "SQL92",
+	}, nil)
+	if resp.Code != remoting.SystemError {
+		t.Fatalf("pull with a SQL92 subscription: %d %q, want SYSTEM_ERROR", resp.Code, resp.Remark)
 	}
 }
 
