@@ -65,6 +65,9 @@ func initPop(b *Broker) error {
 		Groups:     popGroups{b},
 		Offsets:    popOffsets{b},
 		DeadLetter: b.popDeadLetter,
+		// Pops count in rocketmq_messages_out_total like pulls (Apache PopMessageProcessor),
+		// whether they come over remoting or from the local-mode proxy.
+		Delivered: func(topic, group string, n, size int) { b.mnode.Out(topic, group).Add(n, size) },
 	}
 	svc, err := pop.New(b.popConfig(), deps, b.Log)
 	if err != nil {

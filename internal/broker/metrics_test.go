@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/rocketry-mq/rocketry/internal/broker/pop"
 	"github.com/rocketry-mq/rocketry/internal/message"
 	"github.com/rocketry-mq/rocketry/internal/metrics"
 	"github.com/rocketry-mq/rocketry/internal/remoting"
@@ -110,6 +112,43 @@ func TestBrokerMetrics(t *testing.T) {
 	tb.stop()
 	if ok, _ := health.Check(); ok {
 		t.Error("still ready after stop")
+	}
+}
+
+// TestPopCountsMessagesOut: messages handed out by pop (gRPC consumers through the proxy,
+// POP_MESSAGE over remoting) count in rocketmq_messages_out_total and
+// rocketmq_throughput_out_total like pulled ones (QA F11).
+func TestPopCountsMessagesOut(t *testing.T) {
+	reg, health := metrics.NewRegistry(), metrics.NewHealth()
+	tb := startBroker(t, testConfig(t), WithMetrics(reg, health))
+	if err := tb.CreateTopic(NewTopicConfig("PT", 1)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		tb.mustSend("PT", 0, "abcd", nil)
+	}
+	svc := tb.PopService()
+	if svc == nil {
+		t.Fatal("pop service not running")
+	}
+	got := 0
+	deadline := time.Now().Add(10 * time.Second)
+	for got < 4 && time.Now().Before(deadline) {
+		res, err := svc.Pop(context.Background(), pop.PopRequest{Group: "PG", Topic: "PT", QueueID: -1, MaxMessages: 32,
+			InvisibleTime: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(res.Messages)
+	}
+	if got != 4 {
+		t.Fatalf("popped %d, want 4", got)
+	}
+	if n, ok := gather(t, reg, "rocketmq_messages_out_total", map[string]string{"topic": "PT", "consumer_group": "PG"}); !ok || n != 4 {
+		t.Errorf("rocketmq_messages_out_total = %v (found %v), want 4", n, ok)
+	}
+	if b, ok := gather(t, reg, "rocketmq_throughput_out_total", map[string]string{"topic": "PT", "consumer_group": "PG"}); !ok || b < 4*4 {
+		t.Errorf("rocketmq_throughput_out_total = %v (found %v), want at least the bodies' 16 bytes", b, ok)
 	}
 }
 

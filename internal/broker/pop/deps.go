@@ -78,6 +78,11 @@ type Deps struct {
 	Groups     Groups
 	Offsets    Offsets
 	DeadLetter DeadLetter
+	// Delivered, optional, is told about every pop that hands out messages: the topic asked
+	// for, the group, how many messages and their stored size in bytes (headers included,
+	// as the pull path counts them). The broker feeds rocketmq_messages_out_total and
+	// rocketmq_throughput_out_total with it. It must not block.
+	Delivered func(topic, group string, messages, bytes int)
 }
 
 func (d *Deps) validate() error {

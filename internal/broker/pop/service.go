@@ -335,6 +335,17 @@ func (s *Service) Pop(ctx context.Context, req PopRequest) (PopResult, error) {
 		res, err := s.tryPop(ctx, &req, f, orderly, nq)
 		if err != nil || len(res.Messages) > 0 || poll == 0 {
 			s.notify.unwatch(req.Topic, w)
+			if n := len(res.Messages); n > 0 && s.deps.Delivered != nil {
+				size := 0
+				for _, m := range res.Messages {
+					if m.Ext.StoreSize > 0 {
+						size += int(m.Ext.StoreSize)
+					} else {
+						size += len(m.Record)
+					}
+				}
+				s.deps.Delivered(req.Topic, req.Group, n, size)
+			}
 			return res, err
 		}
 		left := time.Until(deadline)
