@@ -244,6 +244,12 @@ func (b *Broker) ensureSystemTopics() error {
 			return err
 		}
 	}
+	if b.Cfg.TraceTopicEnable && b.Cfg.MsgTraceTopicName != "" {
+		// Apache TopicConfigManager: the trace topic with one read and one write queue.
+		if _, _, err := b.Topics.Ensure(NewTopicConfig(b.Cfg.MsgTraceTopicName, 1)); err != nil {
+			return fmt.Errorf("trace topic %s: %w", b.Cfg.MsgTraceTopicName, err)
+		}
+	}
 	return nil
 }
 

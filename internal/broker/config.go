@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rocketry-mq/rocketry/internal/message"
 	"github.com/rocketry-mq/rocketry/internal/store"
 )
 
@@ -76,6 +77,12 @@ type Config struct {
 	// a put acknowledged but still staged is lost if the process is killed). Default false,
 	// as RocketMQ; ignored with SYNC_FLUSH. See store.Config.TransientStorePoolEnable.
 	TransientStorePoolEnable bool
+	// TraceTopicEnable is traceTopicEnable: create the message-trace topic MsgTraceTopicName
+	// (1 read, 1 write queue) at start, so clients with tracing on (go2 WithTrace, Java
+	// enableMsgTrace) can store their traces. Default false, as RocketMQ.
+	TraceTopicEnable bool
+	// MsgTraceTopicName is msgTraceTopicName. Default RMQ_SYS_TRACE_TOPIC.
+	MsgTraceTopicName string
 
 	// AutoCreateTopicEnable is autoCreateTopicEnable: topics are created on first send through
 	// the TBW102 template. Default true.
@@ -163,6 +170,7 @@ func DefaultConfig() Config {
 		DiskMaxUsedSpaceRatio:       75,
 		MaxMessageSize:              4 << 20,
 		MessageIndexEnable:          true,
+		MsgTraceTopicName:           message.TopicTrace,
 		AutoCreateTopicEnable:       true,
 		AutoCreateSubscriptionGroup: true,
 		DefaultTopicQueueNums:       8,
@@ -468,10 +476,16 @@ var knownIgnored = map[string]bool{
 	"storePathCommitLog": true, "storePathConsumeQueue": true, "storePathIndex": true,
 	"storeCheckpoint": true, "abortFile": true, "mapedFileSizeConsumeQueue": true,
 	"mappedFileSizeConsumeQueue": true, "maxTransferCountOnMessageInMemory": true,
-	"transientStorePoolEnable": true, "warmMapedFileEnable": true, "pullMessageThreadPoolNums": true,
+	"warmMapedFileEnable": true, "pullMessageThreadPoolNums": true,
 	"useReentrantLockWhenPutMessage": true, "osPageCacheBusyTimeOutMills": true,
-	"sendMessageThreadPoolNums-": true, "enablePropertyFilter": true, "traceTopicEnable": true,
-	"aclEnable": true, "slaveReadEnable": true,
+	"sendMessageThreadPoolNums-": true, "enablePropertyFilter": true, "slaveReadEnable": true,
+}
+
+// knownUnsupported are RocketMQ keys whose feature Rocketry does not provide in the broker; a
+// true value is logged as a warning so nobody believes it took effect.
+var knownUnsupported = map[string]string{
+	"aclEnable":            "broker-side ACL is not supported: authentication and permissions are enforced by the proxy (--auth, --acl-file); remoting clients are not checked",
+	"enablePropertyFilter": "SQL92 filtering is not supported; SQL92 subscriptions are refused",
 }
 
 // ApplyProperties applies broker.conf keys to cfg. Unknown keys are logged once each and kept
@@ -494,7 +508,9 @@ func ApplyProperties(cfg *Config, props map[string]string, log *slog.Logger) err
 			}
 			cfg.Extra[k] = v
 			if log != nil {
-				if knownIgnored[k] {
+				if why, ok := knownUnsupported[k]; ok && strings.EqualFold(v, "true") {
+					log.Warn("broker.conf key not supported, ignored", "key", k, "value", v, "why", why)
+				} else if knownIgnored[k] || knownUnsupported[k] != "" {
 					log.Debug("broker.conf key has no effect in rocketry", "key", k)
 				} else {
 					log.Warn("unknown broker.conf key ignored", "key", k)
@@ -599,6 +615,10 @@ func applyKey(c *Config, k, v string) (bool, error) {
 		err = boolean(&c.MessageIndexEnable)
 	case "transientStorePoolEnable":
 		err = boolean(&c.TransientStorePoolEnable)
+	case "traceTopicEnable":
+		err = boolean(&c.TraceTopicEnable)
+	case "msgTraceTopicName":
+		c.MsgTraceTopicName = v
 	case "autoCreateTopicEnable":
 		err = boolean(&c.AutoCreateTopicEnable)
 	case "autoCreateSubscriptionGroup":
@@ -724,6 +744,8 @@ func (c *Config) Properties() map[string]string {
 		"maxMessageSize":              strconv.Itoa(c.MaxMessageSize),
 		"messageIndexEnable":          strconv.FormatBool(c.MessageIndexEnable),
 		"transientStorePoolEnable":    strconv.FormatBool(c.TransientStorePoolEnable),
+		"traceTopicEnable":            strconv.FormatBool(c.TraceTopicEnable),
+		"msgTraceTopicName":           c.MsgTraceTopicName,
 		"autoCreateTopicEnable":       strconv.FormatBool(c.AutoCreateTopicEnable),
 		"autoCreateSubscriptionGroup": strconv.FormatBool(c.AutoCreateSubscriptionGroup),
 		"defaultTopicQueueNums":       strconv.Itoa(int(c.DefaultTopicQueueNums)),

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
 )
 
 func TestReadProperties(t *testing.T) {
@@ -115,6 +117,41 @@ someFutureKey=1
 	}
 	if advertisedAddr(cfg.AdvertiseAddr, 10922) != "10.1.2.3:10922" {
 		t.Errorf("advertised %q", advertisedAddr(cfg.AdvertiseAddr, 10922))
+	}
+}
+
+// TestTraceTopicAndUnsupportedKeys: traceTopicEnable creates the trace topic (1/1 queues,
+// under msgTraceTopicName) as Apache does; aclEnable=true is warned about, not silently
+// accepted (QA F14, F15).
+func TestTraceTopicAndUnsupportedKeys(t *testing.T) {
+	var logBuf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logBuf, nil))
+	cfg := testConfig(t)
+	if err := ApplyProperties(&cfg, map[string]string{"traceTopicEnable": "true", "aclEnable": "true", "brokerRole": "ASYNC_MASTER"}, log); err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.TraceTopicEnable || cfg.MsgTraceTopicName != message.TopicTrace {
+		t.Fatalf("trace config %v %q", cfg.TraceTopicEnable, cfg.MsgTraceTopicName)
+	}
+	if !strings.Contains(logBuf.String(), "level=WARN") || !strings.Contains(logBuf.String(), "aclEnable") {
+		t.Errorf("aclEnable=true not warned about:\n%s", logBuf.String())
+	}
+	tb := startBroker(t, cfg)
+	tc, ok := tb.Topics.Get(message.TopicTrace)
+	if !ok || tc.ReadQueueNums != 1 || tc.WriteQueueNums != 1 {
+		t.Fatalf("trace topic %+v %v, want 1/1 queues", tc, ok)
+	}
+
+	cfg = testConfig(t)
+	if err := ApplyProperties(&cfg, map[string]string{"traceTopicEnable": "true", "msgTraceTopicName": "MyTrace"}, log); err != nil {
+		t.Fatal(err)
+	}
+	tb2 := startBroker(t, cfg)
+	if _, ok := tb2.Topics.Get("MyTrace"); !ok {
+		t.Fatal("custom trace topic not created")
+	}
+	if _, ok := tb2.Topics.Get(message.TopicTrace); ok {
+		t.Fatal("default trace topic created although msgTraceTopicName names another")
 	}
 }
 
