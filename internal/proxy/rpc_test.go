@@ -354,6 +354,20 @@ func TestAuthStatuses(t *testing.T) {
 	if st := route(cctx(t, "c", 3*time.Second)); st.GetCode() != pb.Code_UNAUTHORIZED {
 		t.Fatalf("anonymous: %v", st)
 	}
+	// go5 in another time zone stamps its local wall time with a literal Z (QA F16): accepted
+	// for a go5 client (x-mq-language GOLANG), refused for a client that claims real UTC.
+	zoned := func(lang string) context.Context {
+		ctx := cctx(t, "c", 3*time.Second)
+		dt := time.Now().In(time.FixedZone("IST", 5*3600+1800)).Format(auth.DateTimeLayout)
+		return metadata.AppendToOutgoingContext(ctx, "x-mq-language", lang, auth.HeaderDateTime, dt,
+			auth.HeaderAuthorization, "MQv2-HMAC-SHA1 Credential=alice//Rocketmq, SignedHeaders=x-mq-date-time, Signature="+auth.Sign("alice-secret", dt))
+	}
+	if st := route(zoned("GOLANG")); st.GetCode() != pb.Code_OK {
+		t.Fatalf("go5 stamp from UTC+05:30: %v", st)
+	}
+	if st := route(zoned("JAVA")); st.GetCode() != pb.Code_UNAUTHORIZED {
+		t.Fatalf("non-go5 stamp 5 h 30 ahead: %v, want UNAUTHORIZED", st)
+	}
 	sr, _ := c.SendMessage(signed("bob", "bob-secret"), &pb.SendMessageRequest{Messages: []*pb.Message{baseMsg()}})
 	if sr.GetStatus().GetCode() != pb.Code_FORBIDDEN || !strings.Contains(sr.GetStatus().GetMessage(), "Topic T") {
 		t.Fatalf("bob publishing: %v", sr.GetStatus())

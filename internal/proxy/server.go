@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -247,7 +248,10 @@ func (s *Server) begin(ctx context.Context) (*call, error) {
 	if s.authn == nil {
 		return c, nil
 	}
-	u, err := s.authn.Authenticate(firstMD(md, auth.HeaderAuthorization), firstMD(md, auth.HeaderDateTime))
+	// go5 stamps its local wall time with a literal Z (x-mq-language GOLANG): its date-time
+	// may be off by the client's zone offset (QA F16).
+	u, err := s.authn.Authenticate(firstMD(md, auth.HeaderAuthorization), firstMD(md, auth.HeaderDateTime),
+		strings.EqualFold(c.language, "GOLANG"))
 	if err != nil {
 		s.logger.Debug("authentication failed", "client", c.clientID, "err", err)
 		return nil, statusErrorf(pb.Code_UNAUTHORIZED, "%s", auth.ClientMessage(err))

@@ -85,13 +85,43 @@ func TestCheckDateTime(t *testing.T) {
 		{"malformed", "yesterday", ErrBadDateTime},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := CheckDateTime(tc.dt, now, skew); !errors.Is(err, tc.err) {
+			if err := CheckDateTime(tc.dt, now, skew, false); !errors.Is(err, tc.err) {
 				t.Fatalf("err = %v, want %v", err, tc.err)
 			}
 		})
 	}
-	if err := CheckDateTime(now.Add(-48*time.Hour).UTC().Format(DateTimeLayout), now, 0); err != nil {
+	if err := CheckDateTime(now.Add(-48*time.Hour).UTC().Format(DateTimeLayout), now, 0, false); err != nil {
 		t.Fatalf("skew 0 must disable the window: %v", err)
+	}
+}
+
+// TestCheckDateTimeGo5AnyZone: a go5 client stamps its local wall time with a literal Z; from
+// any real-world zone (here +05:30 and -09:30 against a UTC proxy) its stamp is accepted, while
+// a stamp beyond every zone offset, or off the 15-minute zone grid by more than the skew, is
+// still refused; other clients keep the exact window (QA F16).
+func TestCheckDateTimeGo5AnyZone(t *testing.T) {
+	now := time.Date(2026, 1, 2, 12, 0, 0, 0, time.UTC)
+	skew := 2 * time.Minute
+	for _, tc := range []struct {
+		name    string
+		stamp   time.Time // wall time written with a literal Z
+		anyZone bool
+		err     error
+	}{
+		{"go5 in Kolkata", now.In(time.FixedZone("IST", 5*3600+1800)), true, nil},
+		{"go5 in Marquesas, 30 s slow", now.Add(-30 * time.Second).In(time.FixedZone("MART", -(9*3600 + 1800))), true, nil},
+		{"go5 in Kiritimati", now.In(time.FixedZone("LINT", 14*3600)), true, nil},
+		{"go5, 40 min off any zone grid point", now.Add(7*time.Hour + 40*time.Minute), true, ErrStaleDateTime},
+		{"go5, two days old", now.Add(-48 * time.Hour), true, ErrStaleDateTime},
+		{"node in Kolkata sends real UTC", now.UTC(), false, nil},
+		{"non-go5 stamp 5 h 30 ahead", now.Add(5*time.Hour + 30*time.Minute), false, ErrStaleDateTime},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dt := tc.stamp.Format(DateTimeLayout) // the zone's wall clock, labelled Z
+			if err := CheckDateTime(dt, now, skew, tc.anyZone); !errors.Is(err, tc.err) {
+				t.Fatalf("CheckDateTime(%s) = %v, want %v", dt, err, tc.err)
+			}
+		})
 	}
 }
 
@@ -125,7 +155,7 @@ func TestAuthenticate(t *testing.T) {
 		{"replayed", header("alice", Sign("a-secret", "20200101T000000Z")), "20200101T000000Z", ErrStaleDateTime},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			u, err := a.Authenticate(tc.authz, tc.dt)
+			u, err := a.Authenticate(tc.authz, tc.dt, false)
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("err = %v, want %v", err, tc.err)
 			}

@@ -7,9 +7,12 @@
 // AccessKey up, recomputes the digest and compares in constant time. A date-time older or newer
 // than the allowed skew (default 15 min) is refused as a replay guard. The official Go SDK
 // (go5 v5.1.2) formats its LOCAL time with a literal "Z" suffix, so the stamp is accepted when
-// it is within the skew under either reading: as UTC, or as the proxy's local time zone. This
-// is exact when client and proxy share a time zone (or both run in UTC) and otherwise widens
-// the window by at most the zone offset only for that reading.
+// it is within the skew under either reading: as UTC, or as the proxy's local time zone; and,
+// for go5 clients only (x-mq-language GOLANG), when it differs from now by a real-world zone
+// offset (a multiple of 15 minutes within -12 h..+14 h) give or take the skew, because a go5
+// client in another time zone than the proxy's sends a stamp off by its offset (QA F16). For
+// go5 the guard therefore bounds a replayed stamp's age only to about a day; other clients
+// (Node.js, Java) send real UTC and get the exact window.
 //
 // Authorization (policy.go): users carry policies; each names a resource pattern
 // ("Topic:orders", "Topic:orders-*", "Group:*", "*"), actions ("Pub", "Sub", "All") and a

@@ -189,7 +189,9 @@ func NewAuthenticator(store *Store, skew time.Duration, now func() time.Time) *A
 }
 
 // Authenticate checks the authorization and date-time header values and returns the user.
-func (a *Authenticator) Authenticate(authorization, dateTime string) (*User, error) {
+// anyZone relaxes the date-time check for clients that stamp local time as if it were UTC
+// (go5; see CheckDateTime).
+func (a *Authenticator) Authenticate(authorization, dateTime string, anyZone bool) (*User, error) {
 	if authorization == "" {
 		return nil, ErrNoAuthorization
 	}
@@ -200,7 +202,7 @@ func (a *Authenticator) Authenticate(authorization, dateTime string) (*User, err
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckDateTime(dateTime, a.now(), a.skew); err != nil {
+	if err := CheckDateTime(dateTime, a.now(), a.skew, anyZone); err != nil {
 		return nil, err
 	}
 	u := a.store.lookup(h.AccessKey)

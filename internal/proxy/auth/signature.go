@@ -117,10 +117,19 @@ func VerifySignature(secret, dateTime string, sig []byte) bool {
 	return hmac.Equal(m.Sum(nil), sig)
 }
 
+// Real-world UTC offsets span -12 h to +14 h in steps of at least 15 minutes.
+const (
+	minZoneOffset  = -12 * time.Hour
+	maxZoneOffset  = 14 * time.Hour
+	zoneOffsetStep = 15 * time.Minute
+)
+
 // CheckDateTime accepts dt when it is within skew of now read either as UTC or as local time
-// (go5 writes local time with a literal Z; see the package doc). skew <= 0 disables the check
-// but the value must still parse.
-func CheckDateTime(dt string, now time.Time, skew time.Duration) error {
+// (go5 writes local time with a literal Z; see the package doc). With anyZone (the caller is a
+// go5 client, whose stamp does not say which zone it was taken in) dt is also accepted when it
+// differs from now by a real-world zone offset (a multiple of 15 minutes within -12 h..+14 h)
+// give or take skew. skew <= 0 disables the check but the value must still parse.
+func CheckDateTime(dt string, now time.Time, skew time.Duration, anyZone bool) error {
 	if dt == "" {
 		return ErrNoDateTime
 	}
@@ -141,6 +150,13 @@ func CheckDateTime(dt string, now time.Time, skew time.Duration) error {
 	}
 	if within(asUTC) || within(asLocal) {
 		return nil
+	}
+	if anyZone {
+		d := asUTC.Sub(now) // the client's zone offset plus its clock error
+		off := min(max(d.Round(zoneOffsetStep), minZoneOffset), maxZoneOffset)
+		if r := d - off; r <= skew && r >= -skew {
+			return nil
+		}
 	}
 	return fmt.Errorf("%w: %s", ErrStaleDateTime, dt)
 }
