@@ -60,6 +60,8 @@ func TestTopicLifecycle(t *testing.T) {
 	}
 	f.mu.Lock()
 	f.addTopic("%RETRY%g", 1, 6, nil)
+	f.addTopic("DefaultCluster", 16, 7, nil) // the broker's cluster-name and broker-name topics (QA F18)
+	f.addTopic("broker-a", 1, 7, nil)
 	f.store(&message.Ext{Message: message.Message{Topic: "orders", Body: []byte("a")}, QueueID: 2})
 	f.store(&message.Ext{Message: message.Message{Topic: "orders", Body: []byte("b")}, QueueID: 2})
 	f.mu.Unlock()
@@ -68,7 +70,7 @@ func TestTopicLifecycle(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].Name != "orders" {
 		t.Fatalf("list %+v %v", list, err)
 	}
-	if all, _ := a.ListTopics(ctx, true); len(all) != 2 || !all[0].System {
+	if all, _ := a.ListTopics(ctx, true); len(all) != 4 || !all[0].System || !all[1].System || !all[2].System || all[3].Name != "orders" {
 		t.Fatalf("list all %+v", all)
 	}
 

@@ -43,7 +43,7 @@ func (a *Admin) ClusterList(ctx context.Context) ([]BrokerInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []BrokerInfo
+	out := []BrokerInfo{} // JSON [] (never null) when no broker is registered (QA F17)
 	for name, bd := range ci.BrokerAddrTable {
 		cluster := bd.Cluster
 		for cn, names := range ci.ClusterAddrTable {

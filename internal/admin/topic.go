@@ -150,9 +150,21 @@ func (a *Admin) ListTopics(ctx context.Context, all bool) ([]TopicSummary, error
 	if err := decodeJSON(resp.Body, &tl); err != nil {
 		return nil, fmt.Errorf("GET_ALL_TOPIC_LIST_FROM_NAMESERVER: %w", err)
 	}
+	// Every broker also creates a topic named after its cluster and one after itself; they
+	// are the broker's own, not the user's (QA F18). Best effort: without cluster info they
+	// are listed as ordinary topics.
+	internal := map[string]bool{}
+	if ci, err := a.clusterInfo(ctx); err == nil {
+		for name := range ci.BrokerAddrTable {
+			internal[name] = true
+		}
+		for cluster := range ci.ClusterAddrTable {
+			internal[cluster] = true
+		}
+	}
 	out := make([]TopicSummary, 0, len(tl.TopicList))
 	for _, t := range tl.TopicList {
-		sys := isSystemTopic(t)
+		sys := isSystemTopic(t) || internal[t]
 		if sys && !all {
 			continue
 		}
