@@ -385,7 +385,7 @@ func versionName(v any) string {
 	case nil:
 		return ""
 	case float64:
-		return strconv.FormatInt(int64(x), 10)
+		return remoting.VersionName(int32(x)) // the ordinal's name, as mqadmin prints it (V4_5_2)
 	case string:
 		return x
 	default:

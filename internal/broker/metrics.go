@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/metrics"
@@ -52,7 +53,8 @@ func (b *Broker) initMetrics() {
 }
 
 // emitConnections reports producer connections by (language, version) and consumer
-// connections by (group, language, version, mode).
+// connections by (group, language, version, mode), with Apache's label values: the language
+// and the version's enum name in lower case ("go", "v4_5_2").
 func (b *Broker) emitConnections(emit func(metrics.ConnectionStat)) {
 	type key struct {
 		producer                    bool
@@ -61,7 +63,7 @@ func (b *Broker) emitConnections(emit func(metrics.ConnectionStat)) {
 	counts := map[key]int{}
 	for _, g := range b.Clients.ProducerGroups() {
 		for _, p := range b.Clients.ProducerChannels(g) {
-			counts[key{producer: true, lang: p.Language, version: strconv.Itoa(int(p.Version))}]++
+			counts[key{producer: true, lang: strings.ToLower(p.Language), version: strings.ToLower(remoting.VersionName(p.Version))}]++
 		}
 	}
 	for _, g := range b.Clients.ConsumerGroups() {
@@ -77,7 +79,7 @@ func (b *Broker) emitConnections(emit func(metrics.ConnectionStat)) {
 			mode = metrics.ConsumeModePop
 		}
 		for _, c := range info.Channels {
-			counts[key{group: g, lang: c.Language, version: strconv.Itoa(int(c.Version)), modes: mode}]++
+			counts[key{group: g, lang: strings.ToLower(c.Language), version: strings.ToLower(remoting.VersionName(c.Version)), modes: mode}]++
 		}
 	}
 	for k, n := range counts {

@@ -115,6 +115,26 @@ func TestBrokerMetrics(t *testing.T) {
 	}
 }
 
+// TestConnectionMetricLabels: rocketmq_consumer_connections carries Apache's label values:
+// language and version name in lower case (QA F11 follow-up).
+func TestConnectionMetricLabels(t *testing.T) {
+	reg, health := metrics.NewRegistry(), metrics.NewHealth()
+	tb := startBroker(t, testConfig(t), WithMetrics(reg, health))
+	if r := tb.invoke(remoting.HeartBeat, nil, heartbeatBody("c1", "CG", "T", "*")); r.Code != remoting.Success {
+		t.Fatalf("heartbeat: %d %s", r.Code, r.Remark)
+	}
+	want := map[string]string{"consumer_group": "CG", "language": "go", "version": "v5_3_3"}
+	if n, ok := gather(t, reg, "rocketmq_consumer_connections", want); !ok || n != 1 {
+		mfs, _ := reg.Gatherer().Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == "rocketmq_consumer_connections" {
+				t.Logf("%v", mf.GetMetric())
+			}
+		}
+		t.Fatalf("rocketmq_consumer_connections%v = %v (found %v), want 1", want, n, ok)
+	}
+}
+
 // TestPopCountsMessagesOut: messages handed out by pop (gRPC consumers through the proxy,
 // POP_MESSAGE over remoting) count in rocketmq_messages_out_total and
 // rocketmq_throughput_out_total like pulled ones (QA F11).

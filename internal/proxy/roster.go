@@ -59,6 +59,15 @@ func (s ConsumerSubscription) Parsed() (tags []string, codes []int64, expression
 	return tags, codes, "TAG"
 }
 
+// VersionOrdinal is the RocketMQ version ordinal registered for the client: its SDK version
+// ("5.1.2") when that names a RocketMQ release, else the proxy's own.
+func (c ConsumerInfo) VersionOrdinal() int32 {
+	if v, ok := remoting.VersionOrdinal(c.Version); ok {
+		return v
+	}
+	return remoting.Version
+}
+
 // ConsumeType is the RocketMQ consume type the proxy registers the consumer with (Java
 // proxy ClientActivity): push consumers are passive, simple consumers active.
 func (c ConsumerInfo) ConsumeType() string {

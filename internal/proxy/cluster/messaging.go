@@ -282,6 +282,7 @@ func (b *Backend) heartbeat(ctx context.Context) {
 	type hb struct {
 		body     []byte
 		language string // the client's, as the broker lists it (the request's language field)
+		version  int32  // likewise the request's version field
 	}
 	var bodies []hb
 	if groups := box.c.ProducerGroups(); len(groups) > 0 {
@@ -290,7 +291,7 @@ func (b *Backend) heartbeat(ctx context.Context) {
 			body.ProducerDataSet = append(body.ProducerDataSet, producerData{GroupName: g})
 		}
 		if raw, err := json.Marshal(body); err == nil {
-			bodies = append(bodies, hb{raw, remoting.LanguageGo})
+			bodies = append(bodies, hb{raw, remoting.LanguageGo, remoting.Version})
 		}
 	}
 	var live []proxy.ConsumerInfo
@@ -314,7 +315,7 @@ func (b *Backend) heartbeat(ctx context.Context) {
 			ConsumerDataSet []consumerData `json:"consumerDataSet"`
 		}{ClientID: c.ClientID, ProducerDataSet: []producerData{}, ConsumerDataSet: []consumerData{cd}}
 		if raw, err := json.Marshal(body); err == nil {
-			bodies = append(bodies, hb{raw, c.Language})
+			bodies = append(bodies, hb{raw, c.Language, c.VersionOrdinal()})
 		}
 	}
 	var gone [][2]string
@@ -338,7 +339,7 @@ func (b *Backend) heartbeat(ctx context.Context) {
 	for _, addr := range masters {
 		for _, h := range bodies {
 			req := remoting.NewRequest(remoting.HeartBeat, nil, h.body)
-			req.Language = h.language
+			req.Language, req.Version = h.language, h.version
 			resp, err := b.invoke(ctx, addr, req, 0)
 			if err != nil {
 				b.logger.Debug("broker heartbeat failed", "broker", addr, "err", err)

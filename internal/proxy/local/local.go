@@ -130,7 +130,7 @@ func (l *Backend) syncConsumers() {
 		}
 		l.b.Clients.RegisterConsumer(c.Group, c.ConsumeType(), broker.ModelClustering, "CONSUME_FROM_LAST_OFFSET",
 			subscriptionData(c.Subscriptions, now),
-			broker.ClientChannel{ClientID: c.ClientID, RemoteAddr: c.RemoteAddr, Language: c.Language, LastUpdate: now})
+			broker.ClientChannel{ClientID: c.ClientID, RemoteAddr: c.RemoteAddr, Language: c.Language, Version: c.VersionOrdinal(), LastUpdate: now})
 		l.consumers[c.ClientID] = c.Group
 	}
 	for id, g := range l.consumers {
