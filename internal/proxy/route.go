@@ -13,7 +13,7 @@ import (
 // auto-creation is on (NORMAL, AutoCreateQueues queues).
 func (s *Server) route(ctx context.Context, topic string) (*TopicRoute, error) {
 	r, err := s.backend.QueryRoute(ctx, topic)
-	if err == nil || !errors.Is(err, ErrTopicNotFound) || !s.cfg.AutoCreateTopic {
+	if err == nil || !errors.Is(err, ErrTopicNotFound) || !s.autoCreateTopic() {
 		return r, err
 	}
 	n := s.cfg.AutoCreateQueues
@@ -24,6 +24,20 @@ func (s *Server) route(ctx context.Context, topic string) (*TopicRoute, error) {
 	}
 	s.logger.Info("topic auto-created", "topic", topic, "queues", n)
 	return s.backend.QueryRoute(ctx, topic)
+}
+
+// AutoCreatePolicy is an optional Backend interface: a backend inside a broker (local mode)
+// answers with the broker's live autoCreateTopicEnable, so a change at run time (admin broker
+// config set) applies to gRPC clients too (QA F19); Config.AutoCreateTopic is then unused.
+type AutoCreatePolicy interface {
+	AutoCreateTopic() bool
+}
+
+func (s *Server) autoCreateTopic() bool {
+	if p, ok := s.backend.(AutoCreatePolicy); ok {
+		return p.AutoCreateTopic()
+	}
+	return s.cfg.AutoCreateTopic
 }
 
 // topicType returns the topic's message type; a topic whose config cannot be read is treated

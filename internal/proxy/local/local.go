@@ -70,6 +70,9 @@ func New(b *broker.Broker, logger *slog.Logger) *Backend {
 	}
 }
 
+// AutoCreateTopic implements proxy.AutoCreatePolicy: the broker's live autoCreateTopicEnable.
+func (l *Backend) AutoCreateTopic() bool { return l.b.LiveConfig().AutoCreateTopicEnable }
+
 // RosterChanged implements proxy.RosterWatcher.
 func (l *Backend) RosterChanged() {
 	select {

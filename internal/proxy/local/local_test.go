@@ -132,3 +132,26 @@ func BenchmarkTopicLookup(b *testing.B) {
 		})
 	})
 }
+
+// TestAutoCreateFollowsLiveConfig: the proxy's topic auto-creation in local mode follows the
+// broker's live autoCreateTopicEnable, including changes made at run time (QA F19).
+func TestAutoCreateFollowsLiveConfig(t *testing.T) {
+	br := newTestBroker(t)
+	be := New(br, logging.Discard())
+	var _ proxy.AutoCreatePolicy = be
+	if !be.AutoCreateTopic() {
+		t.Fatal("default broker: auto-create off")
+	}
+	if err := br.UpdateConfig(map[string]string{"autoCreateTopicEnable": "false"}); err != nil {
+		t.Fatal(err)
+	}
+	if be.AutoCreateTopic() {
+		t.Fatal("autoCreateTopicEnable=false at run time not seen")
+	}
+	if err := br.UpdateConfig(map[string]string{"autoCreateTopicEnable": "true"}); err != nil {
+		t.Fatal(err)
+	}
+	if !be.AutoCreateTopic() {
+		t.Fatal("autoCreateTopicEnable=true at run time not seen")
+	}
+}
