@@ -81,10 +81,10 @@ func (r *registry) putSettings(id, addr string, st *pb.Settings, sess *session) 
 	c.settings = proto.Clone(st).(*pb.Settings)
 	c.typ = st.GetClientType()
 	for _, t := range st.GetPublishing().GetTopics() {
-		c.topics[t.GetName()] = struct{}{}
+		c.topics[wrapNamespace(t.GetResourceNamespace(), t.GetName())] = struct{}{}
 	}
 	if g := st.GetSubscription().GetGroup(); g != nil {
-		c.group = g.GetName()
+		c.group = wrapNamespace(g.GetResourceNamespace(), g.GetName())
 	}
 	c.lastSeen = r.now()
 	if sess != nil {

@@ -141,7 +141,7 @@ func toPBMessage(m *Message, handle string, invisible time.Duration) *pb.Message
 		setDeadLetterQueue(sp, t, id)
 	}
 	return &pb.Message{
-		Topic:            &pb.Resource{Name: topic},
+		Topic:            namespacedResource(topic),
 		UserProperties:   user,
 		SystemProperties: sp,
 		Body:             m.Body,
@@ -164,4 +164,11 @@ func setDeadLetterQueue(sp *pb.SystemProperties, topic, msgID string) {
 	b = protowire.AppendBytes(b, inner)
 	r := sp.ProtoReflect()
 	r.SetUnknown(append(r.GetUnknown(), b...))
+}
+
+// namespacedResource is a stored topic as the SDKs expect it back: the name without its
+// namespace, the namespace in resource_namespace (Apache's GrpcConverter does the same).
+func namespacedResource(topic string) *pb.Resource {
+	ns, bare := withoutNamespace(topic)
+	return &pb.Resource{Name: bare, ResourceNamespace: ns}
 }

@@ -192,6 +192,9 @@ func TestE2E(t *testing.T) {
 			}
 			if env.OnlineConsumers != nil { // deployments with a broker
 				t.Run("consumers-online", func(t *testing.T) { scenarioConsumersOnline(t, env) })
+				// The memory fake keeps one consumption state for all groups; the namespace
+				// scenario reads one message from two groups.
+				t.Run("namespace", func(t *testing.T) { scenarioNamespace(t, env) })
 			}
 			t.Run("auth-on", func(t *testing.T) { scenarioAuthOn(t, mode) })
 			t.Run("auth-off-any-credentials", func(t *testing.T) { scenarioAuthOff(t, env) })
@@ -673,4 +676,51 @@ func scenarioConsumersOnline(t *testing.T, env *e2eEnv) {
 		_, java := m[javaID]
 		return len(m) == 1 && !java
 	})
+}
+
+// scenarioNamespace: a go5 application with a namespace (Config.NameSpace) uses topic T and
+// group G; the proxy maps them to "ns1%T" / "ns1%G" as Apache does (QA F21): the message is
+// stored in ns1%T (a consumer without namespace reads it there) and comes back to the
+// namespaced consumer under its bare topic name, while the bare topic T stays untouched.
+func scenarioNamespace(t *testing.T, env *e2eEnv) {
+	env.CreateTopic(t, "ns1%e2e-ns", MessageTypeNormal, 2)
+	env.CreateTopic(t, "e2e-ns", MessageTypeNormal, 2)
+	env.CreateGroup(t, "ns1%g-ns", false, 16)
+	env.CreateGroup(t, "g-ns-plain", false, 16)
+	env.CreateGroup(t, "g-ns-bare", false, 16)
+	nsCfg := func(group string) *golang.Config {
+		c := sdkConfig(env.Endpoint, group, nil)
+		c.NameSpace = "ns1"
+		return c
+	}
+	p, err := golang.NewProducer(nsCfg(""), golang.WithTopics("e2e-ns"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer p.GracefulStop()
+	if _, err := p.Send(context.Background(), &golang.Message{Topic: "e2e-ns", Body: []byte("namespaced")}); err != nil {
+		t.Fatalf("namespaced send: %v", err)
+	}
+	nc, err := golang.NewSimpleConsumer(nsCfg("g-ns"), golang.WithAwaitDuration(3*time.Second),
+		golang.WithSubscriptionExpressions(map[string]*golang.FilterExpression{"e2e-ns": golang.SUB_ALL}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer nc.GracefulStop()
+	got := receiveN(t, nc, 1, 16, 10*time.Second, true, 30*time.Second)
+	if string(got[0].GetBody()) != "namespaced" || got[0].GetTopic() != "e2e-ns" {
+		t.Fatalf("namespaced consumer got %q on topic %q, want \"namespaced\" on e2e-ns", got[0].GetBody(), got[0].GetTopic())
+	}
+	plain := newSDKConsumer(t, env.Endpoint, "g-ns-plain", map[string]*golang.FilterExpression{"ns1%e2e-ns": golang.SUB_ALL}, nil)
+	if got := receiveN(t, plain, 1, 16, 10*time.Second, true, 30*time.Second); string(got[0].GetBody()) != "namespaced" {
+		t.Fatalf("consumer of ns1%%e2e-ns got %q", got[0].GetBody())
+	}
+	bare := newSDKConsumer(t, env.Endpoint, "g-ns-bare", map[string]*golang.FilterExpression{"e2e-ns": golang.SUB_ALL}, nil)
+	expectNothing(t, bare, "the bare topic e2e-ns (the namespaced message belongs to ns1%e2e-ns)")
 }

@@ -33,7 +33,7 @@ func (s *Server) ReceiveMessage(req *pb.ReceiveMessageRequest, stream pb.Messagi
 		h := encodeHandle(bh)
 		if req.GetAutoRenew() {
 			now := s.now()
-			s.renew.add(h, &renewEntry{group: req.GetGroup().GetName(), topic: m.msg.Topic, clientID: clientID, cur: bh,
+			s.renew.add(h, &renewEntry{group: wrapNamespace(req.GetGroup().GetResourceNamespace(), req.GetGroup().GetName()), topic: m.msg.Topic, clientID: clientID, cur: bh,
 				invisible: invisible, expires: now.Add(invisible), started: now})
 		}
 		out := toPBMessage(m.msg, h, invisible)

@@ -141,7 +141,7 @@ func consumerInfo(c *client) (ConsumerInfo, bool) {
 	info := ConsumerInfo{ClientID: c.id, Group: c.group, Push: c.typ == pb.ClientType_PUSH_CONSUMER,
 		Language: languageCode(ua.GetLanguage()), Version: ua.GetVersion(), RemoteAddr: c.addr}
 	for _, fe := range c.settings.GetSubscription().GetSubscriptions() {
-		sub := ConsumerSubscription{Topic: fe.GetTopic().GetName(), Expression: strings.TrimSpace(fe.GetExpression().GetExpression()),
+		sub := ConsumerSubscription{Topic: wrapNamespace(fe.GetTopic().GetResourceNamespace(), fe.GetTopic().GetName()), Expression: strings.TrimSpace(fe.GetExpression().GetExpression()),
 			SQL: fe.GetExpression().GetType() == pb.FilterType_SQL}
 		if sub.Expression == "" {
 			sub.Expression = "*"

@@ -125,7 +125,7 @@ func (s *Server) queryRoute(ctx context.Context, req *pb.QueryRouteRequest) ([]*
 		}
 		typ = MessageTypeNormal
 	}
-	res := &pb.Resource{Name: topic, ResourceNamespace: req.GetTopic().GetResourceNamespace()}
+	res := &pb.Resource{Name: req.GetTopic().GetName(), ResourceNamespace: req.GetTopic().GetResourceNamespace()} // as asked
 	queues := routeQueues(r, res, s.advertised(req.GetEndpoints()), acceptTypes(typ))
 	if len(queues) == 0 {
 		return nil, statusErrorf(pb.Code_TOPIC_NOT_FOUND, "topic %s has no queues", topic)
@@ -177,7 +177,7 @@ func (s *Server) queryAssignment(ctx context.Context, req *pb.QueryAssignmentReq
 		typ = MessageTypeNormal
 	}
 	eps := s.advertised(req.GetEndpoints())
-	res := &pb.Resource{Name: topic, ResourceNamespace: req.GetTopic().GetResourceNamespace()}
+	res := &pb.Resource{Name: req.GetTopic().GetName(), ResourceNamespace: req.GetTopic().GetResourceNamespace()} // as asked
 	var out []*pb.Assignment
 	for _, b := range r.Brokers {
 		if b.Perm&PermRead == 0 || b.ReadQueues == 0 {

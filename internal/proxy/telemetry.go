@@ -193,7 +193,7 @@ func (s *Server) serverSettings(ctx context.Context, st *pb.Settings) *pb.Settin
 		}}
 	case *pb.Settings_Subscription:
 		fifo, retryMax := false, defaultRetryMaxTimes
-		group := ps.Subscription.GetGroup().GetName()
+		group := wrapNamespace(ps.Subscription.GetGroup().GetResourceNamespace(), ps.Subscription.GetGroup().GetName())
 		lctx, cancel := context.WithTimeout(ctx, settingsLookupTimeout)
 		gc, err := s.backend.GroupConfig(lctx, group)
 		cancel()

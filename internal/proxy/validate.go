@@ -44,8 +44,9 @@ func legalNameChars(s string) bool {
 	return true
 }
 
-// validateTopic checks a topic name. forSend forbids %RETRY%/%DLQ% topics (brokers own them);
-// consumers may read %DLQ%<group> to inspect dead letters.
+// validateTopic checks a topic name and returns it inside the resource's namespace (see
+// namespace.go). forSend forbids %RETRY%/%DLQ% topics (brokers own them); consumers may read
+// %DLQ%<group> to inspect dead letters.
 func validateTopic(r *pb.Resource, forSend bool) (string, error) {
 	name := r.GetName()
 	switch {
@@ -67,10 +68,10 @@ func validateTopic(r *pb.Resource, forSend bool) (string, error) {
 	if len(name) > limit {
 		return "", statusErrorf(pb.Code_ILLEGAL_TOPIC, "topic %q is longer than %d characters", name, limit)
 	}
-	return name, nil
+	return wrapNamespace(r.GetResourceNamespace(), name), nil
 }
 
-// validateGroup checks a consumer group name.
+// validateGroup checks a consumer group name and returns it inside the resource's namespace.
 func validateGroup(r *pb.Resource) (string, error) {
 	name := r.GetName()
 	switch {
@@ -83,7 +84,7 @@ func validateGroup(r *pb.Resource) (string, error) {
 	case systemGroups[name] || strings.HasPrefix(name, "CID_RMQ_SYS_"):
 		return "", statusErrorf(pb.Code_ILLEGAL_CONSUMER_GROUP, "cannot use system consumer group %q", name)
 	}
-	return name, nil
+	return wrapNamespace(r.GetResourceNamespace(), name), nil
 }
 
 func hasControl(s string) bool {

@@ -161,3 +161,26 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestNamespaceWrap(t *testing.T) {
+	for _, tc := range []struct{ ns, name, want string }{
+		{"", "T", "T"},
+		{"ns1", "T", "ns1%T"},
+		{"ns1", "ns1%T", "ns1%T"},
+		{"ns1", "%RETRY%G", "%RETRY%ns1%G"},
+		{"ns1", "%DLQ%G", "%DLQ%ns1%G"},
+		{"ns1", "%DLQ%ns1%G", "%DLQ%ns1%G"},
+		{"ns1", "TBW102", "TBW102"},
+	} {
+		if got := wrapNamespace(tc.ns, tc.name); got != tc.want {
+			t.Errorf("wrapNamespace(%q, %q) = %q, want %q", tc.ns, tc.name, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ in, ns, bare string }{
+		{"T", "", "T"}, {"ns1%T", "ns1", "T"}, {"%DLQ%ns1%G", "ns1", "%DLQ%G"}, {"%RETRY%G", "", "%RETRY%G"}, {"%T", "", "%T"},
+	} {
+		if ns, bare := withoutNamespace(tc.in); ns != tc.ns || bare != tc.bare {
+			t.Errorf("withoutNamespace(%q) = %q, %q; want %q, %q", tc.in, ns, bare, tc.ns, tc.bare)
+		}
+	}
+}
