@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -105,7 +106,7 @@ func init() {
 		f.IntVar(&cfg.AutoCreateQueues, "auto-create-queues", cfg.AutoCreateQueues, "queue count of auto-created topics")
 		f.DurationVar(&cfg.MinInvisible, "min-invisible", cfg.MinInvisible, "smallest accepted invisible duration")
 		f.DurationVar(&ccfg.CacheTTL, "route-cache-ttl", ccfg.CacheTTL, "how long routes and configs are cached")
-		f.StringVar(&configFile, "config", "", "properties file (grpcServerPort, namesrvAddr, tls.server.mode, authenticationEnabled, aclFile, ...); flags override it")
+		f.StringVar(&configFile, "config", "", "properties or JSON (rmq-proxy.json) file (grpcServerPort, namesrvAddr, tls.server.mode, authenticationEnabled, aclFile, ...); flags override it")
 		f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 		f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 		return cmd
@@ -115,12 +116,17 @@ func init() {
 // applyProxyConfigFile loads a properties file under the flags: every flag the user set
 // explicitly keeps its value.
 func applyProxyConfigFile(cmd *cobra.Command, path string, cfg *proxy.Config, ccfg *cluster.Config, namesrv *string, logger *slog.Logger) error {
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("proxy: config: %w", err)
 	}
-	props, err := broker.ReadProperties(f)
-	f.Close()
+	// Java properties, or JSON as Apache's rmq-proxy.json.
+	var props map[string]string
+	if proxy.IsJSONConfig(data) {
+		props, err = proxy.JSONProperties(data)
+	} else {
+		props, err = broker.ReadProperties(bytes.NewReader(data))
+	}
 	if err != nil {
 		return fmt.Errorf("proxy: config %s: %w", path, err)
 	}

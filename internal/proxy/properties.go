@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"sort"
@@ -108,4 +110,39 @@ func (c *Config) applyProperty(k, v string) (bool, error) {
 		return backendKeys[k], nil
 	}
 	return true, nil
+}
+
+// IsJSONConfig reports whether a config file's content is JSON (Apache's rmq-proxy.json) rather
+// than Java properties: its first non-blank byte is '{'.
+func IsJSONConfig(data []byte) bool {
+	t := bytes.TrimSpace(data)
+	return len(t) > 0 && t[0] == '{'
+}
+
+// JSONProperties flattens a JSON config object (Apache's rmq-proxy.json: one object of
+// scalar values, e.g. {"rocketMQClusterName": "DefaultCluster", "grpcServerPort": 8081,
+// "authenticationEnabled": true}) into the key/value map ApplyProperties takes. Nested
+// objects and arrays are an error naming the key.
+func JSONProperties(data []byte) (map[string]string, error) {
+	var obj map[string]any
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&obj); err != nil {
+		return nil, fmt.Errorf("proxy: JSON config: %w", err)
+	}
+	out := make(map[string]string, len(obj))
+	for k, v := range obj {
+		switch x := v.(type) {
+		case nil:
+		case string:
+			out[k] = x
+		case json.Number:
+			out[k] = x.String()
+		case bool:
+			out[k] = strconv.FormatBool(x)
+		default:
+			return nil, fmt.Errorf("proxy: JSON config key %s: nested values are not supported", k)
+		}
+	}
+	return out, nil
 }

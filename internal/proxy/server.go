@@ -82,6 +82,10 @@ func New(cfg Config, backend Backend, logger *slog.Logger, opts ...Option) (*Ser
 		}
 		s.acl = store
 		s.authn = auth.NewAuthenticator(store, cfg.AuthClockSkew, func() time.Time { return s.now() })
+	} else if cfg.ACLFile != "" {
+		// An ACL without authentication protects nothing: say so (QA F22).
+		logger.Warn("an ACL file is set but authentication is off: every client is served anonymously and the ACL is not used; add --auth (authenticationEnabled=true) to enforce it",
+			"aclFile", cfg.ACLFile)
 	}
 
 	var tlsConf *tls.Config
