@@ -73,7 +73,7 @@ type Config struct {
 	// MessageIndexEnable is messageIndexEnable (key / unique-key index). Default true.
 	MessageIndexEnable bool
 	// TransientStorePoolEnable is transientStorePoolEnable: with ASYNC_FLUSH, stage appends
-	// in a memory ring written out by a committer goroutine (about 2x the put throughput;
+	// in a memory ring written out by a committer goroutine (1.2-1.4x the put throughput;
 	// a put acknowledged but still staged is lost if the process is killed). Default false,
 	// as RocketMQ; ignored with SYNC_FLUSH. See store.Config.TransientStorePoolEnable.
 	TransientStorePoolEnable bool
