@@ -131,7 +131,7 @@ func (a *Admin) ListGroups(ctx context.Context, cluster string, all bool) ([]Gro
 			s := byName[name]
 			if s == nil {
 				s = &GroupSummary{Name: name, FIFO: g.ConsumeMessageOrderly, MaxAttempts: g.RetryMaxTimes, MaxDeliveries: g.RetryMaxTimes + 1,
-					ConsumeEnable: g.ConsumeEnable, System: message.IsReservedGroup(name)}
+					ConsumeEnable: g.ConsumeEnable, System: message.IsReservedGroup(name) || name == ResendTrackingGroup}
 				byName[name] = s
 			}
 			s.Brokers = append(s.Brokers, b.Name)
