@@ -292,7 +292,20 @@ func TestCompatAutoCreateTopic(t *testing.T) {
 	if !ok || tc.WriteQueueNums != 4 {
 		t.Fatalf("auto-created %+v %v", tc, ok)
 	}
-	c.waitRoute("AutoCreated") // re-registered at once
+	// The route is at the NameServer when the send is answered (Apache registers the new
+	// topic synchronously in the send path), for every new topic (QA F25).
+	for i := 0; i < 10; i++ {
+		topic := fmt.Sprintf("AutoCreated%d", i)
+		if res, err := p.SendSync(context.Background(), primitive.NewMessage(topic, []byte("x"))); err != nil || res.Status != primitive.SendOK {
+			t.Fatalf("send to new topic %s: %v %v", topic, res, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		r, err := namesrv.GetRouteInfo(ctx, c.b.nsClient, c.nsAddr, topic)
+		cancel()
+		if err != nil || len(r.QueueDatas) == 0 {
+			t.Fatalf("route of %s right after its first send: %v", topic, err)
+		}
+	}
 }
 
 func TestCompatPushConsumersShareQueues(t *testing.T) {

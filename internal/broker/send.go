@@ -399,6 +399,13 @@ func (b *Broker) autoCreateTopic(h *SendHeader, from string) (TopicConfig, bool,
 	}
 	if created {
 		b.Log.Info("auto-created topic", "topic", h.Topic, "queues", n, "from", from)
+		// As Apache's createTopicInSendMessageMethod: register with the NameServers before
+		// the send is answered, so a client that routes the topic right after (a consumer
+		// started next) finds it (QA F25). Bounded: a NameServer that does not answer only
+		// delays this first send.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		b.registerSync(ctx)
+		cancel()
 	}
 	return cur, true, nil
 }
