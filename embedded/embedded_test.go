@@ -2,8 +2,10 @@ package embedded_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,5 +54,20 @@ func TestKeepsDataInGivenDir(t *testing.T) {
 	}
 	if _, err := os.Stat(dir + "/broker"); err != nil {
 		t.Fatalf("data dir not kept: %v", err)
+	}
+}
+
+// TestStartWithEndedContext: a context that ends before the cluster is ready fails Start with
+// the context's error only, and leaves nothing behind (QA F26).
+func TestStartWithEndedContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	c, err := embedded.Start(ctx, embedded.Options{})
+	if err == nil {
+		c.Close()
+		t.Fatal("Start with an ended context succeeded")
+	}
+	if !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "twice") {
+		t.Fatalf("Start error = %q, want only the context's cancellation", err)
 	}
 }

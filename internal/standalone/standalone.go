@@ -157,11 +157,12 @@ type Server struct {
 	proxyReady *metrics.Flag
 	startedAt  time.Time
 
-	mu        sync.Mutex // guards running and stop
-	running   bool
-	stop      context.CancelFunc
-	closeOnce sync.Once
-	runDone   chan struct{}
+	mu          sync.Mutex // guards running, closedEarly and stop
+	running     bool
+	closedEarly bool // Close ran before Run: Run returns nil at once
+	stop        context.CancelFunc
+	closeOnce   sync.Once
+	runDone     chan struct{}
 }
 
 // New validates cfg, creates the components and binds every listener (ports given as 0 are
@@ -327,6 +328,10 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.mu.Lock()
+	if s.closedEarly {
+		s.mu.Unlock()
+		return nil // Close came first and released everything: nothing to run (QA F26)
+	}
 	if s.running {
 		s.mu.Unlock()
 		return errors.New("standalone: Run called twice")
@@ -422,7 +427,9 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		running, stop := s.running, s.stop
-		s.running = true // a later Run fails
+		if !running {
+			s.closedEarly = true // a later Run returns at once
+		}
 		s.mu.Unlock()
 		if running {
 			stop()
