@@ -160,6 +160,7 @@ func (a *Admin) ListTopics(ctx context.Context, all bool) ([]TopicSummary, error
 		}
 		for cluster := range ci.ClusterAddrTable {
 			internal[cluster] = true
+			internal[cluster+"_REPLY_TOPIC"] = true // request-reply replies
 		}
 	}
 	out := make([]TopicSummary, 0, len(tl.TopicList))

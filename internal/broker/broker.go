@@ -43,6 +43,9 @@ var featureStarts []func(ctx context.Context, b *Broker) error
 type Broker struct {
 	Cfg     Config
 	Log     *slog.Logger
+	// requesters maps the client id of a request-reply requester (REPLY_TO_CLIENT of a
+	// request it sent) to the connection it sent it on (reply.go).
+	requesters sync.Map
 	Store   *store.Store
 	Topics  *TopicTable
 	Groups  *GroupTable
@@ -239,6 +242,7 @@ func (b *Broker) ensureSystemTopics() error {
 		NewTopicConfig(b.Cfg.ClusterName, 16),
 		NewTopicConfig(b.Cfg.BrokerName, 1),
 		NewTopicConfig(message.TopicOffsetMovedEvent, 1),
+		NewTopicConfig(b.replyTopic(), 1), // request-reply (reply.go), as Apache's TopicConfigManager
 	} {
 		if _, _, err := b.Topics.Ensure(tc); err != nil {
 			return err

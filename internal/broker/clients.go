@@ -209,6 +209,22 @@ func (m *ClientManager) ProducerGroups() []string {
 	return out
 }
 
+// ProducerByClientID returns the connection-backed producer channel of client id, in any
+// group (the requester of a request-reply exchange).
+func (m *ClientManager) ProducerByClientID(id string) (ClientChannel, bool) {
+	if id == "" {
+		return ClientChannel{}, false
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, g := range m.producers {
+		if e, ok := g[id]; ok && e.ch.Conn != nil && !e.ch.Conn.Closed() {
+			return e.ch, true
+		}
+	}
+	return ClientChannel{}, false
+}
+
 // RegisterConsumer adds or refreshes a consumer of group with its subscriptions. It reports
 // whether the group's membership changed (a new client) and calls onConsumersChanged then.
 func (m *ClientManager) RegisterConsumer(group, consumeType, model, from string, subs []SubscriptionData, ch ClientChannel) bool {

@@ -131,3 +131,45 @@ func TestCompatOrderlyConsumer(t *testing.T) {
 		t.Fatalf("queue 0 lock owner %q, consumers %v", c.b.Locks.Owner("OrderlyG", "Orderly", 0, time.Now()), ids)
 	}
 }
+
+// TestCompatRequestReply: go2 request-reply. The requester's Request returns the reply the
+// replier sent with SEND_REPLY_MESSAGE, which the broker pushed to the requester's connection
+// with PUSH_REPLY_MESSAGE_TO_CLIENT (QA F27).
+func TestCompatRequestReply(t *testing.T) {
+	c := startCluster(t, nil)
+	c.createTopic("RpcT", 2)
+	replier := c.producer()
+	replied := make(chan string, 4)
+	c.pushConsumer("RpcG", "RpcT", "*", func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		for _, m := range msgs {
+			reply, err := consumer.CreateReplyMessage(m, []byte("pong"))
+			if err != nil {
+				t.Errorf("CreateReplyMessage: %v", err)
+				continue
+			}
+			if _, err := replier.SendSync(ctx, reply); err != nil {
+				t.Errorf("send reply: %v", err)
+				continue
+			}
+			replied <- m.GetProperty(primitive.PropertyCorrelationID)
+		}
+		return consumer.ConsumeSuccess, nil
+	})
+	requester := c.producer()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	reply, err := requester.Request(ctx, 20*time.Second, primitive.NewMessage("RpcT", []byte("ping")))
+	if err != nil {
+		t.Fatalf("Request: %v", err)
+	}
+	select {
+	case id := <-replied:
+		if got := reply.GetProperty(primitive.PropertyCorrelationID); got != id {
+			t.Fatalf("reply correlation id %q, want %q", got, id)
+		}
+	case <-ctx.Done():
+		t.Fatal("the replier never replied")
+	}
+	// Stored as well (storeReplyMessageEnable): the reply topic holds it.
+	waitFor(t, 10*time.Second, "the reply stored in "+c.b.replyTopic(), func() bool { return c.b.Store.MaxOffset(c.b.replyTopic(), 0) == 1 })
+}

@@ -15,6 +15,8 @@ import (
 func (b *Broker) registerCoreHandlers() {
 	b.Handle(remoting.SendMessage, b.handleSend)
 	b.Handle(remoting.SendMessageV2, b.handleSend)
+	b.Handle(remoting.SendReplyMessage, b.handleSendReply)
+	b.Handle(remoting.SendReplyMessageV2, b.handleSendReply)
 	b.Handle(remoting.SendBatchMessage, b.handleSend)
 	b.Handle(remoting.PullMessage, b.handlePull)
 	b.Handle(remoting.QueryConsumerOffset, b.handleQueryConsumerOffset)

@@ -211,6 +211,7 @@ func (b *Broker) handleSend(ctx context.Context, c *remoting.Conn, req *remoting
 	if err != nil {
 		return errorResponse(err)
 	}
+	b.noteRequester(c, m)
 	tc, err := b.checkSendTopic(&h, remoteAddr(c))
 	if err != nil {
 		return errorResponse(err)
@@ -299,6 +300,13 @@ func (b *Broker) buildMessage(c *remoting.Conn, h *SendHeader, body []byte) (*me
 	if len(body) == 0 {
 		return nil, Coded(remoting.MessageIllegal, "the message body length is zero")
 	}
+	return b.buildMessageAnyBody(c, h, body)
+}
+
+// buildMessageAnyBody is buildMessage without the empty-body check (replies: Apache's
+// ReplyMessageProcessor stores them whatever their body, and go2's CreateReplyMessage sends
+// an empty one).
+func (b *Broker) buildMessageAnyBody(c *remoting.Conn, h *SendHeader, body []byte) (*message.Ext, error) {
 	if len(body) > b.live().MaxMessageSize {
 		return nil, Coded(remoting.MessageIllegal, remarkMessageIllegal, b.live().MaxMessageSize)
 	}
