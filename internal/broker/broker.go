@@ -41,18 +41,15 @@ var featureStarts []func(ctx context.Context, b *Broker) error
 // Run(ctx) (serves until ctx ends, then shuts down) -> Close (idempotent; also valid without
 // Run). Goroutines are started only through b.Go and are awaited by Close.
 type Broker struct {
-	Cfg Config
-	Log *slog.Logger
-	// requesters maps the client id of a request-reply requester (REPLY_TO_CLIENT of a
-	// request it sent) to the connection it sent it on (reply.go).
-	requesters sync.Map
-	Store      *store.Store
-	Topics     *TopicTable
-	Groups     *GroupTable
-	Offsets    *OffsetTable
-	Clients    *ClientManager
-	Locks      *QueueLocks
-	Server     *remoting.Server // nil until Run; register handlers with b.Handle
+	Cfg     Config
+	Log     *slog.Logger
+	Store   *store.Store
+	Topics  *TopicTable
+	Groups  *GroupTable
+	Offsets *OffsetTable
+	Clients *ClientManager
+	Locks   *QueueLocks
+	Server  *remoting.Server // nil until Run; register handlers with b.Handle
 
 	ln        net.Listener
 	addr      string // advertised ip:port
@@ -89,6 +86,10 @@ type Broker struct {
 	runDone   chan struct{}
 	closeOnce sync.Once
 	closeErr  error
+
+	// requesters maps the client id of a request-reply requester (REPLY_TO_CLIENT of a
+	// request it sent) to the connection it sent it on (reply.go).
+	requesters sync.Map
 }
 
 // New builds a broker listening on cfg.ListenAddr (port 0 picks a free port). The store is
