@@ -477,10 +477,7 @@ func (s *Store) publishAppend() {
 		return
 	}
 	s.cl.written.Store(s.cl.wrote)
-	select {
-	case s.dispReq <- struct{}{}:
-	default:
-	}
+	s.wakeDispatcher()
 }
 
 // appendBytes writes b at absolute log position at of seg: into the mapping or file, or
@@ -503,10 +500,7 @@ func (s *Store) appendBytes(seg *segment, b []byte, at int64) error {
 		s.cl.buffered.Store(at + n)
 		s.cl.written.Store(at + n)
 		s.commitMu.Unlock()
-		select {
-		case s.dispReq <- struct{}{}:
-		default:
-		}
+		s.wakeDispatcher()
 		return nil
 	}
 	for at+n-s.cl.written.Load() > r {
@@ -562,10 +556,7 @@ func (s *Store) commit() error {
 		seg.release()
 	}
 	s.cl.written.Store(e)
-	select {
-	case s.dispReq <- struct{}{}:
-	default:
-	}
+	s.wakeDispatcher()
 	return nil
 }
 
@@ -597,6 +588,14 @@ func (s *Store) commitLoop() {
 			}
 			_ = s.commit()
 		}
+	}
+}
+
+// wakeDispatcher asks the dispatcher to run (it coalesces requests).
+func (s *Store) wakeDispatcher() {
+	select {
+	case s.dispReq <- struct{}{}:
+	default:
 	}
 }
 

@@ -241,9 +241,9 @@ func (b *Backend) EndTransaction(ctx context.Context, req *proxy.EndTransactionR
 // ---- transaction check-backs ----------------------------------------------------------------
 
 type heartbeatBody struct {
-	ClientID        string            `json:"clientID"`
-	ProducerDataSet []producerData    `json:"producerDataSet"`
-	ConsumerDataSet []json.RawMessage `json:"consumerDataSet"`
+	ClientID        string         `json:"clientID"`
+	ProducerDataSet []producerData `json:"producerDataSet"`
+	ConsumerDataSet []consumerData `json:"consumerDataSet"`
 }
 
 type producerData struct {
@@ -286,7 +286,7 @@ func (b *Backend) heartbeat(ctx context.Context) {
 	}
 	var bodies []hb
 	if groups := box.c.ProducerGroups(); len(groups) > 0 {
-		body := heartbeatBody{ClientID: b.cfg.ClientID, ConsumerDataSet: []json.RawMessage{}}
+		body := heartbeatBody{ClientID: b.cfg.ClientID, ConsumerDataSet: []consumerData{}}
 		for _, g := range groups {
 			body.ProducerDataSet = append(body.ProducerDataSet, producerData{GroupName: g})
 		}
@@ -309,11 +309,7 @@ func (b *Backend) heartbeat(ctx context.Context) {
 			cd.SubscriptionDataSet = append(cd.SubscriptionDataSet, subscriptionData{Topic: s.Topic, SubString: s.Expression,
 				Tags: tags, Codes: codes, SubVersion: now, ExpressionType: typ})
 		}
-		body := struct {
-			ClientID        string         `json:"clientID"`
-			ProducerDataSet []producerData `json:"producerDataSet"`
-			ConsumerDataSet []consumerData `json:"consumerDataSet"`
-		}{ClientID: c.ClientID, ProducerDataSet: []producerData{}, ConsumerDataSet: []consumerData{cd}}
+		body := heartbeatBody{ClientID: c.ClientID, ProducerDataSet: []producerData{}, ConsumerDataSet: []consumerData{cd}}
 		if raw, err := json.Marshal(body); err == nil {
 			bodies = append(bodies, hb{raw, c.Language, c.VersionOrdinal()})
 		}
