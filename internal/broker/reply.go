@@ -60,18 +60,7 @@ func (b *Broker) handleSendReply(ctx context.Context, c *remoting.Conn, req *rem
 		return respond(remoting.SystemError, "push reply message to <%s> fail: code %d %s", to, resp.Code, resp.Remark)
 	}
 	// Stored too, as Apache does by default (storeReplyMessageEnable).
-	tc, err := b.checkSendTopic(&h, remoteAddr(c))
-	if err != nil {
-		return errorResponse(err)
-	}
-	m.QueueID = h.QueueID
-	if m.QueueID < 0 {
-		m.QueueID = 0
-	}
-	qid, uniq, topic := m.QueueID, m.UniqKey(), m.Topic
-	res, err := b.PutMessage(ctx, m)
-	b.countIn(topic, tc, len(req.Body), err)
-	return b.sendResponse(uniq, qid, res, err)
+	return b.storeSent(ctx, &h, m, remoteAddr(c), len(req.Body))
 }
 
 // noteRequester remembers the connection a request message (one naming REPLY_TO_CLIENT) came

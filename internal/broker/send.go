@@ -212,7 +212,14 @@ func (b *Broker) handleSend(ctx context.Context, c *remoting.Conn, req *remoting
 		return errorResponse(err)
 	}
 	b.noteRequester(c, m)
-	tc, err := b.checkSendTopic(&h, remoteAddr(c))
+	return b.storeSent(ctx, &h, m, remoteAddr(c), len(req.Body))
+}
+
+// storeSent is the common end of every send path (SEND_MESSAGE, the in-process send, replies):
+// topic checks (auto-creating it), queue choice, retry-topic handling, the put, the in
+// metrics and the response. from names the producer in error remarks.
+func (b *Broker) storeSent(ctx context.Context, h *SendHeader, m *message.Ext, from string, bodySize int) *remoting.Command {
+	tc, err := b.checkSendTopic(h, from)
 	if err != nil {
 		return errorResponse(err)
 	}
@@ -221,13 +228,13 @@ func (b *Broker) handleSend(ctx context.Context, c *remoting.Conn, req *remoting
 		m.QueueID = rand.Int32N(max(tc.WriteQueueNums, 1))
 	}
 	if message.IsRetryTopic(h.Topic) {
-		if err := b.retryToDLQ(&h, m); err != nil {
+		if err := b.retryToDLQ(h, m); err != nil {
 			return errorResponse(err)
 		}
 	}
 	qid, uniq, topic := m.QueueID, m.UniqKey(), m.Topic // hooks may rewrite the topic and queue
 	res, err := b.PutMessage(ctx, m)
-	b.countIn(topic, tc, len(req.Body), err)
+	b.countIn(topic, tc, bodySize, err)
 	return b.sendResponse(uniq, qid, res, err)
 }
 
@@ -245,23 +252,7 @@ func (b *Broker) SendMessage(ctx context.Context, h SendHeader, body []byte, bor
 	if bornHost.IsValid() {
 		m.BornHost = bornHost
 	}
-	tc, err := b.checkSendTopic(&h, bornHost.String())
-	if err != nil {
-		return errorResponse(err)
-	}
-	m.QueueID = h.QueueID
-	if m.QueueID < 0 {
-		m.QueueID = rand.Int32N(max(tc.WriteQueueNums, 1))
-	}
-	if message.IsRetryTopic(h.Topic) {
-		if err := b.retryToDLQ(&h, m); err != nil {
-			return errorResponse(err)
-		}
-	}
-	qid, uniq, topic := m.QueueID, m.UniqKey(), m.Topic
-	res, err := b.PutMessage(ctx, m)
-	b.countIn(topic, tc, len(body), err)
-	return b.sendResponse(uniq, qid, res, err)
+	return b.storeSent(ctx, &h, m, bornHost.String(), len(body))
 }
 
 // countIn records a stored message in rocketmq_messages_in_total and friends (a flush
