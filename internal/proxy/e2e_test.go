@@ -667,17 +667,9 @@ func scenarioConsumersOnline(t *testing.T, env *e2eEnv) {
 
 	waitFor := func(what string, cond func(map[string]string) bool) map[string]string {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			got := env.OnlineConsumers(t, "g-online")
-			if cond(got) {
-				return got
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: consumers listed = %v", what, got)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		var got map[string]string
+		eventually(t, 15*time.Second, what, func() bool { got = env.OnlineConsumers(t, "g-online"); return cond(got) })
+		return got
 	}
 	got := waitFor("two consumers online", func(m map[string]string) bool { return len(m) == 2 })
 	for id, lang := range got {

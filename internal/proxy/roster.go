@@ -91,31 +91,21 @@ type RosterWatcher interface {
 	RosterChanged()
 }
 
-// languageCode maps the gRPC user agent's language to RocketMQ's remoting LanguageCode
-// names, which is what consumer connection lists carry.
+// languageCodes maps the gRPC user agent's language to RocketMQ's remoting LanguageCode
+// names, which is what consumer connection lists carry; others are OTHER.
+var languageCodes = map[pb.Language]string{
+	pb.Language_JAVA: remoting.LanguageJava, pb.Language_CPP: remoting.LanguageCPP,
+	pb.Language_DOT_NET: remoting.LanguageDotNet, pb.Language_GOLANG: remoting.LanguageGo,
+	pb.Language_RUST: remoting.LanguageRust, pb.Language_PYTHON: remoting.LanguagePython,
+	pb.Language_PHP: remoting.LanguagePHP, pb.Language_NODE_JS: remoting.LanguageNodeJS,
+	pb.Language_RUBY: remoting.LanguageRuby,
+}
+
 func languageCode(l pb.Language) string {
-	switch l {
-	case pb.Language_JAVA:
-		return remoting.LanguageJava
-	case pb.Language_CPP:
-		return remoting.LanguageCPP
-	case pb.Language_DOT_NET:
-		return remoting.LanguageDotNet
-	case pb.Language_GOLANG:
-		return remoting.LanguageGo
-	case pb.Language_RUST:
-		return remoting.LanguageRust
-	case pb.Language_PYTHON:
-		return remoting.LanguagePython
-	case pb.Language_PHP:
-		return remoting.LanguagePHP
-	case pb.Language_NODE_JS:
-		return remoting.LanguageNodeJS
-	case pb.Language_RUBY:
-		return remoting.LanguageRuby
-	default:
-		return remoting.LanguageOther
+	if n, ok := languageCodes[l]; ok {
+		return n
 	}
+	return remoting.LanguageOther
 }
 
 // Consumers implements ConsumerRoster: the clients with consumer settings, by client id.
