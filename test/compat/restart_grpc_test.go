@@ -132,51 +132,13 @@ func TestGo2Kill9AsyncFlush(t *testing.T) {
 	topic, group := uniq("go2_kill_async"), uniq("go2_kill_async_g")
 	createTopic(t, d, topic, "NORMAL", 8)
 	p := go2Producer(t, d.ns)
-	var mu sync.Mutex
-	acked := map[string]bool{}
-	stopSend := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stopSend:
-					return
-				default:
-				}
-				b := fmt.Sprintf("w%d-%d", w, i)
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				r, err := p.SendSync(ctx, primitive.NewMessage(topic, []byte(b)))
-				cancel()
-				if err == nil && r.Status == primitive.SendOK {
-					mu.Lock()
-					acked[b] = true
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	nAcked := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
-	if !waitUntil(30*time.Second, func() bool { return nAcked() >= 500 }) {
-		close(stopSend)
-		wg.Wait()
-		t.Fatalf("only %d sends acknowledged in 30 s before the kill", nAcked())
-	}
+	load := startGo2Load(t, p, topic, 4, 500)
 	d.saProc.kill9()
-	close(stopSend)
-	wg.Wait()
+	want, _ := load.stop()
 	_ = p.Shutdown()
 	if err := d.restartStandalone(); err != nil {
 		t.Fatalf("standalone restart after kill -9: %v", err)
 	}
-	mu.Lock()
-	want := make([]string, 0, len(acked))
-	for b := range acked {
-		want = append(want, b)
-	}
-	mu.Unlock()
 	col := newCollector()
 	go2Push(t, d.ns, group, topic, "*", col.handler)
 	waitUntil(40*time.Second, func() bool { return len(col.has(want)) == 0 })

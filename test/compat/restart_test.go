@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	rocketmq "github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 )
@@ -126,46 +127,10 @@ func TestGo2Kill9SyncFlush(t *testing.T) {
 	createTopic(t, d, topic, "NORMAL", 8)
 	p := go2Producer(t, d.ns)
 
-	var mu sync.Mutex
-	acked := map[string]bool{}
-	attempted := map[string]bool{}
-	stopSend := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stopSend:
-					return
-				default:
-				}
-				b := fmt.Sprintf("w%d-%d", w, i)
-				mu.Lock()
-				attempted[b] = true
-				mu.Unlock()
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				r, err := p.SendSync(ctx, primitive.NewMessage(topic, []byte(b)))
-				cancel()
-				if err == nil && r.Status == primitive.SendOK {
-					mu.Lock()
-					acked[b] = true
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	nAcked := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
-	if !waitUntil(30*time.Second, func() bool { return nAcked() >= 300 }) {
-		close(stopSend)
-		wg.Wait()
-		t.Fatalf("only %d sends acknowledged in 30 s before the kill", nAcked())
-	}
+	load := startGo2Load(t, p, topic, 4, 300)
 	d.brProc.kill9()
-	killedAt := nAcked()
-	close(stopSend)
-	wg.Wait()
+	killedAt := load.acked()
+	want, attempted := load.stop()
 	_ = p.Shutdown()
 	if err := d.startBroker(); err != nil {
 		t.Fatalf("broker restart after kill -9: %v", err)
@@ -173,12 +138,6 @@ func TestGo2Kill9SyncFlush(t *testing.T) {
 	if log := d.brProc.logTail(1 << 16); !strings.Contains(log, `"abnormal":true`) {
 		t.Logf("note: restart log does not report an abnormal recovery")
 	}
-	mu.Lock()
-	want := make([]string, 0, len(acked))
-	for b := range acked {
-		want = append(want, b)
-	}
-	mu.Unlock()
 	t.Logf("%d acknowledged when killed, %d acknowledged in all", killedAt, len(want))
 
 	col := newCollector()
@@ -191,15 +150,73 @@ func TestGo2Kill9SyncFlush(t *testing.T) {
 		t.Errorf("SYNC_FLUSH + kill -9: %d acknowledged messages lost, e.g. %v", len(col.has(want)), lost)
 	}
 	col.mu.Lock()
-	mu.Lock()
 	for b := range col.count {
 		if !attempted[b] {
 			t.Errorf("consumed %q which no producer sent", b)
 		}
 	}
-	mu.Unlock()
 	col.mu.Unlock()
 	if err := d.brProc.stop(20 * time.Second); err != nil {
 		t.Errorf("broker SIGTERM after recovery: %v (want exit status 0)", err)
 	}
+}
+
+// go2Load is a background send load: workers go2 SendSync loops, each message body unique.
+type go2Load struct {
+	mu        sync.Mutex
+	ackedSet  map[string]bool
+	attempted map[string]bool
+	done      chan struct{}
+	wg        sync.WaitGroup
+}
+
+// startGo2Load starts workers senders to topic and returns once at least minAcked sends were
+// acknowledged (the test fails if that takes more than 30 s).
+func startGo2Load(t *testing.T, p rocketmq.Producer, topic string, workers, minAcked int) *go2Load {
+	t.Helper()
+	l := &go2Load{ackedSet: map[string]bool{}, attempted: map[string]bool{}, done: make(chan struct{})}
+	for w := 0; w < workers; w++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-l.done:
+					return
+				default:
+				}
+				b := fmt.Sprintf("w%d-%d", w, i)
+				l.mu.Lock()
+				l.attempted[b] = true
+				l.mu.Unlock()
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				r, err := p.SendSync(ctx, primitive.NewMessage(topic, []byte(b)))
+				cancel()
+				if err == nil && r.Status == primitive.SendOK {
+					l.mu.Lock()
+					l.ackedSet[b] = true
+					l.mu.Unlock()
+				}
+			}
+		}()
+	}
+	if !waitUntil(30*time.Second, func() bool { return l.acked() >= minAcked }) {
+		l.stop()
+		t.Fatalf("only %d sends acknowledged in 30 s", l.acked())
+	}
+	return l
+}
+
+func (l *go2Load) acked() int { l.mu.Lock(); defer l.mu.Unlock(); return len(l.ackedSet) }
+
+// stop ends the senders and returns the acknowledged bodies and every body attempted.
+func (l *go2Load) stop() (acked []string, attempted map[string]bool) {
+	close(l.done)
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for b := range l.ackedSet {
+		acked = append(acked, b)
+	}
+	return acked, l.attempted
 }
