@@ -75,7 +75,7 @@ type Config struct {
 	// TransientStorePoolEnable is transientStorePoolEnable: with ASYNC_FLUSH, stage appends
 	// in a memory ring written out by a committer goroutine (1.2-1.4x the put throughput;
 	// a put acknowledged but still staged is lost if the process is killed). Default false,
-	// as RocketMQ; ignored with SYNC_FLUSH. See store.Config.TransientStorePoolEnable.
+	// as RocketMQ; SYNC_FLUSH always stages. See store.Config.TransientStorePoolEnable.
 	TransientStorePoolEnable bool
 	// TraceTopicEnable is traceTopicEnable: create the message-trace topic MsgTraceTopicName
 	// (1 read, 1 write queue) at start, so clients with tracing on (go2 WithTrace, Java

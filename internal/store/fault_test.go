@@ -151,6 +151,54 @@ func TestWriteErrorsLeaveNoPartialRecord(t *testing.T) {
 	}
 }
 
+// TestSyncWriteErrorFailsWaiters: with SYNC_FLUSH the records are staged and written by
+// the flusher's commit; a failed write is returned to every put the round covered as
+// ErrNotWritable at once (not after SyncFlushTimeout), and nothing staged is served.
+func TestSyncWriteErrorFailsWaiters(t *testing.T) {
+	dir := t.TempDir()
+	ffs := vfs.NewFaulty(nil)
+	cfg := testConfig(dir)
+	cfg.FS = ffs
+	cfg.FlushDiskType = SyncFlush
+	cfg.SyncFlushTimeout = time.Minute // a timeout would fail the test by its duration
+	s := openT(t, cfg)
+	ok := put(t, s, newMsg("S", 0, 0, 100))
+	ffs.SetRule(commitLogRule(vfs.OpWrite, syscall.EIO))
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, errs[i] = s.Put(context.Background(), newMsg("S", 0, i+1, 100))
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, ErrNotWritable) {
+			t.Fatalf("put %d: %v, want ErrNotWritable", i, err)
+		}
+	}
+	ffs.SetRule(nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.WaitDispatched(ctx, ok.CommitLogOffset+int64(ok.Size)); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(getAll(t, s, "S", 0)); got != 1 {
+		t.Fatalf("%d readable, want 1 (failed puts must not be served)", got)
+	}
+	if err := s.Close(); !errors.Is(err, ErrNotWritable) {
+		t.Fatalf("Close after a failed write: %v, want ErrNotWritable", err)
+	}
+	cfg.FS = nil
+	s = openT(t, cfg)
+	defer s.Close()
+	if end := ok.CommitLogOffset + int64(ok.Size); s.Stats().MaxPhysicalOffset != end || s.MaxOffset("S", 0) != 1 {
+		t.Fatalf("recovered end %d (want %d), queue max %d", s.Stats().MaxPhysicalOffset, end, s.MaxOffset("S", 0))
+	}
+}
+
 // TestAsyncFlushErrorStopsWrites: in ASYNC_FLUSH a failed background fdatasync also makes
 // the store refuse puts.
 func TestAsyncFlushErrorStopsWrites(t *testing.T) {

@@ -771,6 +771,9 @@ func (s *Store) flushOnce() error {
 	}
 	if s.cl.ring != nil {
 		if err := s.commit(); err != nil {
+			// The staged bytes never reached the file: fail the waiters now (sticky,
+			// like a failed fdatasync) instead of letting them run into SyncFlushTimeout.
+			s.broadcastFlush(err)
 			return err
 		}
 	}

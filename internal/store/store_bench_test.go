@@ -273,7 +273,7 @@ func BenchmarkPutSync(b *testing.B) {
 		prealloc string
 		writers  int
 	}
-	for _, v := range []variant{{PreallocFallocate, 1}, {PreallocFallocate, 16}, {PreallocFallocate, 128}, {PreallocZero, 1}} {
+	for _, v := range []variant{{PreallocFallocate, 1}, {PreallocFallocate, 16}, {PreallocFallocate, 128}, {PreallocZero, 1}, {PreallocZero, 128}} {
 		writers := v.writers
 		b.Run(fmt.Sprintf("%s/1KiB/writers=%d", v.prealloc, writers), func(b *testing.B) {
 			cfg := benchConfig(b.TempDir())
