@@ -357,8 +357,10 @@ func (s *Store) Put(ctx context.Context, m *message.Ext) (PutResult, error) {
 		CommitLogOffset: m.CommitLogOffset, Size: m.StoreSize, QueueOffset: m.QueueOffset,
 		StoreTimestamp: m.StoreTimestamp, MsgID: message.OffsetMsgID(s.cfg.StoreHost, m.CommitLogOffset),
 	}
-	if s.cfg.FlushDiskType == SyncFlush && m.Property(message.PropertyWaitStoreMsgOK) != "false" {
-		if err := s.waitFlushed(ctx, end); err != nil {
+	if s.cfg.FlushDiskType == SyncFlush {
+		if m.Property(message.PropertyWaitStoreMsgOK) == "false" {
+			s.requestCommit()
+		} else if err := s.waitFlushed(ctx, end); err != nil {
 			return res, err
 		}
 	}
@@ -401,8 +403,10 @@ func (s *Store) PutBatch(ctx context.Context, ms []*message.Ext) ([]PutResult, e
 			StoreTimestamp: m.StoreTimestamp, MsgID: message.OffsetMsgID(s.cfg.StoreHost, m.CommitLogOffset),
 		}
 	}
-	if s.cfg.FlushDiskType == SyncFlush && wait {
-		if err := s.waitFlushed(ctx, end); err != nil {
+	if s.cfg.FlushDiskType == SyncFlush {
+		if !wait {
+			s.requestCommit()
+		} else if err := s.waitFlushed(ctx, end); err != nil {
 			return res, err
 		}
 	}
@@ -470,14 +474,24 @@ func (s *Store) appendRecords(buf []byte, ms []*message.Ext, offs []int) (int64,
 func (s *Store) publishAppend() {
 	if s.cl.ring != nil {
 		s.cl.buffered.Store(s.cl.wrote)
-		select {
-		case s.commitReq <- struct{}{}:
-		default:
+		if s.cfg.FlushDiskType != SyncFlush {
+			s.requestCommit()
 		}
+		// SYNC_FLUSH: the flush round the put is about to ask for commits it; a put that
+		// does not wait (WAIT=false) asks the committer itself (see Put). This saves a
+		// goroutine hand-off per put: single-writer sync puts were 20% slower with it.
 		return
 	}
 	s.cl.written.Store(s.cl.wrote)
 	s.wakeDispatcher()
+}
+
+// requestCommit wakes the committer (ring mode); requests coalesce.
+func (s *Store) requestCommit() {
+	select {
+	case s.commitReq <- struct{}{}:
+	default:
+	}
 }
 
 // appendBytes writes b at absolute log position at of seg: into the mapping or file, or

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
 )
@@ -101,4 +102,40 @@ func TestTransientPoolRing(t *testing.T) {
 	defer s.Close()
 	check(s, "after restart")
 	t.Logf("%d queues verified, %d segments", len(byQueue), s.Stats().Segments)
+}
+
+// TestSyncFlushNoWaitIsCommitted: with SYNC_FLUSH a put with WAIT=false returns at once and
+// is still committed from the ring and dispatched promptly (not at the flusher's 10 s safety
+// tick), for single puts and batches alike.
+func TestSyncFlushNoWaitIsCommitted(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.FlushDiskType = SyncFlush
+	s := openT(t, cfg)
+	defer s.Close()
+	m := newMsg("NW", 0, 0, 100)
+	m.SetProperty(message.PropertyWaitStoreMsgOK, "false")
+	res, err := s.Put(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.WaitDispatched(ctx, res.CommitLogOffset+int64(res.Size)); err != nil {
+		t.Fatalf("a WAIT=false put was not committed: %v", err)
+	}
+	b := []*message.Ext{newMsg("NW", 0, 1, 100), newMsg("NW", 0, 2, 100)}
+	for _, m := range b {
+		m.SetProperty(message.PropertyWaitStoreMsgOK, "false")
+	}
+	rs, err := s.PutBatch(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := rs[len(rs)-1]
+	if err := s.WaitDispatched(ctx, last.CommitLogOffset+int64(last.Size)); err != nil {
+		t.Fatalf("a WAIT=false batch was not committed: %v", err)
+	}
+	if got := len(getAll(t, s, "NW", 0)); got != 3 {
+		t.Fatalf("%d readable, want 3", got)
+	}
 }
