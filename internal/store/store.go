@@ -613,9 +613,11 @@ func (s *Store) wakeDispatcher() {
 	}
 }
 
-// appendEnd is the end of everything appended: staged bytes included.
+// appendEnd is the end of everything appended: staged bytes included, except after an I/O
+// failure, when staged bytes will never be written (commit refuses) and the end is what
+// reached the file.
 func (s *Store) appendEnd() int64 {
-	if s.cl.ring != nil {
+	if s.cl.ring != nil && s.ioErr.Load() == nil {
 		return s.cl.buffered.Load()
 	}
 	return s.cl.written.Load()
@@ -893,7 +895,7 @@ func (s *Store) DeleteTopic(topic string) error {
 // Stats is a snapshot of the store's state.
 type Stats struct {
 	MinPhysicalOffset int64   // start of the oldest segment
-	MaxPhysicalOffset int64   // end of the appended log (with the transient pool: staged bytes included)
+	MaxPhysicalOffset int64   // end of the appended log (ring: staged bytes included until an I/O failure)
 	FlushedOffset     int64   // everything below is fdatasync'ed
 	DispatchedOffset  int64   // everything below is in the consume queues and index
 	DiskUsedRatio     float64 // 0.0-1.0, last measurement
