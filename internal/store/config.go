@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rocketry-mq/rocketry/internal/message"
 	"github.com/rocketry-mq/rocketry/internal/store/vfs"
 )
@@ -99,6 +101,15 @@ type Config struct {
 	// means statfs. Tests simulate usage with it.
 	DiskUsage func(path string) (float64, error)
 
+	// AccessMessageInMemoryMaxRatio (accessMessageInMemoryMaxRatio): the share of physical
+	// memory, in percent, taken as the in-memory window: a message whose commit-log distance
+	// from the end of the log is within it counts as in memory (InMemory; RocketMQ's rule
+	// for where a new consumer group starts). 1-100; 40.
+	AccessMessageInMemoryMaxRatio int
+	// PhysicalMemory is the RAM in bytes the window is a share of; 0 = the machine's
+	// (sysinfo). Tests set it to exercise the window with small logs.
+	PhysicalMemory int64
+
 	// PreallocMode is how new commit-log segments are prepared (ahead of need, by a
 	// background goroutine): PreallocFallocate (default when empty) or PreallocZero. With
 	// the store's write path (copies into the mapping) fallocated segments measured faster
@@ -115,22 +126,23 @@ type Config struct {
 // DefaultConfig returns RocketMQ's defaults with an empty StorePathRootDir.
 func DefaultConfig() Config {
 	return Config{
-		MappedFileSizeCommitLog:     1 << 30,
-		MappedFileSizeConsumeQueue:  300000 * cqEntrySize,
-		FlushDiskType:               AsyncFlush,
-		FlushIntervalCommitLog:      500 * time.Millisecond,
-		SyncFlushTimeout:            5 * time.Second,
-		FileReservedTime:            72 * time.Hour,
-		DeleteWhen:                  "04",
-		DiskMaxUsedSpaceRatio:       75,
-		DiskSpaceCleanForciblyRatio: 85,
-		DiskSpaceWarningLevelRatio:  90,
-		MaxMessageSize:              4 << 20,
-		MessageIndexEnable:          true,
-		MaxHashSlotNum:              500000,
-		MaxIndexNum:                 2000000,
-		CleanInterval:               10 * time.Second,
-		CheckpointInterval:          time.Second,
+		MappedFileSizeCommitLog:       1 << 30,
+		MappedFileSizeConsumeQueue:    300000 * cqEntrySize,
+		FlushDiskType:                 AsyncFlush,
+		FlushIntervalCommitLog:        500 * time.Millisecond,
+		SyncFlushTimeout:              5 * time.Second,
+		FileReservedTime:              72 * time.Hour,
+		DeleteWhen:                    "04",
+		DiskMaxUsedSpaceRatio:         75,
+		DiskSpaceCleanForciblyRatio:   85,
+		DiskSpaceWarningLevelRatio:    90,
+		MaxMessageSize:                4 << 20,
+		MessageIndexEnable:            true,
+		AccessMessageInMemoryMaxRatio: 40,
+		MaxHashSlotNum:                500000,
+		MaxIndexNum:                   2000000,
+		CleanInterval:                 10 * time.Second,
+		CheckpointInterval:            time.Second,
 	}
 }
 
@@ -169,6 +181,10 @@ func (c *Config) Validate() error {
 		return bad("PreallocMode %q", c.PreallocMode)
 	case c.CleanInterval <= 0 || c.CheckpointInterval <= 0:
 		return bad("CleanInterval and CheckpointInterval must be positive")
+	case c.AccessMessageInMemoryMaxRatio < 1 || c.AccessMessageInMemoryMaxRatio > 100:
+		return bad("AccessMessageInMemoryMaxRatio %d outside 1-100", c.AccessMessageInMemoryMaxRatio)
+	case c.PhysicalMemory < 0:
+		return bad("PhysicalMemory %d is negative", c.PhysicalMemory)
 	}
 	for _, r := range []struct {
 		name string
@@ -224,4 +240,18 @@ func (c *Config) transientRing() (bool, int) {
 		return true, c.transientRingSize
 	}
 	return true, transientRingDefault
+}
+
+// memWindow is the in-memory window in bytes: AccessMessageInMemoryMaxRatio percent of
+// PhysicalMemory, or of the machine's RAM when that is 0 (8 GiB assumed if sysinfo fails).
+func memWindow(c Config) int64 {
+	total := c.PhysicalMemory
+	if total == 0 {
+		total = 8 << 30
+		var si unix.Sysinfo_t
+		if unix.Sysinfo(&si) == nil && si.Totalram > 0 {
+			total = int64(si.Totalram) * int64(max(si.Unit, 1))
+		}
+	}
+	return total / 100 * int64(c.AccessMessageInMemoryMaxRatio)
 }

@@ -99,3 +99,33 @@ func TestConsumeQueueLoadKeepsNewestContiguousRun(t *testing.T) {
 		t.Fatal("file before the gap kept")
 	}
 }
+
+// TestInMemory: a queue offset is in memory while its record lies within
+// AccessMessageInMemoryMaxRatio percent of PhysicalMemory from the end of the log.
+func TestInMemory(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.PhysicalMemory = 100 << 10 // window: 40 KiB
+	s := openT(t, cfg)
+	defer s.Close()
+	if s.InMemory("M", 0, 0) {
+		t.Fatal("an unknown queue is in memory")
+	}
+	put(t, s, newMsg("M", 0, 0, 1000))
+	waitDispatched(t, s)
+	if !s.InMemory("M", 0, 0) {
+		t.Fatal("the only message is not in memory")
+	}
+	if s.InMemory("M", 0, 1) {
+		t.Fatal("an offset past the end is in memory")
+	}
+	for i := 1; i < 60; i++ { // ~60 KiB more: offset 0 leaves the 40 KiB window
+		put(t, s, newMsg("M", 1, i, 1000))
+	}
+	waitDispatched(t, s)
+	if s.InMemory("M", 0, 0) {
+		t.Fatal("a message 60 KiB behind the end is still in a 40 KiB window")
+	}
+	if !s.InMemory("M", 1, 58) {
+		t.Fatal("a recent message is not in memory")
+	}
+}

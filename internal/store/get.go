@@ -246,6 +246,22 @@ func (s *Store) EarliestMessageTime(topic string, queueID int32) (int64, error) 
 	return 0, fmt.Errorf("%w: queue %s/%d is empty", ErrNotFound, topic, queueID)
 }
 
+// InMemory reports whether the message at the queue's logical offset lies within the
+// in-memory window: its commit-log distance from the end of the log is at most
+// AccessMessageInMemoryMaxRatio percent of physical memory (RocketMQ's
+// checkInMemByConsumeOffset). False when the queue has no such message.
+func (s *Store) InMemory(topic string, queueID int32, offset int64) bool {
+	q := s.queue(topic, queueID)
+	if q == nil {
+		return false
+	}
+	e, ok := q.entry(offset)
+	if !ok {
+		return false
+	}
+	return s.appendEnd()-e.offset <= s.memWindow
+}
+
 // MessageStoreTime is the store timestamp of the message at the queue's logical offset.
 func (s *Store) MessageStoreTime(topic string, queueID int32, offset int64) (int64, error) {
 	q := s.queue(topic, queueID)

@@ -104,6 +104,7 @@ type Store struct {
 	diskFull  atomic.Bool
 	diskRatio atomic.Uint64 // math.Float64bits of the last measured ratio
 
+	memWindow   int64 // in-memory window in bytes (see InMemory)
 	deleteHours [24]bool
 	now         func() time.Time
 	lastCP      checkpoint
@@ -144,6 +145,7 @@ func Open(cfg Config, logger *slog.Logger) (*Store, error) {
 		stop:         make(chan struct{}),
 	}
 	s.encPool.New = func() any { b := make([]byte, 0, 4096); return &b }
+	s.memWindow = memWindow(cfg)
 	if err := fsys.MkdirAll(s.root, 0o755); err != nil {
 		return nil, fmt.Errorf("store: create root: %w", err)
 	}
