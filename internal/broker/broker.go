@@ -217,6 +217,7 @@ func (b *Broker) storeConfig() store.Config {
 	c.DiskMaxUsedSpaceRatio = b.Cfg.DiskMaxUsedSpaceRatio
 	c.MaxMessageSize = b.Cfg.MaxMessageSize
 	c.MessageIndexEnable = b.Cfg.MessageIndexEnable
+	c.AccessMessageInMemoryMaxRatio = b.Cfg.AccessMessageInMemoryMaxRatio
 	c.TransientStorePoolEnable = b.Cfg.TransientStorePoolEnable
 	c.StoreHost = b.storeHost
 	if b.Cfg.storeTweak != nil {

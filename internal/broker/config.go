@@ -72,6 +72,11 @@ type Config struct {
 	MaxMessageSize int
 	// MessageIndexEnable is messageIndexEnable (key / unique-key index). Default true.
 	MessageIndexEnable bool
+	// AccessMessageInMemoryMaxRatio is accessMessageInMemoryMaxRatio (percent of RAM): a new
+	// consumer group starts at a queue's offset 0 only while that message is within this
+	// share of memory from the end of the commit log; else at the end (or where the client
+	// asks). Default 40, as RocketMQ.
+	AccessMessageInMemoryMaxRatio int
 	// TransientStorePoolEnable is transientStorePoolEnable: with ASYNC_FLUSH, stage appends
 	// in a memory ring written out by a committer goroutine (1.2-1.4x the put throughput;
 	// a put acknowledged but still staged is lost if the process is killed). Default false,
@@ -157,42 +162,43 @@ func DefaultConfig() Config {
 		host = "broker-a"
 	}
 	return Config{
-		ListenAddr:                  ":10911",
-		ClusterName:                 "DefaultCluster",
-		BrokerName:                  host,
-		DataDir:                     filepath.Join("rocketry-data", "broker"),
-		FlushDiskType:               FlushAsync,
-		SyncFlushTimeout:            5 * time.Second,
-		FlushIntervalCommitLog:      500 * time.Millisecond,
-		MappedFileSizeCommitLog:     1 << 30,
-		FileReservedTime:            72 * time.Hour,
-		DeleteWhen:                  "04",
-		DiskMaxUsedSpaceRatio:       75,
-		MaxMessageSize:              4 << 20,
-		MessageIndexEnable:          true,
-		MsgTraceTopicName:           message.TopicTrace,
-		AutoCreateTopicEnable:       true,
-		AutoCreateSubscriptionGroup: true,
-		DefaultTopicQueueNums:       8,
-		RegisterNameServerPeriod:    30 * time.Second,
-		FlushConsumerOffsetInterval: 5 * time.Second,
-		ChannelExpiredTimeout:       120 * time.Second,
-		RebalanceLockMaxLiveTime:    60 * time.Second,
-		LongPollingEnable:           true,
-		ShortPollingTime:            time.Second,
-		MaxSuspendTime:              30 * time.Second,
-		SendThreadPoolNums:          256,
-		SendThreadPoolQueueCapacity: 10000,
-		WaitTimeMillsInSendQueue:    200 * time.Millisecond,
-		MessageDelayLevel:           DefaultMessageDelayLevel,
-		TimerMaxDelaySec:            259200,
-		TimerPrecisionMs:            1000,
-		TransactionTimeOut:          6 * time.Second,
-		TransactionCheckInterval:    30 * time.Second,
-		TransactionCheckMax:         15,
-		PopMinInvisibleTime:         10 * time.Second,
-		PopMaxInvisibleTime:         12 * time.Hour,
-		PopPollingTimeout:           20 * time.Second,
+		ListenAddr:                    ":10911",
+		ClusterName:                   "DefaultCluster",
+		BrokerName:                    host,
+		DataDir:                       filepath.Join("rocketry-data", "broker"),
+		FlushDiskType:                 FlushAsync,
+		SyncFlushTimeout:              5 * time.Second,
+		FlushIntervalCommitLog:        500 * time.Millisecond,
+		MappedFileSizeCommitLog:       1 << 30,
+		FileReservedTime:              72 * time.Hour,
+		DeleteWhen:                    "04",
+		DiskMaxUsedSpaceRatio:         75,
+		MaxMessageSize:                4 << 20,
+		MessageIndexEnable:            true,
+		AccessMessageInMemoryMaxRatio: 40,
+		MsgTraceTopicName:             message.TopicTrace,
+		AutoCreateTopicEnable:         true,
+		AutoCreateSubscriptionGroup:   true,
+		DefaultTopicQueueNums:         8,
+		RegisterNameServerPeriod:      30 * time.Second,
+		FlushConsumerOffsetInterval:   5 * time.Second,
+		ChannelExpiredTimeout:         120 * time.Second,
+		RebalanceLockMaxLiveTime:      60 * time.Second,
+		LongPollingEnable:             true,
+		ShortPollingTime:              time.Second,
+		MaxSuspendTime:                30 * time.Second,
+		SendThreadPoolNums:            256,
+		SendThreadPoolQueueCapacity:   10000,
+		WaitTimeMillsInSendQueue:      200 * time.Millisecond,
+		MessageDelayLevel:             DefaultMessageDelayLevel,
+		TimerMaxDelaySec:              259200,
+		TimerPrecisionMs:              1000,
+		TransactionTimeOut:            6 * time.Second,
+		TransactionCheckInterval:      30 * time.Second,
+		TransactionCheckMax:           15,
+		PopMinInvisibleTime:           10 * time.Second,
+		PopMaxInvisibleTime:           12 * time.Hour,
+		PopPollingTimeout:             20 * time.Second,
 	}
 }
 
@@ -254,6 +260,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := parseDeleteWhen(c.DeleteWhen); err != nil {
 		return invalid("deleteWhen", "%v", err)
+	}
+	if c.AccessMessageInMemoryMaxRatio < 1 || c.AccessMessageInMemoryMaxRatio > 100 {
+		return invalid("accessMessageInMemoryMaxRatio", "must be within 1..100, got %d", c.AccessMessageInMemoryMaxRatio)
 	}
 	if c.DiskMaxUsedSpaceRatio < 10 || c.DiskMaxUsedSpaceRatio > 95 {
 		return invalid("diskMaxUsedSpaceRatio", "must be within 10..95, got %d", c.DiskMaxUsedSpaceRatio)
@@ -613,6 +622,8 @@ func applyKey(c *Config, k, v string) (bool, error) {
 		err = integer(&c.MaxMessageSize)
 	case "messageIndexEnable":
 		err = boolean(&c.MessageIndexEnable)
+	case "accessMessageInMemoryMaxRatio":
+		err = integer(&c.AccessMessageInMemoryMaxRatio)
 	case "transientStorePoolEnable":
 		err = boolean(&c.TransientStorePoolEnable)
 	case "traceTopicEnable":
@@ -727,46 +738,47 @@ func (c *Config) Properties() map[string]string {
 	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 	_, port, _ := net.SplitHostPort(c.ListenAddr)
 	m := map[string]string{
-		"listenPort":                  port,
-		"brokerIP1":                   c.AdvertiseAddr,
-		"namesrvAddr":                 strings.Join(c.NamesrvAddrs, ";"),
-		"brokerClusterName":           c.ClusterName,
-		"brokerName":                  c.BrokerName,
-		"brokerId":                    strconv.FormatInt(c.BrokerID, 10),
-		"storePathRootDir":            c.DataDir,
-		"flushDiskType":               c.FlushDiskType,
-		"syncFlushTimeout":            ms(c.SyncFlushTimeout),
-		"flushIntervalCommitLog":      ms(c.FlushIntervalCommitLog),
-		"mappedFileSizeCommitLog":     strconv.FormatInt(c.MappedFileSizeCommitLog, 10),
-		"fileReservedTime":            strconv.FormatInt(int64(c.FileReservedTime/time.Hour), 10),
-		"deleteWhen":                  c.DeleteWhen,
-		"diskMaxUsedSpaceRatio":       strconv.Itoa(c.DiskMaxUsedSpaceRatio),
-		"maxMessageSize":              strconv.Itoa(c.MaxMessageSize),
-		"messageIndexEnable":          strconv.FormatBool(c.MessageIndexEnable),
-		"transientStorePoolEnable":    strconv.FormatBool(c.TransientStorePoolEnable),
-		"traceTopicEnable":            strconv.FormatBool(c.TraceTopicEnable),
-		"msgTraceTopicName":           c.MsgTraceTopicName,
-		"autoCreateTopicEnable":       strconv.FormatBool(c.AutoCreateTopicEnable),
-		"autoCreateSubscriptionGroup": strconv.FormatBool(c.AutoCreateSubscriptionGroup),
-		"defaultTopicQueueNums":       strconv.Itoa(int(c.DefaultTopicQueueNums)),
-		"registerNameServerPeriod":    ms(c.RegisterNameServerPeriod),
-		"flushConsumerOffsetInterval": ms(c.FlushConsumerOffsetInterval),
-		"channelExpiredTimeout":       ms(c.ChannelExpiredTimeout),
-		"rebalance.lockMaxLiveTime":   ms(c.RebalanceLockMaxLiveTime),
-		"longPollingEnable":           strconv.FormatBool(c.LongPollingEnable),
-		"shortPollingTimeMills":       ms(c.ShortPollingTime),
-		"sendMessageThreadPoolNums":   strconv.Itoa(c.SendThreadPoolNums),
-		"sendThreadPoolQueueCapacity": strconv.Itoa(c.SendThreadPoolQueueCapacity),
-		"waitTimeMillsInSendQueue":    ms(c.WaitTimeMillsInSendQueue),
-		"messageDelayLevel":           c.MessageDelayLevel,
-		"timerMaxDelaySec":            strconv.FormatInt(c.TimerMaxDelaySec, 10),
-		"timerPrecisionMs":            strconv.FormatInt(c.TimerPrecisionMs, 10),
-		"transactionTimeOut":          ms(c.TransactionTimeOut),
-		"transactionCheckInterval":    ms(c.TransactionCheckInterval),
-		"transactionCheckMax":         strconv.Itoa(c.TransactionCheckMax),
-		"popMinInvisibleTime":         ms(c.PopMinInvisibleTime),
-		"popMaxInvisibleTime":         ms(c.PopMaxInvisibleTime),
-		"popPollingTimeout":           ms(c.PopPollingTimeout),
+		"listenPort":                    port,
+		"brokerIP1":                     c.AdvertiseAddr,
+		"namesrvAddr":                   strings.Join(c.NamesrvAddrs, ";"),
+		"brokerClusterName":             c.ClusterName,
+		"brokerName":                    c.BrokerName,
+		"brokerId":                      strconv.FormatInt(c.BrokerID, 10),
+		"storePathRootDir":              c.DataDir,
+		"flushDiskType":                 c.FlushDiskType,
+		"syncFlushTimeout":              ms(c.SyncFlushTimeout),
+		"flushIntervalCommitLog":        ms(c.FlushIntervalCommitLog),
+		"mappedFileSizeCommitLog":       strconv.FormatInt(c.MappedFileSizeCommitLog, 10),
+		"fileReservedTime":              strconv.FormatInt(int64(c.FileReservedTime/time.Hour), 10),
+		"deleteWhen":                    c.DeleteWhen,
+		"diskMaxUsedSpaceRatio":         strconv.Itoa(c.DiskMaxUsedSpaceRatio),
+		"maxMessageSize":                strconv.Itoa(c.MaxMessageSize),
+		"messageIndexEnable":            strconv.FormatBool(c.MessageIndexEnable),
+		"accessMessageInMemoryMaxRatio": strconv.Itoa(c.AccessMessageInMemoryMaxRatio),
+		"transientStorePoolEnable":      strconv.FormatBool(c.TransientStorePoolEnable),
+		"traceTopicEnable":              strconv.FormatBool(c.TraceTopicEnable),
+		"msgTraceTopicName":             c.MsgTraceTopicName,
+		"autoCreateTopicEnable":         strconv.FormatBool(c.AutoCreateTopicEnable),
+		"autoCreateSubscriptionGroup":   strconv.FormatBool(c.AutoCreateSubscriptionGroup),
+		"defaultTopicQueueNums":         strconv.Itoa(int(c.DefaultTopicQueueNums)),
+		"registerNameServerPeriod":      ms(c.RegisterNameServerPeriod),
+		"flushConsumerOffsetInterval":   ms(c.FlushConsumerOffsetInterval),
+		"channelExpiredTimeout":         ms(c.ChannelExpiredTimeout),
+		"rebalance.lockMaxLiveTime":     ms(c.RebalanceLockMaxLiveTime),
+		"longPollingEnable":             strconv.FormatBool(c.LongPollingEnable),
+		"shortPollingTimeMills":         ms(c.ShortPollingTime),
+		"sendMessageThreadPoolNums":     strconv.Itoa(c.SendThreadPoolNums),
+		"sendThreadPoolQueueCapacity":   strconv.Itoa(c.SendThreadPoolQueueCapacity),
+		"waitTimeMillsInSendQueue":      ms(c.WaitTimeMillsInSendQueue),
+		"messageDelayLevel":             c.MessageDelayLevel,
+		"timerMaxDelaySec":              strconv.FormatInt(c.TimerMaxDelaySec, 10),
+		"timerPrecisionMs":              strconv.FormatInt(c.TimerPrecisionMs, 10),
+		"transactionTimeOut":            ms(c.TransactionTimeOut),
+		"transactionCheckInterval":      ms(c.TransactionCheckInterval),
+		"transactionCheckMax":           strconv.Itoa(c.TransactionCheckMax),
+		"popMinInvisibleTime":           ms(c.PopMinInvisibleTime),
+		"popMaxInvisibleTime":           ms(c.PopMaxInvisibleTime),
+		"popPollingTimeout":             ms(c.PopPollingTimeout),
 	}
 	return m
 }

@@ -49,8 +49,9 @@ func (b *Broker) handleQueryConsumerOffset(_ context.Context, _ *remoting.Conn, 
 		return resp
 	}
 	// RocketMQ ConsumerManageProcessor: a new group starts at 0 while the queue's first
-	// message is still retained; otherwise the client decides (QUERY_NOT_FOUND).
-	if b.Store.MinOffset(topic, qid) <= 0 && req.ExtBoolOr("setZeroIfNotFound", true) {
+	// message is still retained and within the in-memory window; otherwise the client
+	// decides (QUERY_NOT_FOUND: ConsumeFromWhere).
+	if b.newGroupStartsAtZero(topic, qid) && req.ExtBoolOr("setZeroIfNotFound", true) {
 		resp := remoting.NewResponse(remoting.Success, "")
 		resp.SetExtInt64("offset", 0)
 		return resp

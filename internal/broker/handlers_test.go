@@ -571,3 +571,42 @@ func TestQueryAndViewMessage(t *testing.T) {
 		t.Fatalf("view bad offset: %d", r.Code)
 	}
 }
+
+// TestNewGroupStartOutsideMemoryWindow (F28): a group with no committed offset starts at 0
+// while the queue's first message is within the in-memory window (accessMessageInMemoryMaxRatio
+// of RAM from the end of the commit log), and otherwise gets QUERY_NOT_FOUND (the client
+// applies ConsumeFromWhere) and, for pop, the end of the queue.
+func TestNewGroupStartOutsideMemoryWindow(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.storeTweak = func(c *store.Config) { c.PhysicalMemory = 250 << 10 } // window 100 KiB
+	tb := startBroker(t, cfg)
+	if err := tb.CreateTopic(NewTopicConfig("W", 2)); err != nil {
+		t.Fatal(err)
+	}
+	q := map[string]string{"consumerGroup": "G", "topic": "W", "queueId": "0"}
+	query := func() *remoting.Command { return tb.invoke(remoting.QueryConsumerOffset, q, nil) }
+	if r := query(); r.Code != remoting.Success || r.ExtString("offset") != "0" {
+		t.Fatalf("empty queue: %d %v", r.Code, r.ExtFields)
+	}
+	tb.mustSend("W", 0, "first", nil)
+	if r := query(); r.Code != remoting.Success || r.ExtString("offset") != "0" {
+		t.Fatalf("offset 0 in memory: %d %v", r.Code, r.ExtFields)
+	}
+	body := strings.Repeat("b", 2000)
+	for i := 0; i < 80; i++ { // ~160 KiB on queue 1 pushes queue 0's offset 0 out of the window
+		tb.mustSend("W", 1, body, nil)
+	}
+	if r := query(); r.Code != remoting.QueryNotFound {
+		t.Fatalf("offset 0 outside the window: %d %v, want QUERY_NOT_FOUND", r.Code, r.ExtFields)
+	}
+	if got := tb.InitialOffset("G", "W", 0); got != 1 {
+		t.Fatalf("pop start %d, want the end of the queue (1)", got)
+	}
+	if err := tb.CreateTopic(NewTopicConfig("W2", 1)); err != nil {
+		t.Fatal(err)
+	}
+	tb.mustSend("W2", 0, "recent", nil)
+	if got := tb.InitialOffset("G", "W2", 0); got != 0 {
+		t.Fatalf("pop start on a recent queue %d, want 0: its first message is in the window", got)
+	}
+}

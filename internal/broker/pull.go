@@ -191,16 +191,30 @@ func (f *TagFilter) MatchRecord(rec []byte) bool {
 
 // InitialOffset is where a consumer group starts on a queue it has never committed: its
 // committed offset when there is one; otherwise the queue's first message while that
-// message is still retained (min offset 0), else the end of the queue. Pull
-// (QUERY_CONSUMER_OFFSET) and pop share this rule.
+// message is still retained and in memory (newGroupStartsAtZero), else the end of the
+// queue. Pull (QUERY_CONSUMER_OFFSET) and pop share this rule.
 func (b *Broker) InitialOffset(group, topic string, qid int32) int64 {
 	if off, ok := b.Offsets.Query(group, topic, qid); ok {
 		return off
 	}
-	if b.Store.MinOffset(topic, qid) <= 0 {
+	if b.newGroupStartsAtZero(topic, qid) {
 		return 0
 	}
 	return b.Store.MaxOffset(topic, qid)
+}
+
+// newGroupStartsAtZero is RocketMQ's rule for a group with no committed offset: start at
+// the queue's offset 0 when it is still retained (min offset 0) and within the in-memory
+// window (accessMessageInMemoryMaxRatio of RAM from the end of the commit log), so a new
+// group on a small or young topic gets everything while one on a long-retained busy topic
+// does not replay all of history. An empty queue also answers 0 (Apache answers "not
+// found" and the client then asks for the max offset, which loses a message sent in
+// between; 0 is the same start without that gap).
+func (b *Broker) newGroupStartsAtZero(topic string, qid int32) bool {
+	if b.Store.MinOffset(topic, qid) > 0 {
+		return false
+	}
+	return b.Store.MaxOffset(topic, qid) == 0 || b.Store.InMemory(topic, qid, 0)
 }
 
 // pullRequest is a decoded PULL_MESSAGE header.
