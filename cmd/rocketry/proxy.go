@@ -104,7 +104,7 @@ func init() {
 		f.DurationVar(&cfg.AuthClockSkew, "auth-clock-skew", cfg.AuthClockSkew, "accepted age/skew of x-mq-date-time (0 disables the replay guard)")
 		f.BoolVar(&cfg.AutoCreateTopic, "auto-create-topic", cfg.AutoCreateTopic, "create unknown topics (NORMAL, --auto-create-queues queues) on first use")
 		f.IntVar(&cfg.AutoCreateQueues, "auto-create-queues", cfg.AutoCreateQueues, "queue count of auto-created topics")
-		f.DurationVar(&cfg.MinInvisible, "min-invisible", cfg.MinInvisible, "smallest accepted invisible duration")
+		f.DurationVar(&cfg.MinInvisible, "min-invisible", cfg.MinInvisible, "smallest accepted invisible duration (each broker must allow it too: popMinInvisibleTime in broker.conf, default 10s)")
 		f.DurationVar(&ccfg.CacheTTL, "route-cache-ttl", ccfg.CacheTTL, "how long routes and configs are cached")
 		f.StringVar(&configFile, "config", "", "properties or JSON (rmq-proxy.json) file (grpcServerPort, namesrvAddr, tls.server.mode, authenticationEnabled, aclFile, ...); flags override it")
 		f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
