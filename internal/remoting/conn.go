@@ -341,12 +341,21 @@ func (c *Conn) readLoop() {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	first := true
 	for {
-		timeout := c.opts.idleTimeout
 		if first && c.opts.firstFrameTimeout > 0 {
-			timeout = c.opts.firstFrameTimeout
+			// A new connection must start its first frame (the 4-byte length) within the
+			// short first-frame timeout; once it has, the rest of the frame gets the idle
+			// timeout like any other (a large first message over a slow link, as Apache,
+			// whose only deadline is the idle one).
+			_ = c.nc.SetReadDeadline(time.Now().Add(c.opts.firstFrameTimeout))
+			if _, err := br.Peek(4); err != nil {
+				c.readFailed(err)
+				return
+			}
 		}
-		if timeout > 0 {
-			_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
+		if c.opts.idleTimeout > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(c.opts.idleTimeout))
+		} else if first {
+			_ = c.nc.SetReadDeadline(time.Time{})
 		}
 		payload, err := ReadFrame(br, c.opts.maxFrameSize)
 		if err != nil {

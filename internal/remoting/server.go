@@ -28,7 +28,8 @@ type ServerConfig struct {
 	SerializeType SerializeType
 	// IdleTimeout closes a connection with no complete frame for this long. Default 120 s.
 	IdleTimeout time.Duration
-	// FirstFrameTimeout bounds the wait for a new connection's first frame. Default 10 s.
+	// FirstFrameTimeout bounds the wait for the start (length prefix) of a new connection's
+	// first frame; the rest of it gets IdleTimeout. Default 10 s.
 	FirstFrameTimeout time.Duration
 	// WriteTimeout bounds one write; a peer that stops reading is closed. Default 30 s.
 	WriteTimeout time.Duration
@@ -37,7 +38,9 @@ type ServerConfig struct {
 	MaxInFlightPerConn int
 	// MaxConns bounds open connections in total. Default 10000.
 	MaxConns int
-	// MaxConnsPerIP bounds open connections per remote IP. Default 1000.
+	// MaxConnsPerIP bounds open connections per remote IP; 0 (default) means no per-IP
+	// bound, as Apache: many clients behind one NAT or node address are normal, and MaxConns
+	// still bounds the total.
 	MaxConnsPerIP int
 }
 
@@ -51,7 +54,6 @@ func DefaultServerConfig() ServerConfig {
 		WriteTimeout:       30 * time.Second,
 		MaxInFlightPerConn: 4096,
 		MaxConns:           10000,
-		MaxConnsPerIP:      1000,
 	}
 }
 
@@ -75,9 +77,6 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	}
 	if c.MaxConns <= 0 {
 		c.MaxConns = d.MaxConns
-	}
-	if c.MaxConnsPerIP <= 0 {
-		c.MaxConnsPerIP = d.MaxConnsPerIP
 	}
 	return c
 }
@@ -279,7 +278,7 @@ func (s *Server) admit(nc net.Conn) {
 		s.mu.Unlock()
 		s.refused("remoting: connection limit reached, refusing connections", nc, s.cfg.MaxConns)
 		return
-	case s.perIP[ip] >= s.cfg.MaxConnsPerIP:
+	case s.cfg.MaxConnsPerIP > 0 && s.perIP[ip] >= s.cfg.MaxConnsPerIP:
 		s.mu.Unlock()
 		s.refused("remoting: per-IP connection limit reached, refusing connections", nc, s.cfg.MaxConnsPerIP)
 		return

@@ -227,6 +227,58 @@ func TestFirstFrameAndIdleTimeouts(t *testing.T) {
 	expectClosed(t, idle)
 }
 
+// TestSlowFirstFrameIsServed: the first-frame timeout covers only the start of the frame;
+// a first request whose body arrives slowly (a large message over a slow link) is answered.
+func TestSlowFirstFrameIsServed(t *testing.T) {
+	_, addr := startServer(t, ServerConfig{FirstFrameTimeout: 200 * time.Millisecond, IdleTimeout: time.Minute}, nil)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	frame := rawFrame(t, NewRequest(HeartBeat, nil, []byte(strings.Repeat("x", 4096))))
+	if _, err := nc.Write(frame[:6]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond) // the slow link under test, past the first-frame timeout
+	if _, err := nc.Write(frame[6:]); err != nil {
+		t.Fatalf("connection closed while its first frame was arriving: %v", err)
+	}
+	if r := readResponse(t, nc); r.Code != Success {
+		t.Fatalf("resp %v", r)
+	}
+}
+
+// TestNoPerIPLimitByDefault: many connections from one address are accepted (no per-IP
+// bound unless configured, as Apache), and the next client of that address is served.
+func TestNoPerIPLimitByDefault(t *testing.T) {
+	_, addr := startServer(t, ServerConfig{}, nil)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 1100; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		conns = append(conns, c)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(rawFrame(t, NewRequest(HeartBeat, nil, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if r := readResponse(t, c); r.Code != Success {
+		t.Fatalf("resp %v", r)
+	}
+}
+
 func TestOnewayGetsNoResponse(t *testing.T) {
 	srv, addr := startServer(t, ServerConfig{}, nil)
 	var ran atomic.Int32
