@@ -107,13 +107,26 @@ func ok() *remoting.Command { return remoting.NewResponse(remoting.Success, "") 
 
 // ---- topics ----
 
+// isSystemTopic reports RocketMQ's fixed system topics plus the ones this broker adds at
+// start (Apache TopicConfigManager's addSystemTopic): the topics named after its cluster and
+// itself, the request-reply topic and the message-trace topic when enabled.
+func (b *Broker) isSystemTopic(topic string) bool {
+	switch {
+	case message.IsSystemTopic(topic):
+		return true
+	case topic == b.Cfg.ClusterName, topic == b.Cfg.BrokerName, topic == b.replyTopic():
+		return true
+	}
+	return b.Cfg.TraceTopicEnable && topic == b.Cfg.MsgTraceTopicName
+}
+
 // CreateTopic validates and creates or updates a topic (UPDATE_AND_CREATE_TOPIC). System
 // topics and the broker's %RETRY%/%DLQ% namespaces are refused with INVALID_PARAMETER.
 func (b *Broker) CreateTopic(tc TopicConfig) error {
 	if err := message.ValidateTopic(tc.TopicName); err != nil {
 		return Coded(remoting.InvalidParameter, "%s", err.Error())
 	}
-	if message.IsSystemTopic(tc.TopicName) || message.IsRetryTopic(tc.TopicName) || message.IsDLQTopic(tc.TopicName) {
+	if b.isSystemTopic(tc.TopicName) || message.IsRetryTopic(tc.TopicName) || message.IsDLQTopic(tc.TopicName) {
 		return Coded(remoting.InvalidParameter, "The topic[%s] is conflict with system topic.", tc.TopicName)
 	}
 	if tc.ReadQueueNums <= 0 || tc.WriteQueueNums <= 0 || tc.ReadQueueNums > 1024 || tc.WriteQueueNums > 1024 {
@@ -173,7 +186,7 @@ func (b *Broker) DeleteTopic(topic string) error {
 	if err := message.ValidateTopic(topic); err != nil {
 		return Coded(remoting.InvalidParameter, "%s", err.Error())
 	}
-	if message.IsSystemTopic(topic) {
+	if b.isSystemTopic(topic) {
 		return Coded(remoting.InvalidParameter, "The topic[%s] is conflict with system topic.", topic)
 	}
 	if _, err := b.Topics.Delete(topic); err != nil {

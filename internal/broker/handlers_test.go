@@ -298,10 +298,19 @@ func TestAdminTopicsAndGroups(t *testing.T) {
 	if err := json.Unmarshal(r.Body, &tc); err != nil || tc.WriteQueueNums != 3 || tc.MessageType() != "FIFO" {
 		t.Fatalf("topic config %s", r.Body)
 	}
-	for _, bad := range []string{"TBW102", "rmq_sys_x", "%RETRY%G", "SCHEDULE_TOPIC_XXXX"} {
+	own := []string{tb.Cfg.ClusterName, tb.Cfg.BrokerName, tb.Cfg.ClusterName + "_REPLY_TOPIC"}
+	for _, bad := range append([]string{"TBW102", "rmq_sys_x", "%RETRY%G", "SCHEDULE_TOPIC_XXXX"}, own...) {
 		c := map[string]string{"topic": bad, "readQueueNums": "1", "writeQueueNums": "1", "perm": "6"}
 		if r := tb.invoke(remoting.UpdateAndCreateTopic, c, nil); r.Code != remoting.InvalidParameter {
 			t.Errorf("create %s: %d %q", bad, r.Code, r.Remark)
+		}
+	}
+	for _, sys := range append([]string{"TBW102"}, own...) { // R4A-2: the broker's own topics stay
+		if r := tb.invoke(remoting.DeleteTopicInBroker, map[string]string{"topic": sys}, nil); r.Code != remoting.InvalidParameter {
+			t.Errorf("delete %s: %d %q", sys, r.Code, r.Remark)
+		}
+		if r := tb.invoke(remoting.GetTopicConfig, map[string]string{"topic": sys}, nil); r.Code != remoting.Success {
+			t.Errorf("%s gone after a refused delete: %d", sys, r.Code)
 		}
 	}
 	r = tb.invoke(remoting.GetAllTopicConfig, nil, nil)
