@@ -518,6 +518,14 @@ func (b *Broker) ResetOffset(group, topic string, timestampMs int64, force bool)
 		return nil, Coded(remoting.TopicNotExist, "[reset offset] failed, topic[%s] not exist", topic)
 	}
 	committed := b.Offsets.QueryAll(group, topic)
+	if !b.groupKnown(group) {
+		// Apache Broker2Client.resetOffset refuses a group it has no offset for ("THe
+		// consumer group <G> not exist", SYSTEM_ERROR). Rocketry resets any group it knows
+		// (configured, online, or with offsets on any topic: docs/cli.md's oldOffset -1) and
+		// refuses only a name it has never seen, with the specific code, so that a typo is
+		// an error instead of a new ghost group.
+		return nil, Coded(remoting.SubscriptionGroupNotExist, "[reset offset] failed, the consumer group <%s> not exist", group)
+	}
 	next := make(map[int32]int64, tc.ReadQueueNums)
 	out := make(map[MessageQueue]int64, tc.ReadQueueNums)
 	for q := int32(0); q < tc.ReadQueueNums; q++ {
@@ -541,6 +549,18 @@ func (b *Broker) ResetOffset(group, topic string, timestampMs int64, force bool)
 	b.notifyReset(group, topic, timestampMs, out)
 	b.Log.Info("consumer offsets reset", "group", group, "topic", topic, "timestamp", timestampMs, "force", force)
 	return out, nil
+}
+
+// groupKnown reports whether the broker knows group at all: a subscription-group config,
+// online consumers, or committed offsets on some topic.
+func (b *Broker) groupKnown(group string) bool {
+	if _, ok := b.Groups.Get(group); ok {
+		return true
+	}
+	if _, ok := b.Clients.ConsumerGroup(group); ok {
+		return true
+	}
+	return len(b.Offsets.TopicsOf(group)) > 0
 }
 
 func resetBody(out map[MessageQueue]int64) []byte {

@@ -384,6 +384,14 @@ func TestConsumeStatsAndReset(t *testing.T) {
 	if off, _ := tb.Offsets.Query("G", "T", 0); off != 0 {
 		t.Fatalf("after reset %d", off)
 	}
+	// A group the broker has never seen (a typo) is refused, not created (R4A-4).
+	r = tb.invoke(remoting.InvokeBrokerToResetOffset, map[string]string{"topic": "T", "group": "NoSuchG", "timestamp": "0", "isForce": "true"}, nil)
+	if r.Code != remoting.SubscriptionGroupNotExist {
+		t.Fatalf("reset of an unknown group: %d %q", r.Code, r.Remark)
+	}
+	if tops := tb.Offsets.TopicsOf("NoSuchG"); len(tops) != 0 {
+		t.Fatalf("a refused reset left offsets for %v", tops)
+	}
 	// Reset to the end (-1).
 	tb.invoke(remoting.InvokeBrokerToResetOffset, map[string]string{"topic": "T", "group": "G", "timestamp": "-1", "isForce": "true"}, nil)
 	if off, _ := tb.Offsets.Query("G", "T", 0); off != 4 {
