@@ -149,7 +149,9 @@ func (c *Config) buildMessage(m *pb.Message, topic string, now time.Time) (*outg
 		props[k] = v
 	}
 
-	if sp.Tag != nil {
+	// An empty tag means no tag (Apache GrpcValidator.validateTag skips it and no TAGS property
+	// is set); a blank one is refused.
+	if sp.Tag != nil && sp.GetTag() != "" {
 		tag := sp.GetTag()
 		switch {
 		case strings.TrimSpace(tag) == "":

@@ -96,6 +96,16 @@ func TestBuildMessageProperties(t *testing.T) {
 		t.Error("transaction message without the prepared sysflag")
 	}
 
+	e := baseMsg()
+	e.SystemProperties.Tag = strp("") // R4B-1: empty = no tag
+	out, err = cfg.buildMessage(e, "T", now)
+	if err != nil {
+		t.Fatalf("empty tag refused: %v", err)
+	}
+	if tag, ok := out.msg.Properties[PropTags]; ok {
+		t.Fatalf("empty tag stored as TAGS=%q", tag)
+	}
+
 	f := baseMsg()
 	f.SystemProperties.MessageType = pb.MessageType_FIFO
 	f.SystemProperties.MessageGroup = strp("order-1")
