@@ -374,6 +374,11 @@ func (l *Backend) Pop(ctx context.Context, req *proxy.PopRequest) (*proxy.PopRes
 	if err := l.checkBroker(req.Broker); err != nil {
 		return nil, err
 	}
+	// The client picks the queue from the route (any queue, readable or not), so the
+	// topic's read permission is checked here, as the remoting POP handler does (R4X-1).
+	if tv, ok := l.topic(req.Topic); ok && tv.cfg.Perm&proxy.PermRead == 0 {
+		return nil, &proxy.BrokerError{Code: remoting.NoPermission, Remark: fmt.Sprintf("the topic[%s] peeking message is forbidden", req.Topic)}
+	}
 	svc, err := l.popService()
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"github.com/rocketry-mq/rocketry/internal/broker"
 	"github.com/rocketry-mq/rocketry/internal/logging"
 	"github.com/rocketry-mq/rocketry/internal/proxy"
+	"github.com/rocketry-mq/rocketry/internal/remoting"
 )
 
 func newTestBroker(t testing.TB) *broker.Broker {
@@ -153,5 +154,24 @@ func TestAutoCreateFollowsLiveConfig(t *testing.T) {
 	}
 	if !be.AutoCreateTopic() {
 		t.Fatal("autoCreateTopicEnable=true at run time not seen")
+	}
+}
+
+// TestPopWriteOnlyTopicForbidden (R4X-1): a pop on a topic that is not readable (perm 2,
+// an operator's "stop consumption") is refused with NO_PERMISSION (gRPC FORBIDDEN), as the
+// remoting POP handler does, whatever queue the client picked from the route.
+func TestPopWriteOnlyTopicForbidden(t *testing.T) {
+	br := newTestBroker(t)
+	be := New(br, logging.Discard())
+	tc := broker.NewTopicConfig("wo", 2)
+	tc.Perm = broker.PermWrite
+	if err := br.CreateTopic(tc); err != nil {
+		t.Fatal(err)
+	}
+	req := &proxy.PopRequest{Broker: "broker-a", Group: "G", Topic: "wo", QueueID: 0, MaxMessages: 1}
+	_, err := be.Pop(context.Background(), req)
+	var be2 *proxy.BrokerError
+	if !errors.As(err, &be2) || be2.Code != remoting.NoPermission || proxy.CodeOf(err).String() != "FORBIDDEN" {
+		t.Fatalf("pop of a write-only topic: %v (code %v)", err, proxy.CodeOf(err))
 	}
 }
