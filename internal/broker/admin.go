@@ -706,6 +706,13 @@ func (b *Broker) UpdateConfig(props map[string]string) error {
 	prev := b.live()
 	b.liveCfg.Store(&next)
 	b.Groups.SetAutoCreate(next.AutoCreateSubscriptionGroup)
+	if prev.BrokerPermission != next.BrokerPermission {
+		// Re-register at once with the new effective topic permissions (and let
+		// version-keyed caches, such as the local proxy's routes, rebuild).
+		if err := b.Topics.Touch(); err != nil {
+			return err
+		}
+	}
 	if prev.AutoCreateTopicEnable != next.AutoCreateTopicEnable || prev.DefaultTopicQueueNums != next.DefaultTopicQueueNums {
 		// TBW102 carries both: INHERIT while auto-creation is on, and the queue count.
 		if tc, found := b.Topics.Get(message.TopicDefault); found {

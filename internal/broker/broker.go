@@ -263,6 +263,20 @@ func (b *Broker) ensureSystemTopics() error {
 // modify the returned value.
 func (b *Broker) live() *Config { return b.liveCfg.Load() }
 
+// EffectivePerm is a topic's permission as the broker announces it: perm &
+// brokerPermission while the broker is not read-write (Apache registerBrokerAll), else perm.
+func (b *Broker) EffectivePerm(perm int32) int32 {
+	bp := int32(b.live().BrokerPermission)
+	if bp&PermRead == 0 || bp&PermWrite == 0 {
+		return perm & bp
+	}
+	return perm
+}
+
+// brokerWritable and brokerReadable report the broker-wide permission (brokerPermission).
+func (b *Broker) brokerWritable() bool { return b.live().BrokerPermission&PermWrite != 0 }
+func (b *Broker) brokerReadable() bool { return b.live().BrokerPermission&PermRead != 0 }
+
 // Name returns brokerName.
 func (b *Broker) Name() string { return b.Cfg.BrokerName }
 

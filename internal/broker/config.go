@@ -102,6 +102,12 @@ type Config struct {
 	RegisterNameServerPeriod time.Duration
 	// FlushConsumerOffsetInterval is flushConsumerOffsetInterval (ms). Default 5s.
 	FlushConsumerOffsetInterval time.Duration
+	// BrokerPermission is brokerPermission: the broker-wide read (4) / write (2) permission,
+	// updatable at run time (mqadmin updateBrokerConfig -k brokerPermission -v 4 drains a
+	// broker: no sends, consumers finish the backlog). When it is not read-write, topics are
+	// registered with perm & brokerPermission and sends (write) or pulls and pops (read) are
+	// refused with NO_PERMISSION, as Apache. Default 6 (read-write).
+	BrokerPermission int
 	// ChannelExpiredTimeout is channelExpiredTimeout (ms): clients silent this long are
 	// dropped. Default 120s.
 	ChannelExpiredTimeout time.Duration
@@ -183,6 +189,7 @@ func DefaultConfig() Config {
 		RegisterNameServerPeriod:      30 * time.Second,
 		FlushConsumerOffsetInterval:   5 * time.Second,
 		ChannelExpiredTimeout:         120 * time.Second,
+		BrokerPermission:              PermRead | PermWrite,
 		RebalanceLockMaxLiveTime:      60 * time.Second,
 		LongPollingEnable:             true,
 		ShortPollingTime:              time.Second,
@@ -278,6 +285,9 @@ func (c *Config) Validate() error {
 	}
 	if c.FlushConsumerOffsetInterval <= 0 {
 		return invalid("flushConsumerOffsetInterval", "must be > 0")
+	}
+	if c.BrokerPermission < 0 || c.BrokerPermission&^(PermRead|PermWrite|PermInherit) != 0 {
+		return invalid("brokerPermission", "must combine 4 (read), 2 (write) and 1 (inherit), got %d", c.BrokerPermission)
 	}
 	if c.ChannelExpiredTimeout <= 0 {
 		return invalid("channelExpiredTimeout", "must be > 0")
@@ -642,6 +652,8 @@ func applyKey(c *Config, k, v string) (bool, error) {
 		err = ms(&c.FlushConsumerOffsetInterval)
 	case "channelExpiredTimeout":
 		err = ms(&c.ChannelExpiredTimeout)
+	case "brokerPermission":
+		err = integer(&c.BrokerPermission)
 	case "rebalance.lockMaxLiveTime":
 		err = ms(&c.RebalanceLockMaxLiveTime)
 	case "longPollingEnable":
@@ -729,7 +741,7 @@ func localIPv4() string {
 var runtimeConfigKeys = map[string]bool{
 	"autoCreateTopicEnable": true, "autoCreateSubscriptionGroup": true,
 	"defaultTopicQueueNums": true, "maxMessageSize": true, "registerNameServerPeriod": true,
-	"channelExpiredTimeout": true, "longPollingEnable": true, "shortPollingTimeMills": true,
+	"channelExpiredTimeout": true, "brokerPermission": true, "longPollingEnable": true, "shortPollingTimeMills": true,
 	"waitTimeMillsInSendQueue": true, "sendThreadPoolQueueCapacity": true,
 }
 
@@ -764,6 +776,7 @@ func (c *Config) Properties() map[string]string {
 		"registerNameServerPeriod":      ms(c.RegisterNameServerPeriod),
 		"flushConsumerOffsetInterval":   ms(c.FlushConsumerOffsetInterval),
 		"channelExpiredTimeout":         ms(c.ChannelExpiredTimeout),
+		"brokerPermission":              strconv.Itoa(c.BrokerPermission),
 		"rebalance.lockMaxLiveTime":     ms(c.RebalanceLockMaxLiveTime),
 		"longPollingEnable":             strconv.FormatBool(c.LongPollingEnable),
 		"shortPollingTimeMills":         ms(c.ShortPollingTime),

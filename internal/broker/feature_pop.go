@@ -207,6 +207,9 @@ func (b *Broker) handlePop(ctx context.Context, _ *remoting.Conn, req *remoting.
 	if err != nil {
 		return errorResponse(err)
 	}
+	if !b.brokerReadable() {
+		return respond(remoting.NoPermission, "the broker[%s] peeking message is forbidden", b.addr)
+	}
 	if tc, ok := b.Topics.Get(topic); ok && !tc.Readable() {
 		return respond(remoting.NoPermission, "the topic[%s] peeking message is forbidden", topic)
 	}

@@ -627,3 +627,53 @@ func TestNewGroupStartOutsideMemoryWindow(t *testing.T) {
 		t.Fatalf("pop start on a recent queue %d, want 0: its first message is in the window", got)
 	}
 }
+
+// TestBrokerPermission (R4X-2): brokerPermission updated at run time drains the broker:
+// 4 (read-only) refuses sends and keeps pulls, 2 (write-only) refuses pulls and pops, 6
+// restores both; the announced topic permissions follow.
+func TestBrokerPermission(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	if err := tb.CreateTopic(NewTopicConfig("BP", 1)); err != nil {
+		t.Fatal(err)
+	}
+	tb.mustSend("BP", 0, "before", nil)
+	set := func(v string) {
+		t.Helper()
+		r := tb.invoke(remoting.UpdateBrokerConfig, nil, []byte("brokerPermission="+v+"\n"))
+		if r.Code != remoting.Success {
+			t.Fatalf("set brokerPermission=%s: %d %q", v, r.Code, r.Remark)
+		}
+	}
+	pull := func() *remoting.Command {
+		return tb.invoke(remoting.PullMessage, map[string]string{"consumerGroup": "BPG", "topic": "BP", "queueId": "0",
+			"queueOffset": "0", "maxMsgNums": "32", "sysFlag": "0", "commitOffset": "0", "suspendTimeoutMillis": "0",
+			"subscription": "*", "subVersion": "0"}, nil)
+	}
+	set("4")
+	if r := tb.sendV2("BP", 0, "ro", nil); r.Code != remoting.NoPermission || !strings.Contains(r.Remark, "sending message is forbidden") {
+		t.Fatalf("send to a read-only broker: %d %q", r.Code, r.Remark)
+	}
+	if r := pull(); r.Code != remoting.Success {
+		t.Fatalf("pull from a read-only broker: %d %q", r.Code, r.Remark)
+	}
+	if got := tb.EffectivePerm(PermRead | PermWrite); got != PermRead {
+		t.Fatalf("announced perm %d on a read-only broker, want %d", got, PermRead)
+	}
+	set("2")
+	if r := pull(); r.Code != remoting.NoPermission {
+		t.Fatalf("pull from a write-only broker: %d %q", r.Code, r.Remark)
+	}
+	pop := tb.invoke(remoting.PopMessage, map[string]string{"consumerGroup": "BPG", "topic": "BP", "queueId": "-1",
+		"maxMsgNums": "1", "invisibleTime": "60000", "pollTime": "0", "bornTime": "0", "initMode": "0"}, nil)
+	if pop.Code != remoting.NoPermission {
+		t.Fatalf("pop from a write-only broker: %d %q", pop.Code, pop.Remark)
+	}
+	tb.mustSend("BP", 0, "wo", nil)
+	set("6")
+	if r := pull(); r.Code != remoting.Success {
+		t.Fatalf("pull after restoring: %d %q", r.Code, r.Remark)
+	}
+	if r := tb.invoke(remoting.UpdateBrokerConfig, nil, []byte("brokerPermission=9\n")); r.Code != remoting.InvalidParameter {
+		t.Fatalf("brokerPermission=9: %d %q", r.Code, r.Remark)
+	}
+}

@@ -280,6 +280,9 @@ func (b *Broker) servePull(ctx context.Context, p pullRequest, from string) *rem
 	if !ok {
 		return respond(remoting.TopicNotExist, "topic[%s] not exist, apply first please! %s", p.topic, faqTopicURL)
 	}
+	if !b.brokerReadable() {
+		return respond(remoting.NoPermission, "the broker[%s] pulling message is forbidden", b.addr)
+	}
 	if !tc.Readable() {
 		return respond(remoting.NoPermission, "the topic[%s] pulling message is forbidden", p.topic)
 	}

@@ -76,6 +76,7 @@ func (b *Broker) registerAll(ctx context.Context) {
 	m, dv := b.Topics.Snapshot()
 	table := make(map[string]route.TopicConfig, len(m))
 	for name, tc := range m {
+		tc.Perm = b.EffectivePerm(tc.Perm)
 		table[name] = route.TopicConfig(tc)
 	}
 	cctx, cancel := context.WithTimeout(ctx, registerTimeout)

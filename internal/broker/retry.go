@@ -115,7 +115,7 @@ func (b *Broker) SendBack(ctx context.Context, r SendBackRequest) (err error) {
 		if err != nil {
 			return err
 		}
-		if !tc.Writable() {
+		if !tc.Writable() || !b.brokerWritable() {
 			return Coded(remoting.NoPermission, "the topic[%s] sending message is forbidden", retry)
 		}
 		level := r.DelayLevel

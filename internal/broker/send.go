@@ -335,6 +335,9 @@ func (b *Broker) buildMessageAnyBody(c *remoting.Conn, h *SendHeader, body []byt
 // msgCheck), auto-creating it through the default topic when allowed, and checks the queue
 // id and write permission.
 func (b *Broker) checkSendTopic(h *SendHeader, from string) (TopicConfig, error) {
+	if !b.brokerWritable() {
+		return TopicConfig{}, Coded(remoting.NoPermission, "the broker[%s] sending message is forbidden", b.addr)
+	}
 	if err := message.ValidateTopic(h.Topic); err != nil {
 		return TopicConfig{}, Coded(remoting.InvalidParameter, "%s", err.Error())
 	}

@@ -163,6 +163,16 @@ func (t *TopicTable) Ensure(tc TopicConfig) (TopicConfig, bool, error) {
 	return tc.clone(), true, t.changed()
 }
 
+// Touch bumps the data version without changing a topic, so that registrations and the
+// caches keyed by the version see the change of something the table's answers depend on
+// (brokerPermission).
+func (t *TopicTable) Touch() error {
+	t.mu.Lock()
+	t.dv = t.dv.next()
+	t.mu.Unlock()
+	return t.changed()
+}
+
 // Delete removes a topic; it reports whether it existed.
 func (t *TopicTable) Delete(name string) (bool, error) {
 	t.mu.Lock()

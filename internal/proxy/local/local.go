@@ -256,6 +256,9 @@ func (l *Backend) topic(name string) (*topicView, bool) {
 	if err != nil {
 		typ = proxy.MessageTypeUnspecified
 	}
+	// As registered with the NameServers: masked by brokerPermission (a change of it bumps
+	// the table's version, so this entry is rebuilt).
+	tc.Perm = l.b.EffectivePerm(tc.Perm)
 	tv := &topicView{
 		dv: dv,
 		route: &proxy.TopicRoute{Topic: name, Brokers: []proxy.BrokerQueues{{
