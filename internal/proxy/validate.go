@@ -265,10 +265,20 @@ func parseTagFilter(expr string) (string, error) {
 	if e == "" || e == "*" {
 		return "*", nil
 	}
+	// Empty segments ("A||", "||A", "A|| ||B") are dropped, as Apache's FilterAPI does; an
+	// expression with no tag left, or a control character, is refused.
+	tags := make([]string, 0, 4)
 	for _, t := range strings.Split(e, "||") {
-		if strings.TrimSpace(t) == "" || hasControl(t) {
+		t = strings.TrimSpace(t)
+		if hasControl(t) {
 			return "", statusErrorf(pb.Code_ILLEGAL_FILTER_EXPRESSION, "illegal tag expression %q", expr)
 		}
+		if t != "" {
+			tags = append(tags, t)
+		}
 	}
-	return e, nil
+	if len(tags) == 0 {
+		return "", statusErrorf(pb.Code_ILLEGAL_FILTER_EXPRESSION, "illegal tag expression %q: no tag", expr)
+	}
+	return strings.Join(tags, "||"), nil
 }

@@ -142,9 +142,18 @@ func TestNameValidation(t *testing.T) {
 			t.Errorf("group %q: %v, want %v", name, got, code)
 		}
 	}
-	for expr, ok := range map[string]bool{"*": true, "": true, "A": true, "A||B": true, "A||": false, "||": false} {
-		if _, err := parseTagFilter(expr); (err == nil) != ok {
-			t.Errorf("tag filter %q: err = %v", expr, err)
+	// "" means refused; empty segments are dropped as Apache's FilterAPI does (R4B-2).
+	for expr, want := range map[string]string{"*": "*", "": "*", " * ": "*", "A": "A", "A||B": "A||B", "A||": "A",
+		"||A": "A", "A || || B": "A||B", "||": "", " || ": "", "A||B\x01": "", "a\x01": ""} {
+		got, err := parseTagFilter(expr)
+		if want == "" {
+			if err == nil {
+				t.Errorf("tag filter %q accepted as %q", expr, got)
+			}
+			continue
+		}
+		if err != nil || got != want {
+			t.Errorf("tag filter %q: %q, %v; want %q", expr, got, err, want)
 		}
 	}
 }
