@@ -383,6 +383,9 @@ func (b *Broker) Run(ctx context.Context) error {
 	}()
 
 	srv := remoting.NewServer(remoting.DefaultServerConfig(), b.Log)
+	// Suspended pulls and pops park for up to their poll time: they must not fill a
+	// connection's in-flight slots (QA R4A-6).
+	srv.MarkLongPoll(remoting.PullMessage, remoting.PopMessage)
 	b.hmu.Lock()
 	for code, h := range b.handlers {
 		srv.Handle(code, b.instrument(code, h))

@@ -677,3 +677,39 @@ func TestBrokerPermission(t *testing.T) {
 		t.Fatalf("brokerPermission=9: %d %q", r.Code, r.Remark)
 	}
 }
+
+// TestParkedPullsDoNotBlockTheConnection (R4A-6): more suspended pulls than a connection's
+// in-flight bound (4096) park on one connection — a go2 client with thousands of queues — and
+// a send on that connection still succeeds; the parked pulls are answered when they time out.
+func TestParkedPullsDoNotBlockTheConnection(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	if err := tb.CreateTopic(NewTopicConfig("LP", 1)); err != nil {
+		t.Fatal(err)
+	}
+	const polls = 4200
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var answered atomic.Int32
+	var busy atomic.Int32
+	for i := 0; i < polls; i++ {
+		req := remoting.NewRequest(remoting.PullMessage, map[string]string{"consumerGroup": "LPG", "topic": "LP", "queueId": "0",
+			"queueOffset": "0", "maxMsgNums": "32", "sysFlag": "2", "commitOffset": "0", "suspendTimeoutMillis": "3000",
+			"subscription": "*", "subVersion": "0"}, nil)
+		tb.cli.InvokeAsync(ctx, tb.ListenAddr().String(), req, func(r *remoting.Command, err error) {
+			if err == nil && r.Code == remoting.SystemBusy {
+				busy.Add(1)
+			}
+			answered.Add(1)
+		})
+	}
+	if r := tb.sendV2("LP", 0, "through", nil); r.Code != remoting.Success {
+		t.Fatalf("send behind %d parked pulls: %d %q", polls, r.Code, r.Remark)
+	}
+	deadline := time.Now().Add(25 * time.Second)
+	for answered.Load() < polls && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if answered.Load() < polls || busy.Load() > 0 {
+		t.Fatalf("%d of %d pulls answered, %d refused SYSTEM_BUSY", answered.Load(), polls, busy.Load())
+	}
+}

@@ -113,11 +113,11 @@ func (c *Client) Handle(code int32, h Handler) {
 	c.hmu.Unlock()
 }
 
-func (c *Client) handler(code int32) Handler {
+func (c *Client) handler(code int32) (Handler, bool) {
 	c.hmu.RLock()
 	h := c.handlers[code]
 	c.hmu.RUnlock()
-	return h
+	return h, false
 }
 
 func (c *Client) beginRequest() bool {

@@ -35,8 +35,9 @@ type connOptions struct {
 
 // dispatcher is what a Conn needs from its owner (server or client).
 type dispatcher interface {
-	// handler returns the handler of a request code, nil when unsupported.
-	handler(code int32) Handler
+	// handler returns the handler of a request code, nil when unsupported, and whether
+	// the code is a long poll (takes no in-flight slot; see Server.MarkLongPoll).
+	handler(code int32) (Handler, bool)
 	// beginRequest admits one request handler; false rejects it (server draining).
 	beginRequest() bool
 	// endRequest balances a successful beginRequest.
@@ -413,25 +414,31 @@ func (c *Conn) complete(resp *Command) {
 
 // dispatch runs a request's handler in its own goroutine, within the in-flight limit.
 func (c *Conn) dispatch(req *Command) {
-	h := c.d.handler(req.Code)
+	h, longPoll := c.d.handler(req.Code)
 	if h == nil {
 		c.reply(req, NewResponse(RequestCodeNotSupported, fmt.Sprintf(" request type %d not supported", req.Code)), false)
 		return
 	}
-	select {
-	case c.inflight <- struct{}{}:
-	default:
-		c.reply(req, NewResponse(SystemBusy, fmt.Sprintf("[OVERLOAD] more than %d requests in flight on this connection", cap(c.inflight))), false)
-		return
+	if !longPoll {
+		select {
+		case c.inflight <- struct{}{}:
+		default:
+			c.reply(req, NewResponse(SystemBusy, fmt.Sprintf("[OVERLOAD] more than %d requests in flight on this connection", cap(c.inflight))), false)
+			return
+		}
 	}
 	if !c.d.beginRequest() {
-		<-c.inflight
+		if !longPoll {
+			<-c.inflight
+		}
 		c.reply(req, NewResponse(ServiceNotAvailable, "server is shutting down"), false)
 		return
 	}
 	go func() {
 		defer c.d.endRequest()
-		defer func() { <-c.inflight }()
+		if !longPoll {
+			defer func() { <-c.inflight }()
+		}
 		resp := c.runHandler(h, req)
 		if resp != nil {
 			c.reply(req, resp, true)

@@ -104,6 +104,7 @@ type Server struct {
 
 	hmu      sync.RWMutex
 	handlers map[int32]Handler
+	longPoll map[int32]bool // hmu: codes registered with MarkLongPoll
 	onClose  []func(*Conn)
 
 	baseCtx    context.Context
@@ -164,11 +165,27 @@ func (s *Server) OnConnClose(f func(*Conn)) {
 	s.hmu.Unlock()
 }
 
-func (s *Server) handler(code int32) Handler {
+func (s *Server) handler(code int32) (Handler, bool) {
 	s.hmu.RLock()
-	h := s.handlers[code]
+	h, lp := s.handlers[code], s.longPoll[code]
 	s.hmu.RUnlock()
-	return h
+	return h, lp
+}
+
+// MarkLongPoll declares request codes whose handlers may park for long (long-polling pull
+// and pop). Their requests take no in-flight slot (MaxInFlightPerConn): a parked poll costs
+// a goroutine, not work, and a client with thousands of queues parks one per queue on a
+// single connection, whose sends and heartbeats must still get in (Apache parks them
+// outside its request executor, with no per-connection bound).
+func (s *Server) MarkLongPoll(codes ...int32) {
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
+	if s.longPoll == nil {
+		s.longPoll = make(map[int32]bool)
+	}
+	for _, c := range codes {
+		s.longPoll[c] = true
+	}
 }
 
 func (s *Server) beginRequest() bool {

@@ -348,6 +348,50 @@ func TestInFlightLimitAnswersSystemBusy(t *testing.T) {
 	}
 }
 
+// TestLongPollsTakeNoSlot (R4A-6): requests of codes marked as long polls (parked pulls and
+// pops) do not count toward MaxInFlightPerConn, so the connection's other requests still
+// get in, and the ordinary limit still holds for the rest.
+func TestLongPollsTakeNoSlot(t *testing.T) {
+	srv, addr := startServer(t, ServerConfig{MaxInFlightPerConn: 2}, nil)
+	srv.MarkLongPoll(PullMessage)
+	release := make(chan struct{})
+	parked := make(chan struct{}, 8)
+	srv.Handle(PullMessage, func(ctx context.Context, c *Conn, req *Command) *Command {
+		parked <- struct{}{}
+		<-release
+		return NewResponse(PullNotFound, "")
+	})
+	srv.Handle(SendMessage, func(ctx context.Context, c *Conn, req *Command) *Command {
+		return NewResponse(Success, "")
+	})
+	cli := newTestClient(t)
+	ctx := ctxT(t, 5*time.Second)
+	results := make(chan *Command, 8)
+	for range 8 {
+		cli.InvokeAsync(ctx, addr, NewRequest(PullMessage, nil, nil), func(c *Command, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			results <- c
+		})
+	}
+	for range 8 {
+		<-parked
+	}
+	for i := range 2 {
+		resp, err := cli.Invoke(ctx, addr, NewRequest(SendMessage, nil, nil))
+		if err != nil || resp.Code != Success {
+			t.Fatalf("send %d with 8 parked polls on the connection: %v %v", i, resp, err)
+		}
+	}
+	close(release)
+	for range 8 {
+		if r := <-results; r == nil || r.Code != PullNotFound {
+			t.Fatalf("parked request got %v", r)
+		}
+	}
+}
+
 func TestHandlerPanicAnswersSystemError(t *testing.T) {
 	srv, addr := startServer(t, ServerConfig{}, nil)
 	srv.Handle(SendMessage, func(ctx context.Context, c *Conn, req *Command) *Command { panic("boom") })
