@@ -66,8 +66,11 @@ func newAdminBrokerCmd(f *adminFlags) *cobra.Command {
 		Use:   "set --set key=value [--set key=value]... [--broker B | --cluster C]",
 		Short: "Change runtime-updatable keys on the brokers (UPDATE_BROKER_CONFIG)",
 		Long: `Change broker.conf keys on running brokers. Only keys that can change safely at run time
-are accepted (flush and retention settings, auto-creation, timeouts, ...); paths, addresses
-and other keys are refused by the broker with NO_PERMISSION.`,
+are accepted: retention (fileReservedTime, deleteWhen, diskMaxUsedSpaceRatio), brokerPermission,
+auto-creation (autoCreateTopicEnable, autoCreateSubscriptionGroup, defaultTopicQueueNums),
+maxMessageSize (lower only), registerNameServerPeriod, channelExpiredTimeout, long polling and
+send-queue settings (docs/broker.md). Any other key (flush mode and interval, paths, addresses,
+names) needs a restart and is refused by the broker with NO_PERMISSION.`,
 		Example: "  rocketry admin broker config set --set autoCreateTopicEnable=false",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

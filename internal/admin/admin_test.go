@@ -113,6 +113,18 @@ func TestGroupLifecycleAndOfflineReset(t *testing.T) {
 	if bg.RetryMaxTimes != 3 || !bg.ConsumeMessageOrderly {
 		t.Fatalf("broker got %+v", bg)
 	}
+	// 0 is "no redelivery", not "default" (R4X-6); on a cluster of its own so the listing
+	// below is unchanged.
+	f0 := newFakeCluster(t)
+	if g, err := newTestAdmin(t, f0).CreateGroup(ctx, GroupSpec{Name: "noretry", MaxAttempts: 0}); err != nil || g.MaxAttempts != 0 {
+		t.Fatalf("create group with 0 attempts %+v %v", g, err)
+	}
+	f0.mu.Lock()
+	got := f0.groups["noretry"].RetryMaxTimes
+	f0.mu.Unlock()
+	if got != 0 {
+		t.Fatalf("broker got retryMaxTimes %d, want 0", got)
+	}
 	f.mu.Lock()
 	f.groups["TOOLS_CONSUMER"] = wireGroupConfig{GroupName: "TOOLS_CONSUMER"}
 	t0 := time.Now().Add(-time.Hour)

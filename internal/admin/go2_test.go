@@ -34,7 +34,7 @@ func TestPullConsumerOnlineAndLag(t *testing.T) {
 	if _, err := a.CreateTopic(ctx, TopicSpec{Name: "legacy", Queues: 2}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.CreateGroup(ctx, GroupSpec{Name: "legacy-g"}); err != nil {
+	if _, err := a.CreateGroup(ctx, GroupSpec{Name: "legacy-g", MaxAttempts: 16}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 6 {

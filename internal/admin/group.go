@@ -38,7 +38,8 @@ type GroupSpec struct {
 	// message group at a time, in order.
 	FIFO bool
 	// MaxAttempts is RocketMQ's retryMaxTimes: redeliveries before a message goes to
-	// %DLQ%<group>. Default 16.
+	// %DLQ%<group>, taken as given: 0 means no redelivery (the first failure goes to the
+	// DLQ), as mqadmin updateSubGroup -r 0. The CLI's flag defaults to 16 (RocketMQ's).
 	MaxAttempts int
 	Cluster     string // "" = every cluster
 }
@@ -59,9 +60,6 @@ type GroupSummary struct {
 func (a *Admin) CreateGroup(ctx context.Context, spec GroupSpec) (*GroupSummary, error) {
 	if err := message.ValidateGroup(spec.Name); err != nil {
 		return nil, err
-	}
-	if spec.MaxAttempts == 0 {
-		spec.MaxAttempts = 16
 	}
 	if spec.MaxAttempts < 0 || spec.MaxAttempts > 1000 {
 		return nil, fmt.Errorf("max attempts must be within 0..1000, not %d", spec.MaxAttempts)

@@ -64,7 +64,7 @@ func TestTwoBrokers(t *testing.T) {
 	if err != nil || len(res.Brokers) != 2 || !res.Routed {
 		t.Fatalf("create %+v %v", res, err)
 	}
-	if _, err := a.CreateGroup(ctx, GroupSpec{Name: "spread-g"}); err != nil {
+	if _, err := a.CreateGroup(ctx, GroupSpec{Name: "spread-g", MaxAttempts: 16}); err != nil {
 		t.Fatal(err)
 	}
 	for i, target := range []struct {

@@ -704,6 +704,12 @@ func (b *Broker) UpdateConfig(props map[string]string) error {
 		return Coded(remoting.InvalidParameter, "maxMessageSize can only be lowered at run time (store limit %d)", b.Cfg.MaxMessageSize)
 	}
 	prev := b.live()
+	if prev.FileReservedTime != next.FileReservedTime || prev.DeleteWhen != next.DeleteWhen ||
+		prev.DiskMaxUsedSpaceRatio != next.DiskMaxUsedSpaceRatio {
+		if err := b.Store.SetRetention(next.FileReservedTime, next.DeleteWhen, next.DiskMaxUsedSpaceRatio); err != nil {
+			return Coded(remoting.InvalidParameter, "%s", err.Error())
+		}
+	}
 	b.liveCfg.Store(&next)
 	b.Groups.SetAutoCreate(next.AutoCreateSubscriptionGroup)
 	if prev.BrokerPermission != next.BrokerPermission {

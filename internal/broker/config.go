@@ -741,7 +741,8 @@ func localIPv4() string {
 var runtimeConfigKeys = map[string]bool{
 	"autoCreateTopicEnable": true, "autoCreateSubscriptionGroup": true,
 	"defaultTopicQueueNums": true, "maxMessageSize": true, "registerNameServerPeriod": true,
-	"channelExpiredTimeout": true, "brokerPermission": true, "longPollingEnable": true, "shortPollingTimeMills": true,
+	"channelExpiredTimeout": true, "brokerPermission": true, "longPollingEnable": true,
+	"fileReservedTime": true, "deleteWhen": true, "diskMaxUsedSpaceRatio": true, "shortPollingTimeMills": true,
 	"waitTimeMillsInSendQueue": true, "sendThreadPoolQueueCapacity": true,
 }
 

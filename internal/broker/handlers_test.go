@@ -425,7 +425,7 @@ func TestBrokerConfigAllowList(t *testing.T) {
 	if r := tb.invoke(remoting.UpdateBrokerConfig, nil, []byte("maxMessageSize=abc")); r.Code != remoting.InvalidParameter {
 		t.Fatalf("bad value: %d", r.Code)
 	}
-	for _, body := range []string{"fileReservedTime=1", "maxMessageSize=99999999"} { // no run-time effect / above the store limit
+	for _, body := range []string{"flushIntervalCommitLog=1", "maxMessageSize=99999999"} { // no run-time effect / above the store limit
 		if r := tb.invoke(remoting.UpdateBrokerConfig, nil, []byte(body)); r.Code == remoting.Success {
 			t.Errorf("update %q accepted", body)
 		}
@@ -711,5 +711,25 @@ func TestParkedPullsDoNotBlockTheConnection(t *testing.T) {
 	}
 	if answered.Load() < polls || busy.Load() > 0 {
 		t.Fatalf("%d of %d pulls answered, %d refused SYSTEM_BUSY", answered.Load(), polls, busy.Load())
+	}
+}
+
+// TestRetentionKeysAtRunTime (R4X-7): fileReservedTime, deleteWhen and diskMaxUsedSpaceRatio
+// are accepted by UPDATE_BROKER_CONFIG (applied to the running store), bad values refused.
+func TestRetentionKeysAtRunTime(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	r := tb.invoke(remoting.UpdateBrokerConfig, nil, []byte("fileReservedTime=24\ndeleteWhen=02;14\ndiskMaxUsedSpaceRatio=60\n"))
+	if r.Code != remoting.Success {
+		t.Fatalf("update retention: %d %q", r.Code, r.Remark)
+	}
+	c := tb.LiveConfig()
+	if c.FileReservedTime != 24*time.Hour || c.DeleteWhen != "02;14" || c.DiskMaxUsedSpaceRatio != 60 {
+		t.Fatalf("live config %v %q %d", c.FileReservedTime, c.DeleteWhen, c.DiskMaxUsedSpaceRatio)
+	}
+	if r := tb.invoke(remoting.UpdateBrokerConfig, nil, []byte("deleteWhen=25\n")); r.Code != remoting.InvalidParameter {
+		t.Fatalf("deleteWhen=25: %d %q", r.Code, r.Remark)
+	}
+	if r := tb.invoke(remoting.UpdateBrokerConfig, nil, []byte("flushDiskType=SYNC_FLUSH\n")); r.Code != remoting.NoPermission {
+		t.Fatalf("flushDiskType at run time: %d %q", r.Code, r.Remark)
 	}
 }

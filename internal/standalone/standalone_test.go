@@ -152,7 +152,7 @@ func testRestart(t *testing.T, mode string) {
 	if _, err := a.CreateTopic(ctx, admin.TopicSpec{Name: "restart-t", Queues: 2}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.CreateGroup(ctx, admin.GroupSpec{Name: "restart-g"}); err != nil {
+	if _, err := a.CreateGroup(ctx, admin.GroupSpec{Name: "restart-g", MaxAttempts: 16}); err != nil {
 		t.Fatal(err)
 	}
 	a.Close()

@@ -74,11 +74,12 @@ func (s *Store) cleanLoop() {
 // Consume queues and index files are then trimmed to the new oldest offset. It returns the
 // number of segments deleted.
 func (s *Store) cleanOnce(now time.Time) int {
+	r := s.retention.Load()
 	deleted := 0
 rounds:
 	for deleted < maxDeletesPerRound {
 		ratio := s.updateDiskUsage()
-		over := ratio*100 > float64(s.cfg.DiskMaxUsedSpaceRatio)
+		over := ratio*100 > float64(r.diskMaxUsedSpaceRatio)
 		forcible := ratio*100 > float64(s.cfg.DiskSpaceCleanForciblyRatio)
 		s.cl.mu.RLock()
 		if len(s.cl.segs) < 2 {
@@ -95,9 +96,9 @@ rounds:
 			s.logger.Error("stat segment", "path", oldest.path, "err", err)
 			break
 		}
-		expired := now.Sub(fi.ModTime()) > s.cfg.FileReservedTime
+		expired := now.Sub(fi.ModTime()) > r.fileReservedTime
 		switch {
-		case expired && (s.deleteHours[now.Hour()] || over):
+		case expired && (r.deleteHours[now.Hour()] || over):
 			s.logger.Info("deleting expired commit-log segment", "segment", oldest.start, "usedRatio", ratio)
 		case forcible:
 			s.logger.Warn("disk usage above the forcible-clean ratio: deleting the oldest segment before it expires; unconsumed messages in it are lost",
@@ -177,5 +178,26 @@ func (s *Store) writeCheckpoint() error {
 		return err
 	}
 	s.lastCP = cp
+	return nil
+}
+
+// retention is the part of the retention policy that may change while the store runs.
+type retention struct {
+	fileReservedTime      time.Duration
+	deleteHours           [24]bool
+	diskMaxUsedSpaceRatio int
+}
+
+// SetRetention changes FileReservedTime, DeleteWhen and DiskMaxUsedSpaceRatio of a running
+// store (broker UPDATE_BROKER_CONFIG, e.g. shortening retention under disk pressure); the
+// next clean round uses them. The values are validated as Config.Validate does.
+func (s *Store) SetRetention(fileReservedTime time.Duration, deleteWhen string, diskMaxUsedSpaceRatio int) error {
+	next := s.cfg
+	next.FileReservedTime, next.DeleteWhen, next.DiskMaxUsedSpaceRatio = fileReservedTime, deleteWhen, diskMaxUsedSpaceRatio
+	if err := next.Validate(); err != nil {
+		return err
+	}
+	hours, _ := parseDeleteWhen(deleteWhen) // checked by Validate
+	s.retention.Store(&retention{fileReservedTime: fileReservedTime, deleteHours: hours, diskMaxUsedSpaceRatio: diskMaxUsedSpaceRatio})
 	return nil
 }

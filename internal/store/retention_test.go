@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"sync/atomic"
+	"strconv"
 	"testing"
 	"time"
 
@@ -146,5 +147,39 @@ func TestRetentionExpiredAndForced(t *testing.T) {
 	s = openT(t, cfg)
 	if s.MinOffset("T", 0) != minBefore || s.MaxOffset("T", 0) != maxBefore {
 		t.Fatalf("after restart min/max %d/%d, want %d/%d", s.MinOffset("T", 0), s.MaxOffset("T", 0), minBefore, maxBefore)
+	}
+}
+
+// TestSetRetentionAtRunTime: shortening FileReservedTime and moving DeleteWhen to the
+// current hour on a running store makes the next round delete what is now expired; bad
+// values are refused and change nothing.
+func TestSetRetentionAtRunTime(t *testing.T) {
+	usage := &fakeUsage{}
+	usage.set(0.1)
+	cfg := testConfig(t.TempDir())
+	cfg.DiskUsage = usage.get
+	cfg.FileReservedTime = 72 * time.Hour
+	s := openT(t, cfg)
+	defer s.Close()
+	fillSegments(t, s, "R", 4)
+	before := s.Stats().Segments
+	now := time.Now().Add(2 * time.Hour) // segments are 2 h old
+	if d := s.cleanOnce(now); d != 0 {
+		t.Fatalf("deleted %d segments within 72 h", d)
+	}
+	if err := s.SetRetention(time.Hour, "x", 75); err == nil {
+		t.Fatal("a bad deleteWhen was accepted")
+	}
+	if err := s.SetRetention(0, "04", 75); err == nil {
+		t.Fatal("fileReservedTime 0 was accepted")
+	}
+	if d := s.cleanOnce(now); d != 0 {
+		t.Fatalf("a refused SetRetention changed the policy: deleted %d", d)
+	}
+	if err := s.SetRetention(time.Hour, strconv.Itoa(now.Hour()), 75); err != nil {
+		t.Fatal(err)
+	}
+	if d := s.cleanOnce(now); d != before-1 {
+		t.Fatalf("deleted %d segments after shortening retention, want %d", d, before-1)
 	}
 }

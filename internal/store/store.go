@@ -104,10 +104,10 @@ type Store struct {
 	diskFull  atomic.Bool
 	diskRatio atomic.Uint64 // math.Float64bits of the last measured ratio
 
-	memWindow   int64 // in-memory window in bytes (see InMemory)
-	deleteHours [24]bool
-	now         func() time.Time
-	lastCP      checkpoint
+	memWindow int64 // in-memory window in bytes (see InMemory)
+	retention atomic.Pointer[retention]
+	now       func() time.Time
+	lastCP    checkpoint
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -140,12 +140,12 @@ func Open(cfg Config, logger *slog.Logger) (*Store, error) {
 		dispReq:      make(chan struct{}, 1),
 		commitReq:    make(chan struct{}, 1),
 		dispCh:       make(chan struct{}),
-		deleteHours:  hours,
 		now:          time.Now,
 		stop:         make(chan struct{}),
 	}
 	s.encPool.New = func() any { b := make([]byte, 0, 4096); return &b }
 	s.memWindow = memWindow(cfg)
+	s.retention.Store(&retention{fileReservedTime: cfg.FileReservedTime, deleteHours: hours, diskMaxUsedSpaceRatio: cfg.DiskMaxUsedSpaceRatio})
 	if err := fsys.MkdirAll(s.root, 0o755); err != nil {
 		return nil, fmt.Errorf("store: create root: %w", err)
 	}
