@@ -124,7 +124,7 @@ func toPBMessage(m *Message, handle string, invisible time.Duration) *pb.Message
 	}
 	user := map[string]string{}
 	for k, v := range p {
-		if !IsSystemProperty(k) {
+		if !hiddenProperty(k) {
 			user[k] = v
 		}
 	}

@@ -1,5 +1,11 @@
 package proxy
 
+import (
+	"strings"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
+)
+
 // RocketMQ message property names (MessageConst) the proxy reads or writes.
 const (
 	PropKeys              = "KEYS"
@@ -28,34 +34,26 @@ const (
 	PropTransactionID     = "__transactionId__"
 )
 
-// systemProperties are the names users may not set as user properties and that are not
-// echoed back as user properties (Java MessageConst.STRING_HASH_SET).
-var systemProperties = map[string]struct{}{}
+// IsSystemProperty reports whether k is reserved by RocketMQ (MessageConst.STRING_HASH_SET,
+// message.IsSystemProperty): refused as a user property on send
+// (ILLEGAL_MESSAGE_PROPERTY_KEY) and never echoed back as one, as Apache's proxy. Other
+// names, however system-like ("CRC32", "SHARDING_KEY"), are ordinary user properties.
+func IsSystemProperty(k string) bool { return message.IsSystemProperty(k) }
 
-func init() {
-	for _, k := range []string{
-		"TRACE_ON", "MSG_REGION", PropKeys, PropTags, PropWaitStoreMsgOK, PropDelayLevel,
-		PropRetryTopic, PropRealTopic, PropRealQueueID, PropTransactionPrep, PropProducerGroup,
-		"MIN_OFFSET", "MAX_OFFSET", "BUYER_ID", "ORIGIN_MESSAGE_ID", "TRANSFER_FLAG",
-		"CORRECTION_FLAG", "MQ2_FLAG", PropReconsumeTime, PropUniqKey, PropMaxReconsumeTimes,
-		"CONSUME_START_TIME", PropPopCK, "POP_CK_OFFSET", "1ST_POP_TIME",
-		"TRAN_PREPARED_QUEUE_OFFSET", "DUP_INFO", "EXTEND_UNIQ_INFO", "INSTANCE_ID",
-		"CORRELATION_ID", "REPLY_TO_CLIENT", "TTL", "ARRIVE_TIME", "PUSH_REPLY_TIME", "CLUSTER",
-		"MSG_TYPE", "INNER_MULTI_QUEUE_OFFSET", "INNER_MULTI_DISPATCH", "INNER_NUM", "INNER_BASE",
-		PropTraceContext, PropTimerDelaySec, PropTimerDeliverMS, PropTimerDelayMS, PropBornHost,
-		PropBornTimestamp, PropDLQOriginTopic, PropDLQOriginMsgID, PropShardingKey,
-		"TRANSACTION_CHECK_TIMES", PropCheckImmunity, PropTransactionID, "TIMER_OUT_MS",
-		"TIMER_ENQUEUE_MS", "TIMER_DEQUEUE_MS", "TIMER_ROLL_TIMES", "TIMER_DEL_UNIQKEY",
-		"TIMER_DELAY_LEVEL", "__STARTDELIVERTIME", "SHARDING_KEY", "__RMQ.TRANSIENT.TOPIC_SYS_FLAG",
-		"__RMQ.TRANSIENT.CONSUME_START_TIME", "__RMQ.TRANSIENT.GROUP_SYS_FLAG", "CRC32",
-		"WAIT_STORE_MSG_OK", "DELAY_TIME_LEVEL", "__FQN_TOPIC",
-	} {
-		systemProperties[k] = struct{}{}
-	}
+// internalProperties are not reserved (a client may send them) but hold what the proxy
+// returns in system fields (message group, trace context, transaction id, check immunity) or
+// broker bookkeeping; they are not repeated among a received message's user properties.
+var internalProperties = map[string]struct{}{
+	PropShardingKey: {}, PropTraceContext: {}, PropTransactionID: {}, PropCheckImmunity: {},
+	message.PropertyTransactionCheckTimes: {},
 }
 
-// IsSystemProperty reports whether k is reserved by RocketMQ.
-func IsSystemProperty(k string) bool {
-	_, ok := systemProperties[k]
+// hiddenProperty reports whether a stored property stays out of the user properties of a
+// received message: reserved names, internal ones and transient ones ("__RMQ.TRANSIENT.").
+func hiddenProperty(k string) bool {
+	if IsSystemProperty(k) || strings.HasPrefix(k, "__RMQ.TRANSIENT.") {
+		return true
+	}
+	_, ok := internalProperties[k]
 	return ok
 }

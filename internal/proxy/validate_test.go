@@ -44,6 +44,11 @@ func TestBuildMessageValidation(t *testing.T) {
 		{"tag with control", func(m *pb.Message) { m.SystemProperties.Tag = strp("a\x01") }, pb.Code_ILLEGAL_MESSAGE_TAG},
 		{"blank key", func(m *pb.Message) { m.SystemProperties.Keys = []string{"ok", " "} }, pb.Code_ILLEGAL_MESSAGE_KEY},
 		{"system property", func(m *pb.Message) { m.UserProperties = map[string]string{"UNIQ_KEY": "x"} }, pb.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
+		{"reserved __CRC32#", func(m *pb.Message) { m.UserProperties = map[string]string{"__CRC32#": "x"} }, pb.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
+		{"reserved TIMER_DEL_MS", func(m *pb.Message) { m.UserProperties = map[string]string{"TIMER_DEL_MS": "x"} }, pb.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
+		{"system-like user properties", func(m *pb.Message) { // R4B-4: not in STRING_HASH_SET
+			m.UserProperties = map[string]string{"CRC32": "x", "SHARDING_KEY": "s", "DELAY_TIME_LEVEL": "1", "TRACE_CONTEXT": "t"}
+		}, pb.Code_OK},
 		{"control in property", func(m *pb.Message) { m.UserProperties = map[string]string{"a": "b\x02"} }, pb.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
 		{"129 properties", func(m *pb.Message) { m.UserProperties = manyProps }, pb.Code_MESSAGE_PROPERTIES_TOO_LARGE},
 		{"17 KiB of properties", func(m *pb.Message) { m.UserProperties = map[string]string{"big": strings.Repeat("x", 17<<10)} }, pb.Code_MESSAGE_PROPERTIES_TOO_LARGE},
@@ -200,6 +205,26 @@ func TestNamespaceWrap(t *testing.T) {
 	} {
 		if ns, bare := withoutNamespace(tc.in); ns != tc.ns || bare != tc.bare {
 			t.Errorf("withoutNamespace(%q) = %q, %q; want %q, %q", tc.in, ns, bare, tc.ns, tc.bare)
+		}
+	}
+}
+
+// TestReceivedUserProperties (R4B-4): user properties that merely look like system ones are
+// delivered; reserved and proxy-mapped ones are not repeated as user properties.
+func TestReceivedUserProperties(t *testing.T) {
+	m := &Message{Topic: "T", Body: []byte("b"), Properties: map[string]string{
+		PropUniqKey: "01AB", "CRC32": "c", "SHARDING_KEY": "s", "color": "red",
+		PropShardingKey: "g1", PropTags: "A", "__CRC32#": "1", "__RMQ.TRANSIENT.X": "y",
+	}}
+	got := toPBMessage(m, "", 0).GetUserProperties()
+	for _, k := range []string{"CRC32", "SHARDING_KEY", "color"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("user property %s dropped: %v", k, got)
+		}
+	}
+	for _, k := range []string{PropUniqKey, PropShardingKey, PropTags, "__CRC32#", "__RMQ.TRANSIENT.X"} {
+		if _, ok := got[k]; ok {
+			t.Errorf("internal property %s shown as a user property", k)
 		}
 	}
 }
