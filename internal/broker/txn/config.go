@@ -12,7 +12,7 @@ type Config struct {
 	// Dir is where the checkpoint file lives (required; the broker passes <dataDir>/txn).
 	Dir string
 	// TransactionTimeout (broker.conf transactionTimeOut, ms): a half message is first checked
-	// back once it is this old (or CHECK_IMMUNITY_TIME_IN_SECONDS when larger). Default 6s.
+	// back once it is this old (or CHECK_IMMUNITY_TIME_IN_SECONDS when the producer set one, shorter or longer). Default 6s.
 	TransactionTimeout time.Duration
 	// CheckInterval (transactionCheckInterval, ms): time between two check-backs of the same
 	// half message. Default 30s; tests use ~1s.

@@ -47,7 +47,7 @@ func (s *Service) End(ctx context.Context, req *EndRequest) error {
 		return fmt.Errorf("%w: half at %d has transaction id %q, not %q", ErrTransactionIDMismatch, req.CommitLogOffset, h.TxID, req.TransactionID)
 	}
 	if !req.FromCheck && h.Immunity > 0 {
-		limit := max(h.Immunity, s.cfg.TransactionTimeout).Milliseconds()
+		limit := h.Immunity.Milliseconds() // Apache rejectCommitOrRollback: the immunity alone
 		if ms(s.cfg.now())-m.BornTimestamp > limit {
 			return fmt.Errorf("%w: half at %d born %d ms ago", ErrImmunityExpired, req.CommitLogOffset, ms(s.cfg.now())-m.BornTimestamp)
 		}

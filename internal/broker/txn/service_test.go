@@ -276,6 +276,12 @@ func TestImmunityRejectsLateProducerEnd(t *testing.T) {
 		if err := e.end(p, "PG", ResolutionCommit, true); err != nil { // from a check: accepted
 			t.Fatal(err)
 		}
+		// An immunity shorter than transactionTimeOut (6 s) is the limit itself (R4X-9).
+		q := e.sendHalf("T", 0, "PG", map[string]string{message.PropertyCheckImmunityTimeInSeconds: "2"})
+		e.clock.advance(3 * time.Second)
+		if err := e.end(q, "PG", ResolutionCommit, false); !errors.Is(err, ErrImmunityExpired) {
+			t.Fatalf("producer commit after a 2 s immunity: %v", err)
+		}
 	})
 }
 

@@ -72,9 +72,14 @@ func newState(cfg *Config) *state {
 	}
 }
 
-// firstDue is when h is first checked: its store time plus max(timeout, immunity).
+// firstDue is when h is first checked: its store time plus its check-immunity time when the
+// producer set one (shorter or longer than the timeout, as Apache's
+// TransactionalMessageUtil.getImmunityTime), else plus transactionTimeOut.
 func (s *state) firstDue(h *half) int64 {
-	return h.StoreTime + max(s.timeoutMs, h.Immunity.Milliseconds())
+	if h.Immunity > 0 {
+		return h.StoreTime + h.Immunity.Milliseconds()
+	}
+	return h.StoreTime + s.timeoutMs
 }
 
 // observeHalf records a half read from the half queue. Known or finished offsets are ignored.
