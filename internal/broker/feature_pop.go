@@ -220,6 +220,7 @@ func (b *Broker) handlePop(ctx context.Context, _ *remoting.Conn, req *remoting.
 		FilterType:    req.ExtString("expType"),
 		FilterExpr:    req.ExtString("exp"),
 		Order:         req.ExtBoolOr("order", false),
+		AttemptID:     req.ExtString("attemptId"),
 	}
 	svc := b.PopService()
 	if svc == nil {

@@ -164,3 +164,55 @@ func TestConcurrentConsumersNoLossNoDup(t *testing.T) {
 		}
 	}
 }
+
+// TestFIFOAttemptRetryServedAgain (R4X-5): an orderly queue blocked by in-flight messages
+// hands them out again at once to a pop with the attempt id that received them (the client
+// lost the answer and retried), with the same reconsume times and new handles; another
+// attempt id stays blocked; the old handles are stale, the new ones ack.
+func TestFIFOAttemptRetryServedAgain(t *testing.T) {
+	e := newEnv(t)
+	e.topic("T", 1)
+	e.group("G", GroupInfo{RetryMaxTimes: 16, Orderly: true})
+	for i := range 3 {
+		e.send("T", 0, fmt.Sprint(i), "", message.PropertyShardingKey, "mg")
+	}
+	ctx := context.Background()
+	pop := func(attempt string) PopResult {
+		t.Helper()
+		res, err := e.svc.Pop(ctx, PopRequest{Group: "G", Topic: "T", QueueID: 0, MaxMessages: 2,
+			InvisibleTime: time.Minute, AttemptID: attempt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	first := pop("A1")
+	if len(first.Messages) != 2 {
+		t.Fatalf("first pop: %d messages", len(first.Messages))
+	}
+	if res := pop("A2"); len(res.Messages) != 0 {
+		t.Fatalf("another attempt got %d messages from a blocked FIFO queue", len(res.Messages))
+	}
+	again := pop("A1")
+	if len(again.Messages) != 2 {
+		t.Fatalf("retried attempt got %d messages, want the same 2", len(again.Messages))
+	}
+	for i, m := range again.Messages {
+		f := first.Messages[i]
+		if m.Ext.QueueOffset != f.Ext.QueueOffset || m.Ext.ReconsumeTimes != f.Ext.ReconsumeTimes || m.Handle == f.Handle {
+			t.Fatalf("re-served %d: offset %d reconsume %d (first: %d, %d), same handle %v",
+				i, m.Ext.QueueOffset, m.Ext.ReconsumeTimes, f.Ext.QueueOffset, f.Ext.ReconsumeTimes, m.Handle == f.Handle)
+		}
+	}
+	if err := e.svc.Ack(ctx, "G", "T", first.Messages[0].Handle); err == nil {
+		t.Fatal("an ack with a superseded handle succeeded")
+	}
+	for _, m := range again.Messages {
+		if err := e.svc.Ack(ctx, "G", "T", m.Handle); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res := pop("A3"); len(res.Messages) != 1 || string(res.Messages[0].Ext.Body) != "2" {
+		t.Fatalf("after the acks: %+v", res.Messages)
+	}
+}

@@ -226,6 +226,36 @@ type Ready struct {
 	Epoch     uint64
 }
 
+// InFlight lists k's delivered, unacknowledged messages that are neither ready nor dead, in
+// offset order, each as a Ready for a delivery again with the same RECONSUMETIMES: an
+// orderly queue re-serves them to a receive retried with the same attempt id (the client
+// never got the first answer). Nil when the queue has a dead message (waiting for the DLQ).
+func (m *Machine) InFlight(k QueueKey) []Ready {
+	q, ok := m.queues[k]
+	if !ok || q.nDead > 0 {
+		return nil
+	}
+	var out []Ready
+	for _, e := range q.Outstanding {
+		if !e.ready && !e.dead {
+			out = append(out, Ready{Offset: e.Offset, Reconsume: e.Reconsume, Epoch: e.Epoch})
+		}
+	}
+	slices.SortFunc(out, func(a, b Ready) int { return cmp64(a.Offset, b.Offset) })
+	return out
+}
+
+// IsInFlight reports whether the message at offset is delivered under epoch and neither
+// acknowledged, changed, ready nor dead since.
+func (m *Machine) IsInFlight(k QueueKey, offset int64, epoch uint64) bool {
+	q, ok := m.queues[k]
+	if !ok {
+		return false
+	}
+	e, ok := q.Outstanding[offset]
+	return ok && !e.ready && !e.dead && e.Epoch == epoch
+}
+
 // Plan returns what a pop of k may deliver: first the ready messages (ascending offsets, at
 // most max), then new messages from Next. With orderly, a queue holding any in-flight or dead
 // message delivers nothing (Blocked): the next message of a queue is never handed out while an

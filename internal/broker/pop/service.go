@@ -36,6 +36,11 @@ type PopRequest struct {
 	FilterType    string        // "" or "TAG"
 	FilterExpr    string        // "", "*", "A||B"
 	Order         bool          // FIFO delivery even if the group is not orderly
+	// AttemptID identifies a receive attempt (gRPC ReceiveMessageRequest.attempt_id, remoting
+	// POP header attemptId): an orderly queue whose in-flight messages were handed out under
+	// the same attempt id hands them out again at once (the client retried a receive whose
+	// answer it lost), as Apache's ConsumerOrderInfoManager; "" never matches.
+	AttemptID string
 }
 
 // PopResult carries the popped messages (none when nothing arrived within the poll time).
@@ -92,6 +97,9 @@ type Service struct {
 	locks   map[QueueKey]*qlock
 	dirty   bool             // records appended since the last snapshot
 	budgets map[string]int32 // retryMaxTimes per group, refreshed by every pop of the group
+	// attempts is the attempt id of the last orderly delivery per queue (memory only: after
+	// a restart a retried attempt waits for the invisible time, as without attempt ids).
+	attempts map[QueueKey]string
 	wal     *wal
 	notify  notifier
 
@@ -147,6 +155,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Service, error) {
 	s := &Service{
 		cfg: cfg, log: log.With("component", "pop"), deps: deps, signer: signer,
 		m: m, locks: make(map[QueueKey]*qlock), budgets: make(map[string]int32), wal: w,
+		attempts: make(map[QueueKey]string),
 		notify: notifier{waiters: make(map[string]map[*waiter]struct{})},
 		kick:   make(chan struct{}, 1), done: make(chan struct{}),
 	}
@@ -396,7 +405,7 @@ func (s *Service) tryPop(ctx context.Context, req *PopRequest, f *TagFilter, ord
 			break
 		}
 		k := QueueKey{req.Group, req.Topic, qid}
-		msgs, rest, b, err := s.popQueue(k, want, f, orderly, res.PopTime, req.InvisibleTime.Milliseconds())
+		msgs, rest, b, err := s.popQueue(k, want, f, orderly, req.AttemptID, res.PopTime, req.InvisibleTime.Milliseconds())
 		if err != nil {
 			return PopResult{}, err
 		}
@@ -430,13 +439,14 @@ type candidate struct {
 	ext       *message.Ext // private copy
 	reconsume int32
 	ready     bool
-	epoch     uint64 // ready: the epoch it is ready under
+	again     bool   // in flight, handed out again to a retried attempt (see PopRequest.AttemptID)
+	epoch     uint64 // ready or again: the epoch it is ready / in flight under
 }
 
 // popQueue delivers up to want messages of k. The changes are applied and appended to the
 // pop log; the caller must wait for the returned batch (nil: nothing changed) before handing
 // the messages out, then publish k's offset.
-func (s *Service) popQueue(k QueueKey, want int, f *TagFilter, orderly bool, popTime, invisible int64) ([]Message, int64, *batch, error) {
+func (s *Service) popQueue(k QueueKey, want int, f *TagFilter, orderly bool, attempt string, popTime, invisible int64) ([]Message, int64, *batch, error) {
 	l := s.qlock(k)
 	l.pop.Lock()
 	defer l.pop.Unlock()
@@ -445,12 +455,28 @@ func (s *Service) popQueue(k QueueKey, want int, f *TagFilter, orderly bool, pop
 	}
 	s.mu.Lock()
 	plan := s.m.Plan(k, orderly, want)
+	var again []Ready
+	if plan.Blocked && attempt != "" && s.attempts[k] == attempt {
+		again = s.m.InFlight(k)
+	}
 	s.mu.Unlock()
-	if plan.Blocked {
+	if plan.Blocked && len(again) == 0 {
 		return nil, 0, nil, nil
 	}
 	var cands []candidate
 	var gone []Ready // ready messages no longer in the store
+	for _, r := range again {
+		ext, err := s.readOne(k, r.Offset)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		if ext != nil {
+			cands = append(cands, candidate{ext: ext, reconsume: r.Reconsume, again: true, epoch: r.Epoch})
+		}
+	}
+	if len(again) > 0 {
+		want = len(cands) // the same messages, nothing new: the group stays in order
+	}
 	for _, r := range plan.Ready {
 		ext, err := s.readOne(k, r.Offset)
 		if err != nil {
@@ -512,11 +538,17 @@ func (s *Service) popQueue(k QueueKey, want int, f *TagFilter, orderly bool, pop
 		if c.ready && !s.m.IsReady(k, c.ext.QueueOffset, c.epoch) {
 			continue // acked or changed meanwhile
 		}
+		if c.again && !s.m.IsInFlight(k, c.ext.QueueOffset, c.epoch) {
+			continue // acked, changed or expired meanwhile
+		}
 		rec.Deliveries = append(rec.Deliveries, Delivery{Offset: c.ext.QueueOffset, Reconsume: c.reconsume,
 			Epoch: s.m.NextEpoch(), PopTime: popTime, Invisible: invisible})
 		kept = append(kept, c)
 	}
 	b, err := s.applyLocked(rec)
+	if err == nil && orderly && attempt != "" && len(kept) > 0 {
+		s.attempts[k] = attempt
+	}
 	s.mu.Unlock()
 	if err != nil {
 		return nil, 0, nil, err
