@@ -213,6 +213,7 @@ type PopRequest struct {
 	FilterType    string        // "TAG"
 	FilterExpr    string        // "*", "A||B"
 	Order         bool          // FIFO group
+	AttemptID     string        // receive attempt id ("" = none); see pop.PopRequest.AttemptID
 }
 
 // PopResult carries the popped messages (possibly none).

@@ -164,7 +164,30 @@ func toStatus(err error) *pb.Status {
 	if errors.As(err, &be) {
 		return &pb.Status{Code: be.grpcCode(), Message: be.Remark}
 	}
-	return &pb.Status{Code: CodeOf(err), Message: err.Error()}
+	return &pb.Status{Code: CodeOf(err), Message: statusMessage(err.Error())}
+}
+
+// internalPrefixes are the package prefixes of backend errors ("cluster: ", ...): they
+// mean nothing to a client and are dropped from the front of status messages.
+var internalPrefixes = map[string]bool{"cluster": true, "local": true, "txn": true, "pop": true}
+
+// statusMessage turns a wrapped Go error text into the one sentence a client shows: leading
+// internal package prefixes dropped and a ": "-separated part that repeats the one before it
+// removed ("receipt handle is expired: receipt handle is expired: x" -> "receipt handle is
+// expired: x").
+func statusMessage(msg string) string {
+	parts := strings.Split(msg, ": ")
+	for len(parts) > 1 && internalPrefixes[parts[0]] {
+		parts = parts[1:]
+	}
+	out := parts[:0]
+	for _, p := range parts {
+		if len(out) > 0 && out[len(out)-1] == p {
+			continue
+		}
+		out = append(out, p)
+	}
+	return strings.Join(out, ": ")
 }
 
 func okStatus() *pb.Status { return &pb.Status{Code: pb.Code_OK, Message: "OK"} }

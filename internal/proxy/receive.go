@@ -2,9 +2,11 @@ package proxy
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/rocketry-mq/rocketry/internal/proxy/auth"
@@ -117,21 +119,17 @@ func (s *Server) receive0(ctx context.Context, req *pb.ReceiveMessageRequest) ([
 	}
 	batch = min(batch, maxBatchSize)
 
-	broker := req.GetMessageQueue().GetBroker().GetName()
+	// The client's queue names a broker; it is a preference, as in Apache's receive queue
+	// selector: when the proxy's current route has no readable queue on that broker (unknown
+	// to this proxy, dropped from the route because it died, or not readable), another
+	// readable broker of the route serves the receive.
+	r, err := s.route(ctx, topic)
+	if err != nil {
+		return nil, 0, c, err
+	}
+	broker := readableBroker(r, req.GetMessageQueue().GetBroker().GetName(), &s.receiveRR)
 	if broker == "" {
-		r, err := s.route(ctx, topic)
-		if err != nil {
-			return nil, 0, c, err
-		}
-		for _, b := range r.Brokers {
-			if b.Perm&PermRead != 0 && b.ReadQueues > 0 {
-				broker = b.Name
-				break
-			}
-		}
-		if broker == "" {
-			return nil, 0, c, statusErrorf(pb.Code_FORBIDDEN, "no readable queue")
-		}
+		return nil, 0, c, statusErrorf(pb.Code_FORBIDDEN, "no readable queue")
 	}
 	gc, err := s.backend.GroupConfig(ctx, group)
 	if err != nil {
@@ -143,6 +141,7 @@ func (s *Server) receive0(ctx context.Context, req *pb.ReceiveMessageRequest) ([
 	res, err := s.backend.Pop(ctx, &PopRequest{
 		Broker: broker, Group: group, Topic: topic, QueueID: -1, MaxMessages: batch,
 		InvisibleTime: invisible, PollTime: s.pollBudget(ctx), FilterType: "TAG", FilterExpr: expr, Order: gc.Orderly,
+		AttemptID: attemptID(req),
 	})
 	if err != nil {
 		return nil, 0, c, err
@@ -152,4 +151,67 @@ func (s *Server) receive0(ctx context.Context, req *pb.ReceiveMessageRequest) ([
 		out = append(out, popped{broker: broker, msg: m})
 	}
 	return out, invisible, c, nil
+}
+
+// readableBroker returns want when the route has readable queues on it, else the next
+// readable broker of the route in round-robin order (rr), or "" when there is none.
+func readableBroker(r *TopicRoute, want string, rr *atomic.Uint32) string {
+	readable := func(b BrokerQueues) bool { return b.Perm&PermRead != 0 && b.ReadQueues > 0 }
+	n := 0
+	for _, b := range r.Brokers {
+		if readable(b) {
+			if b.Name == want {
+				return want
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	k := int(rr.Add(1) % uint32(n))
+	for _, b := range r.Brokers {
+		if readable(b) {
+			if k == 0 {
+				return b.Name
+			}
+			k--
+		}
+	}
+	return ""
+}
+
+// attemptIDField is ReceiveMessageRequest.attempt_id (apache/rocketmq-apis service.proto,
+// field 8, string), newer than the v5.1.2 stubs the proxy is built on: it arrives as an
+// unknown field.
+const attemptIDField protowire.Number = 8
+
+// attemptID reads attempt_id from req's unknown fields ("" when absent or malformed). A
+// Node.js / Java 5.x push consumer resends a failed receive with the same attempt id, and
+// a FIFO queue then hands the same messages out again at once (pop.PopRequest.AttemptID).
+func attemptID(req *pb.ReceiveMessageRequest) string {
+	b := req.ProtoReflect().GetUnknown()
+	id := ""
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return ""
+		}
+		b = b[n:]
+		if num == attemptIDField && typ == protowire.BytesType {
+			v, m := protowire.ConsumeBytes(b)
+			if m < 0 {
+				return ""
+			}
+			id = string(v)
+			b = b[m:]
+			continue
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return ""
+		}
+		b = b[m:]
+	}
+	return id
 }

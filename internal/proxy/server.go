@@ -33,11 +33,13 @@ const (
 type Server struct {
 	pb.UnimplementedMessagingServiceServer
 
-	cfg      Config
-	logger   *slog.Logger
-	backend  Backend
-	stopOnce sync.Once // hardStop
-	now      func() time.Time
+	cfg     Config
+	logger  *slog.Logger
+	backend Backend
+	// receiveRR spreads receives whose named broker cannot serve them (readableBroker).
+	receiveRR atomic.Uint32
+	stopOnce  sync.Once // hardStop
+	now       func() time.Time
 
 	ln      *sniffListener
 	grpc    *grpc.Server

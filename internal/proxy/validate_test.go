@@ -3,10 +3,13 @@ package proxy
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -226,5 +229,81 @@ func TestReceivedUserProperties(t *testing.T) {
 		if _, ok := got[k]; ok {
 			t.Errorf("internal property %s shown as a user property", k)
 		}
+	}
+}
+
+// TestReadableBroker (R4X-8, R4B-5): the broker a receive names is used while the route has
+// readable queues on it; otherwise the receive goes to another readable broker (round robin),
+// and to none when no broker is readable.
+func TestReadableBroker(t *testing.T) {
+	r := &TopicRoute{Topic: "T", Brokers: []BrokerQueues{
+		{Name: "a", ReadQueues: 4, Perm: PermRead | PermWrite},
+		{Name: "b", ReadQueues: 4, Perm: PermWrite},
+		{Name: "c", ReadQueues: 4, Perm: PermRead},
+	}}
+	var rr atomic.Uint32
+	if got := readableBroker(r, "c", &rr); got != "c" {
+		t.Fatalf("named readable broker: %q", got)
+	}
+	seen := map[string]int{}
+	for _, want := range []string{"b", "gone", ""} { // not readable, not in the route, none named
+		for range 4 {
+			seen[readableBroker(r, want, &rr)]++
+		}
+	}
+	if seen["a"] == 0 || seen["c"] == 0 || seen["b"] != 0 || seen[""] != 0 {
+		t.Fatalf("fallbacks %v, want a and c only, both used", seen)
+	}
+	none := &TopicRoute{Topic: "T", Brokers: []BrokerQueues{{Name: "b", ReadQueues: 4, Perm: PermWrite}}}
+	if got := readableBroker(none, "b", &rr); got != "" {
+		t.Fatalf("write-only route gave %q", got)
+	}
+}
+
+// TestStatusMessage (R4B-3): status texts lose repeated parts and internal package prefixes.
+func TestStatusMessage(t *testing.T) {
+	for in, want := range map[string]string{
+		"receipt handle is expired: receipt handle is expired":                "receipt handle is expired",
+		"receipt handle is invalid: receipt handle is invalid: bad signature": "receipt handle is invalid: bad signature",
+		"cluster: Missing16: topic not found":                                 "Missing16: topic not found",
+		"txn: transaction already resolved":                                   "transaction already resolved",
+		"local: pop service not running: service unavailable":                 "pop service not running: service unavailable",
+		"topic local: x": "topic local: x",
+		"cluster":        "cluster",
+	} {
+		if got := statusMessage(in); got != want {
+			t.Errorf("statusMessage(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestAttemptID (R4X-5): attempt_id (field 8 of newer ReceiveMessageRequest protos) is read
+// from the unknown fields of the v5.1.2 message; absent or malformed gives "".
+func TestAttemptID(t *testing.T) {
+	req := &pb.ReceiveMessageRequest{BatchSize: 4}
+	if got := attemptID(req); got != "" {
+		t.Fatalf("no attempt id: %q", got)
+	}
+	var raw []byte
+	raw = protowire.AppendTag(raw, 99, protowire.VarintType) // an unrelated unknown field first
+	raw = protowire.AppendVarint(raw, 7)
+	raw = protowire.AppendTag(raw, attemptIDField, protowire.BytesType)
+	raw = protowire.AppendString(raw, "attempt-1")
+	req.ProtoReflect().SetUnknown(raw)
+	if got := attemptID(req); got != "attempt-1" {
+		t.Fatalf("attempt id %q", got)
+	}
+	// Through the wire: a marshalled newer message parses into the stub with the field kept.
+	b, err := proto.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back pb.ReceiveMessageRequest
+	if err := proto.Unmarshal(b, &back); err != nil || attemptID(&back) != "attempt-1" {
+		t.Fatalf("after a round trip: %q, %v", attemptID(&back), err)
+	}
+	req.ProtoReflect().SetUnknown(raw[:len(raw)-3]) // truncated
+	if got := attemptID(req); got != "" {
+		t.Fatalf("malformed: %q", got)
 	}
 }

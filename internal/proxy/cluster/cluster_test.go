@@ -75,6 +75,9 @@ func startFakeBroker(t *testing.T, nsAddr string) *fakeBroker {
 		m.SetProperty(message.PropertyUniqKey, "01UNIQ")
 		m.SetProperty(message.PropertyTags, "A")
 		m.SetProperty(message.PropertyPopCK, "handle-1")
+		if a := req.ExtString("attemptId"); a != "" {
+			m.SetProperty("SEEN_ATTEMPT", a) // echoed so the test sees the header arrive
+		}
 		rec, err := message.AppendRecord(nil, m)
 		if err != nil {
 			return remoting.NewResponse(remoting.SystemError, err.Error())
@@ -228,9 +231,12 @@ func TestClusterBackendAgainstNamesrvAndFakeBroker(t *testing.T) {
 		t.Fatalf("SEND_MESSAGE_V2 header = %v", s.ExtFields)
 	}
 
-	pr, err := be.Pop(ctx, &proxy.PopRequest{Broker: "broker-a", Group: "G", Topic: "T", QueueID: -1, MaxMessages: 4, InvisibleTime: time.Minute, PollTime: time.Second, FilterType: "TAG", FilterExpr: "*"})
+	pr, err := be.Pop(ctx, &proxy.PopRequest{Broker: "broker-a", Group: "G", Topic: "T", QueueID: -1, MaxMessages: 4, InvisibleTime: time.Minute, PollTime: time.Second, FilterType: "TAG", FilterExpr: "*", AttemptID: "att-1"})
 	if err != nil || len(pr.Messages) != 1 {
 		t.Fatalf("pop = %+v, %v", pr, err)
+	}
+	if got := pr.Messages[0].Properties["SEEN_ATTEMPT"]; got != "att-1" {
+		t.Fatalf("POP header attemptId %q, want att-1", got)
 	}
 	m := pr.Messages[0]
 	if m.ReceiptHandle != "handle-1" || m.ReconsumeTimes != 2 || m.QueueOffset != 3 || m.Properties["UNIQ_KEY"] != "01UNIQ" || m.BornHost != "10.0.0.1:5000" || string(m.Body) != "hello" {

@@ -91,6 +91,9 @@ func (b *Backend) Pop(ctx context.Context, req *proxy.PopRequest) (*proxy.PopRes
 		"exp":           req.FilterExpr,
 		"order":         strconv.FormatBool(req.Order),
 	}
+	if req.AttemptID != "" {
+		ext["attemptId"] = req.AttemptID // Apache PopMessageRequestHeader.attemptId
+	}
 	resp, err := b.invoke(ctx, addr, remoting.NewRequest(remoting.PopMessage, ext, nil), req.PollTime)
 	if err != nil {
 		return nil, err

@@ -389,7 +389,7 @@ func (l *Backend) Pop(ctx context.Context, req *proxy.PopRequest) (*proxy.PopRes
 	res, err := svc.Pop(ctx, pop.PopRequest{
 		Group: req.Group, Topic: req.Topic, QueueID: req.QueueID, MaxMessages: int(req.MaxMessages),
 		InvisibleTime: req.InvisibleTime, PollTime: req.PollTime, FilterType: req.FilterType,
-		FilterExpr: req.FilterExpr, Order: req.Order,
+		FilterExpr: req.FilterExpr, Order: req.Order, AttemptID: req.AttemptID,
 	})
 	if err != nil {
 		return nil, popErr(err)
