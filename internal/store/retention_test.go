@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"math"
-	"sync/atomic"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 

@@ -100,8 +100,8 @@ type Service struct {
 	// attempts is the attempt id of the last orderly delivery per queue (memory only: after
 	// a restart a retried attempt waits for the invisible time, as without attempt ids).
 	attempts map[QueueKey]string
-	wal     *wal
-	notify  notifier
+	wal      *wal
+	notify   notifier
 
 	kick      chan struct{} // wakes Run: an earlier deadline or a DLQ to retry
 	done      chan struct{} // closed by Close
@@ -156,8 +156,8 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Service, error) {
 		cfg: cfg, log: log.With("component", "pop"), deps: deps, signer: signer,
 		m: m, locks: make(map[QueueKey]*qlock), budgets: make(map[string]int32), wal: w,
 		attempts: make(map[QueueKey]string),
-		notify: notifier{waiters: make(map[string]map[*waiter]struct{})},
-		kick:   make(chan struct{}, 1), done: make(chan struct{}),
+		notify:   notifier{waiters: make(map[string]map[*waiter]struct{})},
+		kick:     make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	// The pop state is authoritative for the queues it knows: republish their offsets (the
 	// offset table may have been persisted before our last changes).
