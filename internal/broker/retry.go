@@ -115,7 +115,10 @@ func (b *Broker) SendBack(ctx context.Context, r SendBackRequest) (err error) {
 		if err != nil {
 			return err
 		}
-		if !tc.Writable() || !b.brokerWritable() {
+		if !b.brokerWritable() {
+			return Coded(remoting.NoPermission, "the broker[%s] sending message is forbidden", b.addr)
+		}
+		if !tc.Writable() {
 			return Coded(remoting.NoPermission, "the topic[%s] sending message is forbidden", retry)
 		}
 		level := r.DelayLevel

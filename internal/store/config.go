@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -252,6 +253,26 @@ func memWindow(c Config) int64 {
 		if unix.Sysinfo(&si) == nil && si.Totalram > 0 {
 			total = int64(si.Totalram) * int64(max(si.Unit, 1))
 		}
+		if lim := cgroupMemoryLimit(); lim > 0 && lim < total {
+			total = lim // a container's limit, as a container-aware JVM reports it
+		}
 	}
 	return total / 100 * int64(c.AccessMessageInMemoryMaxRatio)
+}
+
+// cgroupMemoryLimit is the memory limit of the process's cgroup (v2 memory.max, else v1
+// memory.limit_in_bytes), 0 when there is none or it cannot be read.
+func cgroupMemoryLimit() int64 {
+	for _, p := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if err == nil && v > 0 {
+			return v
+		}
+		return 0 // "max": no limit
+	}
+	return 0
 }

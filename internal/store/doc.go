@@ -31,8 +31,9 @@
 //   - cleaner: every CleanInterval measures disk usage (disk-full flag) and applies
 //     retention.
 //   - preparer (commitLog): creates and preallocates the next segment ahead of need.
-//   - committer (TransientStorePoolEnable with ASYNC_FLUSH only): writes the bytes staged in
-//     the ring to their segments with large WriteAt calls and publishes them as written.
+//   - committer (ring mode: TransientStorePoolEnable with ASYNC_FLUSH, and always with
+//     SYNC_FLUSH): writes the bytes staged in the ring to their segments with large WriteAt
+//     calls and publishes them as written. In SYNC_FLUSH the flusher's round commits first.
 //
 // # Locks, outer to inner (no lock is held across an fdatasync except where noted)
 //

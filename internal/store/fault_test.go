@@ -267,8 +267,16 @@ func TestSyncFlushTimeout(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := s.Put(ctx, newMsg("T", 0, 1, 10)); !errors.Is(err, ErrFlushTimeout) {
+	res2, err := s.Put(ctx, newMsg("T", 0, 1, 10))
+	if !errors.Is(err, ErrFlushTimeout) {
 		t.Fatalf("cancelled context: %v", err)
+	}
+	// Answered "stored, not yet durable": the put reached the file (page cache) and is
+	// readable while the fdatasync is still stuck, not only staged in process memory.
+	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer wcancel()
+	if err := s.WaitDispatched(wctx, res2.CommitLogOffset+int64(res2.Size)); err != nil {
+		t.Fatalf("a put answered with a flush timeout is not readable: %v", err)
 	}
 	ffs.SetRule(nil)
 	close(block)

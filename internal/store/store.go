@@ -362,6 +362,7 @@ func (s *Store) Put(ctx context.Context, m *message.Ext) (PutResult, error) {
 	if s.cfg.FlushDiskType == SyncFlush {
 		if m.Property(message.PropertyWaitStoreMsgOK) == "false" {
 			s.requestCommit()
+			s.requestFlush() // flushed soon, not only by the next waiting put (as Apache)
 		} else if err := s.waitFlushed(ctx, end); err != nil {
 			return res, err
 		}
@@ -408,6 +409,7 @@ func (s *Store) PutBatch(ctx context.Context, ms []*message.Ext) ([]PutResult, e
 	if s.cfg.FlushDiskType == SyncFlush {
 		if !wait {
 			s.requestCommit()
+			s.requestFlush()
 		} else if err := s.waitFlushed(ctx, end); err != nil {
 			return res, err
 		}
@@ -486,6 +488,14 @@ func (s *Store) publishAppend() {
 	}
 	s.cl.written.Store(s.cl.wrote)
 	s.wakeDispatcher()
+}
+
+// requestFlush asks the flusher for a round (SYNC_FLUSH); requests coalesce.
+func (s *Store) requestFlush() {
+	select {
+	case s.flushReq <- struct{}{}:
+	default:
+	}
 }
 
 // requestCommit wakes the committer (ring mode); requests coalesce.
@@ -686,14 +696,27 @@ func (s *Store) waitFlushed(ctx context.Context, end int64) error {
 			return fmt.Errorf("%w: %w", ErrFlushTimeout, ErrClosed)
 		}
 		if !time.Now().Before(deadline) {
+			s.commitStaged()
 			return fmt.Errorf("%w: not durable after %v", ErrFlushTimeout, s.cfg.SyncFlushTimeout)
 		}
 		select {
 		case <-ch:
 		case <-tick:
 		case <-ctx.Done():
+			s.commitStaged()
 			return fmt.Errorf("%w: %w", ErrFlushTimeout, ctx.Err())
 		}
+	}
+}
+
+// commitStaged writes what the ring holds to the segments (ring mode) before a sync put is
+// answered "stored, not yet durable" (ErrFlushTimeout): the put is then at least in the page
+// cache and readable, as on the mapped path, not only in process memory while a stuck
+// fdatasync holds the flusher. A commit failure makes the store read-only (commit's own
+// rule); the put's answer stays ErrFlushTimeout.
+func (s *Store) commitStaged() {
+	if s.cl.ring != nil {
+		_ = s.commit()
 	}
 }
 
@@ -762,10 +785,10 @@ func (s *Store) flushLoop() {
 			// Group commit: let writers that are runnable (typically the waiters the last
 			// round just woke) append first, so this round's fdatasync covers them too;
 			// stop yielding as soon as a yield brings no new bytes.
-			prev := s.cl.written.Load()
+			prev := s.appendEnd() // staged bytes count too (ring mode)
 			for i := 0; i < 8; i++ {
 				runtime.Gosched()
-				cur := s.cl.written.Load()
+				cur := s.appendEnd()
 				if cur == prev {
 					break
 				}

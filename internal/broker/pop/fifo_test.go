@@ -216,3 +216,40 @@ func TestFIFOAttemptRetryServedAgain(t *testing.T) {
 		t.Fatalf("after the acks: %+v", res.Messages)
 	}
 }
+
+// TestFIFOAttemptNotReservedAfterOthers: once the messages of an attempt were received by
+// someone else (expired and redelivered without an attempt id), retrying the old attempt id
+// does not take them away from the new holder.
+func TestFIFOAttemptNotReservedAfterOthers(t *testing.T) {
+	e := newEnv(t)
+	e.topic("T", 1)
+	e.group("G", GroupInfo{RetryMaxTimes: 16, Orderly: true})
+	for i := range 2 {
+		e.send("T", 0, fmt.Sprint(i), "", message.PropertyShardingKey, "mg")
+	}
+	ctx := context.Background()
+	first, err := e.svc.Pop(ctx, PopRequest{Group: "G", Topic: "T", QueueID: 0, MaxMessages: 2, InvisibleTime: time.Second, AttemptID: "A1"})
+	if err != nil || len(first.Messages) != 2 {
+		t.Fatalf("first pop: %d, %v", len(first.Messages), err)
+	}
+	// B gets them after the invisible time (no attempt id).
+	var b PopResult
+	deadline := time.Now().Add(20 * time.Second)
+	for len(b.Messages) == 0 && time.Now().Before(deadline) {
+		b, err = e.svc.Pop(ctx, PopRequest{Group: "G", Topic: "T", QueueID: 0, MaxMessages: 2, InvisibleTime: time.Minute, PollTime: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(b.Messages) != 2 {
+		t.Fatalf("redelivery to B: %d messages", len(b.Messages))
+	}
+	if res, err := e.svc.Pop(ctx, PopRequest{Group: "G", Topic: "T", QueueID: 0, MaxMessages: 2, InvisibleTime: time.Minute, AttemptID: "A1"}); err != nil || len(res.Messages) != 0 {
+		t.Fatalf("stale attempt A1 got %d messages held by B (%v)", len(res.Messages), err)
+	}
+	for _, m := range b.Messages {
+		if err := e.svc.Ack(ctx, "G", "T", m.Handle); err != nil {
+			t.Fatalf("B's ack: %v", err)
+		}
+	}
+}

@@ -97,9 +97,11 @@ type Service struct {
 	locks   map[QueueKey]*qlock
 	dirty   bool             // records appended since the last snapshot
 	budgets map[string]int32 // retryMaxTimes per group, refreshed by every pop of the group
-	// attempts is the attempt id of the last orderly delivery per queue (memory only: after
-	// a restart a retried attempt waits for the invisible time, as without attempt ids).
-	attempts map[QueueKey]string
+	// attempts is, per queue, the last orderly delivery made under an attempt id: the id and
+	// the epoch of each message it handed out (memory only: after a restart a retried attempt
+	// waits for the invisible time, as without attempt ids). An orderly delivery without an
+	// attempt id removes the entry.
+	attempts map[QueueKey]attemptRec
 	wal      *wal
 	notify   notifier
 
@@ -155,7 +157,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Service, error) {
 	s := &Service{
 		cfg: cfg, log: log.With("component", "pop"), deps: deps, signer: signer,
 		m: m, locks: make(map[QueueKey]*qlock), budgets: make(map[string]int32), wal: w,
-		attempts: make(map[QueueKey]string),
+		attempts: make(map[QueueKey]attemptRec),
 		notify:   notifier{waiters: make(map[string]map[*waiter]struct{})},
 		kick:     make(chan struct{}, 1), done: make(chan struct{}),
 	}
@@ -434,6 +436,12 @@ func (s *Service) tryPop(ctx context.Context, req *PopRequest, f *TagFilter, ord
 	return res, nil
 }
 
+// attemptRec is the last orderly delivery of a queue made under an attempt id.
+type attemptRec struct {
+	id     string
+	epochs map[int64]uint64 // queue offset -> epoch of the delivery
+}
+
 // candidate is a message read for delivery before it is committed.
 type candidate struct {
 	ext       *message.Ext // private copy
@@ -456,8 +464,16 @@ func (s *Service) popQueue(k QueueKey, want int, f *TagFilter, orderly bool, att
 	s.mu.Lock()
 	plan := s.m.Plan(k, orderly, want)
 	var again []Ready
-	if plan.Blocked && attempt != "" && s.attempts[k] == attempt {
-		again = s.m.InFlight(k)
+	if a, ok := s.attempts[k]; ok && plan.Blocked && attempt != "" && a.id == attempt {
+		// Only what this attempt received and nobody received since (same epoch).
+		for _, r := range s.m.InFlight(k) {
+			if a.epochs[r.Offset] == r.Epoch {
+				again = append(again, r)
+			}
+		}
+		if len(again) > want {
+			again = again[:want]
+		}
 	}
 	s.mu.Unlock()
 	if plan.Blocked && len(again) == 0 {
@@ -546,8 +562,16 @@ func (s *Service) popQueue(k QueueKey, want int, f *TagFilter, orderly bool, att
 		kept = append(kept, c)
 	}
 	b, err := s.applyLocked(rec)
-	if err == nil && orderly && attempt != "" && len(kept) > 0 {
-		s.attempts[k] = attempt
+	if err == nil && orderly && len(kept) > 0 {
+		if attempt == "" {
+			delete(s.attempts, k)
+		} else {
+			a := attemptRec{id: attempt, epochs: make(map[int64]uint64, len(rec.Deliveries))}
+			for _, d := range rec.Deliveries {
+				a.epochs[d.Offset] = d.Epoch
+			}
+			s.attempts[k] = a
+		}
 	}
 	s.mu.Unlock()
 	if err != nil {
