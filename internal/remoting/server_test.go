@@ -350,7 +350,7 @@ func TestInFlightLimitAnswersSystemBusy(t *testing.T) {
 
 // TestLongPollsTakeNoSlot (R4A-6): requests of codes marked as long polls (parked pulls and
 // pops) do not count toward MaxInFlightPerConn, so the connection's other requests still
-// get in, and the ordinary limit still holds for the rest.
+// get in (the bound itself: TestInFlightLimitAnswersSystemBusy).
 func TestLongPollsTakeNoSlot(t *testing.T) {
 	srv, addr := startServer(t, ServerConfig{MaxInFlightPerConn: 2}, nil)
 	srv.MarkLongPoll(PullMessage)
