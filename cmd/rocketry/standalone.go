@@ -40,8 +40,17 @@ message and offset.`,
 				return err
 			}
 			if configFile != "" {
+				before := cfg.Broker
 				if err := broker.LoadConfigFile(&cfg.Broker, configFile, logger); err != nil {
 					return err
+				}
+				// The file's listenPort and storePathRootDir apply unless a flag says
+				// otherwise (flags override the file; QA R5C-7).
+				if cfg.Broker.ListenAddr != before.ListenAddr && !cmd.Flags().Changed("broker-listen") {
+					cfg.BrokerListen = cfg.Broker.ListenAddr
+				}
+				if cfg.Broker.DataDir != before.DataDir && !cmd.Flags().Changed("data-dir") {
+					cfg.DataDir, cfg.BrokerDataDir = cfg.Broker.DataDir, cfg.Broker.DataDir
 				}
 			}
 			if cmd.Flags().Changed("flush-disk-type") || configFile == "" {

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -45,8 +46,18 @@ type Config struct {
 	ClusterName string
 	// BrokerName is brokerName. Default: the host name.
 	BrokerName string
-	// BrokerID is brokerId; 0 = master. Default 0.
+	// BrokerID is brokerId; 0 = master. Default 0. A master is always 0 (Apache
+	// BrokerStartup resets a master's brokerId to 0; ApplyProperties warns).
 	BrokerID int64
+	// BrokerRole is brokerRole: ASYNC_MASTER (default) or SYNC_MASTER, which behaves as
+	// ASYNC_MASTER (there is no replication yet; a warning says so). SLAVE is refused at
+	// start: a slave that takes writes and replicates nothing would be a trap.
+	BrokerRole string
+	// StorePathCommitLog, StorePathConsumeQueue and StorePathIndex are Apache's
+	// storePathCommitLog / storePathConsumeQueue / storePathIndex. Rocketry keeps them under
+	// storePathRootDir (commitlog, consumequeue, index); a different path is refused at start
+	// rather than silently ignored (data on the wrong disk). Empty = the default.
+	StorePathCommitLog, StorePathConsumeQueue, StorePathIndex string
 	// DataDir is storePathRootDir: store files and config/*.json live below it.
 	// Default "./rocketry-data/broker".
 	DataDir string
@@ -243,6 +254,22 @@ func (c *Config) Validate() error {
 	}
 	if c.BrokerName == "" || strings.ContainsAny(c.BrokerName, " \t") {
 		return invalid("brokerName", "must be a non-empty name without spaces")
+	}
+	switch strings.ToUpper(c.BrokerRole) {
+	case "", "ASYNC_MASTER", "SYNC_MASTER":
+	case "SLAVE":
+		return invalid("brokerRole", "SLAVE is not supported: primary/secondary replication is not built yet; run every broker as a master (ASYNC_MASTER)")
+	default:
+		return invalid("brokerRole", "must be ASYNC_MASTER, SYNC_MASTER or SLAVE, got %q", c.BrokerRole)
+	}
+	for _, sp := range []struct{ key, val, sub string }{
+		{"storePathCommitLog", c.StorePathCommitLog, "commitlog"},
+		{"storePathConsumeQueue", c.StorePathConsumeQueue, "consumequeue"},
+		{"storePathIndex", c.StorePathIndex, "index"},
+	} {
+		if want := filepath.Join(c.DataDir, sp.sub); sp.val != "" && filepath.Clean(sp.val) != filepath.Clean(want) {
+			return invalid(sp.key, "%q: separate store paths are not supported; this directory is always %s (set storePathRootDir instead)", sp.val, want)
+		}
 	}
 	if c.BrokerID < 0 {
 		return invalid("brokerId", "must be >= 0, got %d", c.BrokerID)
@@ -491,8 +518,7 @@ func LoadConfigFile(cfg *Config, path string, log *slog.Logger) error {
 // knownIgnored are RocketMQ keys that have no meaning in Rocketry (roles, HA, JVM-specific
 // tuning). They are accepted silently at debug level.
 var knownIgnored = map[string]bool{
-	"brokerRole": true, "brokerIP2": true, "haListenPort": true, "haMasterAddress": true,
-	"storePathCommitLog": true, "storePathConsumeQueue": true, "storePathIndex": true,
+	"brokerIP2": true, "haListenPort": true, "haMasterAddress": true,
 	"storeCheckpoint": true, "abortFile": true, "mapedFileSizeConsumeQueue": true,
 	"mappedFileSizeConsumeQueue": true, "maxTransferCountOnMessageInMemory": true,
 	"warmMapedFileEnable": true, "pullMessageThreadPoolNums": true,
@@ -536,6 +562,15 @@ func ApplyProperties(cfg *Config, props map[string]string, log *slog.Logger) err
 				}
 			}
 		}
+	}
+	if log != nil && strings.EqualFold(cfg.BrokerRole, "SYNC_MASTER") {
+		log.Warn("brokerRole=SYNC_MASTER acts as ASYNC_MASTER: there is no replication yet")
+	}
+	if cfg.BrokerID != 0 && !strings.EqualFold(cfg.BrokerRole, "SLAVE") {
+		if log != nil {
+			log.Warn("a master's brokerId is always 0 (as Apache's BrokerStartup); the configured value is ignored", "brokerId", cfg.BrokerID)
+		}
+		cfg.BrokerID = 0
 	}
 	return nil
 }
@@ -604,6 +639,14 @@ func applyKey(c *Config, k, v string) (bool, error) {
 		c.ClusterName = v
 	case "brokerName":
 		c.BrokerName = v
+	case "brokerRole":
+		c.BrokerRole = v
+	case "storePathCommitLog":
+		c.StorePathCommitLog = v
+	case "storePathConsumeQueue":
+		c.StorePathConsumeQueue = v
+	case "storePathIndex":
+		c.StorePathIndex = v
 	case "brokerId":
 		err = i64(&c.BrokerID)
 	case "storePathRootDir":
@@ -757,6 +800,7 @@ func (c *Config) Properties() map[string]string {
 		"brokerClusterName":             c.ClusterName,
 		"brokerName":                    c.BrokerName,
 		"brokerId":                      strconv.FormatInt(c.BrokerID, 10),
+		"brokerRole":                    cmp.Or(strings.ToUpper(c.BrokerRole), "ASYNC_MASTER"),
 		"storePathRootDir":              c.DataDir,
 		"flushDiskType":                 c.FlushDiskType,
 		"syncFlushTimeout":              ms(c.SyncFlushTimeout),

@@ -177,6 +177,11 @@ func TestValidateNamesKey(t *testing.T) {
 		"maxMessageSize":           func(c *Config) { c.MaxMessageSize = 0 },
 		"mappedFileSizeCommitLog":  func(c *Config) { c.MappedFileSizeCommitLog = 1000 },
 		"defaultTopicQueueNums":    func(c *Config) { c.DefaultTopicQueueNums = 0 },
+		// R5C-1 / R5C-2: refused instead of silently ignored.
+		"brokerRole":            func(c *Config) { c.BrokerRole = "SLAVE" },
+		"storePathCommitLog":    func(c *Config) { c.StorePathCommitLog = "/other/disk/commitlog" },
+		"storePathConsumeQueue": func(c *Config) { c.StorePathConsumeQueue = "/other/cq" },
+		"storePathIndex":        func(c *Config) { c.StorePathIndex = "/other/index" },
 	}
 	for key, mutate := range cases {
 		cfg := DefaultConfig()
@@ -189,6 +194,26 @@ func TestValidateNamesKey(t *testing.T) {
 	cfg := DefaultConfig()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
+	}
+	// The paths Apache's sample configs spell out (= the defaults under the root) are fine.
+	cfg.DataDir = "/data/store"
+	cfg.StorePathCommitLog, cfg.StorePathConsumeQueue, cfg.StorePathIndex = "/data/store/commitlog", "/data/store/consumequeue/", "/data/store/index"
+	cfg.BrokerRole = "SYNC_MASTER"
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("default store paths and SYNC_MASTER refused: %v", err)
+	}
+}
+
+// TestMasterBrokerIDIsZero: a master's configured brokerId > 0 becomes 0 with a warning
+// (Apache BrokerStartup), so a misconfigured "slave" cannot register as a second writer id.
+func TestMasterBrokerIDIsZero(t *testing.T) {
+	var logBuf bytes.Buffer
+	cfg := DefaultConfig()
+	if err := ApplyProperties(&cfg, map[string]string{"brokerId": "1"}, slog.New(slog.NewTextHandler(&logBuf, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BrokerID != 0 || !strings.Contains(logBuf.String(), "brokerId") {
+		t.Fatalf("brokerId %d, log %q", cfg.BrokerID, logBuf.String())
 	}
 }
 

@@ -28,12 +28,23 @@ const (
 	ProxyCluster = "cluster"
 )
 
+// brokerDir is the broker's data directory: BrokerDataDir, else DataDir/broker.
+func (c Config) brokerDir() string {
+	if c.BrokerDataDir != "" {
+		return c.BrokerDataDir
+	}
+	return filepath.Join(c.DataDir, "broker")
+}
+
 // Config configures a standalone deployment. The component configs are used as given except
 // for the fields standalone owns (listen addresses, data directories, NameServer addresses).
 type Config struct {
 	// DataDir holds everything: DataDir/broker (store and metadata), DataDir/namesrv
 	// (kvConfig.json). Default "./rocketry-data".
 	DataDir string
+	// BrokerDataDir, when set, is the broker's directory instead of DataDir/broker (a
+	// broker.conf storePathRootDir given to `standalone --config`).
+	BrokerDataDir string
 	// NamesrvListen is the NameServer's remoting address. Default ":9876".
 	NamesrvListen string
 	// BrokerListen is the Broker's remoting address. Default ":10911".
@@ -116,7 +127,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("standalone: %w", err)
 	}
 	bc := c.Broker
-	bc.ListenAddr, bc.NamesrvAddrs, bc.DataDir = c.BrokerListen, []string{"127.0.0.1:9876"}, filepath.Join(c.DataDir, "broker")
+	bc.ListenAddr, bc.NamesrvAddrs, bc.DataDir = c.BrokerListen, []string{"127.0.0.1:9876"}, c.brokerDir()
 	if err := bc.Validate(); err != nil {
 		return fmt.Errorf("standalone: %w", err)
 	}
@@ -197,7 +208,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	bc := cfg.Broker
 	bc.ListenAddr = cfg.BrokerListen
 	bc.NamesrvAddrs = []string{nsAddr}
-	bc.DataDir = filepath.Join(cfg.DataDir, "broker")
+	bc.DataDir = cfg.brokerDir()
 	bln, err := net.Listen("tcp", cfg.BrokerListen)
 	if err != nil {
 		return nil, fmt.Errorf("standalone: broker listen %s: %w", cfg.BrokerListen, err)

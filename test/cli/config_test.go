@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestStandaloneHonoursBrokerConfPaths (QA R5C-7, R5C-1): `standalone --config` takes the
+// file's listenPort and storePathRootDir when no flag overrides them, and refuses a
+// storePathCommitLog it cannot honour instead of writing elsewhere.
+func TestStandaloneHonoursBrokerConfPaths(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	root := filepath.Join(dir, "store")
+	conf := filepath.Join(dir, "broker.conf")
+	body := "listenPort=" + strconv.Itoa(port) + "\nstorePathRootDir=" + root + "\nstorePathCommitLog=" + root + "/commitlog\n"
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "standalone", "--config", conf, "--namesrv-listen", "127.0.0.1:0",
+		"--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")
+	cmd.Dir = dir
+	out := &syncBuffer{}
+	cmd.Stderr = out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+		}
+	}()
+	eventually(t, "the broker listening on the file's listenPort with its store under storePathRootDir", func() error {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
+		if err != nil {
+			return err
+		}
+		c.Close()
+		_, err = os.Stat(filepath.Join(root, "commitlog"))
+		return err
+	})
+	if _, err := os.Stat(filepath.Join(dir, "rocketry-data")); err == nil {
+		t.Errorf("data written to the default ./rocketry-data although the file names storePathRootDir\n%s", out.String())
+	}
+
+	bad := filepath.Join(dir, "bad.conf")
+	if err := os.WriteFile(bad, []byte("storePathCommitLog=/elsewhere/commitlog\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, "", "standalone", "--config", bad, "--data-dir", filepath.Join(dir, "d2"), "--namesrv-listen", "127.0.0.1:0",
+		"--broker-listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")
+	if r.code != 1 || !strings.Contains(r.stderr, "storePathCommitLog") {
+		t.Fatalf("unsupported storePathCommitLog: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
