@@ -219,14 +219,14 @@ func TestMasterBrokerIDIsZero(t *testing.T) {
 
 func TestFlagsOverrideFile(t *testing.T) {
 	cfg := DefaultConfig()
-	if err := ApplyProperties(&cfg, map[string]string{"brokerName": "from-file", "brokerId": "1"}, nil); err != nil {
+	if err := ApplyProperties(&cfg, map[string]string{"brokerName": "from-file", "defaultTopicQueueNums": "7"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := ApplyProperties(&cfg, map[string]string{"brokerName": "from-flag"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.BrokerName != "from-flag" || cfg.BrokerID != 1 {
-		t.Fatalf("got name %q id %d", cfg.BrokerName, cfg.BrokerID)
+	if cfg.BrokerName != "from-flag" || cfg.DefaultTopicQueueNums != 7 {
+		t.Fatalf("got name %q queues %d", cfg.BrokerName, cfg.DefaultTopicQueueNums)
 	}
 }
 
