@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -67,6 +68,11 @@ type wal struct {
 	fseq    uint64
 	pos     int64 // write offset in f
 	zeroed  int64 // f is zero-filled up to here (preallocated in walChunk steps)
+	// noPrealloc: a preallocation hit ENOSPC; records are appended without it until the
+	// next file, so a (nearly) full disk still lets consumers pop and ack the backlog.
+	noPrealloc bool
+	// zeroWrite writes zero-fill (f.WriteAt; tests inject ENOSPC).
+	zeroWrite func(b []byte, off int64) (int, error)
 }
 
 // walChunk is how far ahead log files are zero-filled. Overwriting initialised blocks lets
@@ -194,11 +200,25 @@ func (w *wal) flush(todo []*batch) error {
 }
 
 // prealloc zero-fills the current file in walChunk steps until it covers end. flushMu held.
+// When the disk has no room for a chunk (ENOSPC), the partial chunk is cut off again and the
+// file is appended to without preallocation until the next file (QA R5C-3: with the commit
+// log at its disk-full limit, gRPC consumers must still drain the backlog).
 func (w *wal) prealloc(end int64) error {
-	for w.zeroed < end {
+	write := w.zeroWrite
+	if write == nil {
+		write = w.f.WriteAt
+	}
+	for !w.noPrealloc && w.zeroed < end {
 		for off := int64(0); off < walChunk; off += int64(len(zeroChunk)) {
-			if _, err := w.f.WriteAt(zeroChunk, w.zeroed+off); err != nil {
-				return fmt.Errorf("pop: preallocate log: %w", err)
+			if _, err := write(zeroChunk, w.zeroed+off); err != nil {
+				if !errors.Is(err, syscall.ENOSPC) {
+					return fmt.Errorf("pop: preallocate log: %w", err)
+				}
+				if terr := w.f.Truncate(max(w.zeroed, w.pos)); terr != nil {
+					return fmt.Errorf("pop: preallocate log: %w (and truncating back: %w)", err, terr)
+				}
+				w.noPrealloc = true
+				return nil
 			}
 		}
 		w.zeroed += walChunk
@@ -217,7 +237,7 @@ func (w *wal) switchFile(seq uint64) error {
 	if err != nil {
 		return fmt.Errorf("pop: open log: %w", err)
 	}
-	w.f, w.fseq, w.pos, w.zeroed = f, seq, 0, 0
+	w.f, w.fseq, w.pos, w.zeroed, w.noPrealloc = f, seq, 0, 0, false
 	if err := syncDir(w.dir); err != nil {
 		return fmt.Errorf("pop: sync dir: %w", err)
 	}

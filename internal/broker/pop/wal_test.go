@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -169,5 +170,50 @@ func TestWALRecoverStopsAtCorruptFrame(t *testing.T) {
 	m := NewMachine()
 	if _, n, err := recoverState(dir, m); err != nil || n != 1 {
 		t.Fatalf("replayed %d (err %v), want 1", n, err)
+	}
+}
+
+// TestWALFullDiskAppendsWithoutPrealloc (R5C-3): when zero-filling the next chunk hits
+// ENOSPC, the partial chunk is cut off again and records are still appended, durable and
+// recovered; the disk-full store does not stop consumers from popping and acking.
+func TestWALFullDiskAppendsWithoutPrealloc(t *testing.T) {
+	dir := t.TempDir()
+	w, err := openWAL(dir, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := int64(0)
+	w.zeroWrite = func(b []byte, off int64) (int, error) {
+		if written += int64(len(b)); written > 512<<10 { // room for 2 of the 16 zero blocks of a chunk
+			return 0, syscall.ENOSPC
+		}
+		return w.f.WriteAt(b, off)
+	}
+	live := NewMachine()
+	for _, r := range sampleRecords() {
+		live.Apply(r)
+		b, err := w.append(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.wait(b); err != nil {
+			t.Fatalf("append on a full disk: %v", err)
+		}
+	}
+	if !w.noPrealloc {
+		t.Fatal("the injected ENOSPC was not hit")
+	}
+	if fi, err := os.Stat(filepath.Join(dir, logName(0))); err != nil || fi.Size() > w.pos {
+		t.Fatalf("partial zero-fill left behind: size %d, records end at %d (%v)", fi.Size(), w.pos, err)
+	}
+	if err := w.close(); err != nil {
+		t.Fatal(err)
+	}
+	m := NewMachine()
+	if _, n, err := recoverState(dir, m); err != nil || n != len(sampleRecords()) {
+		t.Fatalf("replayed %d, %v", n, err)
+	}
+	if !equalSnapshots(live.Snapshot(), m.Snapshot()) {
+		t.Fatalf("recovered %+v want %+v", m.Snapshot(), live.Snapshot())
 	}
 }
