@@ -55,6 +55,9 @@ func newBenchModeCmd(mode bench.Mode) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Mode = mode
+			if err := checkBenchFlags(cmd, mode, cfg); err != nil {
+				return err
+			}
 			if cfg.Max <= 0 && cfg.Duration <= 0 {
 				cfg.Duration = 10 * time.Second
 			}
@@ -135,4 +138,37 @@ func writeBenchResult(w io.Writer, res *bench.Result, asJSON bool) error {
 		return enc.Encode(res)
 	}
 	return res.WriteText(w)
+}
+
+// checkBenchFlags refuses values the run would otherwise silently replace with defaults
+// (QA R5C-9): a bench must measure what was asked.
+func checkBenchFlags(cmd *cobra.Command, mode bench.Mode, cfg bench.Config) error {
+	type rule struct {
+		flag string
+		bad  bool
+		want string
+	}
+	rules := []rule{
+		{"count", cfg.Max < 0, ">= 0"},
+		{"duration", cfg.Duration < 0, ">= 0"},
+	}
+	if mode != bench.ModeConsume {
+		rules = append(rules,
+			rule{"concurrency", cfg.Concurrency <= 0, "> 0"},
+			rule{"size", cfg.MessageSize <= 0, "> 0"},
+			rule{"rate", cfg.Rate < 0, ">= 0"},
+			rule{"fifo-groups", cfg.Groups < 0, ">= 0"})
+	}
+	if mode != bench.ModeProduce {
+		rules = append(rules,
+			rule{"consumers", cfg.Consumers <= 0, "> 0"},
+			rule{"batch", cfg.Batch <= 0 || cfg.Batch > 32, "within 1..32"},
+			rule{"ack-parallel", cfg.AckParallel <= 0, "> 0"})
+	}
+	for _, r := range rules {
+		if r.bad {
+			return fmt.Errorf("--%s must be %s, not %s", r.flag, r.want, cmd.Flags().Lookup(r.flag).Value.String())
+		}
+	}
+	return nil
 }

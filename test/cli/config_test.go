@@ -70,3 +70,19 @@ func TestStandaloneHonoursBrokerConfPaths(t *testing.T) {
 		t.Fatalf("unsupported storePathCommitLog: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestBenchRefusesBadValues (QA R5C-9): values a bench would otherwise replace with its
+// defaults are refused with exit 1, before any connection is made.
+func TestBenchRefusesBadValues(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "produce", "-c", "0"},
+		{"bench", "produce", "-s", "-5"},
+		{"bench", "consume", "--consumers", "0"},
+		{"bench", "e2e", "--batch", "64"},
+	} {
+		r := run(t, "", append(args, "--endpoint", "127.0.0.1:1")...)
+		if r.code != 1 || !strings.Contains(r.stderr, "must be") {
+			t.Errorf("%v: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+	}
+}
