@@ -41,11 +41,15 @@ func (b *Broker) initMetrics() {
 	})
 	n.OnStorage(func() metrics.StorageStat {
 		st := b.Store.Stats()
+		reserve := time.Duration(-1) // nothing stored: not exported
+		if ts, ok := b.Store.OldestStoreTime(); ok {
+			reserve = max(time.Since(time.UnixMilli(ts)), 0)
+		}
 		return metrics.StorageStat{
 			SizeBytes:           st.CommitLogSize,
 			FlushBehindBytes:    max(st.MaxPhysicalOffset-st.FlushedOffset, 0),
 			DispatchBehindBytes: max(st.MaxPhysicalOffset-st.DispatchedOffset, 0),
-			ReserveTime:         -1, // not tracked by the store
+			ReserveTime:         reserve,
 		}
 	})
 	n.OnConnections(b.emitConnections)

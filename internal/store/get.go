@@ -262,6 +262,21 @@ func (s *Store) InMemory(topic string, queueID int32, offset int64) bool {
 	return s.appendEnd()-e.offset <= s.memWindow
 }
 
+// OldestStoreTime is the store timestamp (ms) of the first record the commit log still
+// holds; false when it holds none (rocketmq_storage_message_reserve_time).
+func (s *Store) OldestStoreTime() (int64, bool) {
+	b, seg, err := s.recordAt(s.cl.minOffset())
+	if err != nil {
+		return 0, false
+	}
+	defer seg.release()
+	var h message.RecordHeader
+	if message.ParseRecordHeader(b, &h) != nil {
+		return 0, false
+	}
+	return h.StoreTimestamp, true
+}
+
 // MessageStoreTime is the store timestamp of the message at the queue's logical offset.
 func (s *Store) MessageStoreTime(topic string, queueID int32, offset int64) (int64, error) {
 	q := s.queue(topic, queueID)

@@ -387,3 +387,17 @@ func TestTagsCodeOverride(t *testing.T) {
 	}
 	r.Release()
 }
+
+// TestOldestStoreTime: the store time of the first record still held; none for an empty log.
+func TestOldestStoreTime(t *testing.T) {
+	s := openT(t, testConfig(t.TempDir()))
+	defer s.Close()
+	if _, ok := s.OldestStoreTime(); ok {
+		t.Fatal("an empty store reports an oldest message")
+	}
+	first := put(t, s, newMsg("O", 0, 0, 10))
+	put(t, s, newMsg("O", 0, 1, 10))
+	if ts, ok := s.OldestStoreTime(); !ok || ts != first.StoreTimestamp {
+		t.Fatalf("oldest %d %v, want %d", ts, ok, first.StoreTimestamp)
+	}
+}
