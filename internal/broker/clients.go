@@ -172,7 +172,7 @@ func (m *ClientManager) RegisterProducerSink(group, id string, sink CheckSink) {
 		g = map[string]*producerEntry{}
 		m.producers[group] = g
 	}
-	g[id] = &producerEntry{ch: ClientChannel{ClientID: id, Language: remoting.LanguageGo, LastUpdate: time.Now()}, sink: sink}
+	g[id] = &producerEntry{ch: ClientChannel{ClientID: id, Language: remoting.LanguageGo, Version: remoting.Version, LastUpdate: time.Now()}, sink: sink}
 }
 
 // UnregisterProducer removes one producer of group.

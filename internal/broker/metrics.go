@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -138,13 +137,13 @@ func (b *Broker) instrument(code int32, h remoting.Handler) remoting.Handler {
 	if b.mnode == nil {
 		return h
 	}
-	reqCode := strconv.Itoa(int(code))
+	reqCode := remoting.RequestCodeName(code)
 	return func(ctx context.Context, c *remoting.Conn, req *remoting.Command) *remoting.Command {
 		start := time.Now()
 		resp := h(ctx, c, req)
 		respCode := "-" // oneway / no response
 		if resp != nil {
-			respCode = strconv.Itoa(int(resp.Code))
+			respCode = remoting.ResponseCodeName(resp.Code)
 		}
 		b.mnode.ObserveRPC("remoting", reqCode, respCode, time.Since(start))
 		return resp

@@ -98,7 +98,7 @@ func TestBrokerMetrics(t *testing.T) {
 			t.Errorf("%s%v = %v (found %v), want %v", c.name, c.labels, got, ok, c.want)
 		}
 	}
-	if n, ok := gather(t, reg, "rocketmq_rpc_latency", map[string]string{"request_code": "310", "response_code": "0"}); !ok || n < 3 {
+	if n, ok := gather(t, reg, "rocketmq_rpc_latency", map[string]string{"request_code": "send_message_v2", "response_code": "success"}); !ok || n < 3 {
 		mfs, _ := reg.Gatherer().Gather()
 		var names []string
 		for _, mf := range mfs {

@@ -49,7 +49,7 @@ func (s *Server) registerHandlers() {
 // instrument turns a handlerFunc into a remoting.Handler that maps errors and records
 // request count and latency per (request code, response code).
 func (s *Server) instrument(code int32, h handlerFunc) remoting.Handler {
-	reqCode := strconv.Itoa(int(code))
+	reqCode := remoting.RequestCodeName(code)
 	return func(ctx context.Context, c *remoting.Conn, req *remoting.Command) *remoting.Command {
 		start := time.Now()
 		resp, err := h(c, req)
@@ -57,7 +57,7 @@ func (s *Server) instrument(code int32, h handlerFunc) remoting.Handler {
 			resp = responseFor(err)
 			s.log.Debug("namesrv: request failed", "code", code, "remote", c.RemoteAddr(), "err", err)
 		}
-		respCode := strconv.Itoa(int(resp.Code))
+		respCode := remoting.ResponseCodeName(resp.Code)
 		s.metrics.observe(reqCode, respCode, time.Since(start))
 		return resp
 	}

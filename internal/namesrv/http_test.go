@@ -37,8 +37,8 @@ func TestHealthzAndMetrics(t *testing.T) {
 		t.Fatalf("/metrics %d", code)
 	}
 	for _, want := range []string{
-		`rocketmq_rpc_latency_bucket{cluster="",node_id="` + ns + `",node_type="namesrv",protocol_type="remoting",request_code="103",response_code="0",le=`,
-		`rocketmq_namesrv_requests_total{cluster="",node_id="` + ns + `",node_type="namesrv",request_code="105",response_code="17"} 1`,
+		`rocketmq_rpc_latency_bucket{cluster="",node_id="` + ns + `",node_type="namesrv",protocol_type="remoting",request_code="register_broker",response_code="success",le=`,
+		`rocketmq_namesrv_requests_total{cluster="",node_id="` + ns + `",node_type="namesrv",request_code="get_routeinfo_by_topic",response_code="topic_not_exist"} 1`,
 		`rocketmq_namesrv_brokers{cluster="",node_id="` + ns + `",node_type="namesrv"} 1`,
 		`rocketmq_topic_number{cluster="",node_id="` + ns + `",node_type="namesrv"} 2`,
 		`rocketmq_namesrv_connections{`,
