@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -216,6 +217,11 @@ func TestMessageLookup(t *testing.T) {
 	}
 	if _, err := a.GetMessageByID(ctx, "orders", "01ABCDEF0123456789ABCDEF0123456789"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing id: %v", err)
+	}
+	// An offset id naming a broker that cannot be reached is not "no message" (R5C-10).
+	down := message.OffsetMsgID(netip.MustParseAddrPort("127.0.0.1:1"), 42)
+	if _, err := a.GetMessageByID(ctx, "orders", down); err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "cannot be reached") {
+		t.Fatalf("offset id of a down broker: %v", err)
 	}
 }
 

@@ -103,26 +103,39 @@ func (a *Admin) GetMessageByID(ctx context.Context, topic, id string) (*MessageD
 	if id == "" {
 		return nil, errors.New("message id is empty")
 	}
+	// unreachable: the broker an offset id names could not be asked (not "no such message":
+	// an operator must not conclude the message is gone because its broker is down).
+	var unreachable error
 	if addr, off, err := message.ParseOffsetMsgID(id); err == nil {
 		resp, err := a.invoke(ctx, addr.String(), remoting.ViewMessageByID, map[string]string{"offset": strconv.FormatInt(off, 10)}, nil)
-		if err == nil {
+		var ce *CodeError
+		switch {
+		case err == nil:
 			msgs, derr := message.DecodeRecords(resp.Body)
 			if derr == nil && len(msgs) > 0 && (topic == "" || msgs[0].Topic == topic) {
 				return detailOf(msgs[0], ""), nil
 			}
+		case !errors.As(err, &ce):
+			unreachable = fmt.Errorf("the broker %s named by offset id %s cannot be reached: %w", addr, id, err)
 		}
 	}
 	if topic == "" {
+		if unreachable != nil {
+			return nil, unreachable
+		}
 		return nil, errors.New("a topic is required to look a message up by unique id")
 	}
 	found, err := a.queryIndex(ctx, topic, id, true, 32)
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(unreachable, err)
 	}
 	for _, d := range found {
 		if d.Properties[message.PropertyUniqKey] == id || d.OffsetMsgID == id {
 			return d, nil
 		}
+	}
+	if unreachable != nil {
+		return nil, unreachable
 	}
 	return nil, &CodeError{Op: "QUERY_MESSAGE", Addr: "brokers of " + topic, Code: remoting.QueryNotFound, Remark: "no message with id " + id}
 }
