@@ -142,6 +142,7 @@ type run struct {
 	sendErrs atomic.Int64
 	sentB    atomic.Int64
 	recv     atomic.Int64
+	recvAsk  atomic.Int64 // consume with Max: messages asked for by receivers in flight plus received
 	recvB    atomic.Int64
 	ackErrs  atomic.Int64
 	sendLat  Histogram
@@ -337,14 +338,34 @@ func (r *run) sendLoop(ctx context.Context, cancel context.CancelFunc, s Sender,
 func (r *run) recvLoop(ctx context.Context, rc Receiver) {
 	for ctx.Err() == nil {
 		batch := r.cfg.Batch
+		claim := int64(0)
 		if r.cfg.Mode == ModeConsume && r.cfg.Max > 0 {
-			left := r.cfg.Max - r.recv.Load()
-			if left <= 0 {
+			// Concurrent receivers share the budget: each asks only for what no other one
+			// has asked for yet, so a run receives exactly Max (QA R5C-9: -n 1 with 4
+			// receivers received 4). Asks that come back short are returned.
+			if r.recv.Load() >= r.cfg.Max {
 				return
 			}
-			batch = int32(min(int64(batch), left))
+			asked := r.recvAsk.Load()
+			left := r.cfg.Max - asked
+			if left <= 0 {
+				select { // the rest is asked for by others: wait for them or the end
+				case <-ctx.Done():
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+				continue
+			}
+			claim = min(int64(batch), left)
+			if !r.recvAsk.CompareAndSwap(asked, asked+claim) {
+				continue
+			}
+			batch = int32(claim)
 		}
 		msgs, err := rc.Receive(ctx, batch)
+		if claim > 0 {
+			r.recvAsk.Add(int64(len(msgs)) - claim)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
