@@ -28,11 +28,29 @@ func TestQA4XGo2RequestReplyConcurrent(t *testing.T) {
 	topic, group := uniq("qa4x_rpc"), uniq("qa4x_rpc_g")
 	createTopic(t, d, topic, "NORMAL", 4)
 	replier := go2Producer(t, d.ns)
+	// The replier runs on go2's consumer goroutines, which may still deliver (at least once)
+	// after the test returned: its failures are collected and reported by the test body, never
+	// with t.Errorf from the callback (a t.Errorf after the test completed fails the package
+	// without naming a test, and go2 swallows the resulting panic).
+	var cbMu sync.Mutex
+	var cbErrs []string
+	cbError := func(format string, args ...any) {
+		cbMu.Lock()
+		cbErrs = append(cbErrs, fmt.Sprintf(format, args...))
+		cbMu.Unlock()
+	}
+	defer func() {
+		cbMu.Lock()
+		defer cbMu.Unlock()
+		for _, e := range cbErrs {
+			t.Error(e)
+		}
+	}()
 	go2Push(t, d.ns, group, topic, "ask", func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 		for _, m := range msgs {
 			r, err := consumer.CreateReplyMessage(m, nil)
 			if err != nil {
-				t.Errorf("CreateReplyMessage: %v", err)
+				cbError("CreateReplyMessage: %v", err)
 				continue
 			}
 			// go2's CreateReplyMessage drops the body it is given; set it as Java does.
@@ -40,7 +58,7 @@ func TestQA4XGo2RequestReplyConcurrent(t *testing.T) {
 			r.WithProperty("answer", "yes-"+string(m.Body))
 			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			if _, err := replier.SendSync(sctx, r); err != nil {
-				t.Errorf("reply SendSync: %v", err)
+				cbError("reply SendSync: %v", err)
 			}
 			cancel()
 		}
