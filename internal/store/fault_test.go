@@ -23,6 +23,22 @@ func commitLogRule(op vfs.Op, err error) vfs.Rule {
 	}
 }
 
+// putConcurrently puts n messages of 100 bytes (sequence 1..n) to topic queue 0 from n
+// goroutines at once and returns each put's error.
+func putConcurrently(s *Store, topic string, n int) []error {
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range errs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, errs[i] = s.Put(context.Background(), newMsg(topic, 0, i+1, 100))
+		}(i)
+	}
+	wg.Wait()
+	return errs
+}
+
 // TestFsyncErrorFailsWaitersAndStopsWrites: an fdatasync error is returned to every put it
 // covered, later puts are refused, nothing claims durability, reads continue, and a restart
 // recovers a consistent store.
@@ -35,16 +51,7 @@ func TestFsyncErrorFailsWaitersAndStopsWrites(t *testing.T) {
 	s := openT(t, cfg)
 	okRes := put(t, s, newMsg("F", 0, 0, 100))
 	ffs.SetRule(commitLogRule(vfs.OpSync, syscall.EIO))
-	var wg sync.WaitGroup
-	errs := make([]error, 8)
-	for i := range errs {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			_, errs[i] = s.Put(context.Background(), newMsg("F", 0, i+1, 100))
-		}(i)
-	}
-	wg.Wait()
+	errs := putConcurrently(s, "F", 8)
 	for i, err := range errs {
 		if err == nil {
 			t.Fatalf("put %d acknowledged although fdatasync failed", i)
@@ -164,16 +171,7 @@ func TestSyncWriteErrorFailsWaiters(t *testing.T) {
 	s := openT(t, cfg)
 	ok := put(t, s, newMsg("S", 0, 0, 100))
 	ffs.SetRule(commitLogRule(vfs.OpWrite, syscall.EIO))
-	var wg sync.WaitGroup
-	errs := make([]error, 8)
-	for i := range errs {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			_, errs[i] = s.Put(context.Background(), newMsg("S", 0, i+1, 100))
-		}(i)
-	}
-	wg.Wait()
+	errs := putConcurrently(s, "S", 8)
 	for i, err := range errs {
 		if !errors.Is(err, ErrNotWritable) {
 			t.Fatalf("put %d: %v, want ErrNotWritable", i, err)

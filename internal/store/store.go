@@ -674,10 +674,7 @@ func (s *Store) ensureSpace(n int64) error {
 // per-round broadcast channel and on a shared tick (flushTickCh, every flushTick) that lets
 // them notice their deadline when the disk is stuck and no round completes.
 func (s *Store) waitFlushed(ctx context.Context, end int64) error {
-	select {
-	case s.flushReq <- struct{}{}:
-	default:
-	}
+	s.requestFlush()
 	deadline := time.Now().Add(s.cfg.SyncFlushTimeout)
 	for {
 		if s.flushed.Load() >= end {
