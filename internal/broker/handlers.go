@@ -68,6 +68,12 @@ func (b *Broker) handleUpdateConsumerOffset(_ context.Context, _ *remoting.Conn,
 	if err != nil {
 		return errorResponse(err)
 	}
+	// ConsumerManageProcessor.updateConsumerOffset: the group must exist (heartbeats, pulls
+	// and pops create it while autoCreateSubscriptionGroup is on), then the topic; a commit
+	// never creates a group, so a typo cannot leave a ghost group behind.
+	if _, ok := b.Groups.Get(group); !ok {
+		return respond(remoting.SubscriptionGroupNotExist, "Group %s not exist!", group)
+	}
 	if _, ok := b.Topics.Get(topic); !ok {
 		return respond(remoting.TopicNotExist, "topic[%s] not exist, apply first please!", topic)
 	}

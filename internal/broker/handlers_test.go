@@ -28,6 +28,19 @@ func TestConsumerOffsetHandlers(t *testing.T) {
 		t.Fatalf("query new group: %d %v", resp.Code, resp.ExtFields)
 	}
 	upd := map[string]string{"consumerGroup": "G", "topic": "T", "queueId": "1", "commitOffset": "42"}
+	// A commit never creates a group (Apache: SUBSCRIPTION_GROUP_NOT_EXIST).
+	if resp := tb.invoke(remoting.UpdateConsumerOffset, upd, nil); resp.Code != remoting.SubscriptionGroupNotExist {
+		t.Fatalf("update of an unknown group: %d %q", resp.Code, resp.Remark)
+	}
+	if _, ok := tb.Groups.Get("G"); ok {
+		t.Fatal("a refused commit created the group")
+	}
+	if _, _, err := tb.Groups.GetOrCreate("G"); err != nil {
+		t.Fatal(err)
+	}
+	if resp := tb.invoke(remoting.UpdateConsumerOffset, map[string]string{"consumerGroup": "G", "topic": "nope", "queueId": "1", "commitOffset": "1"}, nil); resp.Code != remoting.TopicNotExist {
+		t.Fatalf("update for an unknown topic: %d %q", resp.Code, resp.Remark)
+	}
 	if resp := tb.invoke(remoting.UpdateConsumerOffset, upd, nil); resp.Code != remoting.Success {
 		t.Fatalf("update: %d %q", resp.Code, resp.Remark)
 	}
@@ -463,7 +476,12 @@ func TestOffsetsSurviveRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	tb.mustSend("T", 0, "x", nil)
-	tb.invoke(remoting.UpdateConsumerOffset, map[string]string{"consumerGroup": "G", "topic": "T", "queueId": "0", "commitOffset": "1"}, nil)
+	if _, _, err := tb.Groups.GetOrCreate("G"); err != nil {
+		t.Fatal(err)
+	}
+	if r := tb.invoke(remoting.UpdateConsumerOffset, map[string]string{"consumerGroup": "G", "topic": "T", "queueId": "0", "commitOffset": "1"}, nil); r.Code != remoting.Success {
+		t.Fatalf("commit: %d %q", r.Code, r.Remark)
+	}
 	tb.stop()
 
 	tb2 := startBroker(t, cfg)
