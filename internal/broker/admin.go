@@ -734,6 +734,18 @@ func (b *Broker) UpdateConfig(props map[string]string) error {
 		}
 	}
 	b.Log.Info("broker config updated", "keys", len(props))
+	// Like Apache (Configuration.persist into the -c file), the change survives a restart
+	// when the broker was started from a config file. A failed write keeps the change live
+	// and is logged, as Apache does.
+	if path := b.Cfg.ConfigFile; path != "" {
+		clean := make(map[string]string, len(props))
+		for k, v := range props {
+			clean[k] = strings.TrimSpace(v)
+		}
+		if err := persistConfigKeys(path, clean); err != nil {
+			b.Log.Warn("broker config updated but not persisted", "file", path, "err", err)
+		}
+	}
 	return nil
 }
 

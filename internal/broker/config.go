@@ -32,6 +32,10 @@ const DefaultMessageDelayLevel = "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 2
 // default (DefaultConfig). Durations are Go durations; in broker.conf they are written in
 // RocketMQ's units (milliseconds unless the key says seconds or hours).
 type Config struct {
+	// ConfigFile is the broker.conf the config was loaded from (set by LoadConfigFile;
+	// Apache's brokerConfigPath). UPDATE_BROKER_CONFIG writes the keys it changes back into
+	// this file so they survive a restart. Default "": run-time changes are not persisted.
+	ConfigFile string
 	// ListenAddr is the remoting listen address. broker.conf listenPort sets its port.
 	// Default ":10911".
 	ListenAddr string
@@ -512,7 +516,11 @@ func LoadConfigFile(cfg *Config, path string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return ApplyProperties(cfg, props, log)
+	if err := ApplyProperties(cfg, props, log); err != nil {
+		return err
+	}
+	cfg.ConfigFile = path
+	return nil
 }
 
 // knownIgnored are RocketMQ keys that have no meaning in Rocketry (roles, HA, JVM-specific
