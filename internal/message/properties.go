@@ -140,6 +140,42 @@ func ValidateProperties(props map[string]string) error {
 	return nil
 }
 
+// property is one key/value entry of a properties map.
+type property struct{ k, v string }
+
+// sortedProperties validates props (as ValidateProperties) and returns its entries in
+// ascending key order, stored in buf while they fit, with their encoded length: the one pass
+// over the map that encoding a record needs (no lookups, no allocation up to len(buf)).
+func sortedProperties(props map[string]string, buf []property) ([]property, int, error) {
+	n := 0
+	out := buf[:0]
+	for k, v := range props {
+		if k == "" || hasSeparator(k) || hasSeparator(v) {
+			return nil, 0, ValidateProperties(props)
+		}
+		n += len(k) + len(v) + 2
+		out = append(out, property{k, v})
+	}
+	// Insertion sort: a message carries a handful of properties.
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j].k < out[j-1].k; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out, n, nil
+}
+
+// appendSortedProperties appends the encoding of ps (from sortedProperties) to dst.
+func appendSortedProperties(dst []byte, ps []property) []byte {
+	for _, p := range ps {
+		dst = append(dst, p.k...)
+		dst = append(dst, NameValueSeparator)
+		dst = append(dst, p.v...)
+		dst = append(dst, PropertySeparator)
+	}
+	return dst
+}
+
 func hasSeparator(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] == NameValueSeparator || s[i] == PropertySeparator {

@@ -93,10 +93,12 @@ func BodyCRC(body []byte) uint32 { return crc32.ChecksumIEEE(body) & 0x7FFFFFFF 
 
 // RecordSize returns the encoded size of m, or an error when m cannot be encoded.
 func RecordSize(m *Ext) (int, error) {
-	if err := checkEncodable(m); err != nil {
+	var buf [16]property
+	_, propLen, err := checkEncodable(m, buf[:])
+	if err != nil {
 		return 0, err
 	}
-	return recordSize(m, EffectiveSysFlag(m), PropertiesSize(m.Properties)), nil
+	return recordSize(m, EffectiveSysFlag(m), propLen), nil
 }
 
 func recordSize(m *Ext, sysFlag int32, propLen int) int {
@@ -107,23 +109,26 @@ func recordSize(m *Ext, sysFlag int32, propLen int) int {
 	return bodyLenOffset(sysFlag) + 4 + len(m.Body) + topicLenSize + len(m.Topic) + 2 + propLen
 }
 
-func checkEncodable(m *Ext) error {
+// checkEncodable validates m for AppendRecord and returns its properties sorted by key (in
+// buf's storage while they fit) with their encoded length.
+func checkEncodable(m *Ext, buf []property) ([]property, int, error) {
 	if len(m.Topic) == 0 {
-		return fmt.Errorf("%w: empty topic", ErrInvalidMessage)
+		return nil, 0, fmt.Errorf("%w: empty topic", ErrInvalidMessage)
 	}
 	if len(m.Topic) > 32767 {
-		return fmt.Errorf("%w: topic longer than 32767 bytes", ErrInvalidMessage)
+		return nil, 0, fmt.Errorf("%w: topic longer than 32767 bytes", ErrInvalidMessage)
 	}
 	if len(m.Body) > 1<<31-1-1024 {
-		return fmt.Errorf("%w: body too large", ErrInvalidMessage)
+		return nil, 0, fmt.Errorf("%w: body too large", ErrInvalidMessage)
 	}
-	if err := ValidateProperties(m.Properties); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+	ps, n, err := sortedProperties(m.Properties, buf)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
-	if n := PropertiesSize(m.Properties); n > MaxPropertiesSize {
-		return fmt.Errorf("%w: %w: %d bytes > %d", ErrInvalidMessage, ErrPropertiesTooLarge, n, MaxPropertiesSize)
+	if n > MaxPropertiesSize {
+		return nil, 0, fmt.Errorf("%w: %w: %d bytes > %d", ErrInvalidMessage, ErrPropertiesTooLarge, n, MaxPropertiesSize)
 	}
-	return nil
+	return ps, n, nil
 }
 
 func appendHost(dst []byte, ap netip.AddrPort) []byte {
@@ -147,11 +152,12 @@ func appendHost(dst []byte, ap netip.AddrPort) []byte {
 // (EffectiveSysFlag). It fails, leaving dst unchanged, when the topic is empty, properties are
 // invalid or encode to more than 32767 bytes.
 func AppendRecord(dst []byte, m *Ext) ([]byte, error) {
-	if err := checkEncodable(m); err != nil {
+	var buf [16]property
+	props, propLen, err := checkEncodable(m, buf[:])
+	if err != nil {
 		return dst, err
 	}
 	sysFlag := EffectiveSysFlag(m)
-	propLen := PropertiesSize(m.Properties)
 	size := recordSize(m, sysFlag, propLen)
 	magic := MagicV1
 	if len(m.Topic) > MaxTopicLengthV1 {
@@ -188,7 +194,7 @@ func AppendRecord(dst []byte, m *Ext) ([]byte, error) {
 	}
 	dst = append(dst, m.Topic...)
 	dst = be.AppendUint16(dst, uint16(propLen))
-	dst = AppendProperties(dst, m.Properties)
+	dst = appendSortedProperties(dst, props)
 	return dst, nil
 }
 
