@@ -1,6 +1,7 @@
 package message
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -255,26 +256,18 @@ func countEntries(b []byte) int {
 // string's structure up to the point it stops.
 func walkProperties(b []byte, fn func(k, v []byte) bool) error {
 	for i := 0; i < len(b); {
-		end := i
-		for end < len(b) && b[end] != PropertySeparator {
-			end++
+		end := len(b)
+		if n := bytes.IndexByte(b[i:], PropertySeparator); n >= 0 {
+			end = i + n
 		}
 		entry := b[i:end]
-		sep := -1
-		for j, c := range entry {
-			if c == NameValueSeparator {
-				sep = j
-				break
-			}
-		}
+		sep := bytes.IndexByte(entry, NameValueSeparator)
 		if sep <= 0 {
 			return fmt.Errorf("%w: entry at byte %d has no key", ErrMalformedProperties, i)
 		}
 		v := entry[sep+1:]
-		for _, c := range v {
-			if c == NameValueSeparator {
-				return fmt.Errorf("%w: entry at byte %d has two name/value separators", ErrMalformedProperties, i)
-			}
+		if bytes.IndexByte(v, NameValueSeparator) >= 0 {
+			return fmt.Errorf("%w: entry at byte %d has two name/value separators", ErrMalformedProperties, i)
 		}
 		if !fn(entry[:sep], v) {
 			return nil
@@ -300,6 +293,28 @@ func LookupProperty(b []byte, key string) ([]byte, bool) {
 		return nil, false
 	}
 	return val, found
+}
+
+// LookupProperties is LookupProperty for several keys in one pass over b: vals[i] and
+// found[i] answer keys[i] (the last entry wins when a key repeats). It returns false, with
+// nothing found, when b is malformed.
+func LookupProperties(b []byte, keys []string, vals [][]byte, found []bool) bool {
+	clear(vals)
+	clear(found)
+	err := walkProperties(b, func(k, v []byte) bool {
+		for i, key := range keys {
+			if string(k) == key {
+				vals[i], found[i] = v, true
+			}
+		}
+		return true
+	})
+	if err != nil {
+		clear(vals)
+		clear(found)
+		return false
+	}
+	return true
 }
 
 // CheckProperties validates the structure of an encoded properties string (the rules of

@@ -119,9 +119,27 @@ func FuzzDecodeProperties(f *testing.F) {
 	f.Add([]byte("\x01\x02\x01"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
+		keys := []string{PropertyTags, PropertyKeys, "A"}
+		vals := make([][]byte, len(keys))
+		found := make([]bool, len(keys))
+		ok := LookupProperties(b, keys, vals, found)
+		for i, k := range keys {
+			v, f := LookupProperty(b, k)
+			if f != found[i] || string(v) != string(vals[i]) {
+				t.Fatalf("LookupProperties[%q] = %q %v, LookupProperty %q %v", k, vals[i], found[i], v, f)
+			}
+		}
 		m, err := DecodeProperties(b)
+		if (err == nil) != ok {
+			t.Fatalf("LookupProperties ok=%v, DecodeProperties err=%v", ok, err)
+		}
 		if err != nil {
 			return
+		}
+		var buf [2]property // small, so more than two entries take the growing path
+		ps, n, err := sortedProperties(m, buf[:])
+		if err != nil || n != PropertiesSize(m) || string(appendSortedProperties(nil, ps)) != string(EncodeProperties(m)) {
+			t.Fatalf("sortedProperties: %v, %d bytes (want %d), %q", err, n, PropertiesSize(m), appendSortedProperties(nil, ps))
 		}
 		if err := ValidateProperties(m); err != nil {
 			t.Fatalf("decoded properties do not validate: %v", err)

@@ -120,6 +120,10 @@ func (s *Store) dispatchRecord(rec []byte, h *message.RecordHeader, pos int64) e
 	}
 	props := h.Props(rec)
 	lis := s.listeners.Load()
+	// One pass over the properties for the tag and the index keys.
+	var vals [3][]byte
+	var found [3]bool
+	message.LookupProperties(props, dispatchKeys[:], vals[:], found[:])
 	var tagsCode int64
 	if s.cfg.TagsCode != nil {
 		propMap, err := message.DecodeProperties(props)
@@ -127,8 +131,8 @@ func (s *Store) dispatchRecord(rec []byte, h *message.RecordHeader, pos int64) e
 			propMap = map[string]string{}
 		}
 		tagsCode = s.cfg.TagsCode(q.topic, propMap)
-	} else if v, ok := message.LookupProperty(props, message.PropertyTags); ok {
-		tagsCode = message.TagsHashCode(bytesString(v))
+	} else if found[0] {
+		tagsCode = message.TagsHashCode(bytesString(vals[0]))
 	}
 	if err := q.put(h.QueueOffset, cqEntry{offset: pos, size: h.TotalSize, tagsCode: tagsCode}); err != nil {
 		return err
@@ -136,7 +140,7 @@ func (s *Store) dispatchRecord(rec []byte, h *message.RecordHeader, pos int64) e
 	if s.idx != nil {
 		s.idx.mu.Lock()
 		if pos >= s.idx.from {
-			if err := s.indexRecord(q.topic, props, pos, h.StoreTimestamp); err != nil {
+			if err := s.indexRecord(q.topic, vals[1], found[1], vals[2], found[2], pos, h.StoreTimestamp); err != nil {
 				s.logger.Error("index write failed; record not indexed", "offset", pos, "err", err)
 			}
 		}
@@ -154,9 +158,13 @@ func (s *Store) dispatchRecord(rec []byte, h *message.RecordHeader, pos int64) e
 	return nil
 }
 
+// dispatchKeys are the properties dispatchRecord reads: tag, index keys, unique key.
+var dispatchKeys = [3]string{message.PropertyTags, message.PropertyKeys, message.PropertyUniqKey}
+
 // indexRecord adds the record's KEYS (space separated) and UNIQ_KEY. Caller holds idx.mu.
-func (s *Store) indexRecord(topic string, props []byte, pos, storeTS int64) error {
-	if v, ok := message.LookupProperty(props, message.PropertyKeys); ok {
+func (s *Store) indexRecord(topic string, keys []byte, hasKeys bool, uniq []byte, hasUniq bool, pos, storeTS int64) error {
+	if hasKeys {
+		v := keys
 		var err error
 		forEachKey(v, func(k []byte) bool {
 			err = s.idx.add(topic, bytesString(k), pos, storeTS)
@@ -166,8 +174,8 @@ func (s *Store) indexRecord(topic string, props []byte, pos, storeTS int64) erro
 			return err
 		}
 	}
-	if v, ok := message.LookupProperty(props, message.PropertyUniqKey); ok && len(v) > 0 {
-		if err := s.idx.add(topic, bytesString(v), pos, storeTS); err != nil {
+	if hasUniq && len(uniq) > 0 {
+		if err := s.idx.add(topic, bytesString(uniq), pos, storeTS); err != nil {
 			return err
 		}
 	}
