@@ -374,9 +374,13 @@ func (c *commitLog) minOffset() int64 {
 
 // snapshot returns the acquired segments overlapping [from, to); callers release them.
 func (c *commitLog) snapshot(from, to int64) []*segment {
+	return c.snapshotInto(nil, from, to)
+}
+
+// snapshotInto is snapshot appending to out (reuse its storage).
+func (c *commitLog) snapshotInto(out []*segment, from, to int64) []*segment {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	var out []*segment
 	for _, s := range c.segs {
 		if s.end() > from && s.start < to && s.acquire() {
 			out = append(out, s)

@@ -216,10 +216,16 @@ func (s *Store) queue(topic string, qid int32) *consumeQueue {
 	return s.queues[topic][qid]
 }
 
+// broadcastDispatch wakes WaitDispatched callers. The channel is replaced only when a
+// waiter took it since the last broadcast, so dispatch rounds nobody waits for allocate
+// nothing.
 func (s *Store) broadcastDispatch() {
 	s.dispMu.Lock()
-	close(s.dispCh)
-	s.dispCh = make(chan struct{})
+	if s.dispWaited {
+		close(s.dispCh)
+		s.dispCh = make(chan struct{})
+		s.dispWaited = false
+	}
 	s.dispMu.Unlock()
 }
 
@@ -232,6 +238,7 @@ func (s *Store) WaitDispatched(ctx context.Context, commitLogOffset int64) error
 		}
 		s.dispMu.Lock()
 		ch := s.dispCh
+		s.dispWaited = true
 		s.dispMu.Unlock()
 		if s.dispatched.Load() >= commitLogOffset {
 			return nil

@@ -40,6 +40,8 @@
 //  1. Store.putMu — the single appender: queue-offset table, append position, segment
 //     roll. Held across the copy of a record into its segment (not its fdatasync). Taken by Put,
 //     PutBatch, DeleteTopic.
+//  1a. Store.roundMu — one flush round at a time (flushOnce, held across its fdatasync);
+//     taken by the flusher and Close, never under putMu.
 //  2. Store.commitMu — ring mode: serialises commits of the ring (committer, flusher,
 //     a full ring under putMu, a read of a just-put offset). Never takes putMu.
 //  3. commitLog.mu — the segment list (RWMutex). Taken under putMu when rolling; never
@@ -49,7 +51,8 @@
 //     fdatasync of queue files with their removal (held across that fdatasync).
 //  6. index.mu — the index files; the dispatcher holds it while indexing one record,
 //     QueryByKey while walking the hash chains.
-//  7. Leaf locks: Store.flushMu, Store.dispMu (broadcast channels), Store.lisMu, vfs.Faulty.
+//  7. Leaf locks: Store.flushMu, notifier.mu (Store.flushWake), Store.dispMu (broadcast
+//     channel), Store.lisMu, vfs.Faulty.
 //
 // The flusher and the dispatcher never take putMu. Segment lifetime is reference counted:
 // readers (Get results, the flusher, the dispatcher) acquire a segment, and retention's

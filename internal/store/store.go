@@ -82,8 +82,12 @@ type Store struct {
 	flushRounds atomic.Int64 // completed fdatasync rounds
 	flushReq    chan struct{}
 	flushMu     sync.Mutex
-	flushCh     chan struct{} // closed and replaced after every flush round
-	flushErr    error         // sticky
+	flushWake   notifier // signalled after every flush round
+	flushErr    error    // sticky
+	// roundMu serialises flush rounds (flushOnce): flushed only moves forward, and flushSegs
+	// (the round's segments, reused so that a round allocates nothing) has one user.
+	roundMu   sync.Mutex
+	flushSegs []*segment
 	// flushTickCh is closed and replaced every flushTick (SYNC_FLUSH) for waiter timeouts.
 	flushTickCh chan struct{}
 
@@ -95,7 +99,8 @@ type Store struct {
 	dispatched atomic.Int64
 	dispReq    chan struct{}
 	dispMu     sync.Mutex
-	dispCh     chan struct{} // closed and replaced whenever dispatched advances
+	dispCh     chan struct{} // closed and replaced when dispatched advances and dispWaited
+	dispWaited bool          // dispMu: a WaitDispatched caller holds dispCh
 	listeners  atomic.Pointer[[]func(DispatchEvent)]
 	lisMu      sync.Mutex
 
@@ -135,7 +140,6 @@ func Open(cfg Config, logger *slog.Logger) (*Store, error) {
 		queueOffsets: make(map[queueKey]int64),
 		queues:       make(map[string]map[int32]*consumeQueue),
 		flushReq:     make(chan struct{}, 1),
-		flushCh:      make(chan struct{}),
 		flushTickCh:  make(chan struct{}),
 		dispReq:      make(chan struct{}, 1),
 		commitReq:    make(chan struct{}, 1),
@@ -674,35 +678,41 @@ func (s *Store) ensureSpace(n int64) error {
 // per-round broadcast channel and on a shared tick (flushTickCh, every flushTick) that lets
 // them notice their deadline when the disk is stuck and no round completes.
 func (s *Store) waitFlushed(ctx context.Context, end int64) error {
+	if s.flushed.Load() >= end {
+		return nil
+	}
 	s.requestFlush()
 	deadline := time.Now().Add(s.cfg.SyncFlushTimeout)
 	for {
-		if s.flushed.Load() >= end {
-			return nil
-		}
+		// Register before checking: a round that completes after the check signals ch.
+		ch := s.flushWake.register()
 		s.flushMu.Lock()
-		ch, ferr, tick := s.flushCh, s.flushErr, s.flushTickCh
+		ferr, tick := s.flushErr, s.flushTickCh
 		s.flushMu.Unlock()
-		if s.flushed.Load() >= end {
-			return nil
-		}
-		if ferr != nil {
-			return fmt.Errorf("%w: %w", ErrNotWritable, ferr)
-		}
-		if s.closed.Load() && s.stopped() {
-			return fmt.Errorf("%w: %w", ErrFlushTimeout, ErrClosed)
-		}
-		if !time.Now().Before(deadline) {
+		var err error
+		switch {
+		case s.flushed.Load() >= end:
+		case ferr != nil:
+			err = fmt.Errorf("%w: %w", ErrNotWritable, ferr)
+		case s.closed.Load() && s.stopped():
+			err = fmt.Errorf("%w: %w", ErrFlushTimeout, ErrClosed)
+		case !time.Now().Before(deadline):
 			s.commitStaged()
-			return fmt.Errorf("%w: not durable after %v", ErrFlushTimeout, s.cfg.SyncFlushTimeout)
+			err = fmt.Errorf("%w: not durable after %v", ErrFlushTimeout, s.cfg.SyncFlushTimeout)
+		default:
+			select {
+			case <-ch:
+			case <-tick:
+			case <-ctx.Done():
+				s.flushWake.done(ch)
+				s.commitStaged()
+				return fmt.Errorf("%w: %w", ErrFlushTimeout, ctx.Err())
+			}
+			s.flushWake.done(ch)
+			continue
 		}
-		select {
-		case <-ch:
-		case <-tick:
-		case <-ctx.Done():
-			s.commitStaged()
-			return fmt.Errorf("%w: %w", ErrFlushTimeout, ctx.Err())
-		}
+		s.flushWake.done(ch)
+		return err
 	}
 }
 
@@ -751,14 +761,16 @@ func (s *Store) stopped() bool {
 	}
 }
 
+// broadcastFlush wakes the sync waiters after a round (err: the round failed, sticky).
 func (s *Store) broadcastFlush(err error) {
-	s.flushMu.Lock()
-	if err != nil && s.flushErr == nil {
-		s.flushErr = err
+	if err != nil {
+		s.flushMu.Lock()
+		if s.flushErr == nil {
+			s.flushErr = err
+		}
+		s.flushMu.Unlock()
 	}
-	close(s.flushCh)
-	s.flushCh = make(chan struct{})
-	s.flushMu.Unlock()
+	s.flushWake.broadcast()
 }
 
 // flushLoop is the single flusher goroutine: in SYNC_FLUSH it runs a round whenever a put
@@ -801,6 +813,8 @@ func (s *Store) flushLoop() {
 // new flushed offset. After a failure it never flushes again: the error is sticky so no
 // later round can claim durability for bytes the failed fdatasync covered.
 func (s *Store) flushOnce() error {
+	s.roundMu.Lock()
+	defer s.roundMu.Unlock()
 	s.flushMu.Lock()
 	ferr := s.flushErr
 	s.flushMu.Unlock()
@@ -819,9 +833,11 @@ func (s *Store) flushOnce() error {
 	if target <= from {
 		return nil
 	}
-	segs := s.cl.snapshot(from, target)
+	segs := s.cl.snapshotInto(s.flushSegs[:0], from, target)
+	s.flushSegs = segs
 	var err error
-	for _, seg := range segs {
+	for i, seg := range segs {
+		segs[i] = nil // do not pin segments in the reused slice
 		if err == nil {
 			if serr := seg.file.Sync(); serr != nil {
 				err = fmt.Errorf("store: fdatasync %s: %w", filepath.Base(seg.path), serr)
