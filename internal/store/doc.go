@@ -40,7 +40,7 @@
 //  1. Store.putMu — the single appender: queue-offset table, append position, segment
 //     roll. Held across the copy of a record into its segment (not its fdatasync). Taken by Put,
 //     PutBatch, DeleteTopic.
-//  1a. Store.roundMu — one flush round at a time (flushOnce, held across its fdatasync);
+//     1a. Store.roundMu — one flush round at a time (flushOnce, held across its fdatasync);
 //     taken by the flusher and Close, never under putMu.
 //  2. Store.commitMu — ring mode: serialises commits of the ring (committer, flusher,
 //     a full ring under putMu, a read of a just-put offset). Never takes putMu.
