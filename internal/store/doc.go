@@ -40,18 +40,18 @@
 //  1. Store.putMu — the single appender: queue-offset table, append position, segment
 //     roll. Held across the copy of a record into its segment (not its fdatasync). Taken by Put,
 //     PutBatch, DeleteTopic.
-//     1a. Store.roundMu — one flush round at a time (flushOnce, held across its fdatasync);
+//  2. Store.roundMu — one flush round at a time (flushOnce, held across its fdatasync);
 //     taken by the flusher and Close, never under putMu.
-//  2. Store.commitMu — ring mode: serialises commits of the ring (committer, flusher,
+//  3. Store.commitMu — ring mode: serialises commits of the ring (committer, flusher,
 //     a full ring under putMu, a read of a just-put offset). Never takes putMu.
-//  3. commitLog.mu — the segment list (RWMutex). Taken under putMu when rolling; never
+//  4. commitLog.mu — the segment list (RWMutex). Taken under putMu when rolling; never
 //     held while calling out.
-//  4. Store.queuesMu — the topic -> queue map (RWMutex); never held while taking putMu.
-//  5. consumeQueue.syncMu -> consumeQueue.mu — a queue's file list; syncMu serialises
+//  5. Store.queuesMu — the topic -> queue map (RWMutex); never held while taking putMu.
+//  6. consumeQueue.syncMu -> consumeQueue.mu — a queue's file list; syncMu serialises
 //     fdatasync of queue files with their removal (held across that fdatasync).
-//  6. index.mu — the index files; the dispatcher holds it while indexing one record,
+//  7. index.mu — the index files; the dispatcher holds it while indexing one record,
 //     QueryByKey while walking the hash chains.
-//  7. Leaf locks: Store.flushMu, notifier.mu (Store.flushWake), Store.dispMu (broadcast
+//  8. Leaf locks: Store.flushMu, notifier.mu (Store.flushWake), Store.dispMu (broadcast
 //     channel), Store.lisMu, vfs.Faulty.
 //
 // The flusher and the dispatcher never take putMu. Segment lifetime is reference counted:
