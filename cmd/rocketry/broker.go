@@ -20,6 +20,7 @@ func init() { addCommand(newBrokerCmd) }
 func newBrokerCmd() *cobra.Command {
 	var (
 		listen, namesrv, cluster, name, dataDir, configFile, advertise, logFormat, logLevel, httpListen string
+		tlsMode, tlsCert, tlsKey                                                                        string
 		id                                                                                              int64
 	)
 	cmd := &cobra.Command{
@@ -57,6 +58,9 @@ unregisters, flushes and closes its files on SIGTERM.`,
 			set("name", "brokerName", name)
 			set("id", "brokerId", strconv.FormatInt(id, 10))
 			set("data-dir", "storePathRootDir", dataDir)
+			set("tls-mode", "tls.server.mode", tlsMode)
+			set("tls-cert", "tls.server.certPath", tlsCert)
+			set("tls-key", "tls.server.keyPath", tlsKey)
 			if err := broker.ApplyProperties(&cfg, flags, logger); err != nil {
 				return err
 			}
@@ -117,6 +121,9 @@ unregisters, flushes and closes its files on SIGTERM.`,
 	f.StringVar(&advertise, "advertise-addr", "", "address registered with NameServers, host or host:port (brokerIP1; default: first non-loopback IPv4)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&tlsMode, "tls-mode", "permissive", "remoting TLS (tls.server.mode): permissive (TLS and plaintext clients on one port) or disabled")
+	f.StringVar(&tlsCert, "tls-cert", "", "PEM certificate of the remoting port (tls.server.certPath; default: a generated self-signed one)")
+	f.StringVar(&tlsKey, "tls-key", "", "PEM private key of --tls-cert (tls.server.keyPath)")
 	f.StringVar(&httpListen, "http-listen", "", "HTTP listen address for /healthz, /metrics and /debug/pprof/ (off when empty)")
 	return cmd
 }

@@ -382,7 +382,17 @@ func (b *Broker) Run(ctx context.Context) error {
 		}
 	}()
 
-	srv := remoting.NewServer(remoting.DefaultServerConfig(), b.Log)
+	rcfg := remoting.DefaultServerConfig()
+	host, _, _ := net.SplitHostPort(b.addr)
+	conf, selfSigned, terr := remoting.ServerTLS(b.Cfg.TLSMode, b.Cfg.TLSCertFile, b.Cfg.TLSKeyFile, []string{"localhost", "127.0.0.1", host})
+	if terr != nil {
+		return fmt.Errorf("broker: remoting TLS: %w", terr)
+	}
+	rcfg.TLSMode, rcfg.TLS = b.Cfg.TLSMode, conf
+	if selfSigned {
+		b.Log.Info("remoting port accepts TLS clients with a generated self-signed certificate (tls.server.mode=permissive); set tls.server.certPath/keyPath for your own")
+	}
+	srv := remoting.NewServer(rcfg, b.Log)
 	// Suspended pulls and pops park for up to their poll time: they must not fill a
 	// connection's in-flight slots (QA R4A-6).
 	srv.MarkLongPoll(remoting.PullMessage, remoting.PopMessage)

@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/remoting"
 	"github.com/rocketry-mq/rocketry/internal/store"
+	"github.com/rocketry-mq/rocketry/internal/tlsmux"
 )
 
 // Flush disk types (broker.conf flushDiskType).
@@ -43,6 +45,15 @@ type Config struct {
 	// ids. broker.conf brokerIP1 sets the host (the port is the listen port). Default "": the
 	// first non-loopback IPv4 address of the host (127.0.0.1 when none) and the listen port.
 	AdvertiseAddr string
+	// TLSMode is the remoting port's TLS mode (Apache tls.server.mode): "permissive" (TLS
+	// and plaintext clients on the same port, told apart by their first byte) or "disabled".
+	// "enforcing" is refused: Rocketry's own brokers, proxies and admin CLI connect in
+	// plaintext. Default "permissive", as Apache.
+	TLSMode string
+	// TLSCertFile and TLSKeyFile are the PEM certificate and key of the remoting port
+	// (tls.server.certPath, tls.server.keyPath). Default "": a self-signed certificate
+	// generated at start (Apache's tls.test.mode.enable default).
+	TLSCertFile, TLSKeyFile string
 	// NamesrvAddrs are the NameServers to register with (broker.conf namesrvAddr, ';'
 	// separated). Default none (the broker runs unregistered).
 	NamesrvAddrs []string
@@ -184,6 +195,7 @@ func DefaultConfig() Config {
 	}
 	return Config{
 		ListenAddr:                    ":10911",
+		TLSMode:                       tlsmux.Permissive,
 		ClusterName:                   "DefaultCluster",
 		BrokerName:                    host,
 		DataDir:                       filepath.Join("rocketry-data", "broker"),
@@ -233,6 +245,9 @@ func invalid(key, format string, args ...any) error {
 
 // Validate checks every field; the error names the broker.conf key at fault.
 func (c *Config) Validate() error {
+	if err := remoting.CheckTLSSettings(c.TLSMode, c.TLSCertFile, c.TLSKeyFile); err != nil {
+		return invalid("tls.server.mode", "%v", err)
+	}
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
 		return invalid("listenPort", "listen address %q: %v", c.ListenAddr, err)
 	}
@@ -627,6 +642,12 @@ func applyKey(c *Config, k, v string) (bool, error) {
 	ms := func(dst *time.Duration) error { return dur(dst, time.Millisecond) }
 	var err error
 	switch k {
+	case "tls.server.mode":
+		c.TLSMode = strings.ToLower(v)
+	case "tls.server.certPath":
+		c.TLSCertFile = v
+	case "tls.server.keyPath":
+		c.TLSKeyFile = v
 	case "listenPort":
 		var p int
 		if err = integer(&p); err == nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/remoting"
+	"github.com/rocketry-mq/rocketry/internal/tlsmux"
 )
 
 // Config configures a NameServer. Build it with DefaultConfig and override fields.
@@ -44,6 +45,12 @@ type Config struct {
 	// KVConfigPath persists the KV configuration (kvConfig.json); "" keeps it in memory.
 	// Default "".
 	KVConfigPath string
+	// TLSMode is the remoting port's TLS mode (Apache tls.server.mode): "permissive" (TLS
+	// and plaintext clients on one port) or "disabled". Default "permissive", as Apache.
+	TLSMode string
+	// TLSCertFile and TLSKeyFile are the port's PEM certificate and key (tls.server.certPath,
+	// tls.server.keyPath). Default "": a self-signed certificate generated at start.
+	TLSCertFile, TLSKeyFile string
 	// Remoting holds the connection limits and timeouts; zero fields take the remoting
 	// defaults (idle 120 s, first frame 10 s, 16 MiB frames).
 	Remoting remoting.ServerConfig
@@ -53,6 +60,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Listen:                         ":9876",
+		TLSMode:                        tlsmux.Permissive,
 		ScanNotActiveBrokerInterval:    5 * time.Second,
 		BrokerTimeout:                  DefaultBrokerTimeout,
 		ReturnOrderTopicConfigToBroker: true,
@@ -81,6 +89,9 @@ func (c Config) Validate() error {
 	if c.BrokerTimeout <= 0 {
 		return fmt.Errorf("namesrv: BrokerTimeout must be positive, got %v", c.BrokerTimeout)
 	}
+	if err := remoting.CheckTLSSettings(c.TLSMode, c.TLSCertFile, c.TLSKeyFile); err != nil {
+		return fmt.Errorf("namesrv: %w", err)
+	}
 	if err := c.Remoting.Validate(); err != nil {
 		return fmt.Errorf("namesrv: %w", err)
 	}
@@ -91,7 +102,8 @@ func (c Config) Validate() error {
 // '#' or '!' comments) to c. Known keys: listenPort, scanNotActiveBrokerInterval (ms),
 // brokerTimeoutMillis, orderMessageEnable, returnOrderTopicConfigToBroker,
 // enableAllTopicList, enableTopicList, supportActingMaster, kvConfigPath,
-// serverChannelMaxIdleTimeSeconds, httpListen. Other RocketMQ keys are ignored and returned as warnings.
+// serverChannelMaxIdleTimeSeconds, httpListen, tls.server.mode, tls.server.certPath,
+// tls.server.keyPath. Other RocketMQ keys are ignored and returned as warnings.
 func (c *Config) LoadProperties(path string) (warnings []string, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -134,6 +146,12 @@ func (c *Config) LoadProperties(path string) (warnings []string, err error) {
 			c.KVConfigPath = v
 		case "httpListen":
 			c.HTTPListen = v
+		case "tls.server.mode":
+			c.TLSMode = strings.ToLower(v)
+		case "tls.server.certPath":
+			c.TLSCertFile = v
+		case "tls.server.keyPath":
+			c.TLSKeyFile = v
 		default:
 			warnings = append(warnings, fmt.Sprintf("unknown or unsupported config key %q ignored", k))
 		}

@@ -93,7 +93,18 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 		s.health = metrics.NewHealth()
 	}
 	s.ready = s.health.Flag("namesrv")
-	s.rs = remoting.NewServer(cfg.Remoting, log)
+	rcfg := cfg.Remoting
+	if rcfg.TLS == nil {
+		conf, selfSigned, err := remoting.ServerTLS(cfg.TLSMode, cfg.TLSCertFile, cfg.TLSKeyFile, []string{"localhost", "127.0.0.1"})
+		if err != nil {
+			return nil, fmt.Errorf("namesrv: remoting TLS: %w", err)
+		}
+		rcfg.TLSMode, rcfg.TLS = cfg.TLSMode, conf
+		if selfSigned {
+			log.Info("remoting port accepts TLS clients with a generated self-signed certificate (tls.server.mode=permissive)")
+		}
+	}
+	s.rs = remoting.NewServer(rcfg, log)
 	s.registerHandlers()
 	s.rs.OnConnClose(s.connClosed)
 

@@ -6,13 +6,15 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/tlsmux"
 )
 
 // TLS modes of the gRPC port (reliability 4.3).
 const (
-	TLSDisabled   = "disabled"   // plaintext only; a TLS ClientHello is refused
-	TLSPermissive = "permissive" // TLS and plaintext on the same port (sniffed)
-	TLSEnforcing  = "enforcing"  // TLS only; plaintext is refused
+	TLSDisabled   = tlsmux.Disabled   // plaintext only; a TLS ClientHello is refused
+	TLSPermissive = tlsmux.Permissive // TLS and plaintext on the same port (sniffed)
+	TLSEnforcing  = tlsmux.Enforcing  // TLS only; plaintext is refused
 )
 
 // Config configures the proxy's gRPC front door. Defaults are written on each field and

@@ -11,6 +11,7 @@ import (
 	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 
 	"github.com/rocketry-mq/rocketry/internal/logging"
+	"github.com/rocketry-mq/rocketry/internal/tlsmux"
 )
 
 func routeOK(t *testing.T, c pb.MessagingServiceClient) error {
@@ -103,7 +104,7 @@ func TestStalledConnectionClosedAtHandshakeDeadline(t *testing.T) {
 
 func TestGivenCertificateIsServed(t *testing.T) {
 	dir := t.TempDir()
-	cert, err := selfSignedCert([]string{"127.0.0.1"})
+	cert, err := tlsmux.SelfSigned([]string{"127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/rocketry-mq/rocketry/internal/metrics"
 	"github.com/rocketry-mq/rocketry/internal/proxy/auth"
+	"github.com/rocketry-mq/rocketry/internal/tlsmux"
 )
 
 // gRPC metadata keys sent by the official clients (reference A.1).
@@ -41,7 +42,7 @@ type Server struct {
 	stopOnce  sync.Once // hardStop
 	now       func() time.Time
 
-	ln      *sniffListener
+	ln      *tlsmux.Listener
 	grpc    *grpc.Server
 	clients *registry
 	renew   *renewer
@@ -92,32 +93,25 @@ func New(cfg Config, backend Backend, logger *slog.Logger, opts ...Option) (*Ser
 
 	var tlsConf *tls.Config
 	if cfg.TLSMode != TLSDisabled {
-		var cert tls.Certificate
-		var err error
-		if cfg.TLSCertFile != "" {
-			cert, err = tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
-			if err != nil {
-				return nil, fmt.Errorf("proxy: load TLS certificate: %w", err)
-			}
-		} else {
-			hosts := []string{"localhost", "127.0.0.1"}
-			if h, _, err := net.SplitHostPort(cfg.AdvertiseAddr); err == nil {
-				hosts = append(hosts, h)
-			}
-			cert, err = selfSignedCert(hosts)
-			if err != nil {
-				return nil, err
-			}
+		hosts := []string{"localhost", "127.0.0.1"}
+		if h, _, err := net.SplitHostPort(cfg.AdvertiseAddr); err == nil {
+			hosts = append(hosts, h)
+		}
+		conf, selfSigned, err := tlsmux.ServerConfig(cfg.TLSCertFile, cfg.TLSKeyFile, hosts, []string{"h2"})
+		if err != nil {
+			return nil, fmt.Errorf("proxy: %w", err)
+		}
+		if selfSigned {
 			logger.Warn("TLS uses a generated self-signed certificate; pass --tls-cert/--tls-key in production")
 		}
-		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}}
+		tlsConf = conf
 	}
 
 	inner, err := net.Listen("tcp", cfg.GRPCListen)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: listen %s: %w", cfg.GRPCListen, err)
 	}
-	s.ln = newSniffListener(inner, cfg.TLSMode, tlsConf, cfg.HandshakeTimeout, logger)
+	s.ln = tlsmux.NewListener(inner, cfg.TLSMode, tlsConf, cfg.HandshakeTimeout, logger)
 	gopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),

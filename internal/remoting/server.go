@@ -2,6 +2,7 @@ package remoting
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/tlsmux"
 )
 
 // Handler serves one request. It runs in its own goroutine and may block (long polling);
@@ -42,6 +45,12 @@ type ServerConfig struct {
 	// bound, as Apache: many clients behind one NAT or node address are normal, and MaxConns
 	// still bounds the total.
 	MaxConnsPerIP int
+	// TLSMode is Apache's tls.server.mode: disabled, permissive (TLS and plaintext clients on
+	// the same port, told apart by their first byte) or enforcing (TLS only). It applies
+	// only with TLS set; without it the port is plaintext only. Default "" = disabled.
+	TLSMode string
+	// TLS is the server certificate configuration used by TLSMode. Default nil.
+	TLS *tls.Config
 }
 
 // DefaultServerConfig returns the defaults documented on ServerConfig.
@@ -250,6 +259,11 @@ func (s *Server) Serve(ln net.Listener) error {
 		_ = ln.Close()
 		return ErrServerClosed
 	}
+	if s.cfg.TLS != nil && s.cfg.TLSMode != "" && s.cfg.TLSMode != tlsmux.Disabled {
+		// Classified in their own goroutines within FirstFrameTimeout (the TLS handshake
+		// must finish in it too), so a slow client never blocks Accept.
+		ln = tlsmux.NewListener(ln, s.cfg.TLSMode, s.cfg.TLS, s.cfg.FirstFrameTimeout, s.log)
+	}
 	s.lns[ln] = struct{}{}
 	s.accepting.Add(1)
 	s.mu.Unlock()
@@ -383,4 +397,32 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("remoting: shutdown: %w", err)
 	}
 	return nil
+}
+
+// CheckTLSSettings validates a remoting port's TLS settings (tls.server.mode and the
+// certificate files) for a broker or NameServer: "permissive" or "disabled". "enforcing" is
+// refused because Rocketry's own remoting clients (brokers registering, proxies in cluster
+// mode, the admin CLI) connect in plaintext and would be locked out.
+func CheckTLSSettings(mode, certFile, keyFile string) error {
+	switch mode {
+	case "", tlsmux.Disabled, tlsmux.Permissive: // "": the zero value, disabled
+	case tlsmux.Enforcing:
+		return fmt.Errorf("TLS mode %q is not supported on remoting ports: Rocketry's brokers, proxies and admin CLI connect in plaintext (use permissive)", mode)
+	default:
+		return fmt.Errorf("unknown TLS mode %q (want disabled or permissive)", mode)
+	}
+	if (certFile == "") != (keyFile == "") {
+		return errors.New("tls.server.certPath and tls.server.keyPath must be given together")
+	}
+	return nil
+}
+
+// ServerTLS returns the TLS settings of a remoting port: nil when mode is disabled, else
+// the certificate files' pair or, without files, a self-signed certificate for hosts
+// (selfSigned reports it; Apache's tls.test.mode.enable default does the same).
+func ServerTLS(mode, certFile, keyFile string, hosts []string) (conf *tls.Config, selfSigned bool, err error) {
+	if mode == "" || mode == tlsmux.Disabled {
+		return nil, false, nil
+	}
+	return tlsmux.ServerConfig(certFile, keyFile, hosts, nil)
 }

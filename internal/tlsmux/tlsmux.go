@@ -1,4 +1,4 @@
-package proxy
+package tlsmux
 
 import (
 	"context"
@@ -17,17 +17,46 @@ import (
 	"time"
 )
 
+// Modes, Apache's tls.server.mode values.
+const (
+	Disabled   = "disabled"   // plaintext only; a TLS ClientHello is refused
+	Permissive = "permissive" // TLS and plaintext on the same port (sniffed)
+	Enforcing  = "enforcing"  // TLS only; plaintext is refused
+)
+
+// ValidMode reports whether m is one of the modes.
+func ValidMode(m string) bool { return m == Disabled || m == Permissive || m == Enforcing }
+
+// ServerConfig returns the TLS config of a server: the PEM pair certFile/keyFile, or, when
+// both are empty, a generated self-signed certificate for hosts (selfSigned reports which).
+// nextProtos is the ALPN list ("h2" for gRPC; nil for remoting).
+func ServerConfig(certFile, keyFile string, hosts, nextProtos []string) (conf *tls.Config, selfSigned bool, err error) {
+	var cert tls.Certificate
+	switch {
+	case certFile != "" || keyFile != "":
+		if cert, err = tls.LoadX509KeyPair(certFile, keyFile); err != nil {
+			return nil, false, fmt.Errorf("tlsmux: load certificate: %w", err)
+		}
+	default:
+		if cert, err = SelfSigned(hosts); err != nil {
+			return nil, false, err
+		}
+		selfSigned = true
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: nextProtos}, selfSigned, nil
+}
+
 // tlsRecordHandshake is the first byte of a TLS ClientHello record.
 const tlsRecordHandshake = 0x16
 
-// sniffListener serves TLS and plaintext on one port. Each accepted connection is classified
+// Listener serves TLS and plaintext on one port. Each accepted connection is classified
 // by its first byte (0x16 = TLS handshake record) within the handshake deadline, in its own
 // goroutine so a stalled client never blocks Accept; TLS connections complete their handshake
 // before Accept returns them. Connections not allowed by the mode are closed.
 //
 // Goroutines: one accept loop plus one short-lived classifier per pending connection, all
 // ended by Close (pending connections are closed).
-type sniffListener struct {
+type Listener struct {
 	inner   net.Listener
 	mode    string
 	tlsConf *tls.Config
@@ -44,8 +73,11 @@ type sniffListener struct {
 	pending map[net.Conn]struct{}
 }
 
-func newSniffListener(inner net.Listener, mode string, tlsConf *tls.Config, timeout time.Duration, logger *slog.Logger) *sniffListener {
-	l := &sniffListener{
+func NewListener(inner net.Listener, mode string, tlsConf *tls.Config, timeout time.Duration, logger *slog.Logger) *Listener {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	l := &Listener{
 		inner: inner, mode: mode, tlsConf: tlsConf, timeout: timeout, logger: logger,
 		conns: make(chan net.Conn), errc: make(chan error, 1), closed: make(chan struct{}),
 		pending: map[net.Conn]struct{}{},
@@ -55,7 +87,7 @@ func newSniffListener(inner net.Listener, mode string, tlsConf *tls.Config, time
 	return l
 }
 
-func (l *sniffListener) acceptLoop() {
+func (l *Listener) acceptLoop() {
 	defer l.wg.Done()
 	var backoff time.Duration
 	for {
@@ -87,7 +119,7 @@ func (l *sniffListener) acceptLoop() {
 	}
 }
 
-func (l *sniffListener) classify(c net.Conn) {
+func (l *Listener) classify(c net.Conn) {
 	defer l.wg.Done()
 	out, err := l.handshake(c)
 	l.mu.Lock()
@@ -105,7 +137,7 @@ func (l *sniffListener) classify(c net.Conn) {
 	}
 }
 
-func (l *sniffListener) handshake(c net.Conn) (net.Conn, error) {
+func (l *Listener) handshake(c net.Conn) (net.Conn, error) {
 	deadline := time.Now().Add(l.timeout)
 	if err := c.SetReadDeadline(deadline); err != nil {
 		return nil, err
@@ -116,7 +148,7 @@ func (l *sniffListener) handshake(c net.Conn) (net.Conn, error) {
 	}
 	pc := &peekedConn{Conn: c, first: first[0], hasFirst: true}
 	if first[0] == tlsRecordHandshake {
-		if l.mode == TLSDisabled {
+		if l.mode == Disabled || l.tlsConf == nil {
 			return nil, errors.New("TLS handshake on a plaintext-only port")
 		}
 		tc := tls.Server(pc, l.tlsConf)
@@ -130,7 +162,7 @@ func (l *sniffListener) handshake(c net.Conn) (net.Conn, error) {
 		}
 		return tc, nil
 	}
-	if l.mode == TLSEnforcing {
+	if l.mode == Enforcing {
 		return nil, errors.New("plaintext connection on a TLS-only port")
 	}
 	if err := c.SetReadDeadline(time.Time{}); err != nil {
@@ -140,7 +172,7 @@ func (l *sniffListener) handshake(c net.Conn) (net.Conn, error) {
 }
 
 // Accept returns the next classified connection.
-func (l *sniffListener) Accept() (net.Conn, error) {
+func (l *Listener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.conns:
 		return c, nil
@@ -152,7 +184,7 @@ func (l *sniffListener) Accept() (net.Conn, error) {
 }
 
 // Close stops accepting, closes pending connections and waits for the goroutines.
-func (l *sniffListener) Close() error {
+func (l *Listener) Close() error {
 	var err error
 	l.once.Do(func() {
 		close(l.closed)
@@ -167,7 +199,7 @@ func (l *sniffListener) Close() error {
 	return err
 }
 
-func (l *sniffListener) Addr() net.Addr { return l.inner.Addr() }
+func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
 
 // peekedConn replays the sniffed first byte before reading from the connection.
 type peekedConn struct {
@@ -185,19 +217,19 @@ func (p *peekedConn) Read(b []byte) (int, error) {
 	return p.Conn.Read(b)
 }
 
-// selfSignedCert generates an ECDSA P-256 certificate for hosts, valid for one year.
-func selfSignedCert(hosts []string) (tls.Certificate, error) {
+// SelfSigned generates an ECDSA P-256 certificate for hosts, valid for one year.
+func SelfSigned(hosts []string) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("proxy: generate key: %w", err)
+		return tls.Certificate{}, fmt.Errorf("tlsmux: generate key: %w", err)
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("proxy: serial: %w", err)
+		return tls.Certificate{}, fmt.Errorf("tlsmux: serial: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "rocketry-proxy (self-signed)"},
+		Subject:      pkix.Name{CommonName: "rocketry (self-signed)"},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -212,7 +244,7 @@ func selfSignedCert(hosts []string) (tls.Certificate, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("proxy: create certificate: %w", err)
+		return tls.Certificate{}, fmt.Errorf("tlsmux: create certificate: %w", err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
