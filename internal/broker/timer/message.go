@@ -138,10 +138,12 @@ func dueOf(rec *message.Ext) (int64, bool) {
 //   - topic and queue from REAL_TOPIC / REAL_QID (both removed); when queueCount reports n > 0
 //     queues and the id is out of range (the topic shrank) it is folded into range (id mod n);
 //   - DELAY, TIMER_DELAY_SEC and TIMER_DELAY_MS are removed (relative delays would fire again
-//     if the message were ever re-put through the hooks) and TIMER_DELIVER_MS is set to the due
-//     time when absent, so the gRPC proxy still classifies the message as DELAY; TIMER_OUT_MS
-//     stays (it marks the message as processed, as in RocketMQ); TIMER_ENQUEUE_MS is the
-//     record's store time and TIMER_DEQUEUE_MS is now;
+//     if the message were ever re-put through the hooks); for a timestamp delay
+//     TIMER_DELIVER_MS is set to the due time when absent, so the gRPC proxy still classifies
+//     the message as DELAY, and TIMER_OUT_MS stays (it marks the message as processed, as in
+//     RocketMQ's timer wheel); a delay-level record (DELAY > 0) loses TIMER_OUT_MS and
+//     TIMER_DELIVER_MS, as RocketMQ's schedule service delivers it; TIMER_ENQUEUE_MS is the
+//     record's store time and TIMER_DEQUEUE_MS is now (the delivery mark needs it);
 //   - UNIQ_KEY and every other property, body, flag, sys flag, born host/time and reconsume
 //     times are kept, so the message id is unchanged;
 //   - the delivery mark (see deliveryMark) names the record.
@@ -163,12 +165,22 @@ func Restore(rec *message.Ext, now time.Time, queueCount func(topic string) int)
 	for k, v := range rec.Properties {
 		props[k] = v
 	}
+	levelOrigin := false
+	if n, err := strconv.Atoi(props[message.PropertyDelayLevel]); err == nil && n > 0 {
+		levelOrigin = true
+	}
 	delete(props, message.PropertyRealTopic)
 	delete(props, message.PropertyRealQueueID)
 	delete(props, message.PropertyDelayLevel)
 	delete(props, message.PropertyTimerDelaySec)
 	delete(props, message.PropertyTimerDelayMS)
-	if _, ok := props[message.PropertyTimerDeliverMS]; !ok {
+	if levelOrigin {
+		// A delay level (every go2/4.x retry too) is served by Apache's schedule service,
+		// which leaves no TIMER_* mark: a consumer that re-sends the message with a new
+		// TIMER_DELIVER_MS gets that delay (QA R6E-2), and gRPC shows it as NORMAL.
+		delete(props, message.PropertyTimerOutMS)
+		delete(props, message.PropertyTimerDeliverMS)
+	} else if _, ok := props[message.PropertyTimerDeliverMS]; !ok {
 		props[message.PropertyTimerDeliverMS] = props[message.PropertyTimerOutMS]
 	}
 	props[message.PropertyTimerEnqueueMS] = strconv.FormatInt(rec.StoreTimestamp, 10)

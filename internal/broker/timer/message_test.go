@@ -167,6 +167,32 @@ func TestRestore(t *testing.T) {
 	if taken, err := Intercept(again, now.Add(11*time.Second), time.Hour, levels); taken || err != nil {
 		t.Fatalf("re-put delayed again: %v %v", taken, err)
 	}
+	// A delay-level record is delivered without TIMER_OUT_MS / TIMER_DELIVER_MS (Apache's
+	// schedule service leaves none), so a consumer re-sending it with a new delivery
+	// timestamp gets that delay (QA R6E-2); the delivery mark stays.
+	lv := &message.Ext{Message: message.Message{Topic: "Orders", Body: []byte("b")}, QueueID: 1}
+	lv.SetProperty(message.PropertyDelayLevel, "2")
+	if taken, err := Intercept(lv, now, time.Hour, levels); !taken || err != nil {
+		t.Fatal(taken, err)
+	}
+	lv.CommitLogOffset, lv.StoreTimestamp = 8192, now.UnixMilli()
+	lout, err := Restore(lv, now.Add(5*time.Second), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{message.PropertyTimerOutMS, message.PropertyTimerDeliverMS, message.PropertyDelayLevel, message.PropertyRealTopic} {
+		if v, ok := lout.Properties[k]; ok {
+			t.Errorf("level-origin delivery kept %s=%q", k, v)
+		}
+	}
+	if off, ok := deliveryMark(lout); !ok || off != 8192 {
+		t.Fatalf("level-origin mark %d %v", off, ok)
+	}
+	resend := lout.Clone()
+	resend.SetProperty(message.PropertyTimerDeliverMS, strconv.FormatInt(now.Add(20*time.Second).UnixMilli(), 10))
+	if taken, err := Intercept(resend, now.Add(6*time.Second), time.Hour, levels); !taken || err != nil {
+		t.Fatalf("re-send with a new delivery time not delayed: %v %v", taken, err)
+	}
 	// A record without its real topic cannot be delivered.
 	if _, err := Restore(&message.Ext{Message: message.Message{Topic: Topic}}, now, nil); err == nil {
 		t.Fatal("want an error for a record without REAL_TOPIC")
