@@ -7,6 +7,8 @@ import (
 
 	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/rocketry-mq/rocketry/internal/proxy/auth"
@@ -58,12 +60,17 @@ type popped struct {
 	msg    *Message
 }
 
-// pollBudget is how long the broker may hold the request: the caller's remaining deadline minus
-// ReceiveMargin, capped at MaxLongPolling; no deadline -> MaxLongPolling; never negative.
-func (s *Server) pollBudget(ctx context.Context) time.Duration {
+// pollBudget is how long the broker may hold the request: the request's
+// long_polling_timeout when set (the SDK's awaitDuration; Apache's proxy honours it too),
+// else MaxLongPolling; never more than MaxLongPolling nor than the caller's remaining
+// deadline minus ReceiveMargin; never negative.
+func (s *Server) pollBudget(ctx context.Context, req *pb.ReceiveMessageRequest) time.Duration {
 	d := s.cfg.MaxLongPolling
+	if lp, ok := longPollingTimeout(req); ok {
+		d = min(lp, d)
+	}
 	if dl, ok := ctx.Deadline(); ok {
-		d = min(time.Until(dl)-s.cfg.ReceiveMargin, s.cfg.MaxLongPolling)
+		d = min(time.Until(dl)-s.cfg.ReceiveMargin, d)
 	}
 	return max(d, 0)
 }
@@ -140,7 +147,7 @@ func (s *Server) receive0(ctx context.Context, req *pb.ReceiveMessageRequest) ([
 	}
 	res, err := s.backend.Pop(ctx, &PopRequest{
 		Broker: broker, Group: group, Topic: topic, QueueID: -1, MaxMessages: batch,
-		InvisibleTime: invisible, PollTime: s.pollBudget(ctx), FilterType: "TAG", FilterExpr: expr, Order: gc.Orderly,
+		InvisibleTime: invisible, PollTime: s.pollBudget(ctx, req), FilterType: "TAG", FilterExpr: expr, Order: gc.Orderly,
 		AttemptID: attemptID(req),
 	})
 	if err != nil {
@@ -214,4 +221,45 @@ func attemptID(req *pb.ReceiveMessageRequest) string {
 		b = b[m:]
 	}
 	return id
+}
+
+// longPollingTimeoutField is ReceiveMessageRequest.long_polling_timeout (a
+// google.protobuf.Duration), newer than the v5.1.2 stubs: Node.js 1.0.8 and Java 5.x send it
+// (their awaitDuration); go5 v5.1.2 does not, and its deadline bounds the poll instead.
+const longPollingTimeoutField protowire.Number = 7
+
+// longPollingTimeout reads long_polling_timeout from the request's unknown fields.
+func longPollingTimeout(req *pb.ReceiveMessageRequest) (time.Duration, bool) {
+	b := req.ProtoReflect().GetUnknown()
+	var d time.Duration
+	found := false
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return 0, false
+		}
+		b = b[n:]
+		if num == longPollingTimeoutField && typ == protowire.BytesType {
+			v, m := protowire.ConsumeBytes(b)
+			if m < 0 {
+				return 0, false
+			}
+			var dur durationpb.Duration
+			if err := proto.Unmarshal(v, &dur); err != nil || !dur.IsValid() {
+				return 0, false
+			}
+			d, found = dur.AsDuration(), true
+			b = b[m:]
+			continue
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return 0, false
+		}
+		b = b[m:]
+	}
+	if d < 0 {
+		return 0, false
+	}
+	return d, found
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -305,5 +307,47 @@ func TestAttemptID(t *testing.T) {
 	req.ProtoReflect().SetUnknown(raw[:len(raw)-3]) // truncated
 	if got := attemptID(req); got != "" {
 		t.Fatalf("malformed: %q", got)
+	}
+}
+
+// TestPollBudget (R6E-3): the long poll lasts the request's long_polling_timeout (field 7 of
+// newer protos, sent by Node.js and Java as their awaitDuration) when set, bounded by the
+// caller's deadline minus ReceiveMargin and by MaxLongPolling; without it the deadline rules
+// (go5 v5.1.2 sends none).
+func TestPollBudget(t *testing.T) {
+	s := &Server{cfg: DefaultConfig()}
+	withLP := func(d time.Duration) *pb.ReceiveMessageRequest {
+		req := &pb.ReceiveMessageRequest{}
+		dur, err := proto.Marshal(durationpb.New(d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := protowire.AppendTag(nil, longPollingTimeoutField, protowire.BytesType)
+		raw = protowire.AppendBytes(raw, dur)
+		req.ProtoReflect().SetUnknown(raw)
+		return req
+	}
+	deadline := func(d time.Duration) context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	near := func(got, want time.Duration) bool { return got <= want && got > want-500*time.Millisecond }
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		req  *pb.ReceiveMessageRequest
+		want time.Duration
+	}{
+		{"await 5s, deadline 8s", deadline(8 * time.Second), withLP(5 * time.Second), 5 * time.Second},
+		{"no field, deadline 8s", deadline(8 * time.Second), &pb.ReceiveMessageRequest{}, 6500 * time.Millisecond},
+		{"await beyond the deadline", deadline(4 * time.Second), withLP(30 * time.Second), 2500 * time.Millisecond},
+		{"await beyond MaxLongPolling", context.Background(), withLP(time.Hour), 20 * time.Second},
+		{"no field, no deadline", context.Background(), &pb.ReceiveMessageRequest{}, 20 * time.Second},
+		{"negative await ignored", context.Background(), withLP(-time.Second), 20 * time.Second},
+	} {
+		if got := s.pollBudget(tc.ctx, tc.req); !near(got, tc.want) {
+			t.Errorf("%s: budget %v, want ~%v", tc.name, got, tc.want)
+		}
 	}
 }
