@@ -219,6 +219,7 @@ func (b *Broker) storeConfig() store.Config {
 	c.MessageIndexEnable = b.Cfg.MessageIndexEnable
 	c.AccessMessageInMemoryMaxRatio = b.Cfg.AccessMessageInMemoryMaxRatio
 	c.TransientStorePoolEnable = b.Cfg.TransientStorePoolEnable
+	c.RecoverTruncateCorrupt = b.Cfg.RecoverTruncateCorrupt
 	c.StoreHost = b.storeHost
 	if b.Cfg.storeTweak != nil {
 		b.Cfg.storeTweak(&c)

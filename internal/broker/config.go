@@ -108,6 +108,10 @@ type Config struct {
 	// a put acknowledged but still staged is lost if the process is killed). Default false,
 	// as RocketMQ; SYNC_FLUSH always stages. See store.Config.TransientStorePoolEnable.
 	TransientStorePoolEnable bool
+	// RecoverTruncateCorrupt is recoverTruncateCorrupt (Rocketry): start even when recovery
+	// finds damage below the checkpoint's flushed offset, truncating there after moving the
+	// cut bytes to <data>/quarantine. See store.Config.RecoverTruncateCorrupt. Default false.
+	RecoverTruncateCorrupt bool
 	// TraceTopicEnable is traceTopicEnable: create the message-trace topic MsgTraceTopicName
 	// (1 read, 1 write queue) at start, so clients with tracing on (go2 WithTrace, Java
 	// enableMsgTrace) can store their traces. Default false, as RocketMQ.
@@ -708,6 +712,8 @@ func applyKey(c *Config, k, v string) (bool, error) {
 		err = integer(&c.AccessMessageInMemoryMaxRatio)
 	case "transientStorePoolEnable":
 		err = boolean(&c.TransientStorePoolEnable)
+	case "recoverTruncateCorrupt":
+		err = boolean(&c.RecoverTruncateCorrupt)
 	case "traceTopicEnable":
 		err = boolean(&c.TraceTopicEnable)
 	case "msgTraceTopicName":

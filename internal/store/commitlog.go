@@ -427,7 +427,11 @@ func (c *commitLog) removeOldest(seg *segment) error {
 
 // truncateAfter removes every segment starting after off (recovery) and returns them
 // released.
-func (c *commitLog) dropAfter(off int64) error {
+func (c *commitLog) dropAfter(off int64) error { return c.dropAfterInto(off, "") }
+
+// dropAfterInto is dropAfter moving the dropped segment files into quarantine (a directory
+// on the same file system) instead of deleting them, when quarantine is not empty.
+func (c *commitLog) dropAfterInto(off int64, quarantine string) error {
 	c.mu.Lock()
 	var keep, drop []*segment
 	for _, s := range c.segs {
@@ -441,6 +445,15 @@ func (c *commitLog) dropAfter(off int64) error {
 	c.mu.Unlock()
 	for i := len(drop) - 1; i >= 0; i-- {
 		s := drop[i]
+		if quarantine != "" {
+			to := filepath.Join(quarantine, filepath.Base(s.path))
+			if err := c.fs.Rename(s.path, to); err != nil {
+				return fmt.Errorf("store: move segment %s to %s: %w", s.path, quarantine, err)
+			}
+			s.release()
+			c.logger.Error("moved commit-log segment after damaged data into quarantine", "segment", filepath.Base(s.path), "to", to)
+			continue
+		}
 		if err := c.fs.Remove(s.path); err != nil {
 			return fmt.Errorf("store: remove segment %s past the log end: %w", s.path, err)
 		}

@@ -58,6 +58,12 @@ type Config struct {
 	// fdatasynced it, so staging costs no durability, and with 128 writers it measured 1.6x
 	// the mapped path's rate (BENCHMARKS.md). false.
 	TransientStorePoolEnable bool
+	// RecoverTruncateCorrupt lets recovery truncate the log at a damaged record that lies
+	// below the checkpoint's flushed offset (acknowledged, fsynced data). By default (false)
+	// Open refuses with ErrCorrupt there; set it to start anyway: the cut bytes are moved to
+	// <root>/quarantine first, as for damage past the checkpoint. Rocketry key
+	// recoverTruncateCorrupt. Default false.
+	RecoverTruncateCorrupt bool
 	// transientRingSize overrides the ring size (tests: small rings exercise wrap-around,
 	// full-ring commits and writes larger than the ring). 0 = default.
 	transientRingSize int

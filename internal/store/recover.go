@@ -1,9 +1,11 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -60,10 +62,28 @@ func (s *Store) recover() error {
 		scanStart = cp.dispatched
 	}
 	validEnd, scanErr := s.scan(scanStart)
+	quarantine := ""
 	if scanErr != nil {
-		if cpValid && validEnd < cp.flushed {
-			return fmt.Errorf("%w: bad record at %d, below the durable checkpoint %d (refusing to truncate acknowledged data): %w",
+		belowCP := cpValid && validEnd < cp.flushed
+		if belowCP && !s.cfg.RecoverTruncateCorrupt {
+			return fmt.Errorf("%w: bad record at %d, below the durable checkpoint %d (refusing to truncate acknowledged data; recoverTruncateCorrupt=true truncates): %w",
 				ErrCorrupt, validEnd, cp.flushed, scanErr)
+		}
+		// A torn write leaves nothing intact behind it: an intact record after the damage
+		// means the damage may sit in the middle of acknowledged data (media corruption, QA
+		// R6F-1). Apache truncates there all the same; Rocketry truncates too (after a power
+		// loss the records past a torn page were never acknowledged, and refusing to start
+		// would turn that into an outage) but first moves every byte it cuts into a
+		// quarantine directory, so nothing is deleted, and says so at ERROR.
+		if next, ok := s.intactRecordAfter(validEnd); ok || belowCP {
+			q, err := s.quarantineTail(validEnd)
+			if err != nil {
+				return fmt.Errorf("%w: bad record at %d followed by intact records (the next at %d); saving the tail before truncating failed, nothing was changed: %w",
+					ErrCorrupt, validEnd, next, err)
+			}
+			quarantine = q
+			s.logger.Error("damaged record followed by intact records: the log is truncated at the damage and everything after it was moved to the quarantine directory (recover messages from there)",
+				"offset", validEnd, "nextIntact", next, "quarantine", q, "reason", scanErr.Error())
 		}
 		s.logger.Warn(fmt.Sprintf("found a half message at %d, it will be truncated", validEnd), "reason", scanErr.Error())
 	}
@@ -71,7 +91,7 @@ func (s *Store) recover() error {
 	if cpValid && cp.flushed >= clMin {
 		syncFrom = min(cp.flushed, validEnd)
 	}
-	if err := s.truncateLog(syncFrom, validEnd, abnormal || scanErr != nil); err != nil {
+	if err := s.truncateLog(syncFrom, validEnd, abnormal || scanErr != nil, quarantine); err != nil {
 		return err
 	}
 	for _, q := range s.allQueues() {
@@ -161,6 +181,107 @@ func scanSegment(seg *segment, pos int64, h *message.RecordHeader) (end int64, n
 	}
 }
 
+// intactRecordAfter looks past the damaged record at bad for an intact record: a later
+// segment whose first record validates, or, in bad's segment, a position p after bad where a
+// record validates and names p as its physical offset (an 8-byte self-reference no torn
+// write or stale byte produces by chance). Zero runs are skipped word by word, so a torn
+// tail followed by zeros (the common crash case) costs a fast scan of the rest of the
+// segment. It returns the first such position.
+func (s *Store) intactRecordAfter(bad int64) (int64, bool) {
+	var h message.RecordHeader
+	valid := func(seg *segment, p int64) bool {
+		off := p - seg.start
+		b := seg.data[off:]
+		if message.ParseRecordHeader(b, &h) != nil || h.PhysicalOffset != p {
+			return false
+		}
+		rec := b[:h.TotalSize]
+		return h.VerifyBodyCRC(rec) && checkTail(rec, &h) == nil
+	}
+	seg := s.cl.find(bad)
+	if seg != nil {
+		data := seg.data
+		for off := bad - seg.start + 1; off+physOffsetAt+8 <= int64(len(data)); off++ {
+			if off%8 == 0 {
+				// Skip whole zero words quickly. A record may still start in the last
+				// skipped word's tail (TOTALSIZE begins with zero bytes), so resume 7 bytes
+				// back.
+				skipped := false
+				for off+16 <= int64(len(data)) && binary.LittleEndian.Uint64(data[off:]) == 0 {
+					off += 8
+					skipped = true
+				}
+				if skipped {
+					off -= 7
+				}
+				if off+physOffsetAt+8 > int64(len(data)) {
+					break
+				}
+			}
+			if binary.BigEndian.Uint64(data[off+physOffsetAt:]) == uint64(seg.start+off) && valid(seg, seg.start+off) {
+				seg.release()
+				return seg.start + off, true
+			}
+		}
+		end := seg.end()
+		seg.release()
+		for later := s.cl.find(end); later != nil; later = s.cl.find(end) {
+			ok := valid(later, later.start)
+			end = later.end()
+			later.release()
+			if ok {
+				return later.start, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// quarantineTail saves what truncating the log at bad would cut: the rest of bad's segment
+// is copied to <root>/quarantine/<time>-<bad>/<segment>.from-<bad> (fdatasync'ed) and the
+// directory is returned; truncateLog then moves the later segments there. Every record keeps
+// its commit-log position (file name + offset), so messages can be recovered with the
+// record layout.
+func (s *Store) quarantineTail(bad int64) (string, error) {
+	seg := s.cl.find(bad)
+	if seg == nil {
+		return "", fmt.Errorf("store: no segment holds offset %d", bad)
+	}
+	defer seg.release()
+	dir := filepath.Join(s.root, "quarantine", fmt.Sprintf("%s-%d", time.Now().UTC().Format("20060102T150405Z"), bad))
+	if err := s.fs.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("store: quarantine: %w", err)
+	}
+	data := seg.data[bad-seg.start:]
+	n := len(data)
+	for n > 0 && data[n-1] == 0 { // the segment's unused, zero-filled end is not data
+		n--
+	}
+	name := filepath.Join(dir, fmt.Sprintf("%s.from-%d", filepath.Base(seg.path), bad))
+	f, err := s.fs.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("store: quarantine: %w", err)
+	}
+	_, werr := f.WriteAt(data[:n], 0)
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = s.fs.SyncDir(dir)
+	}
+	if werr != nil {
+		return "", fmt.Errorf("store: quarantine %s: %w", name, werr)
+	}
+	return dir, nil
+}
+
+// physOffsetAt is the offset of PHYSICALOFFSET in a record (after TOTALSIZE, MAGIC,
+// BODYCRC, QUEUEID, FLAG and QUEUEOFFSET).
+const physOffsetAt = 28
+
 func allZero(b []byte) bool {
 	for _, c := range b {
 		if c != 0 {
@@ -175,8 +296,8 @@ func allZero(b []byte) bool {
 // and makes the kept bytes durable: every segment holding bytes in [syncFrom, validEnd) is
 // fdatasync'ed (after a process crash they may still sit only in the page cache), so the
 // flushed offset can start at validEnd.
-func (s *Store) truncateLog(syncFrom, validEnd int64, dirty bool) error {
-	if err := s.cl.dropAfter(validEnd); err != nil {
+func (s *Store) truncateLog(syncFrom, validEnd int64, dirty bool, quarantine string) error {
+	if err := s.cl.dropAfterInto(validEnd, quarantine); err != nil {
 		return err
 	}
 	seg := s.cl.find(validEnd)

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
@@ -328,4 +332,115 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// TestRecoverQuarantinesIntactTail (QA R6F-1): a damaged record followed by intact records
+// (a bit flip in the middle of acknowledged data, not a torn tail) still truncates the log
+// there, as Apache does, but every byte cut is first saved: the rest of the damaged segment
+// to a file, the later segments moved, all under <root>/quarantine. Without a checkpoint
+// (the whole log is scanned) and with one whose flushed offset lags the damage.
+func TestRecoverQuarantinesIntactTail(t *testing.T) {
+	for _, variant := range []string{"checkpoint lags", "checkpoint lost", "below checkpoint, recoverTruncateCorrupt"} {
+		t.Run(variant, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := testConfig(dir)
+			s := openT(t, cfg)
+			var res []PutResult
+			for i := 0; i < 60; i++ { // ~2.5 segments of 64 KiB
+				res = append(res, put(t, s, newMsg("R", 0, i, 2500)))
+			}
+			s.Close()
+			victim := res[10]
+			segSize := cfg.MappedFileSizeCommitLog
+			segFile := segmentPath(dir, victim.CommitLogOffset, segSize)
+			orig, err := os.ReadFile(segFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			later, _ := os.ReadDir(filepath.Join(dir, "commitlog"))
+			f, err := os.OpenFile(segFile, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pos := victim.CommitLogOffset%segSize + int64(victim.Size) - 100 // inside the body
+			f.WriteAt([]byte{orig[pos] ^ 0x01}, pos)
+			f.Close()
+			cpPath := filepath.Join(dir, "checkpoint")
+			switch variant {
+			case "checkpoint lags":
+				cp, err := readCheckpoint(vfs.Default, cpPath)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cp.dispatched, cp.flushed = res[5].CommitLogOffset, res[5].CommitLogOffset
+				if err := writeCheckpoint(vfs.Default, cpPath, cp); err != nil {
+					t.Fatal(err)
+				}
+			case "checkpoint lost":
+				if err := os.Remove(cpPath); err != nil {
+					t.Fatal(err)
+				}
+			default:
+				cp, err := readCheckpoint(vfs.Default, cpPath)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cp.dispatched = 0
+				if err := writeCheckpoint(vfs.Default, cpPath, cp); err != nil {
+					t.Fatal(err)
+				}
+				cfg.RecoverTruncateCorrupt = true
+			}
+			var logs bytes.Buffer
+			s2, err := Open(cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			defer s2.Close()
+			if got := s2.Stats().MaxPhysicalOffset; got != victim.CommitLogOffset {
+				t.Fatalf("log ends at %d, want the damaged record's offset %d", got, victim.CommitLogOffset)
+			}
+			if !strings.Contains(logs.String(), "quarantine") || !strings.Contains(logs.String(), "level=ERROR") {
+				t.Fatalf("no ERROR naming the quarantine:\n%s", logs.String())
+			}
+			qs, err := os.ReadDir(filepath.Join(dir, "quarantine"))
+			if err != nil || len(qs) != 1 {
+				t.Fatalf("quarantine dir: %v %v", qs, err)
+			}
+			qdir := filepath.Join(dir, "quarantine", qs[0].Name())
+			tail, err := os.ReadFile(filepath.Join(qdir, fmt.Sprintf("%s.from-%d", filepath.Base(segFile), victim.CommitLogOffset)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			from := victim.CommitLogOffset % segSize
+			want := bytes.TrimRight(orig[from:], "\x00")
+			want = append([]byte(nil), want...)
+			want[pos-from] ^= 0x01 // the flipped byte, as found on disk
+			if !bytes.Equal(tail, want) {
+				t.Fatalf("quarantined tail: %d bytes, want the %d bytes from the damage to the segment's data end", len(tail), len(want))
+			}
+			// Every later segment was moved, not deleted.
+			moved := 0
+			for _, e := range later {
+				start, err := strconv.ParseInt(e.Name(), 10, 64)
+				if err != nil || start <= victim.CommitLogOffset {
+					continue
+				}
+				if _, err := os.Stat(filepath.Join(qdir, e.Name())); err != nil {
+					t.Errorf("later segment %s not in quarantine: %v", e.Name(), err)
+				}
+				moved++
+			}
+			if moved == 0 {
+				t.Fatal("test setup: no segment after the damaged one")
+			}
+			// Records before the damage are served, appends continue at the damage.
+			if got := getAll(t, s2, "R", 0); len(got) != 10 {
+				t.Fatalf("%d messages survive, want 10", len(got))
+			}
+			if r := put(t, s2, newMsg("R", 0, 99, 10)); r.CommitLogOffset != victim.CommitLogOffset {
+				t.Fatalf("append at %d", r.CommitLogOffset)
+			}
+		})
+	}
 }
