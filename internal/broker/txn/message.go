@@ -240,9 +240,12 @@ func committedFrom(h *message.Ext, keepFlag bool) (*message.Ext, error) {
 // checkMessageFrom is the message sent with CHECK_TRANSACTION_STATE: the half record with its
 // real topic and queue restored and PGROUP set, offsets and hosts of the half kept (RocketMQ
 // AbstractTransactionalMessageCheckListener.sendCheckMessage).
-func checkMessageFrom(h *message.Ext, group string) *message.Ext {
+func checkMessageFrom(h *message.Ext, group string, check int) *message.Ext {
 	c := *h
 	c.Properties = maps.Clone(h.Properties)
+	// Apache's needDiscard counts the checks in TRANSACTION_CHECK_TIMES (1 on the first);
+	// applications read it to give up after N unresolved checks (QA R6F-6).
+	c.SetProperty(message.PropertyTransactionCheckTimes, strconv.Itoa(check))
 	c.Topic = h.Property(message.PropertyRealTopic)
 	if q, err := strconv.ParseInt(h.Property(message.PropertyRealQueueID), 10, 32); err == nil {
 		c.QueueID = int32(q)

@@ -567,7 +567,7 @@ func (s *Service) sendCheck(ctx context.Context, c dueCheck) {
 		MsgID:                c.UniqKey,
 		TransactionID:        c.TxID,
 		OffsetMsgID:          m.OffsetMsgID(),
-		Message:              checkMessageFrom(m, c.Group),
+		Message:              checkMessageFrom(m, c.Group, c.check),
 	}
 	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()

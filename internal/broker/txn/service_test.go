@@ -198,6 +198,9 @@ func TestUnknownStaysPendingAndIsCheckedBack(t *testing.T) {
 			string(m.Body) != string(p.body) || m.CommitLogOffset != p.CommitLogOffset || m.QueueOffset != p.QueueOffset {
 			t.Fatalf("check message %+v", m)
 		}
+		if got := m.Property(message.PropertyTransactionCheckTimes); got != "1" {
+			t.Fatalf("first check TRANSACTION_CHECK_TIMES = %q, want 1", got)
+		}
 		// The body a remoting sender encodes decodes back the way go2 reads it.
 		rec, err := message.AppendRecord(nil, m)
 		if err != nil {
@@ -215,8 +218,13 @@ func TestUnknownStaysPendingAndIsCheckedBack(t *testing.T) {
 		}
 		e.clock.advance(time.Second)
 		e.scan()
-		if c := e.takeChecks(); len(c) != 1 {
-			t.Fatalf("second check: %d", len(c))
+		if c := e.takeChecks(); len(c) != 1 || c[0].Message.Property(message.PropertyTransactionCheckTimes) != "2" {
+			t.Fatalf("second check: %d (TRANSACTION_CHECK_TIMES of the first: %q, want 2)", len(c), func() string {
+				if len(c) == 0 {
+					return ""
+				}
+				return c[0].Message.Property(message.PropertyTransactionCheckTimes)
+			}())
 		}
 		// The producer answers commit from the check.
 		if err := e.svc.End(context.Background(), &EndRequest{ProducerGroup: "PG", TranStateTableOffset: chk.TranStateTableOffset,
