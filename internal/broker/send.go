@@ -536,6 +536,12 @@ func (b *Broker) sendBatch(ctx context.Context, c *remoting.Conn, h *SendHeader,
 	if err != nil {
 		return errorResponse(err)
 	}
+	// Apache limits the whole batch (the request body, every inner message with its
+	// per-message header: MessageExtEncoder.encode(MessageExtBatch)), not only each body
+	// (QA R6F-7); the Java client refuses such a batch before sending it.
+	if len(body) > b.live().MaxMessageSize {
+		return respond(remoting.MessageIllegal, remarkMessageIllegal, b.live().MaxMessageSize)
+	}
 	inner, err := DecodeBatch(body)
 	if err != nil {
 		return respond(remoting.MessageIllegal, "%s", err.Error())

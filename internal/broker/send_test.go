@@ -192,6 +192,16 @@ func TestSendBatch(t *testing.T) {
 		t.Fatalf("corrupt batch: %d %q", resp.Code, resp.Remark)
 	}
 	tb.mustSend("T", 0, "ok", nil)
+	// The whole batch is limited by maxMessageSize, not only each body (QA R6F-7): two
+	// bodies of 60% of the limit each are refused together.
+	limit := tb.LiveConfig().MaxMessageSize
+	big := encodeBatch(message.Message{Body: make([]byte, limit*6/10)}, message.Message{Body: make([]byte, limit*6/10)})
+	if resp := tb.invoke(remoting.SendBatchMessage, ext, big); resp.Code != remoting.MessageIllegal {
+		t.Fatalf("batch of %d bytes (limit %d): %d %q", len(big), limit, resp.Code, resp.Remark)
+	}
+	if got := tb.Store.MaxOffset("T", 1); got != 3 {
+		t.Fatalf("refused batch stored something: max offset %d", got)
+	}
 }
 
 func TestDecodeBatchRejectsGarbage(t *testing.T) {
