@@ -459,6 +459,11 @@ func (b *Broker) retryToDLQ(h *SendHeader, m *message.Ext) error {
 // result) with msgId, queueId, queueOffset, transactionId, MSG_REGION and TRACE_ON.
 func (b *Broker) sendResponse(uniqKey string, qid int32, res store.PutResult, err error) *remoting.Command {
 	code, remark := ResponseFor(err)
+	if code == remoting.MessageIllegal && (errors.Is(err, store.ErrMessageTooLarge) || errors.Is(err, message.ErrPropertiesTooLarge)) {
+		// The store's own size checks (properties grown by the broker's additions) answer
+		// with Apache's fixed text, not the error chain (QA R6F-5).
+		remark = fmt.Sprintf(remarkMessageIllegal, b.live().MaxMessageSize)
+	}
 	resp := remoting.NewResponse(code, remark)
 	if code != remoting.Success && code != remoting.FlushDiskTimeout {
 		return resp

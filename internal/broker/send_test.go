@@ -97,6 +97,9 @@ func TestSendBadInputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	bigProps := map[string]string{"k": strings.Repeat("v", 33000)}
+	// Passes the header check, overflows in the store once the broker adds its own
+	// properties (CLUSTER, UNIQ_KEY ...): still Apache's fixed remark (QA R6F-5).
+	nearProps := map[string]string{"k": strings.Repeat("v", 32767-len("k")-2)}
 	cases := []struct {
 		name   string
 		topic  string
@@ -115,6 +118,7 @@ func TestSendBadInputs(t *testing.T) {
 		{"body too large", "T", 0, strings.Repeat("b", 1025), nil, remoting.MessageIllegal, "msg body length limit 1024B"},
 		{"empty body", "T", 0, "", nil, remoting.MessageIllegal, "zero"},
 		{"properties too large", "T", 0, "x", bigProps, remoting.MessageIllegal, "properties length"},
+		{"properties too large in the store", "T", 0, "x", nearProps, remoting.MessageIllegal, "the message is illegal, maybe msg body or properties length not matched. msg body length limit 1024B"},
 		{"queue id", "T", 2, "x", nil, remoting.InvalidParameter, "request queueId[2] is illegal"},
 		{"no write perm", "ReadOnly", 0, "x", nil, remoting.NoPermission, "sending message is forbidden"},
 	}
