@@ -696,6 +696,9 @@ func (b *Broker) UpdateConfig(props map[string]string) error {
 		if _, err := applyKey(&next, k, strings.TrimSpace(v)); err != nil {
 			return Coded(remoting.InvalidParameter, "%s", err.Error())
 		}
+		if note, ok := clampNotes.LoadAndDelete(k); ok {
+			b.Log.Warn("broker config value out of range", "key", k, "value", note)
+		}
 	}
 	if err := next.Validate(); err != nil {
 		return Coded(remoting.InvalidParameter, "%s", err.Error())

@@ -215,6 +215,12 @@ func (b *Broker) storeConfig() store.Config {
 	c.FileReservedTime = b.Cfg.FileReservedTime
 	c.DeleteWhen = b.Cfg.DeleteWhen
 	c.DiskMaxUsedSpaceRatio = b.Cfg.DiskMaxUsedSpaceRatio
+	if b.Cfg.DiskSpaceWarningLevelRatio > 0 {
+		c.DiskSpaceWarningLevelRatio = b.Cfg.DiskSpaceWarningLevelRatio
+	}
+	if b.Cfg.DiskSpaceCleanForciblyRatio > 0 {
+		c.DiskSpaceCleanForciblyRatio = b.Cfg.DiskSpaceCleanForciblyRatio
+	}
 	c.MaxMessageSize = b.Cfg.MaxMessageSize
 	c.MessageIndexEnable = b.Cfg.MessageIndexEnable
 	c.AccessMessageInMemoryMaxRatio = b.Cfg.AccessMessageInMemoryMaxRatio

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
@@ -92,8 +93,15 @@ type Config struct {
 	// DeleteWhen is deleteWhen: hours of the day ("04", "04;16") when expired files are
 	// deleted. Default "04".
 	DeleteWhen string
-	// DiskMaxUsedSpaceRatio is diskMaxUsedSpaceRatio (percent, 10-95). Default 75.
+	// DiskMaxUsedSpaceRatio is diskMaxUsedSpaceRatio (percent; values outside 10-95 are
+	// clamped into it, as Apache's MessageStoreConfig does). Default 75.
 	DiskMaxUsedSpaceRatio int
+	// DiskSpaceWarningLevelRatio is diskSpaceWarningLevelRatio: above this disk usage
+	// (percent) puts are refused. Clamped to 35-90, as Apache. Default 90.
+	DiskSpaceWarningLevelRatio int
+	// DiskSpaceCleanForciblyRatio is diskSpaceCleanForciblyRatio: above this disk usage
+	// (percent) even unexpired segments are deleted. Clamped to 30-85, as Apache. Default 85.
+	DiskSpaceCleanForciblyRatio int
 	// MaxMessageSize is maxMessageSize (bytes, body only). Default 4 MiB.
 	MaxMessageSize int
 	// MessageIndexEnable is messageIndexEnable (key / unique-key index). Default true.
@@ -210,6 +218,8 @@ func DefaultConfig() Config {
 		FileReservedTime:              72 * time.Hour,
 		DeleteWhen:                    "04",
 		DiskMaxUsedSpaceRatio:         75,
+		DiskSpaceWarningLevelRatio:    90,
+		DiskSpaceCleanForciblyRatio:   85,
 		MaxMessageSize:                4 << 20,
 		MessageIndexEnable:            true,
 		AccessMessageInMemoryMaxRatio: 40,
@@ -590,6 +600,11 @@ func ApplyProperties(cfg *Config, props map[string]string, log *slog.Logger) err
 			}
 		}
 	}
+	for _, k := range keys {
+		if note, ok := clampNotes.LoadAndDelete(k); ok && log != nil {
+			log.Warn("broker.conf value out of range", "key", k, "value", note)
+		}
+	}
 	if log != nil && strings.EqualFold(cfg.BrokerRole, "SYNC_MASTER") {
 		log.Warn("brokerRole=SYNC_MASTER acts as ASYNC_MASTER: there is no replication yet")
 	}
@@ -601,6 +616,19 @@ func ApplyProperties(cfg *Config, props map[string]string, log *slog.Logger) err
 	}
 	return nil
 }
+
+// clampNoted clamps v into [lo, hi] as Apache does for these keys (it never refuses them),
+// recording a note that ApplyProperties logs, so an Apache broker.conf still starts.
+func clampNoted(key string, v, lo, hi int) int {
+	c := min(max(v, lo), hi)
+	if c != v {
+		clampNotes.Store(key, fmt.Sprintf("%d clamped to %d (allowed %d-%d)", v, c, lo, hi))
+	}
+	return c
+}
+
+// clampNotes holds the clamp notes of the keys applied since ApplyProperties last logged them.
+var clampNotes sync.Map
 
 func applyKey(c *Config, k, v string) (bool, error) {
 	i64 := func(dst *int64) error {
@@ -703,7 +731,17 @@ func applyKey(c *Config, k, v string) (bool, error) {
 			return true, invalid(k, "%v", perr)
 		}
 	case "diskMaxUsedSpaceRatio":
-		err = integer(&c.DiskMaxUsedSpaceRatio)
+		if err = integer(&c.DiskMaxUsedSpaceRatio); err == nil {
+			c.DiskMaxUsedSpaceRatio = clampNoted(k, c.DiskMaxUsedSpaceRatio, 10, 95)
+		}
+	case "diskSpaceWarningLevelRatio":
+		if err = integer(&c.DiskSpaceWarningLevelRatio); err == nil {
+			c.DiskSpaceWarningLevelRatio = clampNoted(k, c.DiskSpaceWarningLevelRatio, 35, 90)
+		}
+	case "diskSpaceCleanForciblyRatio":
+		if err = integer(&c.DiskSpaceCleanForciblyRatio); err == nil {
+			c.DiskSpaceCleanForciblyRatio = clampNoted(k, c.DiskSpaceCleanForciblyRatio, 30, 85)
+		}
 	case "maxMessageSize":
 		err = integer(&c.MaxMessageSize)
 	case "messageIndexEnable":
@@ -725,7 +763,9 @@ func applyKey(c *Config, k, v string) (bool, error) {
 	case "defaultTopicQueueNums":
 		err = i32(&c.DefaultTopicQueueNums)
 	case "registerNameServerPeriod":
-		err = ms(&c.RegisterNameServerPeriod)
+		if err = ms(&c.RegisterNameServerPeriod); err == nil {
+			c.RegisterNameServerPeriod = time.Duration(clampNoted(k, int(c.RegisterNameServerPeriod.Milliseconds()), 10000, 60000)) * time.Millisecond
+		}
 	case "flushConsumerOffsetInterval":
 		err = ms(&c.FlushConsumerOffsetInterval)
 	case "channelExpiredTimeout":

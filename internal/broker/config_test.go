@@ -168,6 +168,41 @@ func TestApplyPropertiesInvalidValueNamesKey(t *testing.T) {
 	}
 }
 
+// TestApplyPropertiesClampsAsApache (QA R6F-3, R6F-4): values Apache clamps load clamped,
+// with a warning, instead of stopping start-up; the disk thresholds reach the store.
+func TestApplyPropertiesClampsAsApache(t *testing.T) {
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	cfg := DefaultConfig()
+	err := ApplyProperties(&cfg, map[string]string{
+		"registerNameServerPeriod": "5000", "diskMaxUsedSpaceRatio": "99",
+		"diskSpaceWarningLevelRatio": "80", "diskSpaceCleanForciblyRatio": "95",
+	}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RegisterNameServerPeriod != 10*time.Second || cfg.DiskMaxUsedSpaceRatio != 95 ||
+		cfg.DiskSpaceWarningLevelRatio != 80 || cfg.DiskSpaceCleanForciblyRatio != 85 {
+		t.Fatalf("clamped: period %v, max %d, warning %d, forcibly %d", cfg.RegisterNameServerPeriod,
+			cfg.DiskMaxUsedSpaceRatio, cfg.DiskSpaceWarningLevelRatio, cfg.DiskSpaceCleanForciblyRatio)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("clamped config invalid: %v", err)
+	}
+	for _, k := range []string{"registerNameServerPeriod", "diskMaxUsedSpaceRatio", "diskSpaceCleanForciblyRatio"} {
+		if !strings.Contains(logs.String(), "key="+k) {
+			t.Errorf("no warning for %s:\n%s", k, logs.String())
+		}
+	}
+	if strings.Contains(logs.String(), "key=diskSpaceWarningLevelRatio") || strings.Contains(logs.String(), "unknown") {
+		t.Errorf("unexpected warning:\n%s", logs.String())
+	}
+	sc := (&Broker{Cfg: cfg}).storeConfig()
+	if sc.DiskSpaceWarningLevelRatio != 80 || sc.DiskSpaceCleanForciblyRatio != 85 || sc.DiskMaxUsedSpaceRatio != 95 {
+		t.Fatalf("store config: warning %d forcibly %d max %d", sc.DiskSpaceWarningLevelRatio, sc.DiskSpaceCleanForciblyRatio, sc.DiskMaxUsedSpaceRatio)
+	}
+}
+
 func TestValidateNamesKey(t *testing.T) {
 	cases := map[string]func(*Config){
 		"registerNameServerPeriod": func(c *Config) { c.RegisterNameServerPeriod = 5 * time.Second },
