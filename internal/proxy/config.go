@@ -35,6 +35,10 @@ type Config struct {
 	// HandshakeTimeout bounds the first byte and the TLS handshake of a new connection.
 	// Default 10s.
 	HandshakeTimeout time.Duration
+	// IdleTimeout closes (GOAWAY) a connection that has had no RPC or stream for this long
+	// (Apache grpcClientIdleTimeMills). SDKs keep their Telemetry stream open, so live clients
+	// are never idle. Default 120s.
+	IdleTimeout time.Duration
 
 	// Auth enables authentication and authorization. Default false (anonymous access).
 	Auth bool
@@ -87,6 +91,7 @@ func DefaultConfig() Config {
 		GRPCListen:        ":8081",
 		TLSMode:           TLSPermissive,
 		HandshakeTimeout:  10 * time.Second,
+		IdleTimeout:       120 * time.Second,
 		ACLReloadInterval: 5 * time.Second,
 		AuthClockSkew:     15 * time.Minute,
 		AutoCreateQueues:  8,
@@ -128,6 +133,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Auth && c.ACLFile == "" {
 		return errors.New("proxy: auth is enabled but no ACL file is configured")
+	}
+	if c.IdleTimeout <= 0 {
+		return errors.New("proxy: IdleTimeout must be positive")
 	}
 	if c.HandshakeTimeout <= 0 || c.ACLReloadInterval <= 0 || c.ClientExpiry <= 0 || c.AutoRenewMax <= 0 {
 		return errors.New("proxy: handshake timeout, acl reload interval, client expiry and auto-renew max must be positive")

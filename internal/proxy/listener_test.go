@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"net"
@@ -9,6 +10,9 @@ import (
 	"time"
 
 	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/rocketry-mq/rocketry/internal/logging"
 	"github.com/rocketry-mq/rocketry/internal/tlsmux"
@@ -118,5 +122,51 @@ func TestGivenCertificateIsServed(t *testing.T) {
 	got := conn.ConnectionState().PeerCertificates[0].Raw
 	if string(got) != string(cert.Certificate[0]) {
 		t.Fatal("served certificate differs from --tls-cert")
+	}
+}
+
+// TestIdleAndStalledConnectionsClosed (QA R6F-2): a connection with no RPC for IdleTimeout
+// gets GOAWAY (Apache's maxConnectionIdle), and one that starts the HTTP/2 preface and
+// stalls is closed at the handshake timeout, not after grpc-go's 120 s.
+func TestIdleAndStalledConnectionsClosed(t *testing.T) {
+	b := newMemBackend()
+	b.addTopic("T", MessageTypeNormal, 4)
+	s := startProxy(t, b, func(c *Config) {
+		c.IdleTimeout = 300 * time.Millisecond
+		c.HandshakeTimeout = 500 * time.Millisecond
+	})
+	addr := s.Addr().String()
+
+	conn, err := grpc.Dial(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := routeOK(t, pb.NewMessagingServiceClient(conn)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for st := conn.GetState(); st != connectivity.Idle; st = conn.GetState() {
+		if !conn.WaitForStateChange(ctx, st) {
+			t.Fatalf("idle connection not closed by the server: state %v", st)
+		}
+	}
+
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Write([]byte("PRI")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = raw.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, raw); err != nil {
+		t.Fatalf("stalled preface: %v (want the server to close the connection)", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("stalled preface held %v", d)
 	}
 }

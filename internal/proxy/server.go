@@ -115,6 +115,10 @@ func New(cfg Config, backend Backend, logger *slog.Logger, opts ...Option) (*Ser
 	gopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		// Idle connections are closed as Apache's proxy does (maxConnectionIdle), and the
+		// HTTP/2 preface must arrive within the handshake timeout (QA R6F-2).
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.IdleTimeout}),
+		grpc.ConnectionTimeout(cfg.HandshakeTimeout),
 	}
 	if cfg.StreamWorkers > 0 {
 		gopts = append(gopts, grpc.NumStreamWorkers(uint32(cfg.StreamWorkers)))
