@@ -1,9 +1,11 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
 )
@@ -164,8 +166,16 @@ func (s *Store) Get(topic string, queueID int32, offset int64, maxMsgs int, maxB
 			break // never serve bytes past the written end
 		}
 		pos := e.offset - cur.start
+		data := cur.data[pos : pos+int64(e.size)]
+		if !entryMatches(data, e, offset+int64(i)) {
+			// A damaged consume-queue entry must not serve bytes from the middle of a
+			// record (a consumer would skip the rest of its batch): skip it like a hole
+			// and say so (QA R6F-8).
+			s.badEntry(topic, queueID, offset+int64(i), e)
+			continue
+		}
 		res.Records = append(res.Records, Record{
-			Data:            cur.data[pos : pos+int64(e.size)],
+			Data:            data,
 			QueueOffset:     offset + int64(i),
 			CommitLogOffset: e.offset,
 			TagsCode:        e.tagsCode,
@@ -399,4 +409,31 @@ func recordHasKey(props []byte, key string) bool {
 		})
 	}
 	return found
+}
+
+// entryMatches checks, without reading the body, that the record an entry points at is the
+// one it names: TOTALSIZE equals the entry's size, QUEUEOFFSET the queue offset and
+// PHYSICALOFFSET the entry's commit-log offset.
+func entryMatches(rec []byte, e cqEntry, queueOffset int64) bool {
+	if len(rec) < physOffsetAt+8 {
+		return false
+	}
+	return int32(binary.BigEndian.Uint32(rec)) == e.size &&
+		int64(binary.BigEndian.Uint64(rec[queueOffsetAt:])) == queueOffset &&
+		int64(binary.BigEndian.Uint64(rec[physOffsetAt:])) == e.offset
+}
+
+// queueOffsetAt is the offset of QUEUEOFFSET in a record.
+const queueOffsetAt = 20
+
+// badEntry logs a consume-queue entry that does not match its record, at most once a
+// second per store.
+func (s *Store) badEntry(topic string, qid int32, queueOffset int64, e cqEntry) {
+	now := time.Now().UnixNano()
+	last := s.badEntryLog.Load()
+	if now-last < int64(time.Second) || !s.badEntryLog.CompareAndSwap(last, now) {
+		return
+	}
+	s.logger.Error("consume-queue entry does not match the commit log; skipped (the queue file is damaged)",
+		"topic", topic, "queue", qid, "queueOffset", queueOffset, "commitLogOffset", e.offset, "size", e.size)
 }

@@ -101,8 +101,10 @@ type Store struct {
 	dispMu     sync.Mutex
 	dispCh     chan struct{} // closed and replaced when dispatched advances and dispWaited
 	dispWaited bool          // dispMu: a WaitDispatched caller holds dispCh
-	listeners  atomic.Pointer[[]func(DispatchEvent)]
-	lisMu      sync.Mutex
+	// badEntryLog rate-limits the log of damaged consume-queue entries (UnixNano).
+	badEntryLog atomic.Int64
+	listeners   atomic.Pointer[[]func(DispatchEvent)]
+	lisMu       sync.Mutex
 
 	closed    atomic.Bool
 	ioErr     atomic.Pointer[error] // sticky write/fsync failure
