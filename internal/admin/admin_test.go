@@ -82,6 +82,10 @@ func TestTopicLifecycle(t *testing.T) {
 	if d.Type != TopicFIFO || len(d.Queues) != 4 || d.Messages != 2 || d.Queues[2].MaxOffset != 2 || d.Queues[2].LastStoreTime == 0 {
 		t.Fatalf("describe %+v", d)
 	}
+	// A describe reads no message (it is not a consumption: QA R7H-4).
+	if n := f.callCount(remoting.PullMessage); n != 0 {
+		t.Fatalf("describe pulled %d times", n)
+	}
 	if _, err := a.DescribeTopic(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("describe unknown: %v", err)
 	}

@@ -62,6 +62,7 @@ func newFakeCluster(t *testing.T) *fakeCluster {
 		remoting.GetSubscriptionGroupConfig:       f.groupConfig,
 		remoting.DeleteSubscriptionGroup:          f.deleteGroup,
 		remoting.GetConsumeStats:                  f.consumeStats,
+		remoting.GetTopicStatsInfo:                f.topicStats,
 		remoting.GetConsumerConnectionList: func(*remoting.Command) *remoting.Command {
 			return remoting.NewResponse(remoting.ConsumerNotOnline, "the consumer group not online")
 		},
@@ -250,6 +251,24 @@ func (f *fakeCluster) consumeStats(req *remoting.Command) *remoting.Command {
 		}
 	}
 	return withBody(`{"consumeTps":0.5,"offsetTable":{` + strings.Join(parts, ",") + `}}`)
+}
+
+func (f *fakeCluster) topicStats(req *remoting.Command) *remoting.Command {
+	topic := req.ExtString("topic")
+	qs, found := f.queues[topic]
+	if !found {
+		return remoting.NewResponse(remoting.TopicNotExist, "no topic")
+	}
+	var parts []string
+	for qid, q := range qs {
+		var last int64
+		if len(q) > 0 {
+			last = q[len(q)-1].StoreTimestamp
+		}
+		parts = append(parts, fmt.Sprintf(`{"brokerName":"broker-a","queueId":%d,"topic":%q}:{"minOffset":0,"maxOffset":%d,"lastUpdateTimestamp":%d}`,
+			qid, topic, len(q), last))
+	}
+	return withBody(`{"offsetTable":{` + strings.Join(parts, ",") + `}}`)
 }
 
 func (f *fakeCluster) queryOffset(req *remoting.Command) *remoting.Command {

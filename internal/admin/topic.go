@@ -279,6 +279,10 @@ func (a *Admin) DescribeTopic(ctx context.Context, topic string) (*TopicDetail, 
 			a.log.Debug("topic config", "topic", topic, "err", err)
 		}
 	}
+	// Last store times come from GET_TOPIC_STATS_INFO (one request per broker, Apache's
+	// topicStatus), not from pulling the last message: a describe is not a consumption and
+	// must not count in delivery metrics or create a tools group (QA R7H-4).
+	lastStore := a.lastStoreTimes(ctx, topic, d.Brokers)
 	var mu sync.Mutex
 	d.Queues = make([]QueueStatus, 0, len(queues))
 	_ = parallel(ctx, a.cfg.Parallelism, queues, func(ctx context.Context, q qref) error {
@@ -293,7 +297,7 @@ func (a *Admin) DescribeTopic(ctx context.Context, topic string) (*TopicDetail, 
 		} else if st.MaxOffset > 0 {
 			st.Messages = st.MaxOffset - st.MinOffset
 			if st.Messages > 0 {
-				st.LastStoreTime = a.storeTimeAt(ctx, q.addr, topic, q.broker, q.qid, st.MaxOffset-1)
+				st.LastStoreTime = lastStore[q.broker][q.qid]
 			}
 		}
 		mu.Lock()
@@ -322,14 +326,41 @@ func (a *Admin) offset(ctx context.Context, addr string, code int32, ext map[str
 	return resp.ExtInt64("offset")
 }
 
-// storeTimeAt returns the store time (Unix ms) of the message at a queue offset, 0 when it
-// cannot be read (a PULL of one message; failures are not errors for describe).
-func (a *Admin) storeTimeAt(ctx context.Context, addr, topic, broker string, qid int32, off int64) int64 {
-	msgs, _, err := a.pull(ctx, addr, "", topic, broker, qid, off, 1)
-	if err != nil || len(msgs) == 0 {
-		return 0
-	}
-	return msgs[0].StoreTimestamp
+// lastStoreTimes returns, per broker and queue, the store time (Unix ms) of the queue's last
+// message from GET_TOPIC_STATS_INFO; a broker that fails is left out (describe shows 0).
+func (a *Admin) lastStoreTimes(ctx context.Context, topic string, brokers []TopicBroker) map[string]map[int32]int64 {
+	out := map[string]map[int32]int64{}
+	var mu sync.Mutex
+	_ = parallel(ctx, a.cfg.Parallelism, brokers, func(ctx context.Context, b TopicBroker) error {
+		if b.Addr == "" {
+			return nil
+		}
+		resp, err := a.invoke(ctx, b.Addr, remoting.GetTopicStatsInfo, map[string]string{"topic": topic, "bname": b.Broker}, nil)
+		if err != nil {
+			a.log.Debug("topic stats", "broker", b.Broker, "err", err)
+			return nil
+		}
+		var ts struct {
+			OffsetTable map[string]struct {
+				LastUpdateTimestamp int64 `json:"lastUpdateTimestamp"`
+			} `json:"offsetTable"`
+		}
+		if err := decodeJSON(resp.Body, &ts); err != nil {
+			a.log.Debug("topic stats", "broker", b.Broker, "err", err)
+			return nil
+		}
+		m := map[int32]int64{}
+		for k, v := range ts.OffsetTable {
+			if q, err := parseQueueKey(k); err == nil {
+				m[q.QueueID] = v.LastUpdateTimestamp
+			}
+		}
+		mu.Lock()
+		out[b.Broker] = m
+		mu.Unlock()
+		return nil
+	})
+	return out
 }
 
 // DeleteTopicResult reports where a topic was deleted.

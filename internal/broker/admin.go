@@ -447,7 +447,9 @@ func (b *Broker) handleConsumeStats(_ context.Context, _ *remoting.Conn, req *re
 		entries = append(entries, mqEntry{mqKeyJSON{mq.BrokerName, mq.QueueID, mq.Topic}, w})
 	}
 	var buf bytes.Buffer
-	buf.WriteString(`{"consumeTps":0.0,"offsetTable":`)
+	// consumeTps: messages/s delivered to the group (pulls and pops) over the last minute,
+	// of the requested topic or of all its topics (Apache tpsGroupGetNums).
+	fmt.Fprintf(&buf, `{"consumeTps":%s,"offsetTable":`, strconv.FormatFloat(b.stats.groupTps(group, req.ExtString("topic")), 'f', -1, 64))
 	if err := encodeMQTable(&buf, entries); err != nil {
 		return errorResponse(err)
 	}

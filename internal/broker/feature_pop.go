@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,9 +66,14 @@ func initPop(b *Broker) error {
 		Groups:     popGroups{b},
 		Offsets:    popOffsets{b},
 		DeadLetter: b.popDeadLetter,
-		// Pops count in rocketmq_messages_out_total like pulls (Apache PopMessageProcessor),
-		// whether they come over remoting or from the local-mode proxy.
-		Delivered: func(topic, group string, n, size int) { b.mnode.Out(topic, group).Add(n, size) },
+		// Pops count in rocketmq_messages_out_total, the broker's get totals and the group's
+		// consume TPS like pulls (Apache PopMessageProcessor: incBrokerGetNums,
+		// incGroupGetNums), whether they come over remoting or from the local-mode proxy
+		// (QA R7H-1, R7H-2).
+		Delivered: func(topic, group string, n, size int) {
+			b.stats.delivered(group, topic, n)
+			b.mnode.Out(topic, group).Add(n, size)
+		},
 	}
 	svc, err := pop.New(b.popConfig(), deps, b.Log)
 	if err != nil {
@@ -155,8 +161,14 @@ func (b *Broker) popDeadLetter(ctx context.Context, m *message.Ext) error {
 		m.RemoveProperty(k)
 	}
 	m.StoreHost = b.StoreHost()
-	_, err := b.PutMessageDirect(ctx, m)
-	return err
+	if _, err := b.PutMessageDirect(ctx, m); err != nil {
+		return err
+	}
+	// Counted like the remoting send-back path (QA R7H-3): per original topic and group.
+	if group, ok := strings.CutPrefix(m.Topic, message.DLQGroupTopicPrefix); ok {
+		b.mnode.SendToDLQ(m.Property(message.PropertyDLQOriginTopic), group, 1)
+	}
+	return nil
 }
 
 // popErrorResponse maps pop errors to the codes of docs/broker-proxy-protocol.md.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/metrics"
 	"github.com/rocketry-mq/rocketry/internal/remoting"
 )
 
@@ -397,5 +398,54 @@ func TestPopRemotingAdminReset(t *testing.T) {
 	}
 	if got := consume(); fmt.Sprint(got) != "[0 1 2 3 4]" {
 		t.Fatalf("after reset %v", got)
+	}
+}
+
+// TestPopCountsAsDeliveriesAndDLQ (QA R7H-1, R7H-3): pops count in the broker's get totals
+// (cluster list OUT-TODAY / GET-TPS) like pulls, and a pop message dead-lettered counts in
+// rocketmq_send_to_dlq_messages_total like a remoting send-back.
+func TestPopCountsAsDeliveriesAndDLQ(t *testing.T) {
+	reg, health := metrics.NewRegistry(), metrics.NewHealth()
+	tb := startBroker(t, popTestConfig(t), WithMetrics(reg, health))
+	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
+		t.Fatal(err)
+	}
+	tb.popGroup("G", 1, false)
+	tb.mustSend("T", 0, "poison", nil)
+	for attempt := range 2 {
+		if _, msgs := tb.popMsgs("G", "T", 0, 1, 60*time.Millisecond, 5*time.Second); len(msgs) != 1 {
+			t.Fatalf("attempt %d: %d messages", attempt, len(msgs))
+		}
+	}
+	if got := tb.RuntimeInfo()["msgGetTotalTodayNow"]; got != "2" {
+		t.Fatalf("msgGetTotalTodayNow = %q after 2 pops, want 2", got)
+	}
+	waitFor(t, 5*time.Second, "DLQ metric", func() bool {
+		v, ok := gather(t, reg, "rocketmq_send_to_dlq_messages_total", map[string]string{"topic": "T", "consumer_group": "G"})
+		return ok && v == 1
+	})
+}
+
+// TestGroupConsumeTps (QA R7H-2): GET_CONSUME_STATS' consumeTps is the group's deliveries per
+// second over the last minute, sampled every 10 s.
+func TestGroupConsumeTps(t *testing.T) {
+	var s brokerStats
+	now := time.Unix(1_800_000_000, 0)
+	for i := 0; i <= 20; i++ { // samples at 0, 10 and 20 s
+		s.sample(now.Add(time.Duration(i) * time.Second))
+		if i < 20 {
+			s.delivered("G", "T", 5)   // 5 msgs/s
+			s.delivered("G", "U", 1)   // 1 msg/s
+			s.delivered("H", "T", 100) // another group
+		}
+	}
+	if got := s.groupTps("G", "T"); got != 5 {
+		t.Errorf("G on T: %v msgs/s, want 5", got)
+	}
+	if got := s.groupTps("G", ""); got != 6 {
+		t.Errorf("G on all topics: %v msgs/s, want 6", got)
+	}
+	if got := s.groupTps("nobody", ""); got != 0 {
+		t.Errorf("unknown group: %v", got)
 	}
 }

@@ -445,7 +445,7 @@ func (b *Broker) pullOnce(p pullRequest, maxMsgs int32, filter *TagFilter) (*rem
 				res.Release()
 				pullHeld.Add(-1)
 			}
-			b.stats.got.Add(int64(got))
+			b.stats.delivered(p.group, p.topic, got)
 			b.mnode.Out(p.topic, p.group).Add(got, n) // record bytes, headers included
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,58 @@ type brokerStats struct {
 	morningPut   int64                    // totals at local midnight
 	morningGot   int64
 	lastSampleAt time.Time
+
+	// groups holds the per-(group, topic) delivery counters behind GET_CONSUME_STATS'
+	// consumeTps (RocketMQ's GROUP_GET_NUMS per-minute TPS): key group+"@"+topic.
+	groups sync.Map // string -> *groupRate
+	ticks  int      // mu: samples taken, for the 10 s group sampling
+}
+
+// groupRateSlots is how many 10 s samples a group keeps: one minute plus the current one.
+const groupRateSlots = 7
+
+// groupRate counts one group's deliveries of one topic and keeps 10 s samples of the total
+// (sampled under brokerStats.mu).
+type groupRate struct {
+	total   atomic.Int64
+	samples [groupRateSlots]int64
+	n, next int
+}
+
+// delivered records n messages delivered to group from topic (pull or pop).
+func (s *brokerStats) delivered(group, topic string, n int) {
+	s.got.Add(int64(n))
+	key := group + "@" + topic
+	v, ok := s.groups.Load(key)
+	if !ok {
+		v, _ = s.groups.LoadOrStore(key, &groupRate{})
+	}
+	v.(*groupRate).total.Add(int64(n))
+}
+
+// groupTps returns the messages/s group received from topic over the last minute (or what
+// has been sampled so far); topic "" sums every topic of the group.
+func (s *brokerStats) groupTps(group, topic string) float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var sum float64
+	s.groups.Range(func(k, v any) bool {
+		key := k.(string)
+		g, t, _ := strings.Cut(key, "@")
+		if g != group || (topic != "" && t != topic) {
+			return true
+		}
+		r := v.(*groupRate)
+		if r.n < 2 {
+			return true
+		}
+		w := r.n - 1
+		last := (r.next - 1 + groupRateSlots) % groupRateSlots
+		first := (last - w + groupRateSlots) % groupRateSlots
+		sum += float64(r.samples[last]-r.samples[first]) / float64(10*w)
+		return true
+	})
+	return sum
 }
 
 // sample records the current totals; called once a second.
@@ -42,6 +95,18 @@ func (s *brokerStats) sample(now time.Time) {
 		s.day, s.morningPut, s.morningGot = yd, p, g
 	}
 	s.lastSampleAt = now
+	if s.ticks%10 == 0 {
+		s.groups.Range(func(_, v any) bool {
+			r := v.(*groupRate)
+			r.samples[r.next] = r.total.Load()
+			r.next = (r.next + 1) % groupRateSlots
+			if r.n < groupRateSlots {
+				r.n++
+			}
+			return true
+		})
+	}
+	s.ticks++
 }
 
 // rate returns messages/s of counter i (0 put, 1 got) over the last window seconds (or what
