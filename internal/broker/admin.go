@@ -196,6 +196,7 @@ func (b *Broker) DeleteTopic(topic string) error {
 	if err := b.Store.DeleteTopic(topic); err != nil {
 		return fmt.Errorf("broker: delete topic %s from store: %w", topic, err)
 	}
+	b.mnode.ForgetTopic(topic) // no stale series (docs/metrics.md; QA R7H-5)
 	b.Log.Info("topic deleted", "topic", topic)
 	return nil
 }
@@ -293,6 +294,7 @@ func (b *Broker) handleDeleteGroup(_ context.Context, _ *remoting.Conn, req *rem
 	if req.ExtBoolOr("cleanOffset", false) {
 		b.Offsets.DeleteGroup(group)
 	}
+	b.mnode.ForgetGroup(group) // no stale series (docs/metrics.md; QA R7H-5)
 	b.Log.Info("subscription group deleted", "group", group)
 	return ok()
 }

@@ -109,6 +109,22 @@ func TestBrokerMetrics(t *testing.T) {
 	if n, ok := gather(t, reg, "rocketmq_topic_number", nil); !ok || n < 2 {
 		t.Errorf("topic number %v %v", n, ok)
 	}
+	// Deleting the group, then the topic, removes their series (QA R7H-5).
+	if _, _, err := tb.Groups.GetOrCreate("G"); err != nil {
+		t.Fatal(err)
+	}
+	if r := tb.invoke(remoting.DeleteSubscriptionGroup, map[string]string{"groupName": "G"}, nil); r.Code != remoting.Success {
+		t.Fatalf("delete group: %d %q", r.Code, r.Remark)
+	}
+	if _, ok := gather(t, reg, "rocketmq_messages_out_total", map[string]string{"consumer_group": "G"}); ok {
+		t.Error("messages_out series of a deleted group kept")
+	}
+	if err := tb.DeleteTopic("T"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := gather(t, reg, "rocketmq_messages_in_total", map[string]string{"topic": "T"}); ok {
+		t.Error("messages_in series of a deleted topic kept")
+	}
 	tb.stop()
 	if ok, _ := health.Check(); ok {
 		t.Error("still ready after stop")
