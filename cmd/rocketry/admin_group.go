@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -189,7 +191,11 @@ func printGroupDetail(w io.Writer, v any) error {
 	if d.Online {
 		online = fmt.Sprintf("yes, %d client(s)", len(d.Clients))
 	}
-	fmt.Fprintf(w, "Online:\t%s\n\n", online)
+	fmt.Fprintf(w, "Online:\t%s\n", online)
+	for _, name := range slices.Sorted(maps.Keys(d.BrokerErrors)) {
+		fmt.Fprintf(w, "Unreachable:\t%s (%s)\n", name, d.BrokerErrors[name])
+	}
+	io.WriteString(w, "\n")
 	row(w, "TOPIC", "BROKER", "QUEUE", "BROKER-OFFSET", "CONSUMER-OFFSET", "LAG", "INFLIGHT", "LAST-CONSUMED")
 	for _, q := range d.Queues {
 		row(w, q.Topic, q.Broker, q.QueueID, q.BrokerOffset, q.ConsumerOffset, q.Lag, q.Inflight, fmtMillis(q.LastTimestamp))

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -311,5 +312,34 @@ func TestHealth(t *testing.T) {
 	defer down.Close()
 	if h := down.Health(context.Background(), 1); h.Healthy || h.Reason == "" {
 		t.Fatalf("unreachable NameServer reported %+v", h)
+	}
+}
+
+// TestGroupReadsSurviveADeadBroker (QA R7H-6): with one broker of the cluster not answering,
+// group list and group describe show what the others answer (describe names the missing
+// broker) instead of failing as a whole; when no broker answers they fail.
+func TestGroupReadsSurviveADeadBroker(t *testing.T) {
+	f := newFakeCluster(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.deadBroker = ln.Addr().String()
+	ln.Close() // connection refused from now on
+	a := newTestAdmin(t, f)
+	ctx := context.Background()
+	f.mu.Lock()
+	f.groups["billing"] = wireGroupConfig{GroupName: "billing", ConsumeEnable: true, RetryMaxTimes: 16}
+	f.mu.Unlock()
+	list, err := a.ListGroups(ctx, "", false)
+	if err != nil || len(list) != 1 || list[0].Name != "billing" {
+		t.Fatalf("list with a dead broker: %+v, %v", list, err)
+	}
+	d, err := a.DescribeGroup(ctx, "billing")
+	if err != nil {
+		t.Fatalf("describe with a dead broker: %v", err)
+	}
+	if d.Name != "billing" || d.BrokerErrors["broker-b"] == "" || len(d.BrokerErrors) != 1 {
+		t.Fatalf("describe: %+v", d)
 	}
 }

@@ -34,6 +34,9 @@ type fakeCluster struct {
 	offsets map[string]int64            // group/topic/qid -> committed offset
 	log     []byte                      // commit log: encoded records
 	calls   map[int32]int
+	// deadBroker, when set, is the address of a second master "broker-b" listed in the
+	// cluster info that does not answer (a closed port).
+	deadBroker string
 }
 
 func newFakeCluster(t *testing.T) *fakeCluster {
@@ -113,6 +116,10 @@ func withBody(v any) *remoting.Command {
 
 func (f *fakeCluster) clusterInfo(*remoting.Command) *remoting.Command {
 	// fastjson style: unquoted numeric map keys
+	if f.deadBroker != "" {
+		return withBody(fmt.Sprintf(`{"brokerAddrTable":{"broker-a":{"brokerAddrs":{0:%q},"brokerName":"broker-a","cluster":"DefaultCluster"},`+
+			`"broker-b":{"brokerAddrs":{0:%q},"brokerName":"broker-b","cluster":"DefaultCluster"}},"clusterAddrTable":{"DefaultCluster":["broker-a","broker-b"]}}`, f.addr, f.deadBroker))
+	}
 	return withBody(fmt.Sprintf(`{"brokerAddrTable":{"broker-a":{"brokerAddrs":{0:%q},"brokerName":"broker-a","cluster":"DefaultCluster"}},"clusterAddrTable":{"DefaultCluster":["broker-a"]}}`, f.addr))
 }
 

@@ -118,10 +118,15 @@ func (a *Admin) ListGroups(ctx context.Context, cluster string, all bool) ([]Gro
 	}
 	var mu sync.Mutex
 	byName := map[string]*GroupSummary{}
+	failed := map[string]error{}
 	err = parallel(ctx, a.cfg.Parallelism, brokers, func(ctx context.Context, b brokerGroup) error {
 		table, err := a.groupTable(ctx, b.Master)
 		if err != nil {
-			return err
+			// One unresponsive broker must not hide the others' groups (QA R7H-6).
+			mu.Lock()
+			failed[b.Name] = err
+			mu.Unlock()
+			return nil
 		}
 		mu.Lock()
 		defer mu.Unlock()
@@ -137,6 +142,9 @@ func (a *Admin) ListGroups(ctx context.Context, cluster string, all bool) ([]Gro
 		return nil
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := partialFailure(a, brokers, failed, "group list"); err != nil {
 		return nil, err
 	}
 	out := make([]GroupSummary, 0, len(byName))
@@ -195,6 +203,9 @@ type GroupDetail struct {
 	MessageModel  string              `json:"messageModel,omitempty"`
 	Clients       []GroupClient       `json:"clients"`
 	Subscriptions []GroupSubscription `json:"subscriptions"`
+	// BrokerErrors names the brokers that did not answer (their queues and clients are
+	// missing above); omitted when every broker answered.
+	BrokerErrors map[string]string `json:"brokerErrors,omitempty"`
 }
 
 type wireOffsetWrapper struct {
@@ -248,93 +259,119 @@ func (a *Admin) DescribeGroup(ctx context.Context, group string) (*GroupDetail, 
 		clients = map[string]GroupClient{}
 		subs    = map[string]GroupSubscription{}
 	)
+	failed := map[string]error{}
 	err = parallel(ctx, a.cfg.Parallelism, brokers, func(ctx context.Context, b brokerGroup) error {
-		// configuration (from the full table: GET_SUBSCRIPTIONGROUP_CONFIG would create the
-		// group on brokers with autoCreateSubscriptionGroup)
-		table, err := a.groupTable(ctx, b.Master)
-		if err != nil {
-			return err
-		}
-		if g, ok := table[group]; ok {
+		if err := a.describeGroupOn(ctx, b, group, d, &mu, &found, clients, subs); err != nil {
 			mu.Lock()
-			found = true
-			d.FIFO, d.MaxAttempts, d.MaxDeliveries, d.ConsumeEnable = g.ConsumeMessageOrderly, g.RetryMaxTimes, g.RetryMaxTimes+1, g.ConsumeEnable
+			failed[b.Name] = err
 			mu.Unlock()
-		}
-		// progress
-		resp, err := a.invoke(ctx, b.Master, remoting.GetConsumeStats, map[string]string{"consumerGroup": group}, nil)
-		switch {
-		case errors.Is(err, ErrNotFound):
-		case err != nil:
-			return err
-		default:
-			var cs wireConsumeStats
-			if err := decodeJSON(resp.Body, &cs); err != nil {
-				return fmt.Errorf("GET_CONSUME_STATS from %s: %w", b.Master, err)
-			}
-			mu.Lock()
-			found = found || len(cs.OffsetTable) > 0 // a group with offsets but no config (auto-created elsewhere)
-			d.ConsumeTPS += cs.ConsumeTps
-			for k, w := range cs.OffsetTable {
-				q, err := parseQueueKey(k)
-				if err != nil {
-					mu.Unlock()
-					return fmt.Errorf("GET_CONSUME_STATS from %s: %w", b.Master, err)
-				}
-				if q.BrokerName == "" {
-					q.BrokerName = b.Name
-				}
-				gq := GroupQueue{Topic: q.Topic, Broker: q.BrokerName, QueueID: q.QueueID, BrokerOffset: w.BrokerOffset,
-					ConsumerOffset: max(w.ConsumerOffset, 0), LastTimestamp: w.LastTimestamp}
-				gq.Lag = max(gq.BrokerOffset-gq.ConsumerOffset, 0)
-				switch {
-				case w.Inflight != nil:
-					gq.Inflight = *w.Inflight
-				case w.InflightAlt != nil:
-					gq.Inflight = *w.InflightAlt
-				case w.InflightCount != nil:
-					gq.Inflight = *w.InflightCount
-				case w.PullOffset > gq.ConsumerOffset:
-					gq.Inflight = w.PullOffset - gq.ConsumerOffset
-				}
-				gq.Inflight = min(max(gq.Inflight, 0), gq.Lag)
-				d.Queues = append(d.Queues, gq)
-			}
-			mu.Unlock()
-		}
-		// online clients
-		resp, err = a.invoke(ctx, b.Master, remoting.GetConsumerConnectionList, map[string]string{"consumerGroup": group}, nil)
-		if err != nil {
-			var ce *CodeError
-			if errors.As(err, &ce) && (ce.Code == remoting.ConsumerNotOnline || errors.Is(err, ErrNotFound)) {
-				return nil
-			}
-			return err
-		}
-		var cc wireConsumerConnection
-		if err := decodeJSON(resp.Body, &cc); err != nil {
-			return fmt.Errorf("GET_CONSUMER_CONNECTION_LIST from %s: %w", b.Master, err)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		d.ConsumeType, d.MessageModel = cc.ConsumeType, cc.MessageModel
-		for _, c := range cc.ConnectionSet {
-			if _, ok := clients[c.ClientID]; !ok {
-				clients[c.ClientID] = GroupClient{ClientID: c.ClientID, Addr: c.ClientAddr, Language: anyString(c.Language),
-					Version: versionName(c.Version), Broker: b.Name}
-			}
-		}
-		for t, s := range cc.SubscriptionTable {
-			if s.Topic == "" {
-				s.Topic = t
-			}
-			subs[s.Topic] = GroupSubscription{Topic: s.Topic, Expression: s.SubString, Type: s.ExpressionType}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	if err := partialFailure(a, brokers, failed, "group describe"); err != nil {
+		return nil, err
+	}
+	for name, e := range failed {
+		if d.BrokerErrors == nil {
+			d.BrokerErrors = map[string]string{}
+		}
+		d.BrokerErrors[name] = e.Error()
+	}
+	return a.finishGroupDetail(d, group, found, clients, subs)
+}
+
+// describeGroupOn adds one broker's view of group to d (under mu).
+func (a *Admin) describeGroupOn(ctx context.Context, b brokerGroup, group string, d *GroupDetail, mu *sync.Mutex, found *bool,
+	clients map[string]GroupClient, subs map[string]GroupSubscription) error {
+	// configuration (from the full table: GET_SUBSCRIPTIONGROUP_CONFIG would create the
+	// group on brokers with autoCreateSubscriptionGroup)
+	table, err := a.groupTable(ctx, b.Master)
+	if err != nil {
+		return err
+	}
+	if g, ok := table[group]; ok {
+		mu.Lock()
+		*found = true
+		d.FIFO, d.MaxAttempts, d.MaxDeliveries, d.ConsumeEnable = g.ConsumeMessageOrderly, g.RetryMaxTimes, g.RetryMaxTimes+1, g.ConsumeEnable
+		mu.Unlock()
+	}
+	// progress
+	resp, err := a.invoke(ctx, b.Master, remoting.GetConsumeStats, map[string]string{"consumerGroup": group}, nil)
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return err
+	default:
+		var cs wireConsumeStats
+		if err := decodeJSON(resp.Body, &cs); err != nil {
+			return fmt.Errorf("GET_CONSUME_STATS from %s: %w", b.Master, err)
+		}
+		mu.Lock()
+		*found = *found || len(cs.OffsetTable) > 0 // a group with offsets but no config (auto-created elsewhere)
+		d.ConsumeTPS += cs.ConsumeTps
+		for k, w := range cs.OffsetTable {
+			q, err := parseQueueKey(k)
+			if err != nil {
+				mu.Unlock()
+				return fmt.Errorf("GET_CONSUME_STATS from %s: %w", b.Master, err)
+			}
+			if q.BrokerName == "" {
+				q.BrokerName = b.Name
+			}
+			gq := GroupQueue{Topic: q.Topic, Broker: q.BrokerName, QueueID: q.QueueID, BrokerOffset: w.BrokerOffset,
+				ConsumerOffset: max(w.ConsumerOffset, 0), LastTimestamp: w.LastTimestamp}
+			gq.Lag = max(gq.BrokerOffset-gq.ConsumerOffset, 0)
+			switch {
+			case w.Inflight != nil:
+				gq.Inflight = *w.Inflight
+			case w.InflightAlt != nil:
+				gq.Inflight = *w.InflightAlt
+			case w.InflightCount != nil:
+				gq.Inflight = *w.InflightCount
+			case w.PullOffset > gq.ConsumerOffset:
+				gq.Inflight = w.PullOffset - gq.ConsumerOffset
+			}
+			gq.Inflight = min(max(gq.Inflight, 0), gq.Lag)
+			d.Queues = append(d.Queues, gq)
+		}
+		mu.Unlock()
+	}
+	// online clients
+	resp, err = a.invoke(ctx, b.Master, remoting.GetConsumerConnectionList, map[string]string{"consumerGroup": group}, nil)
+	if err != nil {
+		var ce *CodeError
+		if errors.As(err, &ce) && (ce.Code == remoting.ConsumerNotOnline || errors.Is(err, ErrNotFound)) {
+			return nil
+		}
+		return err
+	}
+	var cc wireConsumerConnection
+	if err := decodeJSON(resp.Body, &cc); err != nil {
+		return fmt.Errorf("GET_CONSUMER_CONNECTION_LIST from %s: %w", b.Master, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	d.ConsumeType, d.MessageModel = cc.ConsumeType, cc.MessageModel
+	for _, c := range cc.ConnectionSet {
+		if _, ok := clients[c.ClientID]; !ok {
+			clients[c.ClientID] = GroupClient{ClientID: c.ClientID, Addr: c.ClientAddr, Language: anyString(c.Language),
+				Version: versionName(c.Version), Broker: b.Name}
+		}
+	}
+	for t, s := range cc.SubscriptionTable {
+		if s.Topic == "" {
+			s.Topic = t
+		}
+		subs[s.Topic] = GroupSubscription{Topic: s.Topic, Expression: s.SubString, Type: s.ExpressionType}
+	}
+	return nil
+}
+
+// finishGroupDetail sorts and sums what describeGroupOn collected.
+func (a *Admin) finishGroupDetail(d *GroupDetail, group string, found bool, clients map[string]GroupClient, subs map[string]GroupSubscription) (*GroupDetail, error) {
 	if !found {
 		return nil, &CodeError{Op: "GET_CONSUME_STATS", Addr: "every broker", Code: remoting.SubscriptionGroupNotExist, Remark: "group " + group + " not found"}
 	}
@@ -639,4 +676,24 @@ func (a *Admin) targetOffset(ctx context.Context, addr, topic, broker string, qi
 	}
 	ext["timestamp"] = strconv.FormatInt(t.Time.UnixMilli(), 10)
 	return a.offset(ctx, addr, remoting.SearchOffsetByTimestamp, ext)
+}
+
+// partialFailure decides what per-broker failures mean for a cluster-wide read: every broker
+// failed -> the first error; some failed -> a warning naming them (the caller shows what the
+// others answered, as mqadmin does); none -> nil.
+func partialFailure(a *Admin, brokers []brokerGroup, failed map[string]error, op string) error {
+	if len(failed) == 0 {
+		return nil
+	}
+	if len(failed) == len(brokers) {
+		for _, b := range brokers {
+			if err := failed[b.Name]; err != nil {
+				return err
+			}
+		}
+	}
+	for name, err := range failed {
+		a.log.Warn(op+": a broker did not answer; its part is missing", "broker", name, "err", err)
+	}
+	return nil
 }

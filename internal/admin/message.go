@@ -190,13 +190,18 @@ func (a *Admin) queryIndex(ctx context.Context, topic, key string, unique bool, 
 		mu  sync.Mutex
 		out []*MessageDetail
 	)
+	failed := map[string]error{}
 	err = parallel(ctx, a.cfg.Parallelism, names, func(ctx context.Context, name string) error {
 		resp, err := a.invoke(ctx, masters[name], remoting.QueryMessage, ext, nil)
 		if errors.Is(err, ErrNotFound) {
 			return nil
 		}
 		if err != nil {
-			return err
+			// The other brokers' matches still count (QA R7H-6).
+			mu.Lock()
+			failed[name] = err
+			mu.Unlock()
+			return nil
 		}
 		msgs, err := message.DecodeRecords(resp.Body)
 		if err != nil {
@@ -209,7 +214,18 @@ func (a *Admin) queryIndex(ctx context.Context, topic, key string, unique bool, 
 		mu.Unlock()
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	if len(failed) > 0 {
+		if len(failed) == len(names) {
+			return nil, failed[names[0]]
+		}
+		for name, e := range failed {
+			a.log.Warn("message query: a broker did not answer; its matches are missing", "broker", name, "err", e)
+		}
+	}
+	return out, nil
 }
 
 // pull reads up to n messages of one queue from offset with PULL_MESSAGE (no long poll).
