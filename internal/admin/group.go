@@ -280,6 +280,9 @@ func (a *Admin) DescribeGroup(ctx context.Context, group string) (*GroupDetail, 
 		}
 		d.BrokerErrors[name] = e.Error()
 	}
+	if found {
+		a.fillMissingBrokers(ctx, group, brokers, failed, d)
+	}
 	return a.finishGroupDetail(d, group, found, clients, subs)
 }
 
@@ -305,38 +308,12 @@ func (a *Admin) describeGroupOn(ctx context.Context, b brokerGroup, group string
 	case err != nil:
 		return err
 	default:
-		var cs wireConsumeStats
-		if err := decodeJSON(resp.Body, &cs); err != nil {
-			return fmt.Errorf("GET_CONSUME_STATS from %s: %w", b.Master, err)
+		n, err := addConsumeStats(resp.Body, b, d, mu, true)
+		if err != nil {
+			return err
 		}
 		mu.Lock()
-		*found = *found || len(cs.OffsetTable) > 0 // a group with offsets but no config (auto-created elsewhere)
-		d.ConsumeTPS += cs.ConsumeTps
-		for k, w := range cs.OffsetTable {
-			q, err := parseQueueKey(k)
-			if err != nil {
-				mu.Unlock()
-				return fmt.Errorf("GET_CONSUME_STATS from %s: %w", b.Master, err)
-			}
-			if q.BrokerName == "" {
-				q.BrokerName = b.Name
-			}
-			gq := GroupQueue{Topic: q.Topic, Broker: q.BrokerName, QueueID: q.QueueID, BrokerOffset: w.BrokerOffset,
-				ConsumerOffset: max(w.ConsumerOffset, 0), LastTimestamp: w.LastTimestamp}
-			gq.Lag = max(gq.BrokerOffset-gq.ConsumerOffset, 0)
-			switch {
-			case w.Inflight != nil:
-				gq.Inflight = *w.Inflight
-			case w.InflightAlt != nil:
-				gq.Inflight = *w.InflightAlt
-			case w.InflightCount != nil:
-				gq.Inflight = *w.InflightCount
-			case w.PullOffset > gq.ConsumerOffset:
-				gq.Inflight = w.PullOffset - gq.ConsumerOffset
-			}
-			gq.Inflight = min(max(gq.Inflight, 0), gq.Lag)
-			d.Queues = append(d.Queues, gq)
-		}
+		*found = *found || n > 0 // a group with offsets but no config (auto-created elsewhere)
 		mu.Unlock()
 	}
 	// online clients
@@ -368,6 +345,87 @@ func (a *Admin) describeGroupOn(ctx context.Context, b brokerGroup, group string
 		subs[s.Topic] = GroupSubscription{Topic: s.Topic, Expression: s.SubString, Type: s.ExpressionType}
 	}
 	return nil
+}
+
+// addConsumeStats adds the queues of a GET_CONSUME_STATS body from broker b to d (under mu)
+// and returns how many it added; withTps adds the body's consumeTps too.
+func addConsumeStats(body []byte, b brokerGroup, d *GroupDetail, mu *sync.Mutex, withTps bool) (int, error) {
+	var cs wireConsumeStats
+	if err := decodeJSON(body, &cs); err != nil {
+		return 0, fmt.Errorf("GET_CONSUME_STATS from %s: %w", b.Master, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if withTps {
+		d.ConsumeTPS += cs.ConsumeTps
+	}
+	for k, w := range cs.OffsetTable {
+		q, err := parseQueueKey(k)
+		if err != nil {
+			return 0, fmt.Errorf("GET_CONSUME_STATS from %s: %w", b.Master, err)
+		}
+		if q.BrokerName == "" {
+			q.BrokerName = b.Name
+		}
+		gq := GroupQueue{Topic: q.Topic, Broker: q.BrokerName, QueueID: q.QueueID, BrokerOffset: w.BrokerOffset,
+			ConsumerOffset: max(w.ConsumerOffset, 0), LastTimestamp: w.LastTimestamp}
+		gq.Lag = max(gq.BrokerOffset-gq.ConsumerOffset, 0)
+		switch {
+		case w.Inflight != nil:
+			gq.Inflight = *w.Inflight
+		case w.InflightAlt != nil:
+			gq.Inflight = *w.InflightAlt
+		case w.InflightCount != nil:
+			gq.Inflight = *w.InflightCount
+		case w.PullOffset > gq.ConsumerOffset:
+			gq.Inflight = w.PullOffset - gq.ConsumerOffset
+		}
+		gq.Inflight = min(max(gq.Inflight, 0), gq.Lag)
+		d.Queues = append(d.Queues, gq)
+	}
+	return len(cs.OffsetTable), nil
+}
+
+// fillMissingBrokers asks every answering broker that reported no queue of a topic the
+// group consumes elsewhere for that topic explicitly (GET_CONSUME_STATS with topic): a broker
+// where the group never committed an offset reports nothing on its own (as Apache's), but
+// its messages wait for the group all the same (QA R7H-7).
+func (a *Admin) fillMissingBrokers(ctx context.Context, group string, brokers []brokerGroup, failed map[string]error, d *GroupDetail) {
+	topics := map[string]bool{}
+	have := map[string]map[string]bool{}
+	for _, q := range d.Queues {
+		topics[q.Topic] = true
+		if have[q.Broker] == nil {
+			have[q.Broker] = map[string]bool{}
+		}
+		have[q.Broker][q.Topic] = true
+	}
+	type ask struct {
+		b     brokerGroup
+		topic string
+	}
+	var asks []ask
+	for _, b := range brokers {
+		if failed[b.Name] != nil {
+			continue
+		}
+		for t := range topics {
+			if !have[b.Name][t] {
+				asks = append(asks, ask{b, t})
+			}
+		}
+	}
+	var mu sync.Mutex
+	_ = parallel(ctx, a.cfg.Parallelism, asks, func(ctx context.Context, q ask) error {
+		resp, err := a.invoke(ctx, q.b.Master, remoting.GetConsumeStats, map[string]string{"consumerGroup": group, "topic": q.topic}, nil)
+		if err != nil {
+			return nil // the topic is not on that broker, or it stopped answering
+		}
+		if _, err := addConsumeStats(resp.Body, q.b, d, &mu, false); err != nil {
+			a.log.Debug("consume stats", "broker", q.b.Name, "err", err)
+		}
+		return nil
+	})
 }
 
 // finishGroupDetail sorts and sums what describeGroupOn collected.
