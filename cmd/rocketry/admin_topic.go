@@ -31,6 +31,9 @@ func newAdminTopicCmd(f *adminFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if queues < 1 || queues > 1024 {
+				return fmt.Errorf("--queues must be within 1..1024, not %d", queues)
+			}
 			return f.run(cmd, func(a *admin.Admin) (any, error) {
 				return a.CreateTopic(cmd.Context(), admin.TopicSpec{Name: n, Type: t, Queues: queues, Cluster: cluster})
 			}, func(w io.Writer, v any) error {

@@ -52,6 +52,12 @@ otherwise; -o json prints one object per line (schema in docs/cli.md).`,
 			if ftype != "tag" && ftype != "sql" {
 				return fmt.Errorf("--filter-type must be tag or sql, not %q", ftype)
 			}
+			if batch < 1 || batch > 32 {
+				return fmt.Errorf("--batch must be within 1..32, not %d", batch)
+			}
+			if count < 0 {
+				return fmt.Errorf("--count must not be negative, not %d", count)
+			}
 			subs := make(map[string]string, len(topics))
 			for _, t := range topics {
 				subs[t] = filter

@@ -76,6 +76,19 @@ A message group (--message-group) makes FIFO messages, --delay makes delay messa
 			if len(bodies) == 0 {
 				return errors.New("nothing to send (empty stdin; use --body)")
 			}
+			for _, b := range bodies {
+				if len(b) == 0 {
+					// RocketMQ refuses empty bodies (MESSAGE_BODY_EMPTY); say so plainly
+					// instead of the SDK's rendering of a code it does not know (QA R7H-11).
+					return errors.New("a message body cannot be empty (RocketMQ refuses empty bodies)")
+				}
+			}
+			if rate < 0 {
+				return fmt.Errorf("--rate must not be negative, not %v", rate)
+			}
+			if delay < 0 {
+				return fmt.Errorf("--delay must not be negative, not %v", delay)
+			}
 			p, err := bench.NewSDKProducer(sdk.config(), topic)
 			if err != nil {
 				return err

@@ -234,6 +234,17 @@ func TestResendDLQ(t *testing.T) {
 	f := newFakeCluster(t)
 	a := newTestAdmin(t, f)
 	ctx := context.Background()
+	// A group that never dead-lettered resends nothing (exit 0 for a redrive job, QA
+	// R7H-10); an unknown group without a DLQ is not found.
+	if _, err := a.CreateGroup(ctx, GroupSpec{Name: "clean", MaxAttempts: 16}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := a.ResendDLQ(ctx, "clean", ResendOptions{}); err != nil || r.Resent != 0 || r.Failed != 0 {
+		t.Fatalf("resend for a group without dead letters: %+v %v", r, err)
+	}
+	if _, err := a.ResendDLQ(ctx, "nobody", ResendOptions{}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("resend for an unknown group: %v", err)
+	}
 	if _, err := a.CreateTopic(ctx, TopicSpec{Name: "orders", Queues: 2}); err != nil {
 		t.Fatal(err)
 	}

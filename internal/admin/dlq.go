@@ -45,14 +45,27 @@ type ResendResult struct {
 // RETRY_TOPIC) as a new message with the same body, tags, keys, message group and user
 // properties (property ORIGIN_MESSAGE_ID names the dead letter), and records the position
 // after each batch (UPDATE_CONSUMER_OFFSET). A dead letter whose origin is unknown or whose
-// send fails is reported and skipped (it stays in the DLQ). No DLQ: ErrNotFound.
+// send fails is reported and skipped (it stays in the DLQ). A group that never dead-lettered
+// (no DLQ topic yet) resends nothing; an unknown group with no DLQ is ErrNotFound.
 func (a *Admin) ResendDLQ(ctx context.Context, group string, opts ResendOptions) (*ResendResult, error) {
 	dlq := message.DLQTopic(group)
+	res := &ResendResult{Group: group, DLQTopic: dlq, DryRun: opts.DryRun, Messages: []ResentMessage{}}
 	r, err := a.route(ctx, dlq)
+	if errors.Is(err, ErrNotFound) {
+		// A redrive job runs on clean days too (QA R7H-10): an existing group without dead
+		// letters is "resent 0", not an error.
+		if groups, lerr := a.ListGroups(ctx, "", true); lerr == nil {
+			for _, g := range groups {
+				if g.Name == group {
+					return res, nil
+				}
+			}
+		}
+		return nil, err
+	}
 	if err != nil {
 		return nil, err
 	}
-	res := &ResendResult{Group: group, DLQTopic: dlq, DryRun: opts.DryRun, Messages: []ResentMessage{}}
 	masters := r.masters()
 	qds := append([]wireQueueData(nil), r.QueueDatas...)
 	sort.Slice(qds, func(i, j int) bool { return qds[i].BrokerName < qds[j].BrokerName })
