@@ -39,6 +39,8 @@ const (
 	LabelTopic         = "topic"
 	LabelConsumerGroup = "consumer_group"
 	LabelMessageType   = "message_type"
+	LabelIsSystem      = "is_system" // "true" for system topics (and system groups on out)
+	LabelIsRetry       = "is_retry"  // "true" for %RETRY% topics
 	LabelProtocolType  = "protocol_type"
 	LabelRequestCode   = "request_code"
 	LabelResponseCode  = "response_code"

@@ -326,7 +326,7 @@ func TestMux(t *testing.T) {
 		t.Fatalf("healthz after ready = %d %s", code, body)
 	}
 	code, body = get("/metrics")
-	if code != http.StatusOK || !strings.Contains(body, `rocketmq_messages_in_total{cluster="DefaultCluster",message_type="FIFO",node_id="broker-a",node_type="broker",topic="orders"} 1`) {
+	if code != http.StatusOK || !strings.Contains(body, `rocketmq_messages_in_total{cluster="DefaultCluster",is_system="false",message_type="FIFO",node_id="broker-a",node_type="broker",topic="orders"} 1`) {
 		t.Fatalf("metrics = %d\n%s", code, body)
 	}
 	if !strings.Contains(body, "go_goroutines") || !strings.Contains(body, "process_") {

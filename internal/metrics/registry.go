@@ -2,11 +2,14 @@ package metrics
 
 import (
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rocketry-mq/rocketry/internal/message"
 )
 
 // Registry is the process's metric registry. It is explicit (never the prometheus default
@@ -87,19 +90,19 @@ func newNode(info NodeInfo, reg prometheus.Registerer) *Node {
 	n := &Node{info: info, reg: reg}
 	n.messagesIn = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: NameMessagesIn, Help: "Messages stored (produced), per topic and message type.",
-	}, []string{LabelTopic, LabelMessageType})
+	}, []string{LabelTopic, LabelMessageType, LabelIsSystem})
 	n.throughputIn = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: NameThroughputIn, Help: "Bytes of message bodies stored (produced), per topic and message type.",
-	}, []string{LabelTopic, LabelMessageType})
+	}, []string{LabelTopic, LabelMessageType, LabelIsSystem})
 	n.messageSize = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: NameMessageSize, Help: "Size in bytes of produced message bodies.", Buckets: MessageSizeBuckets,
 	}, []string{LabelTopic, LabelMessageType})
 	n.messagesOut = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: NameMessagesOut, Help: "Messages delivered to consumers, per topic and consumer group.",
-	}, []string{LabelTopic, LabelConsumerGroup})
+	}, []string{LabelTopic, LabelConsumerGroup, LabelIsRetry, LabelIsSystem})
 	n.throughputOut = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: NameThroughputOut, Help: "Bytes of message bodies delivered to consumers, per topic and consumer group.",
-	}, []string{LabelTopic, LabelConsumerGroup})
+	}, []string{LabelTopic, LabelConsumerGroup, LabelIsRetry, LabelIsSystem})
 	n.sendToDLQ = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: NameSendToDLQ, Help: "Messages moved to the dead-letter queue %DLQ%<group>, per original topic and group.",
 	}, []string{LabelTopic, LabelConsumerGroup})
@@ -161,9 +164,10 @@ func (n *Node) In(topic, messageType string) *In {
 	if v, ok := n.inCache.Load(k); ok {
 		return v.(*In)
 	}
+	sys := strconv.FormatBool(message.IsSystemTopic(topic))
 	in := &In{
-		messages: n.messagesIn.WithLabelValues(topic, messageType),
-		bytes:    n.throughputIn.WithLabelValues(topic, messageType),
+		messages: n.messagesIn.WithLabelValues(topic, messageType, sys),
+		bytes:    n.throughputIn.WithLabelValues(topic, messageType, sys),
 		size:     n.messageSize.WithLabelValues(topic, messageType),
 	}
 	v, _ := n.inCache.LoadOrStore(k, in)
@@ -195,9 +199,12 @@ func (n *Node) Out(topic, group string) *Out {
 	if v, ok := n.outCache.Load(k); ok {
 		return v.(*Out)
 	}
+	// Apache's labels: is_retry for %RETRY% topics, is_system for system topics or groups.
+	retry := strconv.FormatBool(message.IsRetryTopic(topic))
+	sys := strconv.FormatBool(message.IsSystemTopic(topic) || message.IsReservedGroup(group))
 	o := &Out{
-		messages: n.messagesOut.WithLabelValues(topic, group),
-		bytes:    n.throughputOut.WithLabelValues(topic, group),
+		messages: n.messagesOut.WithLabelValues(topic, group, retry, sys),
+		bytes:    n.throughputOut.WithLabelValues(topic, group, retry, sys),
 	}
 	v, _ := n.outCache.LoadOrStore(k, o)
 	return v.(*Out)

@@ -197,7 +197,7 @@ func testRestart(t *testing.T, mode string) {
 	resp.Body.Close()
 	for _, want := range []string{`protocol_type="grpc",request_code="ReceiveMessage"`, `protocol_type="grpc",request_code="AckMessage",response_code="OK"`,
 		`node_type="broker",protocol_type="remoting",request_code="send_message_v2",response_code="success"`,
-		`rocketmq_messages_in_total{cluster="DefaultCluster",message_type="NORMAL",node_id="broker-a",node_type="broker",topic="restart-t"} 20`} {
+		`rocketmq_messages_in_total{cluster="DefaultCluster",is_system="false",message_type="NORMAL",node_id="broker-a",node_type="broker",topic="restart-t"} 20`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
