@@ -252,10 +252,11 @@ func (s *Server) begin(ctx context.Context) (*call, error) {
 	if s.authn == nil {
 		return c, nil
 	}
-	// go5 stamps its local wall time with a literal Z (x-mq-language GOLANG): its date-time
-	// may be off by the client's zone offset (QA F16).
+	// go5 stamps its local wall time with a literal Z: its date-time may be off by the
+	// client's zone offset (QA F16). go5 v5.1.2 sends x-mq-language "GO" (its
+	// metadata.LanguageValue; QA R7G-1), the proto enum name is "GOLANG": accept both.
 	u, err := s.authn.Authenticate(firstMD(md, auth.HeaderAuthorization), firstMD(md, auth.HeaderDateTime),
-		strings.EqualFold(c.language, "GOLANG"))
+		strings.EqualFold(c.language, "GO") || strings.EqualFold(c.language, "GOLANG"))
 	if err != nil {
 		s.logger.Debug("authentication failed", "client", c.clientID, "err", err)
 		return nil, statusErrorf(pb.Code_UNAUTHORIZED, "%s", auth.ClientMessage(err))

@@ -5,6 +5,7 @@ package compat
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -94,6 +95,20 @@ func TestProxyAuth(t *testing.T) {
 		t.Errorf("authorized consumer received nothing")
 	}
 	_ = c.GracefulStop()
+	// The official go5 SDK in a process whose local zone is not UTC (it stamps its wall time
+	// with a literal Z; QA F16, R7G-1: the proxy must recognise go5's real x-mq-language
+	// header "GO"). `rocketry produce` is go5; UTC+8 and UTC-5 both pass.
+	for _, tz := range []string{"Asia/Shanghai", "America/New_York"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := exec.CommandContext(ctx, binary, "produce", "--endpoint", addr, "-t", ok, "--body", "tz-"+tz,
+			"--access-key", "app", "--secret-key", "appsecret")
+		cmd.Env = append(os.Environ(), "TZ="+tz)
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Errorf("go5 producer with TZ=%s: %v\n%s", tz, err, out)
+		}
+	}
 	// A proxy stops cleanly on SIGTERM (exit status 0).
 	if err := px.stop(15 * time.Second); err != nil {
 		t.Errorf("proxy SIGTERM: %v (want exit status 0); log tail:\n%s", err, px.logTail(1500))
