@@ -480,7 +480,7 @@ func (s *Service) popQueue(k QueueKey, want int, f *TagFilter, orderly bool, att
 		return nil, 0, nil, nil
 	}
 	var cands []candidate
-	var gone []Ready // ready messages no longer in the store
+	var gone []Ready // ready messages no longer in the store, or not matching the filter (acked)
 	for _, r := range again {
 		ext, err := s.readOne(k, r.Offset)
 		if err != nil {
@@ -499,6 +499,13 @@ func (s *Service) popQueue(k QueueKey, want int, f *TagFilter, orderly bool, att
 			return nil, 0, nil, err
 		}
 		if ext == nil {
+			gone = append(gone, r)
+			continue
+		}
+		if !f.All() && !f.MatchTag(ext.Tags()) {
+			// A redelivery the requesting subscription does not match is acknowledged, not
+			// returned, as Apache's proxy does with NO_MATCH pops (QA R7G-2): the group's
+			// filter changed, or its consumers disagree about it.
 			gone = append(gone, r)
 			continue
 		}
