@@ -35,6 +35,8 @@ func (b *Broker) registerAdminHandlers() {
 	b.Handle(remoting.QueryTopicConsumeByWho, b.handleTopicConsumedBy)
 	b.Handle(remoting.QueryTopicsByConsumer, b.handleTopicsOfGroup)
 	b.Handle(remoting.GetAllConsumerOffset, b.handleAllConsumerOffsets)
+	b.Handle(remoting.GetConsumerRunningInfo, b.handleConsumerRunningInfo)
+	b.Handle(remoting.ConsumeMessageDirectly, b.handleConsumeMessageDirectly)
 }
 
 // handleTopicConsumedBy serves QUERY_TOPIC_CONSUME_BY_WHO (300): groups with offsets on, or
