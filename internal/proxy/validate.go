@@ -182,7 +182,7 @@ func (c *Config) buildMessage(m *pb.Message, topic string, now time.Time) (*outg
 		switch {
 		case strings.TrimSpace(group) == "":
 			return nil, statusErrorf(pb.Code_ILLEGAL_MESSAGE_GROUP, "message group cannot be blank")
-		case len(group) > maxMessageGroupLen:
+		case len(group) >= maxMessageGroupLen:
 			return nil, statusErrorf(pb.Code_ILLEGAL_MESSAGE_GROUP, "message group exceed the max size %d", maxMessageGroupLen)
 		case hasControl(group):
 			return nil, statusErrorf(pb.Code_ILLEGAL_MESSAGE_GROUP, "message group cannot contain control character")

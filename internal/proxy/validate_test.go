@@ -61,6 +61,15 @@ func TestBuildMessageValidation(t *testing.T) {
 			m.SystemProperties.MessageType = pb.MessageType_FIFO
 			m.SystemProperties.MessageGroup = strp(strings.Repeat("g", 65))
 		}, pb.Code_ILLEGAL_MESSAGE_GROUP},
+		// Apache: length >= 64 bytes is refused (QA R7G-4); 63 passes.
+		{"group of 64 bytes", func(m *pb.Message) {
+			m.SystemProperties.MessageType = pb.MessageType_FIFO
+			m.SystemProperties.MessageGroup = strp(strings.Repeat("g", 64))
+		}, pb.Code_ILLEGAL_MESSAGE_GROUP},
+		{"group of 63 bytes", func(m *pb.Message) {
+			m.SystemProperties.MessageType = pb.MessageType_FIFO
+			m.SystemProperties.MessageGroup = strp(strings.Repeat("g", 63))
+		}, pb.Code_OK},
 		{"FIFO without group", func(m *pb.Message) { m.SystemProperties.MessageType = pb.MessageType_FIFO }, pb.Code_ILLEGAL_MESSAGE_GROUP},
 		{"NORMAL with group", func(m *pb.Message) { m.SystemProperties.MessageGroup = strp("g") }, pb.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
 		{"delay beyond max", func(m *pb.Message) {
