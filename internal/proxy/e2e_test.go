@@ -514,6 +514,10 @@ func scenarioPlaintext(t *testing.T, env *e2eEnv) {
 	if err != nil || sr.GetStatus().GetCode() != pb.Code_OK || sr.GetEntries()[0].GetMessageId() != "01PLAINTEXT0000000000000000000001" {
 		t.Fatalf("send: %v %v", sr, err)
 	}
+	// A normal send's transaction id is the message's unique key, as Apache (QA R7G-5).
+	if got := sr.GetEntries()[0].GetTransactionId(); got != "01PLAINTEXT0000000000000000000001" {
+		t.Fatalf("transaction id %q, want the message id", got)
+	}
 	mq := route.GetMessageQueues()[0]
 	var msg *pb.Message
 	for deadline := time.Now().Add(20 * time.Second); msg == nil && time.Now().Before(deadline); {

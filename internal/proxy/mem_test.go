@@ -126,7 +126,7 @@ func (b *memBackend) Send(_ context.Context, req *SendRequest) (*SendResult, err
 	m.CommitLogOffset = 1 << 20 * m.QueueOffset
 	b.msgs[m.Topic] = append(b.msgs[m.Topic], e)
 	b.notify()
-	return &SendResult{QueueID: req.QueueID, QueueOffset: m.QueueOffset, CommitLogOffset: m.CommitLogOffset}, nil
+	return &SendResult{QueueID: req.QueueID, QueueOffset: m.QueueOffset, CommitLogOffset: m.CommitLogOffset, TransactionID: m.Properties[PropUniqKey]}, nil
 }
 
 func tagMatches(expr, tag string) bool {

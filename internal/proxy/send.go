@@ -169,6 +169,10 @@ func (s *Server) sendOne(ctx context.Context, c *call, m *pb.Message, topic stri
 			Broker: q.broker, CommitLogOffset: res.CommitLogOffset,
 			TranStateTableOffset: res.QueueOffset, TransactionID: res.TransactionID,
 		})
+	} else {
+		// Apache's broker answers every send with transactionId = the message's unique key
+		// and the proxy passes it on (QA R7G-5).
+		e.TransactionId = res.TransactionID
 	}
 	return e
 }
