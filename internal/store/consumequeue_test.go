@@ -137,14 +137,7 @@ func TestInMemory(t *testing.T) {
 // batch and skips valid messages). Get checks TOTALSIZE, QUEUEOFFSET and PHYSICALOFFSET of
 // the record an entry names and skips a mismatch like a hole; the other messages are served.
 func TestGetSkipsDamagedEntry(t *testing.T) {
-	dir := t.TempDir()
-	cfg := testConfig(dir)
-	s := openT(t, cfg)
-	var res []PutResult
-	for i := 0; i < 10; i++ {
-		res = append(res, put(t, s, newMsg("R", 0, i, 100)))
-	}
-	s.Close()
+	dir, cfg, res := closedStore(t, 10, 100)
 	cq := filepath.Join(dir, "consumequeue", "R", "0", segmentName(0))
 	f, err := os.OpenFile(cq, os.O_RDWR, 0)
 	if err != nil {
@@ -156,7 +149,7 @@ func TestGetSkipsDamagedEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	s = openT(t, cfg)
+	s := openT(t, cfg)
 	defer s.Close()
 	r, err := s.Get("R", 0, 0, 32, 1<<20, nil)
 	if err != nil {

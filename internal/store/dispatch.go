@@ -140,7 +140,7 @@ func (s *Store) dispatchRecord(rec []byte, h *message.RecordHeader, pos int64) e
 	if s.idx != nil {
 		s.idx.mu.Lock()
 		if pos >= s.idx.from {
-			if err := s.indexRecord(q.topic, vals[1], found[1], vals[2], found[2], pos, h.StoreTimestamp); err != nil {
+			if err := s.indexRecord(q.topic, vals[1], vals[2], pos, h.StoreTimestamp); err != nil {
 				s.logger.Error("index write failed; record not indexed", "offset", pos, "err", err)
 			}
 		}
@@ -161,12 +161,12 @@ func (s *Store) dispatchRecord(rec []byte, h *message.RecordHeader, pos int64) e
 // dispatchKeys are the properties dispatchRecord reads: tag, index keys, unique key.
 var dispatchKeys = [3]string{message.PropertyTags, message.PropertyKeys, message.PropertyUniqKey}
 
-// indexRecord adds the record's KEYS (space separated) and UNIQ_KEY. Caller holds idx.mu.
-func (s *Store) indexRecord(topic string, keys []byte, hasKeys bool, uniq []byte, hasUniq bool, pos, storeTS int64) error {
-	if hasKeys {
-		v := keys
+// indexRecord adds the record's KEYS (space separated) and UNIQ_KEY (either empty when the
+// record has none). Caller holds idx.mu.
+func (s *Store) indexRecord(topic string, keys, uniq []byte, pos, storeTS int64) error {
+	if len(keys) > 0 {
 		var err error
-		forEachKey(v, func(k []byte) bool {
+		forEachKey(keys, func(k []byte) bool {
 			err = s.idx.add(topic, bytesString(k), pos, storeTS)
 			return err == nil
 		})
@@ -174,7 +174,7 @@ func (s *Store) indexRecord(topic string, keys []byte, hasKeys bool, uniq []byte
 			return err
 		}
 	}
-	if hasUniq && len(uniq) > 0 {
+	if len(uniq) > 0 {
 		if err := s.idx.add(topic, bytesString(uniq), pos, storeTS); err != nil {
 			return err
 		}

@@ -415,16 +415,13 @@ func recordHasKey(props []byte, key string) bool {
 // one it names: TOTALSIZE equals the entry's size, QUEUEOFFSET the queue offset and
 // PHYSICALOFFSET the entry's commit-log offset.
 func entryMatches(rec []byte, e cqEntry, queueOffset int64) bool {
-	if len(rec) < physOffsetAt+8 {
+	if len(rec) < message.OffPhysicalOffset+8 {
 		return false
 	}
-	return int32(binary.BigEndian.Uint32(rec)) == e.size &&
-		int64(binary.BigEndian.Uint64(rec[queueOffsetAt:])) == queueOffset &&
-		int64(binary.BigEndian.Uint64(rec[physOffsetAt:])) == e.offset
+	return int32(binary.BigEndian.Uint32(rec[message.OffTotalSize:])) == e.size &&
+		int64(binary.BigEndian.Uint64(rec[message.OffQueueOffset:])) == queueOffset &&
+		int64(binary.BigEndian.Uint64(rec[message.OffPhysicalOffset:])) == e.offset
 }
-
-// queueOffsetAt is the offset of QUEUEOFFSET in a record.
-const queueOffsetAt = 20
 
 // badEntry logs a consume-queue entry that does not match its record, at most once a
 // second per store.

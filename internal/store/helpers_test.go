@@ -136,3 +136,21 @@ func getAll(t testing.TB, s *Store, topic string, qid int32) []*message.Ext {
 		off = next
 	}
 }
+
+// closedStore writes n messages with bodies of bodyLen bytes to queue R/0 of a new store,
+// closes it cleanly and returns its directory, config and the put results (for tests that
+// then damage files on disk).
+func closedStore(t *testing.T, n, bodyLen int) (string, Config, []PutResult) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	s := openT(t, cfg)
+	res := make([]PutResult, 0, n)
+	for i := 0; i < n; i++ {
+		res = append(res, put(t, s, newMsg("R", 0, i, bodyLen)))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir, cfg, res
+}

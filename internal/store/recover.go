@@ -157,7 +157,7 @@ func scanSegment(seg *segment, pos int64, h *message.RecordHeader) (end int64, n
 		if len(b) >= 8 && allZero(b[:8]) {
 			return pos, false, nil
 		}
-		err := message.ParseRecordHeader(b, h)
+		err := checkRecord(b, pos, h)
 		if errors.Is(err, message.ErrBlank) {
 			if int64(h.TotalSize) != seg.size-off {
 				return pos, false, fmt.Errorf("blank record of %d bytes at %d does not end the segment", h.TotalSize, pos)
@@ -166,16 +166,6 @@ func scanSegment(seg *segment, pos int64, h *message.RecordHeader) (end int64, n
 		}
 		if err != nil {
 			return pos, false, err
-		}
-		rec := b[:h.TotalSize]
-		switch {
-		case h.PhysicalOffset != pos:
-			return pos, false, fmt.Errorf("record at %d claims physical offset %d", pos, h.PhysicalOffset)
-		case !h.VerifyBodyCRC(rec):
-			return pos, false, fmt.Errorf("record at %d: body CRC mismatch", pos)
-		}
-		if err := checkTail(rec, h); err != nil {
-			return pos, false, fmt.Errorf("record at %d: %w", pos, err)
 		}
 		pos += int64(h.TotalSize)
 	}
@@ -189,19 +179,11 @@ func scanSegment(seg *segment, pos int64, h *message.RecordHeader) (end int64, n
 // segment. It returns the first such position.
 func (s *Store) intactRecordAfter(bad int64) (int64, bool) {
 	var h message.RecordHeader
-	valid := func(seg *segment, p int64) bool {
-		off := p - seg.start
-		b := seg.data[off:]
-		if message.ParseRecordHeader(b, &h) != nil || h.PhysicalOffset != p {
-			return false
-		}
-		rec := b[:h.TotalSize]
-		return h.VerifyBodyCRC(rec) && checkTail(rec, &h) == nil
-	}
+	valid := func(seg *segment, p int64) bool { return checkRecord(seg.data[p-seg.start:], p, &h) == nil }
 	seg := s.cl.find(bad)
 	if seg != nil {
 		data := seg.data
-		for off := bad - seg.start + 1; off+physOffsetAt+8 <= int64(len(data)); off++ {
+		for off := bad - seg.start + 1; off+message.OffPhysicalOffset+8 <= int64(len(data)); off++ {
 			if off%8 == 0 {
 				// Skip whole zero words quickly. A record may still start in the last
 				// skipped word's tail (TOTALSIZE begins with zero bytes), so resume 7 bytes
@@ -214,11 +196,11 @@ func (s *Store) intactRecordAfter(bad int64) (int64, bool) {
 				if skipped {
 					off -= 7
 				}
-				if off+physOffsetAt+8 > int64(len(data)) {
+				if off+message.OffPhysicalOffset+8 > int64(len(data)) {
 					break
 				}
 			}
-			if binary.BigEndian.Uint64(data[off+physOffsetAt:]) == uint64(seg.start+off) && valid(seg, seg.start+off) {
+			if binary.BigEndian.Uint64(data[off+message.OffPhysicalOffset:]) == uint64(seg.start+off) && valid(seg, seg.start+off) {
 				seg.release()
 				return seg.start + off, true
 			}
@@ -278,9 +260,25 @@ func (s *Store) quarantineTail(bad int64) (string, error) {
 	return dir, nil
 }
 
-// physOffsetAt is the offset of PHYSICALOFFSET in a record (after TOTALSIZE, MAGIC,
-// BODYCRC, QUEUEID, FLAG and QUEUEOFFSET).
-const physOffsetAt = 28
+// checkRecord validates the record starting b, which lies at log position pos: a parsable
+// header (message.ErrBlank for the end-of-segment marker), PHYSICALOFFSET equal to pos, the
+// body CRC, and the topic and properties (checkTail).
+func checkRecord(b []byte, pos int64, h *message.RecordHeader) error {
+	if err := message.ParseRecordHeader(b, h); err != nil {
+		return err
+	}
+	rec := b[:h.TotalSize]
+	switch {
+	case h.PhysicalOffset != pos:
+		return fmt.Errorf("record at %d claims physical offset %d", pos, h.PhysicalOffset)
+	case !h.VerifyBodyCRC(rec):
+		return fmt.Errorf("record at %d: body CRC mismatch", pos)
+	}
+	if err := checkTail(rec, h); err != nil {
+		return fmt.Errorf("record at %d: %w", pos, err)
+	}
+	return nil
+}
 
 func allZero(b []byte) bool {
 	for _, c := range b {

@@ -187,14 +187,7 @@ func TestRecoverCorruptTail(t *testing.T) {
 // TestRecoverRefusesDurableCorruption: damage below the checkpointed flushed offset is
 // acknowledged data; the store must refuse to open instead of truncating it.
 func TestRecoverRefusesDurableCorruption(t *testing.T) {
-	dir := t.TempDir()
-	cfg := testConfig(dir)
-	s := openT(t, cfg)
-	var res []PutResult
-	for i := 0; i < 10; i++ {
-		res = append(res, put(t, s, newMsg("R", 0, i, 100)))
-	}
-	s.Close()
+	dir, cfg, res := closedStore(t, 10, 100)
 	f, err := os.OpenFile(segmentPath(dir, 0, cfg.MappedFileSizeCommitLog), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -342,14 +335,7 @@ func boolInt(b bool) int {
 func TestRecoverQuarantinesIntactTail(t *testing.T) {
 	for _, variant := range []string{"checkpoint lags", "checkpoint lost", "below checkpoint, recoverTruncateCorrupt"} {
 		t.Run(variant, func(t *testing.T) {
-			dir := t.TempDir()
-			cfg := testConfig(dir)
-			s := openT(t, cfg)
-			var res []PutResult
-			for i := 0; i < 60; i++ { // ~2.5 segments of 64 KiB
-				res = append(res, put(t, s, newMsg("R", 0, i, 2500)))
-			}
-			s.Close()
+			dir, cfg, res := closedStore(t, 60, 2500) // ~2.5 segments of 64 KiB
 			victim := res[10]
 			segSize := cfg.MappedFileSizeCommitLog
 			segFile := segmentPath(dir, victim.CommitLogOffset, segSize)
