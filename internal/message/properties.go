@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"slices"
 )
 
 // Property keys (RocketMQ MessageConst). Values are the on-wire names.
@@ -148,12 +147,19 @@ type property struct{ k, v string }
 // ascending key order, stored in buf while they fit, with their encoded length: the one pass
 // over the map that encoding a record needs (no lookups, no allocation up to len(buf)).
 func sortedProperties(props map[string]string, buf []property) ([]property, int, error) {
-	n := 0
-	out := buf[:0]
+	out, n, bad := collectProperties(props, buf)
+	if bad {
+		return nil, 0, ValidateProperties(props)
+	}
+	return out, n, nil
+}
+
+// collectProperties returns props' entries sorted by key (in buf while they fit), their
+// encoded length, and whether some key or value would not encode (see ValidateProperties).
+func collectProperties(props map[string]string, buf []property) (out []property, n int, bad bool) {
+	out = buf[:0]
 	for k, v := range props {
-		if k == "" || hasSeparator(k) || hasSeparator(v) {
-			return nil, 0, ValidateProperties(props)
-		}
+		bad = bad || k == "" || hasSeparator(k) || hasSeparator(v)
 		n += len(k) + len(v) + 2
 		out = append(out, property{k, v})
 	}
@@ -163,7 +169,7 @@ func sortedProperties(props map[string]string, buf []property) ([]property, int,
 			out[j], out[j-1] = out[j-1], out[j]
 		}
 	}
-	return out, n, nil
+	return out, n, bad
 }
 
 // appendSortedProperties appends the encoding of ps (from sortedProperties) to dst.
@@ -208,19 +214,9 @@ func EncodeProperties(props map[string]string) []byte {
 // AppendProperties appends the encoding of props to dst (see EncodeProperties). It does not
 // allocate when dst has room and props has at most 16 entries.
 func AppendProperties(dst []byte, props map[string]string) []byte {
-	var stack [16]string
-	keys := stack[:0]
-	for k := range props {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		dst = append(dst, k...)
-		dst = append(dst, NameValueSeparator)
-		dst = append(dst, props[k]...)
-		dst = append(dst, PropertySeparator)
-	}
-	return dst
+	var buf [16]property
+	ps, _, _ := collectProperties(props, buf[:])
+	return appendSortedProperties(dst, ps)
 }
 
 // DecodeProperties parses a properties string. Like RocketMQ it accepts a missing trailing
