@@ -197,30 +197,37 @@ const attemptIDField protowire.Number = 8
 // Node.js / Java 5.x push consumer resends a failed receive with the same attempt id, and
 // a FIFO queue then hands the same messages out again at once (pop.PopRequest.AttemptID).
 func attemptID(req *pb.ReceiveMessageRequest) string {
-	b := req.ProtoReflect().GetUnknown()
-	id := ""
+	v, _ := unknownBytes(req, attemptIDField)
+	return string(v)
+}
+
+// unknownBytes returns the value of the length-delimited field num among m's unknown fields
+// (fields newer than the stubs; the last occurrence wins). ok is false when the field is
+// absent or the unknown fields are malformed.
+func unknownBytes(m proto.Message, num protowire.Number) (val []byte, ok bool) {
+	b := m.ProtoReflect().GetUnknown()
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return ""
+		n, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return nil, false
 		}
-		b = b[n:]
-		if num == attemptIDField && typ == protowire.BytesType {
-			v, m := protowire.ConsumeBytes(b)
-			if m < 0 {
-				return ""
+		b = b[l:]
+		if n == num && typ == protowire.BytesType {
+			v, l := protowire.ConsumeBytes(b)
+			if l < 0 {
+				return nil, false
 			}
-			id = string(v)
-			b = b[m:]
+			val, ok = v, true
+			b = b[l:]
 			continue
 		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
-			return ""
+		l = protowire.ConsumeFieldValue(n, typ, b)
+		if l < 0 {
+			return nil, false
 		}
-		b = b[m:]
+		b = b[l:]
 	}
-	return id
+	return val, ok
 }
 
 // longPollingTimeoutField is ReceiveMessageRequest.long_polling_timeout (a
@@ -230,36 +237,13 @@ const longPollingTimeoutField protowire.Number = 7
 
 // longPollingTimeout reads long_polling_timeout from the request's unknown fields.
 func longPollingTimeout(req *pb.ReceiveMessageRequest) (time.Duration, bool) {
-	b := req.ProtoReflect().GetUnknown()
-	var d time.Duration
-	found := false
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return 0, false
-		}
-		b = b[n:]
-		if num == longPollingTimeoutField && typ == protowire.BytesType {
-			v, m := protowire.ConsumeBytes(b)
-			if m < 0 {
-				return 0, false
-			}
-			var dur durationpb.Duration
-			if err := proto.Unmarshal(v, &dur); err != nil || !dur.IsValid() {
-				return 0, false
-			}
-			d, found = dur.AsDuration(), true
-			b = b[m:]
-			continue
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
-			return 0, false
-		}
-		b = b[m:]
-	}
-	if d < 0 {
+	v, ok := unknownBytes(req, longPollingTimeoutField)
+	if !ok {
 		return 0, false
 	}
-	return d, found
+	var dur durationpb.Duration
+	if err := proto.Unmarshal(v, &dur); err != nil || !dur.IsValid() || dur.AsDuration() < 0 {
+		return 0, false
+	}
+	return dur.AsDuration(), true
 }
