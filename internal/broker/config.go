@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -432,39 +433,63 @@ func parseDeleteWhen(s string) ([]int, error) {
 // ReadProperties parses a Java properties file (key=value, key:value or "key value" lines,
 // '#'/'!' comments, backslash line continuations and escapes). Later duplicates win.
 func ReadProperties(r io.Reader) (map[string]string, error) {
-	props := make(map[string]string)
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var pending strings.Builder
-	lineNo := 0
-	for sc.Scan() {
-		lineNo++
-		line := sc.Text()
-		if pending.Len() == 0 {
-			line = strings.TrimLeft(line, " \t\f")
-			if line == "" || line[0] == '#' || line[0] == '!' {
-				continue
-			}
-		} else {
-			line = strings.TrimLeft(line, " \t\f")
-		}
-		if continued(line) {
-			pending.WriteString(line[:len(line)-1])
-			continue
-		}
-		pending.WriteString(line)
-		k, v := splitProperty(pending.String())
-		pending.Reset()
-		props[unescapeProperty(k)] = unescapeProperty(v)
+	src, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("broker: reading properties: %w", err)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("broker: reading properties near line %d: %w", lineNo, err)
+	_, entries, err := scanProperties(src)
+	if err != nil {
+		return nil, err
 	}
-	if pending.Len() > 0 {
-		k, v := splitProperty(pending.String())
-		props[unescapeProperty(k)] = unescapeProperty(v)
+	props := make(map[string]string, len(entries))
+	for _, e := range entries {
+		props[e.key] = e.value
 	}
 	return props, nil
+}
+
+// propertyEntry is one logical key/value line of a properties file: physical lines
+// first..last (several when continued with a backslash), unescaped key and value.
+type propertyEntry struct {
+	first, last int
+	key, value  string
+}
+
+// scanProperties splits src into its physical lines ("\r\n" endings normalised) and its
+// logical entries, in file order: the one parser behind ReadProperties and the in-place
+// rewrite of a config file (rewriteProperties).
+func scanProperties(src []byte) ([]string, []propertyEntry, error) {
+	var lines []string
+	sc := bufio.NewScanner(bytes.NewReader(src))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, strings.TrimRight(sc.Text(), "\r"))
+	}
+	if err := sc.Err(); err != nil {
+		return nil, nil, fmt.Errorf("broker: reading properties near line %d: %w", len(lines)+1, err)
+	}
+	var entries []propertyEntry
+	for i := 0; i < len(lines); i++ {
+		l := strings.TrimLeft(lines[i], " \t\f")
+		if l == "" || l[0] == '#' || l[0] == '!' {
+			continue
+		}
+		first := i
+		var full strings.Builder
+		for continued(l) {
+			full.WriteString(l[:len(l)-1])
+			if i+1 == len(lines) {
+				l = ""
+				break
+			}
+			i++
+			l = strings.TrimLeft(lines[i], " \t\f")
+		}
+		full.WriteString(l)
+		k, v := splitProperty(full.String())
+		entries = append(entries, propertyEntry{first, i, unescapeProperty(k), unescapeProperty(v)})
+	}
+	return lines, entries, nil
 }
 
 // continued reports whether line ends with an odd number of backslashes.

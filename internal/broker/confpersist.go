@@ -1,13 +1,13 @@
 package broker
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/rocketry-mq/rocketry/internal/store"
 )
 
 // persistConfigKeys writes props (broker.conf keys and their new values) into the properties
@@ -21,70 +21,26 @@ func persistConfigKeys(path string, props map[string]string) error {
 	if err != nil {
 		return fmt.Errorf("broker: persist config: %w", err)
 	}
-	out := rewriteProperties(old, props)
+	out, err := rewriteProperties(old, props)
+	if err != nil {
+		return fmt.Errorf("broker: persist config %s: %w", path, err)
+	}
 	mode := os.FileMode(0o644)
 	if st, err := os.Stat(path); err == nil {
 		mode = st.Mode().Perm()
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+	if err := store.WriteFileAtomic(path, out, mode); err != nil {
 		return fmt.Errorf("broker: persist config: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(out); err != nil {
-		tmp.Close()
-		return fmt.Errorf("broker: persist config: %w", err)
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("broker: persist config: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("broker: persist config: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("broker: persist config: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("broker: persist config: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }
 
 // rewriteProperties returns src with the keys of props set to their values (see
 // persistConfigKeys). Line endings of src are normalised to "\n".
-func rewriteProperties(src []byte, props map[string]string) []byte {
-	type logical struct {
-		first, last int // physical line range
-		key         string
-	}
-	var lines []string
-	sc := bufio.NewScanner(bytes.NewReader(src))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		lines = append(lines, strings.TrimRight(sc.Text(), "\r"))
-	}
-	var entries []logical
-	for i := 0; i < len(lines); i++ {
-		l := strings.TrimLeft(lines[i], " \t\f")
-		if l == "" || l[0] == '#' || l[0] == '!' {
-			continue
-		}
-		first := i
-		var full strings.Builder
-		for continued(l) && i+1 < len(lines) {
-			full.WriteString(l[:len(l)-1])
-			i++
-			l = strings.TrimLeft(lines[i], " \t\f")
-		}
-		full.WriteString(l)
-		k, _ := splitProperty(full.String())
-		entries = append(entries, logical{first, i, unescapeProperty(k)})
+func rewriteProperties(src []byte, props map[string]string) ([]byte, error) {
+	lines, entries, err := scanProperties(src)
+	if err != nil {
+		return nil, err
 	}
 	lastOf := map[string]int{}
 	for n, e := range entries {
@@ -92,7 +48,7 @@ func rewriteProperties(src []byte, props map[string]string) []byte {
 			lastOf[e.key] = n
 		}
 	}
-	replace := map[int]logical{} // first physical line -> entry to replace
+	replace := map[int]propertyEntry{} // first physical line -> entry to replace
 	for _, n := range lastOf {
 		replace[entries[n].first] = entries[n]
 	}
@@ -113,10 +69,18 @@ func rewriteProperties(src []byte, props map[string]string) []byte {
 		}
 	}
 	sort.Strings(missing)
+	if n := len(entries); len(missing) > 0 && n > 0 {
+		// A file whose last entry ends in an open continuation (a trailing backslash at
+		// EOF) would swallow the first appended line: close it with an empty line.
+		e := entries[n-1]
+		if _, replaced := replace[e.first]; !replaced && e.last == len(lines)-1 && continued(strings.TrimLeft(lines[e.last], " \t\f")) {
+			b.WriteByte('\n')
+		}
+	}
 	for _, k := range missing {
 		b.WriteString(formatProperty(k, props[k]))
 	}
-	return b.Bytes()
+	return b.Bytes(), nil
 }
 
 // formatProperty renders one "key=value\n" line, escaped so ReadProperties reads it back.

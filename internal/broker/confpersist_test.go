@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,17 +16,21 @@ import (
 func TestRewriteProperties(t *testing.T) {
 	src := "# broker.conf\r\nbrokerName = broker-a\nfileReservedTime=72\n! note\n" +
 		"deleteWhen: 04\nmaxMessageSize=4194304\nmaxMessageSize=1000\nlong=a\\\n  b\n"
-	got := string(rewriteProperties([]byte(src), map[string]string{
+	out, err := rewriteProperties([]byte(src), map[string]string{
 		"fileReservedTime": "48", "maxMessageSize": "2048", "long": "c", "brokerPermission": "4",
 		"deleteWhen": "01;13",
-	}))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(out)
 	want := "# broker.conf\nbrokerName = broker-a\nfileReservedTime=48\n! note\n" +
 		"deleteWhen=01;13\nmaxMessageSize=4194304\nmaxMessageSize=2048\nlong=c\nbrokerPermission=4\n"
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("rewrite (-want +got):\n%s", diff)
 	}
 	// What was written reads back to the same values.
-	props, err := ReadProperties(bytes.NewReader([]byte(got)))
+	props, err := ReadProperties(strings.NewReader(got))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +42,11 @@ func TestRewriteProperties(t *testing.T) {
 	}
 	// Values that need escaping survive the round trip.
 	odd := map[string]string{"a key": " lead\\back\nline"}
-	props, err = ReadProperties(bytes.NewReader(rewriteProperties(nil, odd)))
+	enc, err := rewriteProperties(nil, odd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	props, err = ReadProperties(bytes.NewReader(enc))
 	if err != nil || props["a key"] != odd["a key"] {
 		t.Fatalf("escaped round trip: %q, %v", props["a key"], err)
 	}

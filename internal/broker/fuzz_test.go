@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"bytes"
+	"maps"
 	"strings"
 	"testing"
 
@@ -19,6 +21,19 @@ func FuzzReadProperties(f *testing.F) {
 		cfg := DefaultConfig()
 		_ = ApplyProperties(&cfg, props, nil) // must not panic on any value
 		_ = cfg.Validate()
+		// Rewriting one key in place (run-time config persistence) keeps every other key.
+		out, err := rewriteProperties([]byte(s), map[string]string{"fileReservedTime": "7"})
+		if err != nil {
+			t.Fatalf("rewrite of a readable file: %v", err)
+		}
+		back, err := ReadProperties(bytes.NewReader(out))
+		if err != nil {
+			t.Fatalf("rewritten file unreadable: %v\n%q", err, out)
+		}
+		props["fileReservedTime"] = "7"
+		if !maps.Equal(back, props) {
+			t.Fatalf("rewrite changed other keys:\n%q\n-> %q\n%v\n%v", s, out, props, back)
+		}
 	})
 }
 
