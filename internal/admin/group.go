@@ -144,7 +144,7 @@ func (a *Admin) ListGroups(ctx context.Context, cluster string, all bool) ([]Gro
 	if err != nil {
 		return nil, err
 	}
-	if err := partialFailure(a, brokers, failed, "group list"); err != nil {
+	if err := partialFailure(a, brokerNames(brokers), failed, "group list"); err != nil {
 		return nil, err
 	}
 	out := make([]GroupSummary, 0, len(byName))
@@ -271,7 +271,7 @@ func (a *Admin) DescribeGroup(ctx context.Context, group string) (*GroupDetail, 
 	if err != nil {
 		return nil, err
 	}
-	if err := partialFailure(a, brokers, failed, "group describe"); err != nil {
+	if err := partialFailure(a, brokerNames(brokers), failed, "group describe"); err != nil {
 		return nil, err
 	}
 	for name, e := range failed {
@@ -736,16 +736,16 @@ func (a *Admin) targetOffset(ctx context.Context, addr, topic, broker string, qi
 	return a.offset(ctx, addr, remoting.SearchOffsetByTimestamp, ext)
 }
 
-// partialFailure decides what per-broker failures mean for a cluster-wide read: every broker
-// failed -> the first error; some failed -> a warning naming them (the caller shows what the
-// others answered, as mqadmin does); none -> nil.
-func partialFailure(a *Admin, brokers []brokerGroup, failed map[string]error, op string) error {
+// partialFailure decides what per-broker failures mean for a cluster-wide read over the
+// brokers named: every one failed -> the first error; some failed -> a warning naming them
+// (the caller shows what the others answered, as mqadmin does); none -> nil.
+func partialFailure(a *Admin, names []string, failed map[string]error, op string) error {
 	if len(failed) == 0 {
 		return nil
 	}
-	if len(failed) == len(brokers) {
-		for _, b := range brokers {
-			if err := failed[b.Name]; err != nil {
+	if len(failed) == len(names) {
+		for _, n := range names {
+			if err := failed[n]; err != nil {
 				return err
 			}
 		}
@@ -754,4 +754,13 @@ func partialFailure(a *Admin, brokers []brokerGroup, failed map[string]error, op
 		a.log.Warn(op+": a broker did not answer; its part is missing", "broker", name, "err", err)
 	}
 	return nil
+}
+
+// brokerNames lists the names of brokers.
+func brokerNames(brokers []brokerGroup) []string {
+	names := make([]string, len(brokers))
+	for i, b := range brokers {
+		names[i] = b.Name
+	}
+	return names
 }

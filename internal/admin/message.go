@@ -217,13 +217,8 @@ func (a *Admin) queryIndex(ctx context.Context, topic, key string, unique bool, 
 	if err != nil {
 		return nil, err
 	}
-	if len(failed) > 0 {
-		if len(failed) == len(names) {
-			return nil, failed[names[0]]
-		}
-		for name, e := range failed {
-			a.log.Warn("message query: a broker did not answer; its matches are missing", "broker", name, "err", e)
-		}
+	if err := partialFailure(a, names, failed, "message query"); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/rocketry-mq/rocketry/internal/broker"
 	"github.com/rocketry-mq/rocketry/internal/logging"
 	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/remoting"
 	"github.com/rocketry-mq/rocketry/internal/testcluster"
 )
 
@@ -21,43 +22,14 @@ func TestTwoBrokers(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bc := broker.DefaultConfig()
-	bc.BrokerName = "broker-b"
-	bc.DataDir = t.TempDir()
-	bc.NamesrvAddrs = []string{c.NameServerAddr()}
-	bc.AdvertiseAddr = "127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	bc.MappedFileSizeCommitLog = 16 << 20
-	b2, err := broker.NewWithListener(bc, logging.Discard(), ln)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- b2.Run(context.Background()) }()
-	defer func() {
-		b2.Close()
-		if err := <-done; err != nil {
-			t.Errorf("broker-b: %v", err)
-		}
-	}()
-
 	a, err := New(Config{NameServers: []string{c.NameServerAddr()}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	for ctx.Err() == nil {
-		if bs, err := a.ClusterList(ctx); err == nil && len(bs) == 2 {
-			if bs[0].Name != "broker-a" || bs[1].Name != "broker-b" || bs[1].Error != "" {
-				t.Fatalf("cluster list %+v", bs)
-			}
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	b2, b2Addr := startBrokerB(ctx, t, c, a)
+	if bs, err := a.ClusterList(ctx); err != nil || len(bs) != 2 || bs[0].Name != "broker-a" || bs[1].Name != "broker-b" || bs[1].Error != "" {
+		t.Fatalf("cluster list %+v %v", bs, err)
 	}
 
 	res, err := a.CreateTopic(ctx, TopicSpec{Name: "spread", Queues: 2})
@@ -69,7 +41,7 @@ func TestTwoBrokers(t *testing.T) {
 	}
 	for i, target := range []struct {
 		name, addr string
-	}{{"broker-a", c.BrokerAddr()}, {"broker-b", bc.AdvertiseAddr}, {"broker-b", bc.AdvertiseAddr}} {
+	}{{"broker-a", c.BrokerAddr()}, {"broker-b", b2Addr}, {"broker-b", b2Addr}} {
 		props := map[string]string{message.PropertyKeys: "k" + strconv.Itoa(i), message.PropertyUniqKey: message.NewUniqID()}
 		if _, err := a.send(ctx, target.addr, target.name, int32(i%2), &message.Message{Topic: "spread", Body: []byte("x"), Properties: props}); err != nil {
 			t.Fatal(err)
@@ -106,6 +78,95 @@ func TestTwoBrokers(t *testing.T) {
 	}
 	if _, ok := b2.Topics.Get("spread"); ok {
 		t.Fatal("broker-b still has the deleted topic")
+	}
+}
+
+// startBrokerB starts a second broker, "broker-b", registered with c's NameServer (stopped
+// at the end of the test) and waits until cluster list shows both brokers. It returns the
+// broker and its address.
+func startBrokerB(ctx context.Context, t *testing.T, c *testcluster.Cluster, a *Admin) (*broker.Broker, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := broker.DefaultConfig()
+	bc.BrokerName = "broker-b"
+	bc.DataDir = t.TempDir()
+	bc.NamesrvAddrs = []string{c.NameServerAddr()}
+	bc.AdvertiseAddr = "127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	bc.MappedFileSizeCommitLog = 16 << 20
+	b2, err := broker.NewWithListener(bc, logging.Discard(), ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b2.Run(context.Background()) }()
+	t.Cleanup(func() {
+		b2.Close()
+		if err := <-done; err != nil {
+			t.Errorf("broker-b: %v", err)
+		}
+	})
+	for {
+		if bs, err := a.ClusterList(ctx); err == nil && len(bs) == 2 {
+			return b2, bc.AdvertiseAddr
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("broker-b never registered")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// TestDescribeGroupCountsBrokersWithoutOffsets (QA R7H-7): the group consumes CT on broker-a
+// (committed offset there) and never touched broker-b; broker-b's waiting messages still
+// count in the group's lag.
+func TestDescribeGroupCountsBrokersWithoutOffsets(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a, err := New(Config{NameServers: []string{c.NameServerAddr()}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	_, b2Addr := startBrokerB(ctx, t, c, a)
+	if _, err := a.CreateTopic(ctx, TopicSpec{Name: "CT", Queues: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateGroup(ctx, GroupSpec{Name: "CG", MaxAttempts: 16}); err != nil {
+		t.Fatal(err)
+	}
+	send := func(addr, name string, n int) {
+		for range n {
+			m := &message.Message{Topic: "CT", Body: []byte("x"), Properties: map[string]string{message.PropertyUniqKey: message.NewUniqID()}}
+			if _, err := a.send(ctx, addr, name, 0, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	send(c.BrokerAddr(), "broker-a", 3)
+	send(b2Addr, "broker-b", 4)
+	if _, err := a.invoke(ctx, c.BrokerAddr(), remoting.UpdateConsumerOffset, map[string]string{
+		"consumerGroup": "CG", "topic": "CT", "queueId": "0", "commitOffset": "1", "bname": "broker-a"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Sends are answered before the consume queues are written (dispatch): wait for it.
+	for {
+		d, err := a.DescribeGroup(ctx, "CG")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Lag == 2+4 && len(d.Queues) == 2 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("lag %d over %d queues, want 6 over 2 (broker-b's 4 messages count): %+v", d.Lag, len(d.Queues), d.Queues)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 
