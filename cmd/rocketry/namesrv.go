@@ -52,13 +52,13 @@ func init() {
 						eff.KVConfigPath = cfg.KVConfigPath
 					}
 					if fl.Changed("tls-mode") {
-						eff.TLSMode = cfg.TLSMode
+						eff.TLS.Mode = cfg.TLS.Mode
 					}
 					if fl.Changed("tls-cert") {
-						eff.TLSCertFile = cfg.TLSCertFile
+						eff.TLS.CertFile = cfg.TLS.CertFile
 					}
 					if fl.Changed("tls-key") {
-						eff.TLSKeyFile = cfg.TLSKeyFile
+						eff.TLS.KeyFile = cfg.TLS.KeyFile
 					}
 					if fl.Changed("order-message-enable") {
 						eff.OrderMessageEnable = cfg.OrderMessageEnable
@@ -78,9 +78,9 @@ func init() {
 		f.StringVar(&cfg.Listen, "listen", cfg.Listen, "remoting listen address")
 		f.StringVar(&cfg.HTTPListen, "http-listen", cfg.HTTPListen, "HTTP listen address for /healthz and /metrics (off when empty)")
 		f.StringVar(&configFile, "config", "", "properties file (namesrv.conf keys: listenPort, scanNotActiveBrokerInterval, orderMessageEnable, kvConfigPath, ...); flags override it")
-		f.StringVar(&cfg.TLSMode, "tls-mode", cfg.TLSMode, "remoting TLS (tls.server.mode): permissive (TLS and plaintext clients on one port) or disabled")
-		f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (tls.server.certPath; default: a generated self-signed one)")
-		f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert (tls.server.keyPath)")
+		f.StringVar(&cfg.TLS.Mode, "tls-mode", cfg.TLS.Mode, "remoting TLS (tls.server.mode): permissive (TLS and plaintext clients on one port) or disabled")
+		f.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "PEM certificate (tls.server.certPath; default: a generated self-signed one)")
+		f.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "PEM private key of --tls-cert (tls.server.keyPath)")
 		f.StringVar(&cfg.KVConfigPath, "kv-config", cfg.KVConfigPath, "file persisting the KV configuration (in memory when empty)")
 		f.BoolVar(&cfg.OrderMessageEnable, "order-message-enable", cfg.OrderMessageEnable, "serve orderTopicConf from the ORDER_TOPIC_CONFIG KV namespace in routes")
 		f.StringVar(&logFormat, "log-format", "text", "log format: text or json")

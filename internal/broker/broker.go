@@ -391,11 +391,11 @@ func (b *Broker) Run(ctx context.Context) error {
 
 	rcfg := remoting.DefaultServerConfig()
 	host, _, _ := net.SplitHostPort(b.addr)
-	conf, selfSigned, terr := remoting.ServerTLS(b.Cfg.TLSMode, b.Cfg.TLSCertFile, b.Cfg.TLSKeyFile, []string{"localhost", "127.0.0.1", host})
+	conf, selfSigned, terr := b.Cfg.TLS.ServerConfig([]string{"localhost", "127.0.0.1", host})
 	if terr != nil {
 		return fmt.Errorf("broker: remoting TLS: %w", terr)
 	}
-	rcfg.TLSMode, rcfg.TLS = b.Cfg.TLSMode, conf
+	rcfg.TLSMode, rcfg.TLS = b.Cfg.TLS.Mode, conf
 	if selfSigned {
 		b.Log.Info("remoting port accepts TLS clients with a generated self-signed certificate (tls.server.mode=permissive); set tls.server.certPath/keyPath for your own")
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/rocketry-mq/rocketry/internal/message"
 	"github.com/rocketry-mq/rocketry/internal/remoting"
 	"github.com/rocketry-mq/rocketry/internal/store"
-	"github.com/rocketry-mq/rocketry/internal/tlsmux"
 )
 
 // Flush disk types (broker.conf flushDiskType).
@@ -47,15 +46,9 @@ type Config struct {
 	// ids. broker.conf brokerIP1 sets the host (the port is the listen port). Default "": the
 	// first non-loopback IPv4 address of the host (127.0.0.1 when none) and the listen port.
 	AdvertiseAddr string
-	// TLSMode is the remoting port's TLS mode (Apache tls.server.mode): "permissive" (TLS
-	// and plaintext clients on the same port, told apart by their first byte) or "disabled".
-	// "enforcing" is refused: Rocketry's own brokers, proxies and admin CLI connect in
-	// plaintext. Default "permissive", as Apache.
-	TLSMode string
-	// TLSCertFile and TLSKeyFile are the PEM certificate and key of the remoting port
-	// (tls.server.certPath, tls.server.keyPath). Default "": a self-signed certificate
-	// generated at start (Apache's tls.test.mode.enable default).
-	TLSCertFile, TLSKeyFile string
+	// TLS is the remoting port's TLS (tls.server.mode / certPath / keyPath). Default
+	// permissive with a generated self-signed certificate, as Apache.
+	TLS remoting.TLSSettings
 	// NamesrvAddrs are the NameServers to register with (broker.conf namesrvAddr, ';'
 	// separated). Default none (the broker runs unregistered).
 	NamesrvAddrs []string
@@ -208,7 +201,7 @@ func DefaultConfig() Config {
 	}
 	return Config{
 		ListenAddr:                    ":10911",
-		TLSMode:                       tlsmux.Permissive,
+		TLS:                           remoting.DefaultTLSSettings(),
 		ClusterName:                   "DefaultCluster",
 		BrokerName:                    host,
 		DataDir:                       filepath.Join("rocketry-data", "broker"),
@@ -260,7 +253,7 @@ func invalid(key, format string, args ...any) error {
 
 // Validate checks every field; the error names the broker.conf key at fault.
 func (c *Config) Validate() error {
-	if err := remoting.CheckTLSSettings(c.TLSMode, c.TLSCertFile, c.TLSKeyFile); err != nil {
+	if err := c.TLS.Check(); err != nil {
 		return invalid("tls.server.mode", "%v", err)
 	}
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
@@ -698,13 +691,10 @@ func applyKey(c *Config, k, v string) (bool, error) {
 	}
 	ms := func(dst *time.Duration) error { return dur(dst, time.Millisecond) }
 	var err error
+	if c.TLS.ApplyKey(k, v) {
+		return true, nil
+	}
 	switch k {
-	case "tls.server.mode":
-		c.TLSMode = strings.ToLower(v)
-	case "tls.server.certPath":
-		c.TLSCertFile = v
-	case "tls.server.keyPath":
-		c.TLSKeyFile = v
 	case "listenPort":
 		var p int
 		if err = integer(&p); err == nil {

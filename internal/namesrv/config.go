@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/remoting"
-	"github.com/rocketry-mq/rocketry/internal/tlsmux"
 )
 
 // Config configures a NameServer. Build it with DefaultConfig and override fields.
@@ -45,12 +44,9 @@ type Config struct {
 	// KVConfigPath persists the KV configuration (kvConfig.json); "" keeps it in memory.
 	// Default "".
 	KVConfigPath string
-	// TLSMode is the remoting port's TLS mode (Apache tls.server.mode): "permissive" (TLS
-	// and plaintext clients on one port) or "disabled". Default "permissive", as Apache.
-	TLSMode string
-	// TLSCertFile and TLSKeyFile are the port's PEM certificate and key (tls.server.certPath,
-	// tls.server.keyPath). Default "": a self-signed certificate generated at start.
-	TLSCertFile, TLSKeyFile string
+	// TLS is the remoting port's TLS (tls.server.mode / certPath / keyPath). Default
+	// permissive with a generated self-signed certificate, as Apache.
+	TLS remoting.TLSSettings
 	// Remoting holds the connection limits and timeouts; zero fields take the remoting
 	// defaults (idle 120 s, first frame 10 s, 16 MiB frames).
 	Remoting remoting.ServerConfig
@@ -60,7 +56,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Listen:                         ":9876",
-		TLSMode:                        tlsmux.Permissive,
+		TLS:                            remoting.DefaultTLSSettings(),
 		ScanNotActiveBrokerInterval:    5 * time.Second,
 		BrokerTimeout:                  DefaultBrokerTimeout,
 		ReturnOrderTopicConfigToBroker: true,
@@ -89,7 +85,7 @@ func (c Config) Validate() error {
 	if c.BrokerTimeout <= 0 {
 		return fmt.Errorf("namesrv: BrokerTimeout must be positive, got %v", c.BrokerTimeout)
 	}
-	if err := remoting.CheckTLSSettings(c.TLSMode, c.TLSCertFile, c.TLSKeyFile); err != nil {
+	if err := c.TLS.Check(); err != nil {
 		return fmt.Errorf("namesrv: %w", err)
 	}
 	if err := c.Remoting.Validate(); err != nil {
@@ -146,14 +142,10 @@ func (c *Config) LoadProperties(path string) (warnings []string, err error) {
 			c.KVConfigPath = v
 		case "httpListen":
 			c.HTTPListen = v
-		case "tls.server.mode":
-			c.TLSMode = strings.ToLower(v)
-		case "tls.server.certPath":
-			c.TLSCertFile = v
-		case "tls.server.keyPath":
-			c.TLSKeyFile = v
 		default:
-			warnings = append(warnings, fmt.Sprintf("unknown or unsupported config key %q ignored", k))
+			if !c.TLS.ApplyKey(k, v) {
+				warnings = append(warnings, fmt.Sprintf("unknown or unsupported config key %q ignored", k))
+			}
 		}
 		if perr != nil {
 			return nil, fmt.Errorf("namesrv: %s: %s=%q: %w", path, k, v, perr)

@@ -95,11 +95,11 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 	s.ready = s.health.Flag("namesrv")
 	rcfg := cfg.Remoting
 	if rcfg.TLS == nil {
-		conf, selfSigned, err := remoting.ServerTLS(cfg.TLSMode, cfg.TLSCertFile, cfg.TLSKeyFile, []string{"localhost", "127.0.0.1"})
+		conf, selfSigned, err := cfg.TLS.ServerConfig([]string{"localhost", "127.0.0.1"})
 		if err != nil {
 			return nil, fmt.Errorf("namesrv: remoting TLS: %w", err)
 		}
-		rcfg.TLSMode, rcfg.TLS = cfg.TLSMode, conf
+		rcfg.TLSMode, rcfg.TLS = cfg.TLS.Mode, conf
 		if selfSigned {
 			log.Info("remoting port accepts TLS clients with a generated self-signed certificate (tls.server.mode=permissive)")
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -399,30 +400,60 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// CheckTLSSettings validates a remoting port's TLS settings (tls.server.mode and the
-// certificate files) for a broker or NameServer: "permissive" or "disabled". "enforcing" is
-// refused because Rocketry's own remoting clients (brokers registering, proxies in cluster
-// mode, the admin CLI) connect in plaintext and would be locked out.
-func CheckTLSSettings(mode, certFile, keyFile string) error {
-	switch mode {
-	case "", tlsmux.Disabled, tlsmux.Permissive: // "": the zero value, disabled
-	case tlsmux.Enforcing:
-		return fmt.Errorf("TLS mode %q is not supported on remoting ports: Rocketry's brokers, proxies and admin CLI connect in plaintext (use permissive)", mode)
+// TLSSettings are a remoting port's TLS settings (Apache's tls.server.* keys), shared by the
+// broker's and the NameServer's configs.
+type TLSSettings struct {
+	// Mode is tls.server.mode: "permissive" (TLS and plaintext clients on the same port,
+	// told apart by their first byte) or "disabled" ("" = disabled). "enforcing" is refused
+	// (Check): Rocketry's own remoting clients (brokers registering, proxies in cluster mode,
+	// the admin CLI) connect in plaintext and would be locked out.
+	Mode string
+	// CertFile and KeyFile are the PEM certificate and key (tls.server.certPath,
+	// tls.server.keyPath). "": a self-signed certificate generated at start (Apache's
+	// tls.test.mode.enable default).
+	CertFile, KeyFile string
+}
+
+// DefaultTLSSettings is Apache's default: permissive with a generated certificate.
+func DefaultTLSSettings() TLSSettings { return TLSSettings{Mode: tlsmux.Permissive} }
+
+// ApplyKey sets the setting a tls.server.* properties key names and reports whether k was
+// one of them.
+func (t *TLSSettings) ApplyKey(k, v string) bool {
+	switch k {
+	case "tls.server.mode":
+		t.Mode = strings.ToLower(v)
+	case "tls.server.certPath":
+		t.CertFile = v
+	case "tls.server.keyPath":
+		t.KeyFile = v
 	default:
-		return fmt.Errorf("unknown TLS mode %q (want disabled or permissive)", mode)
+		return false
 	}
-	if (certFile == "") != (keyFile == "") {
+	return true
+}
+
+// Check validates the settings.
+func (t TLSSettings) Check() error {
+	switch t.Mode {
+	case "", tlsmux.Disabled, tlsmux.Permissive:
+	case tlsmux.Enforcing:
+		return fmt.Errorf("TLS mode %q is not supported on remoting ports: Rocketry's brokers, proxies and admin CLI connect in plaintext (use permissive)", t.Mode)
+	default:
+		return fmt.Errorf("unknown TLS mode %q (want disabled or permissive)", t.Mode)
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
 		return errors.New("tls.server.certPath and tls.server.keyPath must be given together")
 	}
 	return nil
 }
 
-// ServerTLS returns the TLS settings of a remoting port: nil when mode is disabled, else
-// the certificate files' pair or, without files, a self-signed certificate for hosts
-// (selfSigned reports it; Apache's tls.test.mode.enable default does the same).
-func ServerTLS(mode, certFile, keyFile string, hosts []string) (conf *tls.Config, selfSigned bool, err error) {
-	if mode == "" || mode == tlsmux.Disabled {
+// ServerConfig returns the ServerConfig.TLS of the settings: nil when disabled, else the
+// certificate files' pair or, without files, a self-signed certificate for hosts
+// (selfSigned reports it).
+func (t TLSSettings) ServerConfig(hosts []string) (conf *tls.Config, selfSigned bool, err error) {
+	if t.Mode == "" || t.Mode == tlsmux.Disabled {
 		return nil, false, nil
 	}
-	return tlsmux.ServerConfig(certFile, keyFile, hosts, nil)
+	return tlsmux.ServerConfig(t.CertFile, t.KeyFile, hosts, nil)
 }

@@ -36,7 +36,7 @@ func heartbeatOver(c net.Conn) error {
 // TestServerTLSModes: a remoting port in permissive mode serves TLS clients (go2 WithTls)
 // and plaintext clients side by side; disabled (or no certificate) serves plaintext only.
 func TestServerTLSModes(t *testing.T) {
-	conf, _, err := ServerTLS(tlsmux.Permissive, "", "", []string{"127.0.0.1"})
+	conf, _, err := DefaultTLSSettings().ServerConfig([]string{"127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestServerTLSModes(t *testing.T) {
 	}
 }
 
-func TestCheckTLSSettings(t *testing.T) {
+func TestTLSSettingsCheck(t *testing.T) {
 	for _, tc := range []struct {
 		mode, cert, key string
 		ok              bool
@@ -84,8 +84,23 @@ func TestCheckTLSSettings(t *testing.T) {
 		{"permissive", "c.pem", "k.pem", true}, {"permissive", "c.pem", "", false},
 		{"enforcing", "", "", false}, {"bogus", "", "", false},
 	} {
-		if err := CheckTLSSettings(tc.mode, tc.cert, tc.key); (err == nil) != tc.ok {
-			t.Errorf("CheckTLSSettings(%q, %q, %q) = %v, want ok=%v", tc.mode, tc.cert, tc.key, err, tc.ok)
+		if err := (TLSSettings{Mode: tc.mode, CertFile: tc.cert, KeyFile: tc.key}).Check(); (err == nil) != tc.ok {
+			t.Errorf("Check(%q, %q, %q) = %v, want ok=%v", tc.mode, tc.cert, tc.key, err, tc.ok)
 		}
+	}
+}
+
+func TestTLSSettingsApplyKey(t *testing.T) {
+	var ts TLSSettings
+	for k, v := range map[string]string{"tls.server.mode": "Permissive", "tls.server.certPath": "c.pem", "tls.server.keyPath": "k.pem"} {
+		if !ts.ApplyKey(k, v) {
+			t.Fatalf("%s not applied", k)
+		}
+	}
+	if ts != (TLSSettings{Mode: "permissive", CertFile: "c.pem", KeyFile: "k.pem"}) {
+		t.Fatalf("settings %+v", ts)
+	}
+	if ts.ApplyKey("listenPort", "1") {
+		t.Fatal("a non-TLS key was taken")
 	}
 }
