@@ -723,12 +723,9 @@ func TestParkedPullsDoNotBlockTheConnection(t *testing.T) {
 	if r := tb.sendV2("LP", 0, "through", nil); r.Code != remoting.Success {
 		t.Fatalf("send behind %d parked pulls: %d %q", polls, r.Code, r.Remark)
 	}
-	deadline := time.Now().Add(25 * time.Second)
-	for answered.Load() < polls && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if answered.Load() < polls || busy.Load() > 0 {
-		t.Fatalf("%d of %d pulls answered, %d refused SYSTEM_BUSY", answered.Load(), polls, busy.Load())
+	waitFor(t, 25*time.Second, "every parked pull answered", func() bool { return answered.Load() >= polls })
+	if busy.Load() > 0 {
+		t.Fatalf("%d of %d pulls refused SYSTEM_BUSY", busy.Load(), polls)
 	}
 }
 
