@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,10 +28,13 @@ type brokerStats struct {
 	lastSampleAt time.Time
 
 	// groups holds the per-(group, topic) delivery counters behind GET_CONSUME_STATS'
-	// consumeTps (RocketMQ's GROUP_GET_NUMS per-minute TPS): key group+"@"+topic.
-	groups sync.Map // string -> *groupRate
+	// consumeTps (RocketMQ's GROUP_GET_NUMS per-minute TPS).
+	groups sync.Map // groupTopic -> *groupRate
 	ticks  int      // mu: samples taken, for the 10 s group sampling
 }
+
+// groupTopic keys brokerStats.groups.
+type groupTopic struct{ group, topic string }
 
 // groupRateSlots is how many 10 s samples a group keeps: one minute plus the current one.
 const groupRateSlots = 7
@@ -48,7 +50,7 @@ type groupRate struct {
 // delivered records n messages delivered to group from topic (pull or pop).
 func (s *brokerStats) delivered(group, topic string, n int) {
 	s.got.Add(int64(n))
-	key := group + "@" + topic
+	key := groupTopic{group, topic}
 	v, ok := s.groups.Load(key)
 	if !ok {
 		v, _ = s.groups.LoadOrStore(key, &groupRate{})
@@ -63,9 +65,8 @@ func (s *brokerStats) groupTps(group, topic string) float64 {
 	defer s.mu.Unlock()
 	var sum float64
 	s.groups.Range(func(k, v any) bool {
-		key := k.(string)
-		g, t, _ := strings.Cut(key, "@")
-		if g != group || (topic != "" && t != topic) {
+		key := k.(groupTopic)
+		if key.group != group || (topic != "" && key.topic != topic) {
 			return true
 		}
 		r := v.(*groupRate)
