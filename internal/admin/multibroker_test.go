@@ -19,14 +19,7 @@ import (
 // broker-a plus a broker-b registered with the same NameServer): creation and deletion reach
 // both, describe and consume stats merge both, cluster list shows both.
 func TestTwoBrokers(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	a, err := New(Config{NameServers: []string{c.NameServerAddr()}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	ctx, c, a := clusterAdmin(t, 60*time.Second)
 	b2, b2Addr := startBrokerB(ctx, t, c, a)
 	if bs, err := a.ClusterList(ctx); err != nil || len(bs) != 2 || bs[0].Name != "broker-a" || bs[1].Name != "broker-b" || bs[1].Error != "" {
 		t.Fatalf("cluster list %+v %v", bs, err)
@@ -81,6 +74,21 @@ func TestTwoBrokers(t *testing.T) {
 	}
 }
 
+// clusterAdmin starts a standalone test cluster (broker-a) and an Admin on its NameServer,
+// with a context that ends after timeout (all closed at the end of the test).
+func clusterAdmin(t *testing.T, timeout time.Duration) (context.Context, *testcluster.Cluster, *Admin) {
+	t.Helper()
+	c := testcluster.Start(t, testcluster.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	a, err := New(Config{NameServers: []string{c.NameServerAddr()}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return ctx, c, a
+}
+
 // startBrokerB starts a second broker, "broker-b", registered with c's NameServer (stopped
 // at the end of the test) and waits until cluster list shows both brokers. It returns the
 // broker and its address.
@@ -124,14 +132,7 @@ func startBrokerB(ctx context.Context, t *testing.T, c *testcluster.Cluster, a *
 // (committed offset there) and never touched broker-b; broker-b's waiting messages still
 // count in the group's lag.
 func TestDescribeGroupCountsBrokersWithoutOffsets(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	a, err := New(Config{NameServers: []string{c.NameServerAddr()}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	ctx, c, a := clusterAdmin(t, 60*time.Second)
 	_, b2Addr := startBrokerB(ctx, t, c, a)
 	if _, err := a.CreateTopic(ctx, TopicSpec{Name: "CT", Queues: 1}); err != nil {
 		t.Fatal(err)
@@ -171,14 +172,7 @@ func TestDescribeGroupCountsBrokersWithoutOffsets(t *testing.T) {
 }
 
 func TestBrokerConfigGetAndUpdate(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	a, err := New(Config{NameServers: []string{c.NameServerAddr()}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	ctx, _, a := clusterAdmin(t, 30*time.Second)
 	cfgs, err := a.GetBrokerConfig(ctx, "", "")
 	if err != nil || len(cfgs) != 1 || cfgs[0].Broker != "broker-a" || cfgs[0].Config["brokerClusterName"] != "DefaultCluster" {
 		t.Fatalf("get %+v %v", cfgs, err)
