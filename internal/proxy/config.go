@@ -17,6 +17,10 @@ const (
 	TLSEnforcing  = tlsmux.Enforcing  // TLS only; plaintext is refused
 )
 
+// MaxTransactionRecovery is the longest orphaned_transaction_recovery_duration a transactional
+// message may ask for (Apache proxy maxTransactionRecoverySecond, 3600); longer is BAD_REQUEST.
+const MaxTransactionRecovery = time.Hour
+
 // Config configures the proxy's gRPC front door. Defaults are written on each field and
 // returned by DefaultConfig.
 type Config struct {

@@ -232,12 +232,20 @@ func (c *Config) buildMessage(m *pb.Message, topic string, now time.Time) (*outg
 	msg := &Message{Topic: topic, Body: m.GetBody(), Properties: props}
 	props[PropUniqKey] = id
 	props[PropWaitStoreMsgOK] = "true"
+	// As Apache's SendMessageActivity, every message records its producer group (the topic
+	// name: gRPC producers have no group; transaction check-backs are routed by it) and the
+	// delivery attempt the client sent as RECONSUME_TIME.
+	props[PropProducerGroup] = topic
+	props[PropReconsumeTime] = strconv.FormatInt(int64(sp.GetDeliveryAttempt()), 10)
 	if typ == MessageTypeTransaction {
 		msg.SysFlag |= SysFlagTransactionPrepared
 		props[PropTransactionPrep] = "true"
-		props[PropProducerGroup] = topic
 		if d := sp.GetOrphanedTransactionRecoveryDuration(); d != nil {
-			secs := min(max(d.AsDuration(), 0), time.Hour) / time.Second
+			if d.AsDuration() > MaxTransactionRecovery {
+				return nil, statusErrorf(pb.Code_BAD_REQUEST, "the max transaction recovery time of message is too large, max is %d",
+					int64(MaxTransactionRecovery/time.Second))
+			}
+			secs := max(d.AsDuration(), 0) / time.Second
 			props[PropCheckImmunity] = strconv.FormatInt(int64(secs), 10)
 		}
 	}

@@ -77,6 +77,15 @@ func TestBuildMessageValidation(t *testing.T) {
 			m.SystemProperties.DeliveryTimestamp = timestamppb.New(now.Add(25 * time.Hour))
 		}, pb.Code_ILLEGAL_DELIVERY_TIME},
 		{"delay without timestamp", func(m *pb.Message) { m.SystemProperties.MessageType = pb.MessageType_DELAY }, pb.Code_ILLEGAL_DELIVERY_TIME},
+		// R7G-9: Apache's maxTransactionRecoverySecond (3600) is inclusive; beyond is BAD_REQUEST.
+		{"recovery of 1h", func(m *pb.Message) {
+			m.SystemProperties.MessageType = pb.MessageType_TRANSACTION
+			m.SystemProperties.OrphanedTransactionRecoveryDuration = durationpb.New(time.Hour)
+		}, pb.Code_OK},
+		{"recovery beyond 1h", func(m *pb.Message) {
+			m.SystemProperties.MessageType = pb.MessageType_TRANSACTION
+			m.SystemProperties.OrphanedTransactionRecoveryDuration = durationpb.New(time.Hour + time.Second)
+		}, pb.Code_BAD_REQUEST},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := baseMsg()
@@ -105,6 +114,7 @@ func TestBuildMessageProperties(t *testing.T) {
 	want := map[string]string{
 		PropUniqKey: "01ABCDEF", PropTags: "TagA", PropKeys: "k1 k2", "u": "v",
 		PropTransactionPrep: "true", PropProducerGroup: "T", PropBornHost: "h",
+		PropReconsumeTime: "0",
 	}
 	for k, v := range want {
 		if p[k] != v {
@@ -131,6 +141,16 @@ func TestBuildMessageProperties(t *testing.T) {
 	out, err = cfg.buildMessage(f, "T", now)
 	if err != nil || out.msg.Properties[PropShardingKey] != "order-1" || out.typ != MessageTypeFIFO {
 		t.Fatalf("FIFO: %+v, %v", out, err)
+	}
+
+	// R7G-5: every message, not only transactional ones, records PGROUP (= topic) and the
+	// delivery attempt as RECONSUME_TIME, as Apache's SendMessageActivity.
+	n := baseMsg()
+	attempt := int32(3)
+	n.SystemProperties.DeliveryAttempt = &attempt
+	out, err = cfg.buildMessage(n, "T", now)
+	if err != nil || out.msg.Properties[PropProducerGroup] != "T" || out.msg.Properties[PropReconsumeTime] != "3" {
+		t.Fatalf("normal message properties %v, %v", out.msg.Properties, err)
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/peer"
+
 	"github.com/rocketry-mq/rocketry/internal/broker"
 	"github.com/rocketry-mq/rocketry/internal/broker/pop"
 	"github.com/rocketry-mq/rocketry/internal/broker/txn"
@@ -333,6 +335,15 @@ func (l *Backend) Send(ctx context.Context, req *proxy.SendRequest) (*proxy.Send
 	if bh := m.Properties[message.PropertyBornHost]; strings.IndexByte(bh, ':') >= 0 {
 		if ap, err := netip.ParseAddrPort(bh); err == nil {
 			born = ap
+		}
+	}
+	if !born.IsValid() {
+		// As Apache's local mode (its in-process channel carries the gRPC client's address):
+		// the record's born host is the application's connection, not the broker itself.
+		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+			if ap, err := netip.ParseAddrPort(p.Addr.String()); err == nil {
+				born = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+			}
 		}
 	}
 	return cluster.SendResult(l.b.SendMessage(ctx, h, m.Body, born), req)

@@ -3,12 +3,15 @@ package local
 import (
 	"context"
 	"errors"
+	"net"
 	"testing"
 
 	"github.com/rocketry-mq/rocketry/internal/broker"
 	"github.com/rocketry-mq/rocketry/internal/logging"
+	"github.com/rocketry-mq/rocketry/internal/message"
 	"github.com/rocketry-mq/rocketry/internal/proxy"
 	"github.com/rocketry-mq/rocketry/internal/remoting"
+	"google.golang.org/grpc/peer"
 )
 
 func newTestBroker(t testing.TB) *broker.Broker {
@@ -173,5 +176,38 @@ func TestPopWriteOnlyTopicForbidden(t *testing.T) {
 	var be2 *proxy.BrokerError
 	if !errors.As(err, &be2) || be2.Code != remoting.NoPermission || proxy.CodeOf(err).String() != "FORBIDDEN" {
 		t.Fatalf("pop of a write-only topic: %v (code %v)", err, proxy.CodeOf(err))
+	}
+}
+
+// TestSendBornHostIsClient (R7H-16): in local mode the stored record's born host is the gRPC
+// application's connection (as Apache's in-process channel), not the broker's own address;
+// a __BORNHOST with a port still wins.
+func TestSendBornHostIsClient(t *testing.T) {
+	br := newTestBroker(t)
+	be := New(br, logging.Discard())
+	if err := br.CreateTopic(broker.NewTopicConfig("bh", 1)); err != nil {
+		t.Fatal(err)
+	}
+	client := &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 40123}
+	for _, tc := range []struct {
+		prop, want string
+	}{
+		{"apphost", "10.1.2.3:40123"},      // go5: a host name
+		{"10.9.9.9:5000", "10.9.9.9:5000"}, // an address with a port is kept
+	} {
+		ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: client})
+		m := &proxy.Message{Topic: "bh", Body: []byte("x"), Properties: map[string]string{
+			message.PropertyBornHost: tc.prop, message.PropertyUniqKey: "01AABBCCDDEEFF00010007E94D00000001"}}
+		res, err := be.Send(ctx, &proxy.SendRequest{Broker: "broker-a", ProducerGroup: "bh", Message: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ext, err := br.Store.ReadMessage(res.CommitLogOffset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ext.BornHost.String(); got != tc.want {
+			t.Errorf("__BORNHOST %q: record born host %s, want %s", tc.prop, got, tc.want)
+		}
 	}
 }
