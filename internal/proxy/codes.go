@@ -162,7 +162,7 @@ func toStatus(err error) *pb.Status {
 	}
 	var be *BrokerError
 	if errors.As(err, &be) {
-		return &pb.Status{Code: be.grpcCode(), Message: be.Remark}
+		return &pb.Status{Code: be.grpcCode(), Message: statusMessage(be.Remark)}
 	}
 	return &pb.Status{Code: CodeOf(err), Message: statusMessage(err.Error())}
 }

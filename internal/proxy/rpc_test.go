@@ -136,6 +136,25 @@ func TestTelemetrySettingsReply(t *testing.T) {
 	if _, err := stream.Recv(); err == nil || err == io.EOF {
 		t.Fatalf("Recv err = %v, want INVALID_ARGUMENT", err)
 	}
+
+	// R7G-3: an illegal consumer group or publishing topic (bad characters, system topic)
+	// also ends the stream with INVALID_ARGUMENT naming the reason (Apache ClientActivity).
+	for name, st := range map[string]*pb.Settings{
+		"bad group":    consumerSettings("bad.group"),
+		"system topic": producerSettings("TBW102"),
+		"bad topic":    producerSettings("bad.topic"),
+	} {
+		stream, err := c.Telemetry(cctx(t, "broken-"+strings.ReplaceAll(name, " ", "-"), 5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream.Send(&pb.TelemetryCommand{Command: &pb.TelemetryCommand_Settings{Settings: st}})
+		_, err = stream.Recv()
+		if s, _ := status.FromError(err); s.Code() != codes.InvalidArgument ||
+			!strings.HasPrefix(s.Message(), "process client telemetryCommand failed. ") {
+			t.Errorf("%s: Recv err = %v, want INVALID_ARGUMENT", name, err)
+		}
+	}
 }
 
 func TestHeartbeatAndClientID(t *testing.T) {

@@ -105,11 +105,19 @@ func (s *Server) onTelemetry(ctx context.Context, c *call, cmd *pb.TelemetryComm
 	case *pb.TelemetryCommand_Settings:
 		st := x.Settings
 		if st.GetPubSub() == nil {
-			return nil, errors.New("settings carry neither publishing nor subscription")
+			return nil, errors.New("there is no publishing or subscription data in settings")
 		}
+		// As Apache's ClientActivity.processAndWriteClientSettings: an illegal group or
+		// publishing topic (bad characters, system names) ends the stream with
+		// INVALID_ARGUMENT, so the client fails at once instead of waiting for settings.
 		if sub := st.GetSubscription(); sub != nil {
 			if _, err := validateGroup(sub.GetGroup()); err != nil {
-				return &pb.TelemetryCommand{Status: toStatus(err)}, nil
+				return nil, settingsError(err)
+			}
+		}
+		for _, t := range st.GetPublishing().GetTopics() {
+			if _, err := validateTopic(t, false); err != nil {
+				return nil, settingsError(err)
 			}
 		}
 		reply := s.serverSettings(ctx, st)
@@ -130,6 +138,12 @@ func (s *Server) onTelemetry(ctx context.Context, c *call, cmd *pb.TelemetryComm
 		s.logger.Debug("ignoring telemetry command", "client", c.clientID)
 		return nil, nil
 	}
+}
+
+// settingsError is the text of an INVALID_ARGUMENT that ends a Telemetry stream (Java
+// ClientActivity.processTelemetryException).
+func settingsError(err error) error {
+	return errors.New("process client telemetryCommand failed. " + toStatus(err).GetMessage())
 }
 
 // settingsRepeats are the delays after which a Settings reply is sent again on the same stream.

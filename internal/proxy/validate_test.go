@@ -306,6 +306,11 @@ func TestStatusMessage(t *testing.T) {
 			t.Errorf("statusMessage(%q) = %q, want %q", in, got, want)
 		}
 	}
+	// R7G-9: a broker refusal carried as BrokerError loses the prefix too.
+	be := &BrokerError{Code: 604, Remark: "txn: check immunity time passed, waiting for check-back: half at 1"}
+	if got := toStatus(be).GetMessage(); got != "check immunity time passed, waiting for check-back: half at 1" {
+		t.Errorf("BrokerError status %q", got)
+	}
 }
 
 // TestAttemptID (R4X-5): attempt_id (field 8 of newer ReceiveMessageRequest protos) is read
