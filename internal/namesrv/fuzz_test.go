@@ -20,6 +20,7 @@ var fuzzCodes = []int32{
 	remoting.AddWritePermOfBroker, remoting.GetAllTopicListFromNameserver, remoting.DeleteTopicInNamesrv,
 	remoting.RegisterTopicInNamesrv, remoting.GetTopicsByCluster, remoting.GetSystemTopicListFromNS,
 	remoting.GetBrokerMemberGroup, remoting.GetNamesrvConfig, remoting.UpdateNamesrvConfig,
+	remoting.GetUnitTopicList, remoting.GetHasUnitSubTopicList, remoting.GetHasUnitSubUnunitTopicList,
 }
 
 // FuzzHandlers sends arbitrary requests (code chosen from the NameServer's, ext fields

@@ -37,9 +37,14 @@ func (s *Server) registerHandlers() {
 		remoting.RegisterTopicInNamesrv:        s.registerTopic,
 		remoting.GetTopicsByCluster:            s.getTopicsByCluster,
 		remoting.GetSystemTopicListFromNS:      s.getSystemTopicList,
-		remoting.GetBrokerMemberGroup:          s.getBrokerMemberGroup,
-		remoting.GetNamesrvConfig:              s.getNamesrvConfig,
-		remoting.UpdateNamesrvConfig:           s.updateNamesrvConfig,
+		remoting.GetUnitTopicList:              s.unitTopics(func(f int32) bool { return f&TopicFlagUnit != 0 }),
+		remoting.GetHasUnitSubTopicList:        s.unitTopics(func(f int32) bool { return f&TopicFlagUnitSub != 0 }),
+		remoting.GetHasUnitSubUnunitTopicList: s.unitTopics(func(f int32) bool {
+			return f&TopicFlagUnit == 0 && f&TopicFlagUnitSub != 0
+		}),
+		remoting.GetBrokerMemberGroup: s.getBrokerMemberGroup,
+		remoting.GetNamesrvConfig:     s.getNamesrvConfig,
+		remoting.UpdateNamesrvConfig:  s.updateNamesrvConfig,
 	}
 	for code, h := range hs {
 		s.rs.Handle(code, s.instrument(code, h))
@@ -357,6 +362,19 @@ func (s *Server) getTopicsByCluster(_ *remoting.Conn, req *remoting.Command) (*r
 		return nil, err
 	}
 	return topicListResponse(route.TopicList{TopicList: s.table.TopicsByCluster(cluster)}), nil
+}
+
+// unitTopics answers one of the unit-topic list codes (311-313): the topics whose system
+// flag matches, gated by enableTopicList as in Apache's DefaultRequestProcessor. Rocketry
+// never sets the unit flags itself; topics registered with them (by an Apache-compatible
+// broker or topic config) are listed.
+func (s *Server) unitTopics(match func(int32) bool) handlerFunc {
+	return func(_ *remoting.Conn, _ *remoting.Command) (*remoting.Command, error) {
+		if !s.enableTopicList.Load() {
+			return nil, errDisabled
+		}
+		return topicListResponse(route.TopicList{TopicList: s.table.TopicsWithSysFlag(match)}), nil
+	}
 }
 
 func (s *Server) getSystemTopicList(_ *remoting.Conn, _ *remoting.Command) (*remoting.Command, error) {

@@ -593,3 +593,42 @@ func TestRouteCacheFollowsChanges(t *testing.T) {
 		t.Fatalf("route after unregistration: %d %s", r.Code, r.Body)
 	}
 }
+
+// TestUnitTopicLists (R7G-6): GET_UNIT_TOPIC_LIST (311), GET_HAS_UNIT_SUB_TOPIC_LIST (312)
+// and GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST (313) list topics by their topicSysFlag, and answer
+// an empty list (not "not supported") when there are none.
+func TestUnitTopicLists(t *testing.T) {
+	srv := startNamesrv(t, nil)
+	ns := srv.Addr().String()
+	cli := newClient(t)
+	lists := func() [3]string {
+		var out [3]string
+		for i, code := range []int32{remoting.GetUnitTopicList, remoting.GetHasUnitSubTopicList, remoting.GetHasUnitSubUnunitTopicList} {
+			r := invoke(t, cli, ns, code, nil, nil)
+			if r.Code != remoting.Success {
+				t.Fatalf("code %d answered %d %q", code, r.Code, r.Remark)
+			}
+			out[i] = string(r.Body)
+		}
+		return out
+	}
+	RegisterBroker(tctx(t), cli, ns, brokerReq("c1", "a", "127.0.0.1:5", 0, "Plain"))
+	if got := lists(); got != [3]string{`{"topicList":[]}`, `{"topicList":[]}`, `{"topicList":[]}`} {
+		t.Fatalf("no unit topics: %q", got)
+	}
+	w := topics(2, "Plain", "Unit", "UnitSub", "Both")
+	for name, flag := range map[string]int32{"Unit": TopicFlagUnit, "UnitSub": TopicFlagUnitSub, "Both": TopicFlagUnit | TopicFlagUnitSub} {
+		tc := w.TopicConfigTable[name]
+		tc.TopicSysFlag = flag
+		w.TopicConfigTable[name] = tc
+	}
+	req := brokerReq("c1", "a", "127.0.0.1:5", 0)
+	req.Topics = w
+	if _, err := RegisterBroker(tctx(t), cli, ns, req); err != nil {
+		t.Fatal(err)
+	}
+	want := [3]string{`{"topicList":["Both","Unit"]}`, `{"topicList":["Both","UnitSub"]}`, `{"topicList":["UnitSub"]}`}
+	if got := lists(); got != want {
+		t.Fatalf("unit lists %q, want %q", got, want)
+	}
+}

@@ -410,6 +410,30 @@ func (t *Table) TopicsByCluster(cluster string) []string {
 	return out
 }
 
+// Topic system flags (Apache TopicSysFlag) carried in a topic's queue data.
+const (
+	TopicFlagUnit    = 1 << 0 // a unit topic
+	TopicFlagUnitSub = 1 << 1 // a topic with unit subscriptions
+)
+
+// TopicsWithSysFlag returns, sorted, the topics whose queue data on some broker has a
+// topicSysFlag accepted by match (GET_UNIT_TOPIC_LIST and its two siblings).
+func (t *Table) TopicsWithSysFlag(match func(flag int32) bool) []string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := []string{}
+	for topic, qm := range t.topicQueues {
+		for _, q := range qm {
+			if match(q.TopicSysFlag) {
+				out = append(out, topic)
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // SystemTopics returns RocketMQ's "system topic list": every cluster name and broker
 // group name, and one broker address.
 func (t *Table) SystemTopics() route.TopicList {
