@@ -63,6 +63,11 @@ func init() {
 				reg := metrics.NewRegistry()
 				health := metrics.NewHealth()
 				ready := health.Flag("proxy")
+				health.Add("namesrv", func() error {
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+					defer cancel()
+					return be.Ready(ctx)
+				})
 				if httpListen != "" {
 					node := reg.Node(metrics.NodeInfo{Cluster: "DefaultCluster", Type: metrics.NodeProxy, ID: ccfg.ClientID})
 					opts = append(opts, proxy.WithMetrics(node))

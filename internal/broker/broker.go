@@ -72,6 +72,9 @@ type Broker struct {
 
 	registerNow chan struct{}
 	startedAt   time.Time
+	// registeredAt is when a REGISTER_BROKER last reached at least one NameServer (unix
+	// nanoseconds; 0 = never): the "broker-registration" readiness check.
+	registeredAt atomic.Int64
 
 	reg    *metrics.Registry // nil: metrics off
 	health *metrics.Health

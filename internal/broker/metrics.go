@@ -29,6 +29,9 @@ func (b *Broker) Metrics() *metrics.Node { return b.mnode }
 func (b *Broker) initMetrics() {
 	if b.health != nil {
 		b.ready = b.health.Flag("broker")
+		if len(b.Cfg.NamesrvAddrs) > 0 {
+			b.health.Add("broker-registration", b.registrationCheck)
+		}
 	}
 	if b.reg == nil {
 		return

@@ -222,3 +222,42 @@ func TestBrokerFeatureMetrics(t *testing.T) {
 		t.Errorf("rollback counter %v (found %v), want 1", n, ok)
 	}
 }
+
+// TestRegistrationReadiness (QA R7H-20): with NameServers configured, /healthz stays 503
+// until a registration reaches one of them, and again once none has been reached for the
+// NameServers' expiry (the broker is no longer discoverable).
+func TestRegistrationReadiness(t *testing.T) {
+	registration := func(h *metrics.Health) metrics.CheckResult {
+		_, results := h.Check()
+		for _, r := range results {
+			if r.Name == "broker-registration" {
+				return r
+			}
+		}
+		t.Fatal("no broker-registration check")
+		return metrics.CheckResult{}
+	}
+
+	dead := testConfig(t)
+	dead.NamesrvAddrs = []string{"127.0.0.1:1"} // nothing listens
+	hDead := metrics.NewHealth()
+	startBroker(t, dead, WithMetrics(metrics.NewRegistry(), hDead))
+	if r := registration(hDead); r.Ready || !strings.Contains(r.Error, "not registered") {
+		t.Fatalf("unreachable NameServer: %+v", r)
+	}
+	if ok, _ := hDead.Check(); ok {
+		t.Fatal("ready without any NameServer")
+	}
+
+	c := startCluster(t, nil) // registered before startCluster returns (waitRoute)
+	h := metrics.NewHealth()
+	cfg := c.cfg
+	cfg.DataDir = t.TempDir()
+	cfg.BrokerName = "broker-b"
+	b := startBroker(t, cfg, WithMetrics(metrics.NewRegistry(), h))
+	waitFor(t, 10*time.Second, "registration", func() bool { return registration(h).Ready })
+	b.registeredAt.Store(time.Now().Add(-cfg.ChannelExpiredTimeout - time.Second).UnixNano())
+	if r := registration(h); r.Ready || !strings.Contains(r.Error, "no NameServer reached") {
+		t.Fatalf("registration older than the expiry: %+v", r)
+	}
+}

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"sync"
@@ -81,7 +83,7 @@ func (b *Broker) registerAll(ctx context.Context) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, registerTimeout)
 	defer cancel()
-	_, err := namesrv.RegisterBrokerAll(cctx, b.nsClient, b.Cfg.NamesrvAddrs, namesrv.RegisterRequest{
+	ok, err := namesrv.RegisterBrokerAll(cctx, b.nsClient, b.Cfg.NamesrvAddrs, namesrv.RegisterRequest{
 		ClusterName:      b.Cfg.ClusterName,
 		BrokerName:       b.Cfg.BrokerName,
 		BrokerAddr:       b.addr,
@@ -90,9 +92,26 @@ func (b *Broker) registerAll(ctx context.Context) {
 		HeartbeatTimeout: b.live().ChannelExpiredTimeout,
 		Topics:           route.TopicConfigSerializeWrapper{TopicConfigTable: table, DataVersion: route.DataVersion(dv)},
 	})
+	if len(ok) > 0 {
+		b.registeredAt.Store(time.Now().UnixNano())
+	}
 	if err != nil && ctx.Err() == nil {
 		b.Log.Warn("register broker failed", "err", err)
 	}
+}
+
+// registrationCheck is the "broker-registration" readiness check: clients can discover the
+// broker only while some NameServer holds its registration, i.e. one succeeded within the
+// NameServers' expiry (ChannelExpiredTimeout, sent as the registration's heartbeat timeout).
+func (b *Broker) registrationCheck() error {
+	at := b.registeredAt.Load()
+	if at == 0 {
+		return errors.New("not registered with any NameServer yet")
+	}
+	if age := time.Since(time.Unix(0, at)); age > b.live().ChannelExpiredTimeout {
+		return fmt.Errorf("no NameServer reached for %s", age.Round(time.Second))
+	}
+	return nil
 }
 
 // unregisterAll sends UNREGISTER_BROKER to every NameServer (shutdown).

@@ -267,17 +267,9 @@ func loopback(a net.Addr, host string) string {
 	return ta.String()
 }
 
-// registerReadiness adds the registration and proxy checks (the NameServer and the broker
-// register their own "namesrv" and "broker" flags).
+// registerReadiness adds the proxy check (the NameServer and the broker register their own
+// "namesrv", "broker" and "broker-registration" checks).
 func (s *Server) registerReadiness() {
-	brokerName := s.Broker.Name()
-	s.Health.Add("broker-registration", func() error {
-		ci := s.Namesrv.Table().ClusterInfo()
-		if _, ok := ci.BrokerAddrTable[brokerName]; !ok {
-			return errors.New("not registered with the NameServer yet")
-		}
-		return nil
-	})
 	s.proxyReady = &metrics.Flag{}
 	grpcAddr := loopback(s.Proxy.Addr(), "127.0.0.1")
 	s.Health.Add("proxy", func() error {

@@ -337,6 +337,20 @@ func (b *Backend) clusterMasters(ctx context.Context) (map[string]string, error)
 	return nil, lastErr
 }
 
+// Ready is the proxy's readiness in cluster mode: some NameServer answers and knows at least
+// one master broker, so the proxy can route what clients send (QA R7H-20: without it a
+// readiness probe sent traffic to a proxy that could serve nothing).
+func (b *Backend) Ready(ctx context.Context) error {
+	masters, err := b.clusterMasters(ctx)
+	if err != nil {
+		return fmt.Errorf("no NameServer reachable: %w", err)
+	}
+	if len(masters) == 0 {
+		return errors.New("the NameServers know no master broker")
+	}
+	return nil
+}
+
 // knownMasters returns the master addresses known so far (from routes and cluster info).
 func (b *Backend) knownMasters() []string {
 	b.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"strings"
 	"testing"
 	"time"
 
@@ -326,5 +327,39 @@ func TestQuoteNumericKeys(t *testing.T) {
 	var s struct{ X string }
 	if err := decodeJSON([]byte(`{"X":"{0:1}"}`), &s); err != nil || s.X != "{0:1}" {
 		t.Fatalf("string content changed: %+v, %v", s, err)
+	}
+}
+
+// TestReady (QA R7H-20): the cluster proxy is ready only when a NameServer answers and knows
+// a master broker.
+func TestReady(t *testing.T) {
+	ready := func(nsAddrs ...string) error {
+		cfg := DefaultConfig()
+		cfg.NamesrvAddrs = nsAddrs
+		be, err := New(cfg, logging.Discard())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer be.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return be.Ready(ctx)
+	}
+	if err := ready("127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), "no NameServer reachable") {
+		t.Fatalf("unreachable NameServer: %v", err)
+	}
+	nsAddr := startNamesrv(t)
+	if err := ready(nsAddr); err == nil || !strings.Contains(err.Error(), "no master broker") {
+		t.Fatalf("NameServer without brokers: %v", err)
+	}
+	startFakeBroker(t, nsAddr)
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if err = ready("127.0.0.1:1", nsAddr); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("NameServer with a broker (first address dead): %v", err)
 	}
 }
