@@ -6,8 +6,8 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
