@@ -30,17 +30,26 @@ func newAdminBrokerCmd(f *adminFlags) *cobra.Command {
 				if err != nil || key == "" {
 					return cfgs, err
 				}
+				found := false
 				for i := range cfgs { // keep only the asked key
 					v, ok := cfgs[i].Config[key]
 					cfgs[i].Config = map[string]string{}
 					if ok {
 						cfgs[i].Config[key] = v
 					}
+					found = found || ok || cfgs[i].Error != "" // a broker that did not answer may have it
+				}
+				if !found && len(cfgs) > 0 { // a typo is an error, not an empty table (QA R7H-9)
+					return nil, fmt.Errorf("no broker has config key %q (keys are broker.conf names, case-sensitive)", key)
 				}
 				return cfgs, nil
 			}, func(w io.Writer, v any) error {
 				row(w, "BROKER", "KEY", "VALUE")
 				for _, c := range v.([]admin.BrokerConfig) {
+					if c.Error != "" {
+						row(w, c.Broker, "-", "error: "+c.Error)
+						continue
+					}
 					keys := make([]string, 0, len(c.Config))
 					for k := range c.Config {
 						keys = append(keys, k)

@@ -353,4 +353,12 @@ func TestGroupReadsSurviveADeadBroker(t *testing.T) {
 	if d.Name != "billing" || d.BrokerErrors["broker-b"] == "" || len(d.BrokerErrors) != 1 {
 		t.Fatalf("describe: %+v", d)
 	}
+	cfgs, err := a.GetBrokerConfig(ctx, "", "")
+	if err != nil || len(cfgs) != 2 || cfgs[0].Config["brokerName"] != "broker-a" || cfgs[0].Error != "" ||
+		cfgs[1].Broker != "broker-b" || cfgs[1].Error == "" {
+		t.Fatalf("broker config with a dead broker: %+v, %v", cfgs, err)
+	}
+	if _, err := a.GetBrokerConfig(ctx, "", "broker-b"); err == nil {
+		t.Fatal("broker config of the dead broker alone: no error")
+	}
 }

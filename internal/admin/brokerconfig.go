@@ -18,6 +18,9 @@ type BrokerConfig struct {
 	Broker string            `json:"broker"`
 	Addr   string            `json:"addr"`
 	Config map[string]string `json:"config"`
+	// Error is set when the broker did not answer (Config is then empty); the others are
+	// still listed.
+	Error string `json:"error,omitempty"`
 }
 
 // parseProperties reads "key=value" lines (the body of GET/UPDATE_BROKER_CONFIG); blank
@@ -77,18 +80,27 @@ func (a *Admin) GetBrokerConfig(ctx context.Context, cluster, broker string) ([]
 	}
 	var mu sync.Mutex
 	out := make([]BrokerConfig, 0, len(targets))
+	failed := 0
 	err = parallel(ctx, a.cfg.Parallelism, targets, func(ctx context.Context, b brokerGroup) error {
 		resp, err := a.invoke(ctx, b.Master, remoting.GetBrokerConfig, nil, nil)
-		if err != nil {
-			return err
-		}
 		mu.Lock()
+		defer mu.Unlock()
+		if err != nil { // one hung broker does not hide the others' answers (QA R7H-6)
+			failed++
+			out = append(out, BrokerConfig{Broker: b.Name, Addr: b.Master, Config: map[string]string{}, Error: err.Error()})
+			return nil
+		}
 		out = append(out, BrokerConfig{Broker: b.Name, Addr: b.Master, Config: parseProperties(resp.Body)})
-		mu.Unlock()
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Broker < out[j].Broker })
-	return out, err
+	if failed == len(out) && failed > 0 {
+		return nil, errors.New(out[0].Error)
+	}
+	return out, nil
 }
 
 // UpdateBrokerConfig changes runtime-updatable keys on each master broker of the cluster

@@ -78,6 +78,11 @@ func newFakeCluster(t *testing.T) *fakeCluster {
 		remoting.PullMessage:          f.pull,
 		remoting.QueryMessage:         f.query,
 		remoting.ViewMessageByID:      f.view,
+		remoting.GetBrokerConfig: func(*remoting.Command) *remoting.Command {
+			r := ok()
+			r.Body = []byte("brokerName=broker-a\nbrokerIP1=127.0.0.1\n")
+			return r
+		},
 	} {
 		f.srv.Handle(code, func(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
 			f.mu.Lock()

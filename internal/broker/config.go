@@ -883,9 +883,15 @@ var runtimeConfigKeys = map[string]bool{
 func (c *Config) Properties() map[string]string {
 	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 	_, port, _ := net.SplitHostPort(c.ListenAddr)
+	// brokerIP1 is an address only, as on Apache (scripts join it with listenPort); an
+	// advertised host:port keeps its host here.
+	ip1 := c.AdvertiseAddr
+	if h, _, err := net.SplitHostPort(ip1); err == nil {
+		ip1 = h
+	}
 	m := map[string]string{
 		"listenPort":                    port,
-		"brokerIP1":                     c.AdvertiseAddr,
+		"brokerIP1":                     ip1,
 		"namesrvAddr":                   strings.Join(c.NamesrvAddrs, ";"),
 		"brokerClusterName":             c.ClusterName,
 		"brokerName":                    c.BrokerName,

@@ -292,4 +292,12 @@ func TestPropertiesRoundTrip(t *testing.T) {
 	if back.BrokerName != cfg.BrokerName || len(back.NamesrvAddrs) != 2 || back.RegisterNameServerPeriod != cfg.RegisterNameServerPeriod {
 		t.Fatalf("round trip lost values: %+v", back)
 	}
+	// R7H-9: brokerIP1 is the address alone, also when advertised as host:port.
+	cfg.ListenAddr = ":50911"
+	for _, adv := range []string{"10.0.0.5", "10.0.0.5:50911", "[::1]:50911"} {
+		cfg.AdvertiseAddr = adv
+		if got := cfg.Properties()["brokerIP1"]; got != strings.Trim(strings.TrimSuffix(adv, ":50911"), "[]") {
+			t.Errorf("advertise %q: brokerIP1 %q", adv, got)
+		}
+	}
 }

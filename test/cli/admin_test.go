@@ -123,6 +123,13 @@ func TestTopicsOfEveryTypeAndGroups(t *testing.T) {
 	if len(bcfg) != 1 || len(bcfg[0].Config) != 1 || bcfg[0].Config["autoCreateSubscriptionGroup"] != "false" {
 		t.Fatalf("broker config %+v", bcfg)
 	}
+	if r := run(t, "", s.admin("broker", "config", "get", "--key", "noSuchKey")...); r.code != 1 || !strings.Contains(r.stderr, "noSuchKey") {
+		t.Fatalf("unknown key: %+v", r) // R7H-9: a typo is reported
+	}
+	jsonOut(t, &bcfg, s.admin("broker", "config", "get", "--key", "brokerIP1")...)
+	if len(bcfg) != 1 || strings.Contains(bcfg[0].Config["brokerIP1"], ":") {
+		t.Fatalf("brokerIP1 is not an address alone: %+v", bcfg) // R7H-9
+	}
 	if r := run(t, "", s.admin("broker", "config", "set", "--set", "storePathRootDir=/tmp")...); r.code != 1 || !strings.Contains(r.stderr, "NO_PERMISSION") {
 		t.Fatalf("forbidden key: %+v", r)
 	}
