@@ -439,6 +439,13 @@ func (r *run) result(sendEnd, end time.Time) *Result {
 	cfg := r.cfg
 	res := &Result{Mode: cfg.Mode, Topic: cfg.Topic, MessageSize: cfg.MessageSize,
 		Sent: r.sent.Load(), SendErrors: r.sendErrs.Load(), Received: r.recv.Load(), AckErrors: r.ackErrs.Load()}
+	if cfg.Mode == ModeConsume {
+		// consume sends nothing: report the mean size of what it received (QA R7H-13).
+		res.MessageSize = 0
+		if res.Received > 0 {
+			res.MessageSize = int(r.recvB.Load() / res.Received)
+		}
+	}
 	elapsed := end.Sub(r.start)
 	res.ElapsedSec = elapsed.Seconds()
 	if cfg.Mode != ModeConsume {
@@ -520,7 +527,11 @@ func (res *Result) WriteText(w io.Writer) error {
 			_, err = fmt.Fprintf(w, format, a...)
 		}
 	}
-	p("mode %s, topic %s, %d-byte messages, %.2fs\n", res.Mode, res.Topic, res.MessageSize, res.ElapsedSec)
+	size := "%d-byte"
+	if res.Mode == ModeConsume {
+		size = "%d-byte (mean received)"
+	}
+	p("mode %s, topic %s, "+size+" messages, %.2fs\n", res.Mode, res.Topic, res.MessageSize, res.ElapsedSec)
 	lat := func(name string, l Latency) {
 		p("  %-8s p50 %.3fms  p90 %.3fms  p99 %.3fms  p99.9 %.3fms  max %.3fms  mean %.3fms\n", name, l.P50, l.P90, l.P99, l.P999, l.Max, l.Mean)
 	}

@@ -167,6 +167,9 @@ func TestConsumeStopsAtMaxOrIdle(t *testing.T) {
 	if res.Received != 20 { // concurrent receivers share the budget exactly (R5C-9)
 		t.Fatalf("received %d with 4 receivers, want exactly 20", res.Received)
 	}
+	if res.MessageSize != 1 { // the mean received size, not the unused --size default (R7H-13)
+		t.Fatalf("consume summary message_size %d, want 1", res.MessageSize)
+	}
 	start := time.Now()
 	res, err = Run(context.Background(), Config{Mode: ModeConsume, Topic: "T", Duration: time.Minute, Drain: 200 * time.Millisecond}, nil, q)
 	if err != nil {
