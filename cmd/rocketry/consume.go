@@ -81,7 +81,7 @@ otherwise; -o json prints one object per line (schema in docs/cli.md).`,
 	f.StringVar(&filter, "filter", "*", "filter expression: tags ('A||B', '*') or SQL92 with --filter-type sql")
 	f.StringVar(&ftype, "filter-type", "tag", "filter type: tag or sql")
 	f.IntVarP(&count, "count", "n", 0, "exit after this many messages (0 = no limit)")
-	f.DurationVar(&idle, "idle-timeout", 0, "exit when nothing arrived for this long (0 = never)")
+	f.DurationVar(&idle, "idle-timeout", 0, "exit when nothing arrived for this long (0 = never); exit 1 if --count was not reached")
 	f.DurationVar(&await, "await", 5*time.Second, "long-poll budget of one receive call")
 	f.DurationVar(&invis, "invisible", 30*time.Second, "invisible time of received, unacknowledged messages")
 	f.Int32Var(&batch, "batch", 16, "messages per receive call (1..32)")
@@ -123,6 +123,10 @@ func consumeLoop(ctx context.Context, w io.Writer, rc bench.Receiver, o consumeO
 			return nil // interrupted: a normal way to stop
 		}
 		if o.idle > 0 && time.Since(last) >= o.idle {
+			if o.count > 0 && got < o.count {
+				// A script must be able to tell "got N" from "gave up" (QA R7H-17).
+				return fmt.Errorf("--idle-timeout %s passed after %d of %d messages", o.idle, got, o.count)
+			}
 			return nil
 		}
 		n := o.batch

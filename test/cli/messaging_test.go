@@ -48,6 +48,12 @@ func TestProduceConsumeRoundTripAndLag(t *testing.T) {
 		}
 	}
 
+	// --count not reached before --idle-timeout: exit 1, the messages received still printed (R7H-17).
+	r := run(t, "", "consume", "--endpoint", s.grpc, "-t", "orders", "-g", "counter", "-n", "50", "--idle-timeout", "3s", "--await", "1s", "-o", "json")
+	if r.code != 1 || !strings.Contains(r.stderr, "of 50 messages") || strings.Count(r.stdout, "\n") != 10 {
+		t.Fatalf("count not reached: %+v", r)
+	}
+
 	type queue struct {
 		Topic                       string
 		Lag, Inflight, BrokerOffset int
