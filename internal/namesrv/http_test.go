@@ -47,6 +47,9 @@ func TestHealthzAndMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	if strings.Contains(body, "rocketmq_consumer_group_number") { // R7H-14: it cannot know
+		t.Error("NameServer exports rocketmq_consumer_group_number")
+	}
 	if t.Failed() {
 		t.Log(body)
 	}

@@ -289,7 +289,7 @@ func newServerMetrics(s *Server) *serverMetrics {
 		}
 		m.collectors = append(m.collectors, c)
 	}
-	node.OnTables(func() (int, int) { _, t := s.table.Stats(); return t, 0 })
+	node.OnTables(func() (int, int) { _, t := s.table.Stats(); return t, -1 }) // a NameServer does not know consumer groups
 	return m
 }
 

@@ -2,11 +2,14 @@ package proxy
 
 import (
 	"context"
+	"errors"
+	"io"
 	"strings"
 	"time"
 
 	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/rocketry-mq/rocketry/internal/metrics"
@@ -32,7 +35,7 @@ func (s *Server) unaryMetrics(ctx context.Context, req any, info *grpc.UnaryServ
 	code := "OK"
 	switch {
 	case err != nil:
-		code = status.Code(err).String()
+		code = grpcErrCode(err)
 	default:
 		if sh, ok := resp.(statusHolder); ok {
 			code = sh.GetStatus().GetCode().String()
@@ -61,8 +64,35 @@ func (s *Server) streamMetrics(srv any, ss grpc.ServerStream, info *grpc.StreamS
 	err := handler(srv, rec)
 	code := rec.code.String()
 	if err != nil || rec.code == pb.Code_CODE_UNSPECIFIED {
-		code = status.Code(err).String()
+		code = grpcErrCode(err)
 	}
 	s.metrics.ObserveRPC(metrics.ProtocolGRPC, method(info.FullMethod), code, time.Since(start))
 	return err
+}
+
+// grpcErrCode names the apache.rocketmq.v2.Code for an RPC's or stream's Go error, so that
+// response_code always carries a Code name (QA R7H-14): a stream the client closed or
+// cancelled ended normally (OK); gRPC statuses map to the Code the clients treat alike.
+func grpcErrCode(err error) string {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) {
+		return pb.Code_OK.String()
+	}
+	switch status.Code(err) {
+	case codes.Canceled:
+		return pb.Code_OK.String()
+	case codes.InvalidArgument:
+		return pb.Code_BAD_REQUEST.String()
+	case codes.Unauthenticated:
+		return pb.Code_UNAUTHORIZED.String()
+	case codes.PermissionDenied:
+		return pb.Code_FORBIDDEN.String()
+	case codes.ResourceExhausted:
+		return pb.Code_TOO_MANY_REQUESTS.String()
+	case codes.DeadlineExceeded:
+		return pb.Code_PROXY_TIMEOUT.String()
+	case codes.Unimplemented:
+		return pb.Code_UNSUPPORTED.String()
+	default:
+		return pb.Code_INTERNAL_ERROR.String()
+	}
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,35 @@ func TestRPCMetrics(t *testing.T) {
 		Group: &pb.Resource{Name: "g"}, MessageQueue: &pb.MessageQueue{Topic: &pb.Resource{Name: "T"}, Broker: &pb.Broker{Name: memBroker}},
 		BatchSize: 1, InvisibleDuration: durationpb.New(10 * time.Second),
 	}, 2*time.Second)
+	// A Telemetry stream the client cancels ends normally: response_code OK, not gRPC's
+	// "Unknown" (R7H-14).
+	_, stream := settingsReply(t, c, "tele", producerSettings("T"))
+	stream.CloseSend()
+	ctx, cancel := context.WithCancel(cctx(t, "tele2", 3*time.Second))
+	if st, err := c.Telemetry(ctx); err == nil {
+		st.Send(&pb.TelemetryCommand{Command: &pb.TelemetryCommand_Settings{Settings: producerSettings("T")}})
+		st.Recv()
+	}
+	cancel()
+	waitTelemetry := time.Now().Add(5 * time.Second)
+	for !strings.Contains(rpcSeries(t, reg), "request_code=Telemetry") && time.Now().Before(waitTelemetry) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	all := rpcSeries(t, reg)
+	for _, want := range []string{"request_code=QueryRoute,response_code=OK", "request_code=QueryRoute,response_code=TOPIC_NOT_FOUND",
+		"request_code=ReceiveMessage,response_code=MESSAGE_NOT_FOUND", "request_code=Telemetry,response_code=OK"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("missing series %q in %s", want, all)
+		}
+	}
+	if strings.Contains(all, "response_code=Unknown") {
+		t.Errorf("gRPC status name as response_code: %s", all)
+	}
+}
+
+// rpcSeries renders the label sets of rocketmq_rpc_latency, ";"-separated.
+func rpcSeries(t *testing.T, reg *metrics.Registry) string {
+	t.Helper()
 	mfs, err := reg.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -49,10 +79,5 @@ func TestRPCMetrics(t *testing.T) {
 			labels = append(labels, strings.Join(l, ","))
 		}
 	}
-	all := strings.Join(labels, ";")
-	for _, want := range []string{"request_code=QueryRoute,response_code=OK", "request_code=QueryRoute,response_code=TOPIC_NOT_FOUND", "request_code=ReceiveMessage,response_code=MESSAGE_NOT_FOUND"} {
-		if !strings.Contains(all, want) {
-			t.Errorf("missing series %q in %s", want, all)
-		}
-	}
+	return strings.Join(labels, ";")
 }
