@@ -110,7 +110,10 @@ func (a *Admin) resendQueue(ctx context.Context, group, dlq, broker, addr string
 				return nil
 			}
 		}
-		msgs, next, err := a.pull(ctx, addr, ResendTrackingGroup, dlq, broker, qid, pos, n)
+		// Read as TOOLS_CONSUMER, as Apache's mqadmin reads: the broker labels the delivery
+		// is_system="true" (no user group's consumption, QA R7H-4); the replay position is
+		// still recorded under ResendTrackingGroup.
+		msgs, next, err := a.pull(ctx, addr, "", dlq, broker, qid, pos, n)
 		if err != nil {
 			return err
 		}
