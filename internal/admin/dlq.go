@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -146,13 +147,31 @@ func (a *Admin) resendQueue(ctx context.Context, group, dlq, broker, addr string
 			pos = m.QueueOffset + 1
 		}
 		if !opts.DryRun {
-			if _, err := a.invoke(ctx, addr, remoting.UpdateConsumerOffset, map[string]string{"consumerGroup": ResendTrackingGroup,
-				"topic": dlq, "queueId": q, "commitOffset": strconv.FormatInt(pos, 10), "bname": broker}, nil); err != nil {
+			if err := a.commitReplayPosition(ctx, addr, dlq, broker, q, pos); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// commitReplayPosition records pos under ResendTrackingGroup (UPDATE_CONSUMER_OFFSET). The
+// broker refuses offsets of unknown groups, so the tracking group is created on that broker
+// the first time (its reads are TOOLS_CONSUMER's, so nothing creates it implicitly).
+func (a *Admin) commitReplayPosition(ctx context.Context, addr, dlq, broker, q string, pos int64) error {
+	ext := map[string]string{"consumerGroup": ResendTrackingGroup, "topic": dlq, "queueId": q,
+		"commitOffset": strconv.FormatInt(pos, 10), "bname": broker}
+	_, err := a.invoke(ctx, addr, remoting.UpdateConsumerOffset, ext, nil)
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	body, _ := json.Marshal(wireGroupConfig{GroupName: ResendTrackingGroup, ConsumeEnable: true, RetryQueueNums: 1,
+		RetryMaxTimes: 16, WhichBrokerWhenConsumeSlowly: 1, ConsumeTimeoutMinute: 15})
+	if _, err := a.invoke(ctx, addr, remoting.UpdateAndCreateSubscriptionGroup, nil, body); err != nil {
+		return fmt.Errorf("create %s: %w", ResendTrackingGroup, err)
+	}
+	_, err = a.invoke(ctx, addr, remoting.UpdateConsumerOffset, ext, nil)
+	return err
 }
 
 func originTopic(m *message.Ext) string {
