@@ -1,6 +1,15 @@
 package proxy
 
-import "strings"
+import (
+	"context"
+	"strings"
+
+	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
 
 // Namespaces. The gRPC SDKs carry an application's namespace in every Resource
 // (resource_namespace; go5 Config.NameSpace, Node.js `namespace`), and Apache's proxy maps
@@ -45,4 +54,81 @@ func splitRetryDLQ(name string) (prefix, rest string) {
 		}
 	}
 	return "", name
+}
+
+// mdNamespace is the request header in which the SDKs also send their namespace. Node.js
+// 1.0.8 consumers send it alone: their group and topic Resources carry no
+// resource_namespace (QA R8K-4), so without it a namespaced Node consumer would read the
+// bare topic while its producer writes ns%topic.
+const mdNamespace = "x-mq-namespace"
+
+// fillNamespace sets ns on every apache.rocketmq.v2.Resource in m that names something and
+// has no namespace of its own (an explicit resource_namespace always wins).
+func fillNamespace(m protoreflect.Message, ns string) {
+	if r, ok := m.Interface().(*pb.Resource); ok {
+		if r.GetResourceNamespace() == "" && r.GetName() != "" {
+			r.ResourceNamespace = ns
+		}
+		return
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() != protoreflect.MessageKind {
+			return true
+		}
+		switch {
+		case fd.IsList():
+			for l, i := v.List(), 0; i < l.Len(); i++ {
+				fillNamespace(l.Get(i).Message(), ns)
+			}
+		case fd.IsMap():
+			if fd.MapValue().Kind() == protoreflect.MessageKind {
+				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+					fillNamespace(mv.Message(), ns)
+					return true
+				})
+			}
+		default:
+			fillNamespace(v.Message(), ns)
+		}
+		return true
+	})
+}
+
+// requestNamespace is the x-mq-namespace header of an incoming call ("" when absent).
+func requestNamespace(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	return firstMD(md, mdNamespace)
+}
+
+// unaryNamespace applies the x-mq-namespace header to the request's Resources.
+func unaryNamespace(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if ns := requestNamespace(ctx); ns != "" {
+		if m, ok := req.(proto.Message); ok {
+			fillNamespace(m.ProtoReflect(), ns)
+		}
+	}
+	return handler(ctx, req)
+}
+
+// streamNamespace does the same for every message received on a stream.
+func streamNamespace(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if ns := requestNamespace(ss.Context()); ns != "" {
+		ss = &namespaceStream{ServerStream: ss, ns: ns}
+	}
+	return handler(srv, ss)
+}
+
+type namespaceStream struct {
+	grpc.ServerStream
+	ns string
+}
+
+func (s *namespaceStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if pm, ok := m.(proto.Message); ok {
+		fillNamespace(pm.ProtoReflect(), s.ns)
+	}
+	return nil
 }

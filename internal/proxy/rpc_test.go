@@ -583,3 +583,66 @@ func TestChangeInvisibleBelowReceiveMinimum(t *testing.T) {
 		t.Fatalf("redelivery after a 1 s nack: %v", again)
 	}
 }
+
+// TestNamespaceHeader (QA R8K-4): the x-mq-namespace header applies to Resources without a
+// namespace of their own (Node.js consumers send it alone), and never overrides one.
+func TestNamespaceHeader(t *testing.T) {
+	b := newMemBackend()
+	b.addTopic("ns1%T", MessageTypeNormal, 1)
+	b.addTopic("ns2%T", MessageTypeNormal, 1)
+	s := startProxy(t, b, nil)
+	c := dial(t, s.Addr().String(), false)
+	inNS := func(ns string) context.Context {
+		return metadata.AppendToOutgoingContext(cctx(t, "c", 3*time.Second), mdNamespace, ns)
+	}
+	if r, _ := c.QueryRoute(inNS("ns1"), &pb.QueryRouteRequest{Topic: &pb.Resource{Name: "T"}}); r.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("route of T in ns1 by header: %v", r.GetStatus())
+	}
+	msg := func(res *pb.Resource) *pb.Message {
+		m := baseMsg()
+		m.Topic = res
+		return m
+	}
+	for _, tc := range []struct {
+		res  *pb.Resource
+		want string
+	}{
+		{&pb.Resource{Name: "T"}, "ns1%T"},                         // header only
+		{&pb.Resource{Name: "T", ResourceNamespace: "ns2"}, "ns2%T"}, // explicit wins
+	} {
+		r, err := c.SendMessage(inNS("ns1"), &pb.SendMessageRequest{Messages: []*pb.Message{msg(tc.res)}})
+		if err != nil || r.GetStatus().GetCode() != pb.Code_OK {
+			t.Fatalf("send %v: %v %v", tc.res, r.GetStatus(), err)
+		}
+		b.mu.Lock()
+		got := b.sent[len(b.sent)-1].Message.Topic
+		b.mu.Unlock()
+		if got != tc.want {
+			t.Errorf("send %v with header ns1 stored in %q, want %q", tc.res, got, tc.want)
+		}
+	}
+	// Streams too: a receive naming the bare topic and group reads ns1%T.
+	stream, err := c.ReceiveMessage(inNS("ns1"), &pb.ReceiveMessageRequest{
+		Group: &pb.Resource{Name: "g"}, MessageQueue: &pb.MessageQueue{Topic: &pb.Resource{Name: "T"}, Broker: &pb.Broker{Name: memBroker}},
+		BatchSize: 4, InvisibleDuration: durationpb.New(10 * time.Second),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for {
+		r, err := stream.Recv()
+		if err != nil {
+			break
+		}
+		if m := r.GetMessage(); m != nil {
+			got++
+			if m.GetTopic().GetName() != "T" || m.GetTopic().GetResourceNamespace() != "ns1" {
+				t.Errorf("received topic %v, want T in ns1", m.GetTopic())
+			}
+		}
+	}
+	if got != 1 {
+		t.Fatalf("receive in ns1 by header got %d messages, want the 1 sent to ns1%%T", got)
+	}
+}

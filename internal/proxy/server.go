@@ -123,9 +123,13 @@ func New(cfg Config, backend Backend, logger *slog.Logger, opts ...Option) (*Ser
 	if cfg.StreamWorkers > 0 {
 		gopts = append(gopts, grpc.NumStreamWorkers(uint32(cfg.StreamWorkers)))
 	}
+	unary := []grpc.UnaryServerInterceptor{unaryNamespace}
+	stream := []grpc.StreamServerInterceptor{streamNamespace}
 	if s.metrics != nil {
-		gopts = append(gopts, grpc.UnaryInterceptor(s.unaryMetrics), grpc.StreamInterceptor(s.streamMetrics))
+		unary = append([]grpc.UnaryServerInterceptor{s.unaryMetrics}, unary...)
+		stream = append([]grpc.StreamServerInterceptor{s.streamMetrics}, stream...)
 	}
+	gopts = append(gopts, grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))
 	s.grpc = grpc.NewServer(gopts...)
 	pb.RegisterMessagingServiceServer(s.grpc, s)
 	backend.SetTransactionChecker(s)
