@@ -607,7 +607,7 @@ func TestNamespaceHeader(t *testing.T) {
 		res  *pb.Resource
 		want string
 	}{
-		{&pb.Resource{Name: "T"}, "ns1%T"},                         // header only
+		{&pb.Resource{Name: "T"}, "ns1%T"},                           // header only
 		{&pb.Resource{Name: "T", ResourceNamespace: "ns2"}, "ns2%T"}, // explicit wins
 	} {
 		r, err := c.SendMessage(inNS("ns1"), &pb.SendMessageRequest{Messages: []*pb.Message{msg(tc.res)}})
