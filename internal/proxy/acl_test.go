@@ -1,8 +1,15 @@
 package proxy
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
+	"time"
+
+	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/rocketry-mq/rocketry/internal/proxy/auth"
 )
@@ -22,4 +29,79 @@ func writeACL(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestAuthClientOperations (QA R8K-1, R8K-3, R8K-5): Telemetry Settings, Heartbeat and
+// NotifyClientTermination are authorized as Apache's proxy does, a client id belongs to the
+// user that registered it, and policies match names without the namespace.
+func TestAuthClientOperations(t *testing.T) {
+	b := newMemBackend()
+	b.addTopic("T", MessageTypeNormal, 1)
+	aclFile := writeACL(t, t.TempDir())
+	s := startProxy(t, b, func(c *Config) { c.Auth, c.ACLFile = true, aclFile })
+	c := dial(t, s.Addr().String(), true)
+	as := func(user, clientID string) context.Context {
+		ctx := cctx(t, clientID, 5*time.Second)
+		dt := time.Now().UTC().Format(auth.DateTimeLayout)
+		return metadata.AppendToOutgoingContext(ctx, auth.HeaderDateTime, dt, auth.HeaderAuthorization,
+			"MQv2-HMAC-SHA1 Credential="+user+"//Rocketmq, SignedHeaders=x-mq-date-time, Signature="+auth.Sign(user+"-secret", dt))
+	}
+	// settings sends st on a new stream and returns the stream's end (nil while it stays open
+	// after an OK reply).
+	settings := func(ctx context.Context, st *pb.Settings) error {
+		stream, err := c.Telemetry(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream.Send(&pb.TelemetryCommand{Command: &pb.TelemetryCommand_Settings{Settings: st}})
+		r, err := stream.Recv()
+		if err == nil && r.GetStatus().GetCode() != pb.Code_OK {
+			t.Fatalf("settings reply %v", r.GetStatus())
+		}
+		return err
+	}
+	// bob (Sub on Topic:*, Group:g-*) cannot announce himself as T's producer: he would get
+	// T's transaction check-backs.
+	if err := settings(as("bob", "bob-p"), producerSettings("T")); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("bob as producer of T: %v, want PermissionDenied", err)
+	}
+	if err := settings(as("bob", "bob-c1"), consumerSettings("other")); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("bob consuming as group other: %v, want PermissionDenied", err)
+	}
+	if err := settings(as("bob", "bob-c2"), consumerSettings("g-1")); err != nil {
+		t.Fatalf("bob consuming as g-1: %v", err)
+	}
+	// Namespaced names match the bare policy names (Apache): group ns1%g-2 is Group:g-2.
+	nsc := consumerSettings("g-2")
+	nsc.GetSubscription().Group.ResourceNamespace = "ns1"
+	if err := settings(as("bob", "bob-ns"), nsc); err != nil {
+		t.Fatalf("bob consuming as g-2 in namespace ns1: %v", err)
+	}
+	// alice owns client id "alice-1"; bob cannot heartbeat, re-register or terminate it.
+	if err := settings(as("alice", "alice-1"), producerSettings("T")); err != nil {
+		t.Fatalf("alice as producer: %v", err)
+	}
+	if r, _ := c.Heartbeat(as("bob", "alice-1"), &pb.HeartbeatRequest{}); r.GetStatus().GetCode() != pb.Code_FORBIDDEN {
+		t.Fatalf("bob's heartbeat as alice's client: %v", r.GetStatus())
+	}
+	if r, _ := c.NotifyClientTermination(as("bob", "alice-1"), &pb.NotifyClientTerminationRequest{}); r.GetStatus().GetCode() != pb.Code_FORBIDDEN {
+		t.Fatalf("bob terminating alice's client: %v", r.GetStatus())
+	}
+	if err := settings(as("bob", "alice-1"), consumerSettings("g-1")); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("bob re-registering alice's client: %v", err)
+	}
+	if r, _ := c.Heartbeat(as("alice", "alice-1"), &pb.HeartbeatRequest{}); r.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("alice's own heartbeat: %v", r.GetStatus())
+	}
+	// A consumer heartbeat needs Sub on its group.
+	ct := pb.ClientType_SIMPLE_CONSUMER
+	if r, _ := c.Heartbeat(as("bob", "bob-c2"), &pb.HeartbeatRequest{ClientType: ct, Group: &pb.Resource{Name: "other"}}); r.GetStatus().GetCode() != pb.Code_FORBIDDEN {
+		t.Fatalf("bob heartbeating group other: %v", r.GetStatus())
+	}
+	if r, _ := c.Heartbeat(as("bob", "bob-c2"), &pb.HeartbeatRequest{ClientType: ct, Group: &pb.Resource{Name: "g-1"}}); r.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("bob heartbeating g-1: %v", r.GetStatus())
+	}
+	if r, _ := c.NotifyClientTermination(as("bob", "bob-c2"), &pb.NotifyClientTerminationRequest{Group: &pb.Resource{Name: "g-1"}}); r.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("bob terminating his own client: %v", r.GetStatus())
+	}
 }

@@ -44,6 +44,7 @@ type client struct {
 	topics   map[string]struct{}
 	group    string
 	addr     string // peer address of the last Settings
+	owner    string // the authenticated user that sent the Settings ("" when auth is off)
 	lastSeen time.Time
 	session  *session // latest open telemetry stream, nil if none
 }
@@ -62,12 +63,12 @@ func newRegistry(now func() time.Time) *registry {
 // putSettings stores settings for id (sent from addr) and attaches the telemetry session.
 // It reports whether the consumer roster changed: a new consumer, or one whose group or
 // subscriptions differ from before.
-func (r *registry) putSettings(id, addr string, st *pb.Settings, sess *session) (rosterChanged bool) {
+func (r *registry) putSettings(id, owner, addr string, st *pb.Settings, sess *session) (rosterChanged bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c := r.clients[id]
 	if c == nil {
-		c = &client{id: id, topics: map[string]struct{}{}}
+		c = &client{id: id, topics: map[string]struct{}{}, owner: owner}
 		r.clients[id] = c
 	}
 	before, wasConsumer := consumerInfo(c)
@@ -91,6 +92,16 @@ func (r *registry) putSettings(id, addr string, st *pb.Settings, sess *session) 
 		c.session = sess
 	}
 	return false // set by the deferred comparison
+}
+
+// ownerOf returns the user that registered id; ok is false for an unknown client.
+func (r *registry) ownerOf(id string) (owner string, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.clients[id]; c != nil {
+		return c.owner, true
+	}
+	return "", false
 }
 
 // touch refreshes id's liveness; false if the client is unknown (no settings).

@@ -186,8 +186,8 @@ func TestHeartbeatAndClientID(t *testing.T) {
 func TestClientExpiry(t *testing.T) {
 	now := time.Unix(1000, 0)
 	r := newRegistry(func() time.Time { return now })
-	r.putSettings("a", "", producerSettings("T"), &session{out: make(chan *pb.TelemetryCommand, 1), done: make(chan struct{})})
-	r.putSettings("b", "", producerSettings("T"), nil)
+	r.putSettings("a", "", "", producerSettings("T"), &session{out: make(chan *pb.TelemetryCommand, 1), done: make(chan struct{})})
+	r.putSettings("b", "", "", producerSettings("T"), nil)
 	now = now.Add(100 * time.Second)
 	r.touch("b")
 	now = now.Add(30 * time.Second)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -235,6 +236,7 @@ func (s *Server) expireLoop(ctx context.Context) {
 type call struct {
 	clientID string
 	user     *auth.User // nil when auth is off
+	ip       netip.Addr // the client's address (auth only; zero when unknown)
 	language string
 	version  string
 }
@@ -266,6 +268,9 @@ func (s *Server) begin(ctx context.Context) (*call, error) {
 		return nil, statusErrorf(pb.Code_UNAUTHORIZED, "%s", auth.ClientMessage(err))
 	}
 	c.user = u
+	if ap, err := netip.ParseAddrPort(peerAddr(ctx)); err == nil {
+		c.ip = ap.Addr().Unmap()
+	}
 	return c, nil
 }
 
@@ -277,8 +282,52 @@ func (s *Server) authorize(c *call, typ auth.ResourceType, name string, act auth
 	if c.user == nil {
 		return statusErrorf(pb.Code_UNAUTHORIZED, "authentication required")
 	}
-	if err := c.user.Authorize(typ, name, act); err != nil {
-		return statusErrorf(pb.Code_FORBIDDEN, "no permission to %s %s %s", act, typ, name)
+	// Policies name resources without the client's namespace, as Apache's proxy matches
+	// them (QA R8K-5): a namespaced "orders" is Topic:orders.
+	_, bare := withoutNamespace(name)
+	if err := c.user.Authorize(typ, bare, act, c.ip); err != nil {
+		return statusErrorf(pb.Code_FORBIDDEN, "no permission to %s %s %s", act, typ, bare)
+	}
+	return nil
+}
+
+// authorizeSettings checks a Telemetry Settings command as Apache's
+// DefaultAuthorizationContextBuilder: a producer needs Pub on every topic it announces, a
+// consumer Sub on its group and on every topic it subscribes (QA R8K-1, R8K-3). Without it a
+// user could register as the producer of any topic and receive its transaction check-backs.
+func (s *Server) authorizeSettings(c *call, st *pb.Settings) error {
+	if s.authn == nil {
+		return nil
+	}
+	for _, t := range st.GetPublishing().GetTopics() {
+		if err := s.authorize(c, auth.ResourceTopic, wrapNamespace(t.GetResourceNamespace(), t.GetName()), auth.ActionPub); err != nil {
+			return err
+		}
+	}
+	if sub := st.GetSubscription(); sub != nil {
+		g := sub.GetGroup()
+		if err := s.authorize(c, auth.ResourceGroup, wrapNamespace(g.GetResourceNamespace(), g.GetName()), auth.ActionSub); err != nil {
+			return err
+		}
+		for _, e := range sub.GetSubscriptions() {
+			t := e.GetTopic()
+			if err := s.authorize(c, auth.ResourceTopic, wrapNamespace(t.GetResourceNamespace(), t.GetName()), auth.ActionSub); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkOwner refuses a call naming a client id that another user registered: client ids
+// are chosen by clients, so without this a user could heartbeat, re-register or terminate
+// another user's client (QA R8K-3). Always true when auth is off.
+func (s *Server) checkOwner(c *call) error {
+	if s.authn == nil || c.user == nil {
+		return nil
+	}
+	if owner, ok := s.clients.ownerOf(c.clientID); ok && owner != c.user.Username {
+		return statusErrorf(pb.Code_FORBIDDEN, "client id %q belongs to another user", c.clientID)
 	}
 	return nil
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"time"
 
 	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/rocketry-mq/rocketry/internal/proxy/auth"
 )
 
 // Settings announced to clients (Java GrpcClientSettingsManager defaults).
@@ -81,7 +84,11 @@ func (s *Server) Telemetry(stream pb.MessagingService_TelemetryServer) error {
 			}
 			reply, err := s.onTelemetry(ctx, c, r.cmd, sess)
 			if err != nil {
-				return grpcstatus.Error(codes.InvalidArgument, err.Error())
+				code := codes.InvalidArgument
+				if CodeOf(err) == pb.Code_FORBIDDEN {
+					code = codes.PermissionDenied
+				}
+				return grpcstatus.Error(code, statusMessage(err.Error()))
 			}
 			if reply != nil {
 				if err := stream.Send(reply); err != nil {
@@ -120,8 +127,18 @@ func (s *Server) onTelemetry(ctx context.Context, c *call, cmd *pb.TelemetryComm
 				return nil, settingsError(err)
 			}
 		}
+		if err := s.checkOwner(c); err != nil {
+			return nil, err
+		}
+		if err := s.authorizeSettings(c, st); err != nil {
+			return nil, err
+		}
 		reply := s.serverSettings(ctx, st)
-		if s.clients.putSettings(c.clientID, peerAddr(ctx), st, sess) {
+		owner := ""
+		if c.user != nil {
+			owner = c.user.Username
+		}
+		if s.clients.putSettings(c.clientID, owner, peerAddr(ctx), st, sess) {
 			s.rosterChanged()
 		}
 		s.logger.Debug("client settings", "client", c.clientID, "type", st.GetClientType().String(), "language", c.language)
@@ -240,6 +257,13 @@ func (s *Server) serverSettings(ctx context.Context, st *pb.Settings) *pb.Settin
 // or the proxy restarted) gets UNRECOGNIZED_CLIENT_TYPE, which makes go5 resend Settings.
 func (s *Server) Heartbeat(ctx context.Context, req *pb.HeartbeatRequest) (*pb.HeartbeatResponse, error) {
 	c, err := s.begin(ctx)
+	if err == nil {
+		err = s.checkOwner(c)
+	}
+	if err == nil && isConsumerType(req.GetClientType()) && req.GetGroup().GetName() != "" {
+		// Apache authorizes a consumer's heartbeat as Sub on its group.
+		err = s.authorize(c, auth.ResourceGroup, wrapNamespace(req.GetGroup().GetResourceNamespace(), req.GetGroup().GetName()), auth.ActionSub)
+	}
 	if err != nil {
 		return &pb.HeartbeatResponse{Status: toStatus(err)}, nil
 	}
@@ -252,6 +276,12 @@ func (s *Server) Heartbeat(ctx context.Context, req *pb.HeartbeatRequest) (*pb.H
 // NotifyClientTermination forgets a client (Java clients send it on shutdown; go5 never does).
 func (s *Server) NotifyClientTermination(ctx context.Context, req *pb.NotifyClientTerminationRequest) (*pb.NotifyClientTerminationResponse, error) {
 	c, err := s.begin(ctx)
+	if err == nil {
+		err = s.checkOwner(c)
+	}
+	if g := req.GetGroup(); err == nil && strings.TrimSpace(g.GetName()) != "" {
+		err = s.authorize(c, auth.ResourceGroup, wrapNamespace(g.GetResourceNamespace(), g.GetName()), auth.ActionSub)
+	}
 	if err != nil {
 		return &pb.NotifyClientTerminationResponse{Status: toStatus(err)}, nil
 	}
@@ -263,6 +293,11 @@ func (s *Server) NotifyClientTermination(ctx context.Context, req *pb.NotifyClie
 		return &pb.NotifyClientTerminationResponse{Status: &pb.Status{Code: pb.Code_UNRECOGNIZED_CLIENT_TYPE, Message: "cannot find client settings for this client"}}, nil
 	}
 	return &pb.NotifyClientTerminationResponse{Status: okStatus()}, nil
+}
+
+func isConsumerType(t pb.ClientType) bool {
+	// PULL_CONSUMER (4) is newer than the v5.1.2 stubs.
+	return t == pb.ClientType_PUSH_CONSUMER || t == pb.ClientType_SIMPLE_CONSUMER || t == 4
 }
 
 // ProducerGroups implements TransactionChecker: topics with a connected producer.

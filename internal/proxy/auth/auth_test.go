@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,7 +193,7 @@ func TestAuthorize(t *testing.T) {
 		{ResourceGroup, "any", ActionPub, false},
 		{ResourceGroup, "orders", ActionPub, false}, // a topic policy does not cover a group
 	} {
-		err := u.Authorize(tc.typ, tc.name, tc.act)
+		err := u.Authorize(tc.typ, tc.name, tc.act, netip.Addr{})
 		if (err == nil) != tc.ok {
 			t.Errorf("%s %s:%s: err = %v, want ok=%v", tc.act, tc.typ, tc.name, err, tc.ok)
 		}
@@ -200,23 +201,95 @@ func TestAuthorize(t *testing.T) {
 			t.Errorf("error %v must wrap ErrForbidden and name the resource", err)
 		}
 	}
-	if err := (&User{Super: true}).Authorize(ResourceTopic, "x", ActionPub); err != nil {
+	if err := (&User{Super: true}).Authorize(ResourceTopic, "x", ActionPub, netip.Addr{}); err != nil {
 		t.Errorf("super user refused: %v", err)
 	}
 }
 
 func TestACLValidate(t *testing.T) {
-	for _, a := range []*ACL{
-		{Users: []User{{Username: ""}}},
-		{Users: []User{{Username: "a"}, {Username: "a"}}},
-		{Users: []User{{Username: "a", Policies: []Policy{{Resource: "Topic:x", Actions: []Action{"Write"}, Decision: Allow}}}}},
-		{Users: []User{{Username: "a", Policies: []Policy{{Resource: "Queue:x", Actions: []Action{ActionPub}, Decision: Allow}}}}},
-		{Users: []User{{Username: "a", Policies: []Policy{{Resource: "Topic:a*b", Actions: []Action{ActionPub}, Decision: Allow}}}}},
-		{Users: []User{{Username: "a", Policies: []Policy{{Resource: "Topic:x", Actions: []Action{ActionPub}, Decision: "Maybe"}}}}},
+	for want, a := range map[string]*ACL{
+		"empty username":  {Users: []User{{Username: "", Password: "p"}}},
+		"defined twice":   {Users: []User{{Username: "a", Password: "p"}, {Username: "a", Password: "p"}}},
+		"Write":           {Users: []User{{Username: "a", Password: "p", Policies: []Policy{{Resource: "Topic:x", Actions: []Action{"Write"}, Decision: Allow}}}}},
+		"Queue:x":         {Users: []User{{Username: "a", Password: "p", Policies: []Policy{{Resource: "Queue:x", Actions: []Action{ActionPub}, Decision: Allow}}}}},
+		"only at the end": {Users: []User{{Username: "a", Password: "p", Policies: []Policy{{Resource: "Topic:a*b", Actions: []Action{ActionPub}, Decision: Allow}}}}},
+		"Maybe":           {Users: []User{{Username: "a", Password: "p", Policies: []Policy{{Resource: "Topic:x", Actions: []Action{ActionPub}, Decision: "Maybe"}}}}},
+		// R8K-7: anyone knowing the name could sign with an empty secret.
+		"empty password": {Users: []User{{Username: "a", Super: true}}},
+		"userStatus":     {Users: []User{{Username: "a", Password: "p", UserStatus: "paused"}}},
+		"sourceIps":      {Users: []User{{Username: "a", Password: "p", Policies: []Policy{{Resource: "*", Actions: []Action{ActionAll}, Decision: Allow, SourceIPs: []string{"10.0.0.300"}}}}}},
 	} {
-		if err := a.Validate(); err == nil {
-			t.Errorf("ACL %+v validated", a)
+		if err := a.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ACL %+v: err %v, want one naming %q", a, err, want)
 		}
+	}
+	a := &ACL{Users: []User{{Username: "a", Password: "p", UserStatus: "disable"}}}
+	if err := a.Validate(); err != nil || !a.Users[0].Disabled {
+		t.Errorf("userStatus disable: %v, disabled %v", err, a.Users[0].Disabled)
+	}
+}
+
+// TestSourceIPs (R8K-6): a policy naming sourceIps applies only to clients from them; an
+// Allow does not reach other addresses, a Deny does not block them.
+func TestSourceIPs(t *testing.T) {
+	a := &ACL{Users: []User{{Username: "u", Password: "p", Policies: []Policy{
+		{Resource: "Topic:*", Actions: []Action{ActionPub}, Decision: Allow, SourceIPs: []string{"10.1.0.0/16", "192.168.1.7"}},
+		{Resource: "Topic:audit", Actions: []Action{ActionAll}, Decision: Deny, SourceIPs: []string{"10.1.2.0/24"}},
+	}}}}
+	if err := a.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	u := &a.Users[0]
+	for _, tc := range []struct {
+		ip, topic string
+		ok        bool
+	}{
+		{"10.1.9.9", "orders", true},
+		{"::ffff:10.1.9.9", "orders", true}, // IPv4-mapped peer address
+		{"192.168.1.7", "orders", true},
+		{"192.168.1.8", "orders", false},
+		{"10.1.2.3", "audit", false}, // the deny's network
+		{"10.1.9.9", "audit", true},  // the deny does not apply here
+		{"", "orders", false},        // unknown address: a restricted allow does not apply
+	} {
+		var ip netip.Addr
+		if tc.ip != "" {
+			ip = netip.MustParseAddr(tc.ip)
+		}
+		if err := u.Authorize(ResourceTopic, tc.topic, ActionPub, ip); (err == nil) != tc.ok {
+			t.Errorf("%s -> %s: %v, want ok=%v", tc.ip, tc.topic, err, tc.ok)
+		}
+	}
+	// A Policy used without Validate still honours its sourceIps (never fails open).
+	raw := &User{Username: "r", Policies: []Policy{{Resource: "*", Actions: []Action{ActionAll}, Decision: Allow, SourceIPs: []string{"10.0.0.1"}}}}
+	if raw.Authorize(ResourceTopic, "x", ActionPub, netip.MustParseAddr("10.0.0.2")) == nil {
+		t.Error("unvalidated sourceIps ignored")
+	}
+}
+
+// TestLoadRefusesUnknownKeys (R8K-6): a misspelt key or a restriction this version does not
+// know fails the load instead of silently widening access.
+func TestLoadRefusesUnknownKeys(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"top-level typo":     `{"user":[{"username":"a","password":"p","super":true}]}`,
+		"unknown policy key": `{"users":[{"username":"a","password":"p","policies":[{"resource":"*","actions":["All"],"decision":"Allow","sourceIp":["10.0.0.1"]}]}]}`,
+		"trailing data":      `{"users":[]} {"users":[]}`,
+	} {
+		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".json")
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(path); err == nil {
+			t.Errorf("%s: loaded", name)
+		}
+	}
+	path := filepath.Join(dir, "apache.json")
+	os.WriteFile(path, []byte(`{"users":[{"username":"a","password":"p","userStatus":"disable"},
+		{"username":"b","password":"q","policies":[{"resource":"Topic:t","actions":["Pub"],"decision":"Allow","sourceIps":["127.0.0.1"]}]}]}`), 0o600)
+	a, err := Load(path)
+	if err != nil || !a.Users[0].Disabled || a.Users[1].Authorize(ResourceTopic, "t", ActionPub, netip.MustParseAddr("127.0.0.2")) == nil {
+		t.Fatalf("Apache-style keys: %+v, %v", a, err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,9 +19,16 @@ func Load(path string) (*ACL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: load %s: %w", path, err)
 	}
+	// Unknown keys are refused, not ignored: a misspelt "users" or a restriction this
+	// version does not know must not silently open access (QA R8K-6).
 	var a ACL
-	if err := json.Unmarshal(b, &a); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&a); err != nil {
 		return nil, fmt.Errorf("auth: parse %s: %w", path, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("auth: parse %s: data after the ACL object", path)
 	}
 	if err := a.Validate(); err != nil {
 		return nil, fmt.Errorf("auth: %s: %w", path, err)

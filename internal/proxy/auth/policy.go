@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -45,28 +46,38 @@ type ACL struct {
 
 // User is one AccessKey with its secret and policies.
 type User struct {
-	Username string   `json:"username"` // the AccessKey
-	Password string   `json:"password"` // the SecretKey
-	Disabled bool     `json:"disabled,omitempty"`
-	Super    bool     `json:"super,omitempty"` // allowed everything
-	Policies []Policy `json:"policies,omitempty"`
+	Username string `json:"username"` // the AccessKey
+	Password string `json:"password"` // the SecretKey; never empty
+	Disabled bool   `json:"disabled,omitempty"`
+	// UserStatus is Apache ACL 2.0's spelling of Disabled: "enable" (default) or "disable".
+	UserStatus string   `json:"userStatus,omitempty"`
+	Super      bool     `json:"super,omitempty"` // allowed everything
+	Policies   []Policy `json:"policies,omitempty"`
 }
 
 // Policy grants or denies actions on resources matching a pattern.
 //
 // Resource syntax: "<Type>:<pattern>" or "*" (every resource of every type), where pattern is
-// a literal name, a prefix ending in '*' ("orders-*"), or "*".
+// a literal name, a prefix ending in '*' ("orders-*"), or "*". Names are matched without the
+// client's namespace, as Apache's proxy does (a namespaced "orders" is Topic:orders).
 type Policy struct {
 	Resource string   `json:"resource"`
 	Actions  []Action `json:"actions"`
 	Decision Decision `json:"decision"`
+	// SourceIPs, when not empty, limits the policy to clients whose address is one of these
+	// IPs or inside one of these CIDR prefixes (Apache ACL 2.0 sourceIps).
+	SourceIPs []string `json:"sourceIps,omitempty"`
+
+	nets []netip.Prefix // parsed SourceIPs (Validate fills it)
 }
 
-// Validate checks the ACL's syntax: unique non-empty usernames, known actions and decisions,
-// well-formed resources.
+// Validate checks the ACL's syntax: unique non-empty usernames, non-empty passwords, known
+// actions, decisions and user statuses, well-formed resources and source IPs. It also
+// prepares the policies' source networks, so a User is usable only after its ACL validated.
 func (a *ACL) Validate() error {
 	seen := map[string]bool{}
-	for i, u := range a.Users {
+	for i := range a.Users {
+		u := &a.Users[i]
 		if u.Username == "" {
 			return fmt.Errorf("auth: user %d: empty username", i)
 		}
@@ -74,7 +85,19 @@ func (a *ACL) Validate() error {
 			return fmt.Errorf("auth: user %q defined twice", u.Username)
 		}
 		seen[u.Username] = true
-		for j, p := range u.Policies {
+		if u.Password == "" {
+			// A signature keyed with "" can be made by anyone who knows the name (QA R8K-7).
+			return fmt.Errorf("auth: user %q: empty password", u.Username)
+		}
+		switch strings.ToLower(u.UserStatus) {
+		case "", "enable":
+		case "disable":
+			u.Disabled = true
+		default:
+			return fmt.Errorf("auth: user %q: userStatus %q: want enable or disable", u.Username, u.UserStatus)
+		}
+		for j := range u.Policies {
+			p := &u.Policies[j]
 			if err := p.validate(); err != nil {
 				return fmt.Errorf("auth: user %q policy %d: %w", u.Username, j, err)
 			}
@@ -83,7 +106,19 @@ func (a *ACL) Validate() error {
 	return nil
 }
 
-func (p Policy) validate() error {
+func (p *Policy) validate() error {
+	p.nets = nil
+	for _, s := range p.SourceIPs {
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return fmt.Errorf("sourceIps %q: not an IP address or CIDR prefix", s)
+			}
+			pfx = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		p.nets = append(p.nets, pfx.Masked())
+	}
 	if p.Decision != Allow && p.Decision != Deny {
 		return fmt.Errorf("decision %q: want Allow or Deny", p.Decision)
 	}
@@ -109,6 +144,29 @@ func (p Policy) validate() error {
 		return fmt.Errorf("resource %q: '*' only at the end", p.Resource)
 	}
 	return nil
+}
+
+// fromSource reports whether a client at ip may use p (always when p names no source IPs;
+// never when it does and the address is unknown).
+func (p Policy) fromSource(ip netip.Addr) bool {
+	if len(p.SourceIPs) == 0 {
+		return true
+	}
+	nets := p.nets
+	if len(nets) != len(p.SourceIPs) { // a Policy that never went through Validate
+		q := p
+		if q.validate() != nil {
+			return false
+		}
+		nets = q.nets
+	}
+	ip = ip.Unmap()
+	for _, n := range nets {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // matches reports whether p covers (typ, name, action).
@@ -137,14 +195,16 @@ func (p Policy) matches(typ ResourceType, name string, act Action) bool {
 }
 
 // Authorize decides whether u may perform act on the resource (typ, name). Deny wins over
-// allow; no matching allow is a denial. Super users are always allowed.
-func (u *User) Authorize(typ ResourceType, name string, act Action) error {
+// allow; no matching allow is a denial. Super users are always allowed. ip is the client's
+// address (the zero Addr when unknown), checked against policies that name source IPs: an
+// Allow applies only from them, a Deny only to them.
+func (u *User) Authorize(typ ResourceType, name string, act Action, ip netip.Addr) error {
 	if u.Super {
 		return nil
 	}
 	allowed := false
 	for _, p := range u.Policies {
-		if !p.matches(typ, name, act) {
+		if !p.matches(typ, name, act) || !p.fromSource(ip) {
 			continue
 		}
 		if p.Decision == Deny {
