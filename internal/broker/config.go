@@ -584,8 +584,10 @@ var knownIgnored = map[string]bool{
 // knownUnsupported are RocketMQ keys whose feature Rocketry does not provide in the broker; a
 // true value is logged as a warning so nobody believes it took effect.
 var knownUnsupported = map[string]string{
-	"aclEnable":            "broker-side ACL is not supported: authentication and permissions are enforced by the proxy (--auth, --acl-file); remoting clients are not checked",
-	"enablePropertyFilter": "SQL92 filtering is not supported; SQL92 subscriptions are refused",
+	"aclEnable":             "broker-side ACL is not supported: authentication and permissions are enforced by the proxy (--auth, --acl-file); remoting clients are not checked",
+	"authenticationEnabled": "broker-side ACL is not supported: authentication and permissions are enforced by the proxy (--auth, --acl-file); remoting clients are not checked",
+	"authorizationEnabled":  "broker-side ACL is not supported: authentication and permissions are enforced by the proxy (--auth, --acl-file); remoting clients are not checked",
+	"enablePropertyFilter":  "SQL92 filtering is not supported; SQL92 subscriptions are refused",
 }
 
 // ApplyProperties applies broker.conf keys to cfg. Unknown keys are logged once each and kept

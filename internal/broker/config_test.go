@@ -136,6 +136,15 @@ func TestTraceTopicAndUnsupportedKeys(t *testing.T) {
 	if !strings.Contains(logBuf.String(), "level=WARN") || !strings.Contains(logBuf.String(), "aclEnable") {
 		t.Errorf("aclEnable=true not warned about:\n%s", logBuf.String())
 	}
+	// The ACL 2.0 keys get the same explanation (QA R8K-10).
+	logBuf.Reset()
+	acl2 := testConfig(t)
+	if err := ApplyProperties(&acl2, map[string]string{"authenticationEnabled": "true", "authorizationEnabled": "true"}, log); err != nil {
+		t.Fatal(err)
+	}
+	if got := logBuf.String(); strings.Count(got, "broker-side ACL is not supported") != 2 {
+		t.Errorf("ACL 2.0 keys not explained:\n%s", got)
+	}
 	tb := startBroker(t, cfg)
 	tc, ok := tb.Topics.Get(message.TopicTrace)
 	if !ok || tc.ReadQueueNums != 1 || tc.WriteQueueNums != 1 {

@@ -86,6 +86,8 @@ func New(cfg Config, backend Backend, logger *slog.Logger, opts ...Option) (*Ser
 		}
 		s.acl = store
 		s.authn = auth.NewAuthenticator(store, cfg.AuthClockSkew, func() time.Time { return s.now() })
+		// The ACL guards this gRPC port only (QA R8K-2): say what stays open.
+		logger.Warn("authentication covers the gRPC port only: broker and NameServer remoting ports (4.x clients, rocketry admin) are not authenticated; keep them on a private network or firewall them")
 	} else if cfg.ACLFile != "" {
 		// An ACL without authentication protects nothing: say so (QA F22).
 		logger.Warn("an ACL file is set but authentication is off: every client is served anonymously and the ACL is not used; add --auth (authenticationEnabled=true) to enforce it",
