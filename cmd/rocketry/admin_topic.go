@@ -15,10 +15,10 @@ func newAdminTopicCmd(f *adminFlags) *cobra.Command {
 
 	var (
 		name, typ, cluster string
-		queues             int
+		queues, perm       int
 	)
 	create := &cobra.Command{
-		Use:     "create --name T [--type NORMAL|FIFO|DELAY|TRANSACTION] [--queues 8] [--cluster C]",
+		Use:     "create --name T [--type NORMAL|FIFO|DELAY|TRANSACTION] [--queues 8] [--perm 6] [--cluster C]",
 		Short:   "Create or update a topic on every broker of the cluster",
 		Example: "  rocketry admin topic create --name orders --type FIFO --queues 8",
 		Args:    cobra.MaximumNArgs(1),
@@ -34,8 +34,11 @@ func newAdminTopicCmd(f *adminFlags) *cobra.Command {
 			if queues < 1 || queues > 1024 {
 				return fmt.Errorf("--queues must be within 1..1024, not %d", queues)
 			}
+			if perm != admin.PermRead && perm != admin.PermWrite && perm != admin.PermReadWrite {
+				return fmt.Errorf("--perm must be 2 (write only), 4 (read only) or 6 (read and write), not %d", perm)
+			}
 			return f.run(cmd, func(a *admin.Admin) (any, error) {
-				return a.CreateTopic(cmd.Context(), admin.TopicSpec{Name: n, Type: t, Queues: queues, Cluster: cluster})
+				return a.CreateTopic(cmd.Context(), admin.TopicSpec{Name: n, Type: t, Queues: queues, Cluster: cluster, Perm: perm})
 			}, func(w io.Writer, v any) error {
 				r := v.(*admin.CreateTopicResult)
 				_, err := fmt.Fprintf(w, "created topic %s (%s, %d queues) on %s\n", r.Topic, r.Type, r.Queues, strings.Join(r.Brokers, ", "))
@@ -49,6 +52,7 @@ func newAdminTopicCmd(f *adminFlags) *cobra.Command {
 	create.Flags().StringVar(&name, "name", "", "topic name")
 	create.Flags().StringVar(&typ, "type", "NORMAL", "message type: NORMAL, FIFO, DELAY or TRANSACTION")
 	create.Flags().IntVar(&queues, "queues", 8, "read and write queues per broker")
+	create.Flags().IntVar(&perm, "perm", admin.PermReadWrite, "permission: 6 read+write, 4 read only (sends refused), 2 write only (consumption stopped); on an existing topic this updates it")
 	create.Flags().StringVar(&cluster, "cluster", "", "cluster (default: every cluster)")
 
 	var all bool

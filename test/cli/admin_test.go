@@ -48,6 +48,16 @@ func TestTopicsOfEveryTypeAndGroups(t *testing.T) {
 			t.Errorf("topic list lacks %s: %v", n, list)
 		}
 	}
+	// --perm (R8K-9): a read-only topic; a bad value is refused.
+	ok(t, "", s.admin("topic", "create", "--name", "t-readonly", "--perm", "4")...)
+	var ro struct{ Brokers []struct{ Perm int } }
+	jsonOut(t, &ro, s.admin("topic", "describe", "t-readonly")...)
+	if len(ro.Brokers) != 1 || ro.Brokers[0].Perm != 4 {
+		t.Fatalf("topic created with --perm 4: %+v", ro)
+	}
+	if r := run(t, "", s.admin("topic", "create", "--name", "t-bad", "--perm", "5")...); r.code != 1 || !strings.Contains(r.stderr, "--perm") {
+		t.Fatalf("--perm 5: %+v", r)
+	}
 	jsonOut(t, &list, s.admin("topic", "list", "--all")...)
 	if len(list) <= 4 {
 		t.Errorf("--all shows no system topics: %v", list)
