@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -61,6 +63,17 @@ message and offset.`,
 				cfg.Broker.AutoCreateSubscriptionGroup = autoCreate
 			}
 			cfg.Proxy.AutoCreateTopic = cfg.Broker.AutoCreateTopicEnable
+			// Apache's keys for the proxy's authentication, in the one config file standalone
+			// reads (QA R8K-11); the flags win.
+			if v, ok := cfg.Broker.Extra["authenticationEnabled"]; ok && !cmd.Flags().Changed("auth") {
+				cfg.Proxy.Auth = strings.EqualFold(strings.TrimSpace(v), "true")
+			}
+			if v, ok := cfg.Broker.Extra["aclFile"]; ok && !cmd.Flags().Changed("acl-file") {
+				cfg.Proxy.ACLFile = strings.TrimSpace(v)
+			}
+			if cfg.Proxy.Auth && cfg.Proxy.ACLFile == "" {
+				return errors.New("authentication needs an ACL file: --acl-file (aclFile=) names it")
+			}
 			s, err := standalone.New(cfg, logger)
 			if err != nil {
 				return err
@@ -83,6 +96,9 @@ message and offset.`,
 	f.BoolVar(&autoCreate, "auto-create", true, "create topics and consumer groups on first use")
 	f.StringVar(&cfg.ProxyMode, "proxy-mode", cfg.ProxyMode, "proxy backend: local (direct calls into the broker) or cluster (remoting over loopback)")
 	f.StringVar(&cfg.Proxy.TLSMode, "tls-mode", cfg.Proxy.TLSMode, "gRPC TLS: disabled, permissive (TLS and plaintext) or enforcing")
+	f.BoolVar(&cfg.Proxy.Auth, "auth", cfg.Proxy.Auth, "require AccessKey/SecretKey authentication on the gRPC port and enforce --acl-file (config: authenticationEnabled=true)")
+	f.StringVar(&cfg.Proxy.ACLFile, "acl-file", cfg.Proxy.ACLFile, "JSON users and policies, reloaded on change (config: aclFile=)")
+	f.DurationVar(&cfg.Proxy.AuthClockSkew, "auth-clock-skew", cfg.Proxy.AuthClockSkew, "accepted age/skew of x-mq-date-time (0 disables the replay guard)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd

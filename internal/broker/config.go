@@ -579,6 +579,8 @@ var knownIgnored = map[string]bool{
 	"warmMapedFileEnable": true, "pullMessageThreadPoolNums": true,
 	"useReentrantLockWhenPutMessage": true, "osPageCacheBusyTimeOutMills": true,
 	"sendMessageThreadPoolNums-": true, "enablePropertyFilter": true, "slaveReadEnable": true,
+	"aclFile": true, // read by standalone for its proxy
+
 }
 
 // knownUnsupported are RocketMQ keys whose feature Rocketry does not provide in the broker; a

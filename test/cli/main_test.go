@@ -76,14 +76,15 @@ func (s *syncBuffer) String() string {
 }
 
 // startServer runs `rocketry standalone` on dir (t.TempDir() when "") and waits for /healthz.
-func startServer(t *testing.T, dir string) *server {
+func startServer(t *testing.T, dir string, extra ...string) *server {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
 	s := &server{t: t, dir: dir, stderr: &syncBuffer{}, exited: make(chan error, 1)}
-	s.cmd = exec.Command(binary, "standalone", "--data-dir", dir, "--log-format", "json",
-		"--namesrv-listen", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")
+	args := append([]string{"standalone", "--data-dir", dir, "--log-format", "json",
+		"--namesrv-listen", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, extra...)
+	s.cmd = exec.Command(binary, args...)
 	pr, pw := io.Pipe()
 	s.cmd.Stderr = pw
 	if err := s.cmd.Start(); err != nil {
