@@ -105,3 +105,28 @@ func TestAuthClientOperations(t *testing.T) {
 		t.Fatalf("bob terminating his own client: %v", r.GetStatus())
 	}
 }
+
+// TestAutoCreateNeedsPub (QA R8K-12): with authentication on, a route lookup creates an
+// unknown topic only for a caller allowed to publish to it.
+func TestAutoCreateNeedsPub(t *testing.T) {
+	b := newMemBackend()
+	aclFile := writeACL(t, t.TempDir())
+	s := startProxy(t, b, func(c *Config) { c.Auth, c.ACLFile, c.AutoCreateTopic = true, aclFile, true })
+	c := dial(t, s.Addr().String(), true)
+	as := func(user string) context.Context {
+		ctx := cctx(t, user, 5*time.Second)
+		dt := time.Now().UTC().Format(auth.DateTimeLayout)
+		return metadata.AppendToOutgoingContext(ctx, auth.HeaderDateTime, dt, auth.HeaderAuthorization,
+			"MQv2-HMAC-SHA1 Credential="+user+"//Rocketmq, SignedHeaders=x-mq-date-time, Signature="+auth.Sign(user+"-secret", dt))
+	}
+	r, _ := c.QueryRoute(as("bob"), &pb.QueryRouteRequest{Topic: &pb.Resource{Name: "by-bob"}})
+	b.mu.Lock()
+	_, created := b.topics["by-bob"]
+	b.mu.Unlock()
+	if r.GetStatus().GetCode() != pb.Code_TOPIC_NOT_FOUND || created {
+		t.Fatalf("subscribe-only lookup: %v, created %v", r.GetStatus(), created)
+	}
+	if r, _ := c.QueryRoute(as("alice"), &pb.QueryRouteRequest{Topic: &pb.Resource{Name: "by-alice"}}); r.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("publisher lookup: %v", r.GetStatus())
+	}
+}

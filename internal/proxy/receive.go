@@ -130,7 +130,7 @@ func (s *Server) receive0(ctx context.Context, req *pb.ReceiveMessageRequest) ([
 	// selector: when the proxy's current route has no readable queue on that broker (unknown
 	// to this proxy, dropped from the route because it died, or not readable), another
 	// readable broker of the route serves the receive.
-	r, err := s.route(ctx, topic)
+	r, err := s.route(ctx, c, topic)
 	if err != nil {
 		return nil, 0, c, err
 	}

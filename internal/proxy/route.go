@@ -10,10 +10,15 @@ import (
 )
 
 // route returns the topic's route, creating the topic first when it is unknown and
-// auto-creation is on (NORMAL, AutoCreateQueues queues).
-func (s *Server) route(ctx context.Context, topic string) (*TopicRoute, error) {
+// auto-creation is on (NORMAL, AutoCreateQueues queues). With authentication on, only a
+// caller allowed to publish to the topic creates it (QA R8K-12: a route lookup by a
+// subscribe-only user, or a mistyped consumer topic, must not create topics).
+func (s *Server) route(ctx context.Context, c *call, topic string) (*TopicRoute, error) {
 	r, err := s.backend.QueryRoute(ctx, topic)
 	if err == nil || !errors.Is(err, ErrTopicNotFound) || !s.autoCreateTopic() {
+		return r, err
+	}
+	if s.authorize(c, auth.ResourceTopic, topic, auth.ActionPub) != nil {
 		return r, err
 	}
 	n := s.cfg.AutoCreateQueues
@@ -114,7 +119,7 @@ func (s *Server) queryRoute(ctx context.Context, req *pb.QueryRouteRequest) ([]*
 			return nil, statusErrorf(pb.Code_FORBIDDEN, "no permission to access Topic %s", topic)
 		}
 	}
-	r, err := s.route(ctx, topic)
+	r, err := s.route(ctx, c, topic)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +167,7 @@ func (s *Server) queryAssignment(ctx context.Context, req *pb.QueryAssignmentReq
 	if err := s.authorize(c, auth.ResourceGroup, group, auth.ActionSub); err != nil {
 		return nil, err
 	}
-	r, err := s.route(ctx, topic)
+	r, err := s.route(ctx, c, topic)
 	if err != nil {
 		return nil, err
 	}

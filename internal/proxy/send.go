@@ -105,7 +105,7 @@ func (s *Server) sendMessage(ctx context.Context, req *pb.SendMessageRequest) ([
 	if err := s.authorize(c, auth.ResourceTopic, topic, auth.ActionPub); err != nil {
 		return nil, err
 	}
-	r, err := s.route(ctx, topic)
+	r, err := s.route(ctx, c, topic)
 	if err != nil {
 		return nil, err
 	}
