@@ -130,3 +130,48 @@ func TestAutoCreateNeedsPub(t *testing.T) {
 		t.Fatalf("publisher lookup: %v", r.GetStatus())
 	}
 }
+
+// TestCheckBacksFollowTheCurrentACL (QA R8K-1): a transaction check-back goes only to a
+// producer whose user may still publish to the topic under the current ACL; revoking the
+// right (or the user) stops check-backs on a stream that was opened before.
+func TestCheckBacksFollowTheCurrentACL(t *testing.T) {
+	b := newMemBackend()
+	b.addTopic("T", MessageTypeTransaction, 1)
+	dir := t.TempDir()
+	aclFile := writeACL(t, dir)
+	s := startProxy(t, b, func(c *Config) { c.Auth, c.ACLFile, c.ACLReloadInterval = true, aclFile, 10*time.Millisecond })
+	c := dial(t, s.Addr().String(), true)
+	ctx := cctx(t, "alice-p", 30*time.Second)
+	dt := time.Now().UTC().Format(auth.DateTimeLayout)
+	ctx = metadata.AppendToOutgoingContext(ctx, auth.HeaderDateTime, dt, auth.HeaderAuthorization,
+		"MQv2-HMAC-SHA1 Credential=alice//Rocketmq, SignedHeaders=x-mq-date-time, Signature="+auth.Sign("alice-secret", dt))
+	stream, err := c.Telemetry(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream.Send(&pb.TelemetryCommand{Command: &pb.TelemetryCommand_Settings{Settings: producerSettings("T")}})
+	if r, err := stream.Recv(); err != nil || r.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("alice's producer settings: %v %v", r, err)
+	}
+	sessions := s.clients.producerSessions("T")
+	if len(sessions) != 1 || sessions[0].owner != "alice" || !s.mayCheck(sessions[0], "T") {
+		t.Fatalf("alice's producer session %+v: not eligible for check-backs", sessions)
+	}
+	// Revoke: alice may no longer publish to T.
+	err = auth.Save(aclFile, &auth.ACL{Users: []auth.User{{Username: "alice", Password: "alice-secret", Policies: []auth.Policy{
+		{Resource: "*", Actions: []auth.Action{auth.ActionAll}, Decision: auth.Allow},
+		{Resource: "Topic:T", Actions: []auth.Action{auth.ActionPub}, Decision: auth.Deny},
+	}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "check-backs stop after the revocation", func() bool { return !s.mayCheck(sessions[0], "T") })
+	// Removing the user altogether also stops them.
+	if err := auth.Save(aclFile, &auth.ACL{Users: []auth.User{{Username: "carol", Password: "carol-secret-longer", Super: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "alice removed", func() bool { return s.acl.Lookup("alice") == nil })
+	if s.mayCheck(sessions[0], "T") {
+		t.Fatal("check-backs still go to a removed user's producer")
+	}
+}

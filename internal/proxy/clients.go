@@ -207,20 +207,26 @@ func (r *registry) producerGroups() []string {
 }
 
 // producerSessions returns the open sessions of producers of topic, in random order.
-func (r *registry) producerSessions(topic string) []*session {
+func (r *registry) producerSessions(topic string) []producerSession {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []*session
+	var out []producerSession
 	for _, c := range r.clients {
 		if c.typ != pb.ClientType_PRODUCER || c.session == nil {
 			continue
 		}
 		if _, ok := c.topics[topic]; ok {
-			out = append(out, c.session)
+			out = append(out, producerSession{c.session, c.owner, c.addr})
 		}
 	}
 	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	return out
+}
+
+// producerSession is a producer's open Telemetry stream with who registered it, from where.
+type producerSession struct {
+	*session
+	owner, addr string
 }
 
 // count returns the number of known clients.

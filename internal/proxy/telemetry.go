@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -295,6 +296,26 @@ func (s *Server) NotifyClientTermination(ctx context.Context, req *pb.NotifyClie
 	return &pb.NotifyClientTerminationResponse{Status: okStatus()}, nil
 }
 
+// mayCheck reports whether a check-back of topic may go to producer ps: with
+// authentication on, its user must still exist, be enabled and be allowed to publish to the
+// topic under the current ACL (a user removed from the ACL keeps no open stream of check-backs,
+// QA R8K-1).
+func (s *Server) mayCheck(ps producerSession, topic string) bool {
+	if s.authn == nil {
+		return true
+	}
+	u := s.acl.Lookup(ps.owner)
+	if u == nil || u.Disabled {
+		return false
+	}
+	var ip netip.Addr
+	if ap, err := netip.ParseAddrPort(ps.addr); err == nil {
+		ip = ap.Addr().Unmap()
+	}
+	_, bare := withoutNamespace(topic)
+	return u.Authorize(auth.ResourceTopic, bare, auth.ActionPub, ip) == nil
+}
+
 func isConsumerType(t pb.ClientType) bool {
 	// PULL_CONSUMER (4) is newer than the v5.1.2 stubs.
 	return t == pb.ClientType_PUSH_CONSUMER || t == pb.ClientType_SIMPLE_CONSUMER || t == 4
@@ -326,8 +347,11 @@ func (s *Server) CheckTransaction(check *TransactionCheck) {
 			}),
 		},
 	}}
-	for _, sess := range s.clients.producerSessions(group) {
-		if sess.offer(cmd) {
+	for _, ps := range s.clients.producerSessions(group) {
+		if !s.mayCheck(ps, group) {
+			continue
+		}
+		if ps.offer(cmd) {
 			return
 		}
 	}

@@ -117,6 +117,10 @@ func NewStaticStore(a *ACL) (*Store, error) {
 	return s, nil
 }
 
+// Lookup returns the current ACL's user by name; nil when unknown. The User must not be
+// modified.
+func (s *Store) Lookup(username string) *User { return s.lookup(username) }
+
 func (s *Store) lookup(username string) *User {
 	return s.cur.Load().users[username]
 }
