@@ -271,7 +271,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	defer s.accepting.Done()
 	s.addrOnce.Do(func() { s.addr = ln.Addr(); close(s.addrReady) })
 	s.log.Info("remoting: serving", "addr", ln.Addr().String())
-	var backoff time.Duration
+	var backoff tlsmux.AcceptBackoff
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -281,15 +281,13 @@ func (s *Server) Serve(ln net.Listener) error {
 			if draining {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
+			if tlsmux.TemporaryAcceptError(err) {
+				backoff.Wait(err, s.log, ln.Addr())
 				continue
 			}
 			return fmt.Errorf("remoting: accept: %w", err)
 		}
-		backoff = 0
+		backoff.Reset()
 		s.admit(nc)
 	}
 }

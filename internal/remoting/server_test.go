@@ -9,9 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -590,4 +592,74 @@ func TestBodyPartsWrittenInOrder(t *testing.T) {
 	if string(resp.Body) != want.String() {
 		t.Fatalf("body %q", resp.Body)
 	}
+}
+
+// flakyListener fails its first n Accept calls with err, then accepts normally.
+type flakyListener struct {
+	net.Listener
+	mu  sync.Mutex
+	n   int
+	err error
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if l.n > 0 {
+		l.n--
+		l.mu.Unlock()
+		return nil, l.err
+	}
+	l.mu.Unlock()
+	return l.Listener.Accept()
+}
+
+// TestServeSurvivesDescriptorExhaustion (QA R8I-1): running out of file descriptors
+// (EMFILE/ENFILE from accept) pauses accepting and logs once; the server keeps serving and
+// accepts again as soon as descriptors are free. Any other accept error still ends Serve.
+func TestServeSurvivesDescriptorExhaustion(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE} {
+		var logBuf lockedBuffer
+		srv := NewServer(ServerConfig{}, testLogger(&logBuf))
+		srv.Handle(PullMessage, func(ctx context.Context, c *Conn, req *Command) *Command { return NewResponse(Success, "ok") })
+		inner, _ := net.Listen("tcp", "127.0.0.1:0")
+		ln := &flakyListener{Listener: inner, n: 4, err: &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", errno)}}
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(ln) }()
+		cli := newTestClient(t)
+		resp, err := cli.Invoke(ctxT(t, 10*time.Second), inner.Addr().String(), NewRequest(PullMessage, nil, nil))
+		if err != nil || resp.Remark != "ok" {
+			t.Fatalf("%v: request after accept errors: %v %v", errno, resp, err)
+		}
+		if n := strings.Count(logBuf.String(), "accept failed, retrying"); n != 1 {
+			t.Errorf("%v: %d warnings for one episode, want 1:\n%s", errno, n, logBuf.String())
+		}
+		srv.Shutdown(ctxT(t, 5*time.Second))
+		if err := <-served; !errors.Is(err, ErrServerClosed) {
+			t.Fatalf("%v: Serve: %v", errno, err)
+		}
+	}
+	srv := NewServer(ServerConfig{}, testLogger(nil))
+	inner, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer inner.Close()
+	if err := srv.Serve(&flakyListener{Listener: inner, n: 1, err: errors.New("listener broken")}); err == nil || errors.Is(err, ErrServerClosed) {
+		t.Fatalf("a permanent accept error: Serve returned %v", err)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger and a test reading it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -89,7 +89,7 @@ func NewListener(inner net.Listener, mode string, tlsConf *tls.Config, timeout t
 
 func (l *Listener) acceptLoop() {
 	defer l.wg.Done()
-	var backoff time.Duration
+	var backoff AcceptBackoff
 	for {
 		c, err := l.inner.Accept()
 		if err != nil {
@@ -98,10 +98,8 @@ func (l *Listener) acceptLoop() {
 				return
 			default:
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
+			if TemporaryAcceptError(err) {
+				backoff.Wait(err, l.logger, l.inner.Addr())
 				continue
 			}
 			select {
@@ -110,7 +108,7 @@ func (l *Listener) acceptLoop() {
 			}
 			return
 		}
-		backoff = 0
+		backoff.Reset()
 		l.mu.Lock()
 		l.pending[c] = struct{}{}
 		l.mu.Unlock()
