@@ -26,20 +26,19 @@ type cqEntry struct {
 }
 
 // cqFile is one consume-queue file mapped read-write; entries are written by the dispatcher
-// straight into the mapping.
+// straight into the mapping. The file's descriptor is closed once it is mapped (the mapping
+// keeps the file), and the mapping is made durable with msync: a broker with tens of
+// thousands of queues must not hold a descriptor per queue file (QA R8I-2: it ran out of
+// descriptors and could not start again).
 type cqFile struct {
 	start int64 // byte offset in the queue (logical offset * 20)
 	path  string
-	file  vfs.File
 	data  []byte
 }
 
 func (f *cqFile) close() error {
 	err := unmap(f.data)
 	f.data = nil
-	if cerr := f.file.Close(); err == nil {
-		err = cerr
-	}
 	return err
 }
 
@@ -154,18 +153,21 @@ func (q *consumeQueue) openFile(start int64, create bool) (*cqFile, error) {
 		f.Close()
 		return nil, err
 	}
+	if err := f.Close(); err != nil {
+		unmap(data)
+		return nil, fmt.Errorf("store: close consume-queue file %s: %w", path, err)
+	}
 	if create {
 		// Make the file's entry, and the queue and topic directories' entries, durable: the
 		// checkpoint will claim these entries exist.
 		for _, d := range []string{q.dir, filepath.Dir(q.dir), filepath.Dir(filepath.Dir(q.dir))} {
 			if err := q.fs.SyncDir(d); err != nil {
 				unmap(data)
-				f.Close()
 				return nil, fmt.Errorf("store: sync %s: %w", d, err)
 			}
 		}
 	}
-	return &cqFile{start: start, path: path, file: f, data: data}, nil
+	return &cqFile{start: start, path: path, data: data}, nil
 }
 
 // fileFor returns the file holding byte offset pos, or nil. Caller holds mu (any mode).
@@ -404,7 +406,9 @@ func (q *consumeQueue) sync() error {
 	}
 	q.mu.RUnlock()
 	for _, f := range files {
-		if err := f.file.Sync(); err != nil {
+		// msync(MS_SYNC) of a shared file mapping is fdatasync of its range on Linux: the
+		// entries and the file size set at creation are durable after it.
+		if err := msync(f.data); err != nil {
 			return fmt.Errorf("store: sync consume queue %s: %w", f.path, err)
 		}
 	}

@@ -167,3 +167,38 @@ func TestGetSkipsDamagedEntry(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumeQueueFilesHoldNoDescriptor (QA R8I-2): a consume-queue file keeps its mapping,
+// not its descriptor, so thousands of queues do not use up the process's descriptors (and a
+// restart can open them all); entries written and synced through the mapping survive a reopen.
+func TestConsumeQueueFilesHoldNoDescriptor(t *testing.T) {
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd")
+		}
+		return len(ents)
+	}
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	s := openT(t, cfg)
+	defer func() { s.Close() }()
+	before := fds()
+	const queues = 300
+	for q := range int32(queues) {
+		put(t, s, newMsg("fd-topic", q, int(q), 16))
+	}
+	waitDispatched(t, s)
+	if grew := fds() - before; grew > queues/10 {
+		t.Fatalf("%d queue files hold %d more descriptors", queues, grew)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, cfg) // closed by the deferred func above
+	for _, q := range []int32{0, queues / 2, queues - 1} {
+		if got := getAll(t, s, "fd-topic", q); len(got) != 1 || got[0].QueueOffset != 0 {
+			t.Fatalf("queue %d after reopen: %d messages", q, len(got))
+		}
+	}
+}
