@@ -202,3 +202,19 @@ func TestConsumeQueueFilesHoldNoDescriptor(t *testing.T) {
 		}
 	}
 }
+
+// TestUsedEntries: the exponential-then-binary search finds the end of the written prefix
+// for every prefix length, including empty and full files.
+func TestUsedEntries(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 3, 7, 8, 9, 100} {
+		for k := 0; k <= n; k++ {
+			data := make([]byte, n*cqEntrySize)
+			for i := range k {
+				binary.BigEndian.PutUint32(data[i*cqEntrySize+8:], 1+uint32(i))
+			}
+			if got := usedEntries(data, n); got != k {
+				t.Errorf("n=%d k=%d: usedEntries = %d", n, k, got)
+			}
+		}
+	}
+}

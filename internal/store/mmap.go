@@ -38,3 +38,16 @@ func msync(b []byte) error {
 	}
 	return unix.Msync(b, unix.MS_SYNC)
 }
+
+// adviseRandom switches a mapping to random access (no readahead on faults) or back to the
+// normal policy. Errors are advisory only.
+func adviseRandom(b []byte, random bool) error {
+	if len(b) == 0 {
+		return nil
+	}
+	advice := unix.MADV_NORMAL
+	if random {
+		advice = unix.MADV_RANDOM
+	}
+	return unix.Madvise(b, advice)
+}

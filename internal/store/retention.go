@@ -159,7 +159,13 @@ func (s *Store) checkpointLoop() {
 // the dispatch offset: after a crash, replay from there rebuilds everything not durable.
 func (s *Store) writeCheckpoint() error {
 	d := s.dispatched.Load()
+	dirs := map[string]bool{}
 	for _, q := range s.allQueues() {
+		// Files (and directories) created by the dispatcher up to d: their entries in their
+		// directories first, then their contents.
+		if err := q.syncNewDirs(dirs); err != nil {
+			return err
+		}
 		if err := q.sync(); err != nil {
 			return err
 		}

@@ -551,3 +551,35 @@ func BenchmarkRecordFloor4KiB(b *testing.B) {
 	}
 	_ = sink
 }
+
+// BenchmarkReopenManyQueues: opening a cleanly closed store of 2,000 queues with one message
+// each (default 6 MB consume-queue files). When the process may write
+// /proc/sys/vm/drop_caches (root), every iteration starts with a cold page cache, which is
+// what a broker restart after memory pressure sees (QA R8I-4).
+func BenchmarkReopenManyQueues(b *testing.B) {
+	cfg := testConfig(b.TempDir())
+	cfg.MappedFileSizeConsumeQueue = DefaultConfig().MappedFileSizeConsumeQueue
+	cfg.MappedFileSizeCommitLog = 64 << 20
+	s := openT(b, cfg)
+	for q := range int32(2000) {
+		put(b, s, newMsg(fmt.Sprintf("T%04d", q/8), q%8, int(q), 16))
+	}
+	waitDispatched(b, s)
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	cold := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0) == nil
+	b.ResetTimer()
+	for range b.N {
+		if cold {
+			b.StopTimer()
+			os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0)
+			b.StartTimer()
+		}
+		s := openT(b, cfg)
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(map[bool]float64{false: 0, true: 1}[cold], "cold")
+}
