@@ -179,7 +179,7 @@ func (b *Broker) handleCreateTopic(ctx context.Context, _ *remoting.Conn, req *r
 	if err := b.CreateTopic(tc); err != nil {
 		return errorResponse(err)
 	}
-	b.registerSync(ctx) // the route is at the NameServers when the admin sees success
+	b.registerSync(ctx, tc.TopicName) // the route is at the NameServers when the admin sees success
 	return ok()
 }
 
@@ -261,7 +261,7 @@ func (b *Broker) handleCreateGroup(ctx context.Context, _ *remoting.Conn, req *r
 		return errorResponse(err)
 	}
 	if created {
-		b.registerSync(ctx)
+		b.registerSync(ctx, message.RetryTopic(gc.GroupName))
 	}
 	b.Log.Info("subscription group created or updated", "group", gc.GroupName, "orderly", gc.ConsumeMessageOrderly,
 		"retryMaxTimes", gc.RetryMaxTimes)

@@ -2,11 +2,16 @@ package broker
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
 	"github.com/rocketry-mq/rocketry/internal/namesrv"
+	"github.com/rocketry-mq/rocketry/internal/namesrv/route"
 	"github.com/rocketry-mq/rocketry/internal/remoting"
 )
 
@@ -42,5 +47,74 @@ func TestAdminCreateRegistersBeforeAnswering(t *testing.T) {
 	invoke(remoting.UpdateAndCreateSubscriptionGroup, nil, []byte(`{"groupName":"FreshGroup","retryMaxTimes":3}`))
 	if !routed(message.RetryTopic("FreshGroup")) {
 		t.Fatal("%RETRY% route missing right after UPDATE_AND_CREATE_SUBSCRIPTIONGROUP answered")
+	}
+}
+
+// TestCreateRegistersIncrementally (QA R8I-3): creating a topic registers that topic alone
+// (with a version no whole table has), and the burst of table changes does not turn into one
+// whole-table registration per change.
+func TestCreateRegistersIncrementally(t *testing.T) {
+	type reg struct {
+		topics  int
+		counter int64
+	}
+	var (
+		mu   sync.Mutex
+		regs []reg
+	)
+	ns := remoting.NewServer(remoting.ServerConfig{}, testLogger(t))
+	ns.Handle(remoting.RegisterBroker, func(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+		body, err := route.DecodeRegisterBrokerBody(req.Body, req.ExtBoolOr("compressed", false))
+		if err != nil {
+			t.Errorf("register body: %v", err)
+			return remoting.NewResponse(remoting.SystemError, err.Error())
+		}
+		mu.Lock()
+		regs = append(regs, reg{len(body.TopicConfigSerializeWrapper.TopicConfigTable), body.TopicConfigSerializeWrapper.DataVersion.Counter})
+		mu.Unlock()
+		return remoting.NewResponse(remoting.Success, "")
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ns.Shutdown(ctx)
+	})
+	cfg := testConfig(t)
+	cfg.NamesrvAddrs = []string{ln.Addr().String()}
+	cfg.RegisterNameServerPeriod = time.Minute
+	b := startBroker(t, cfg)
+	count := func() []reg {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(regs)
+	}
+	waitFor(t, 10*time.Second, "first registration", func() bool { return len(count()) > 0 })
+	whole := count()[0].topics
+	before := len(count())
+	const creates = 20
+	for i := range creates {
+		if r := b.invoke(remoting.UpdateAndCreateTopic, map[string]string{"topic": fmt.Sprintf("Inc%d", i), "readQueueNums": "1", "writeQueueNums": "1", "perm": "6"}, nil); r.Code != remoting.Success {
+			t.Fatalf("create: %d %s", r.Code, r.Remark)
+		}
+	}
+	var single, full int
+	for _, r := range count()[before:] {
+		switch {
+		case r.topics == 1:
+			single++
+			if r.counter >= 0 {
+				t.Errorf("incremental registration with a whole-table version (counter %d)", r.counter)
+			}
+		case r.topics >= whole:
+			full++
+		}
+	}
+	if single != creates || full > 3 {
+		t.Fatalf("%d creates: %d single-topic and %d whole-table registrations, want %d and at most 3", creates, single, full, creates)
 	}
 }

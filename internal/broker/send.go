@@ -406,7 +406,7 @@ func (b *Broker) autoCreateTopic(h *SendHeader, from string) (TopicConfig, bool,
 		// started next) finds it (QA F25). Bounded: a NameServer that does not answer only
 		// delays this first send.
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		b.registerSync(ctx)
+		b.registerSync(ctx, h.Topic)
 		cancel()
 	}
 	return cur, true, nil

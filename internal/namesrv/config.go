@@ -41,6 +41,11 @@ type Config struct {
 	// registering with enableActingMaster) that lost their master, the lowest-id
 	// secondary as a read-only master. Default false (as RocketMQ).
 	SupportActingMaster bool
+	// DeleteTopicWithBrokerRegistration drops, on a master's registration, the topics of
+	// that broker missing from the registered table. Default false, as RocketMQ: a broker may
+	// register only the topics that changed (registerIncrementBrokerData on topic creation),
+	// and topics leave the routes by DELETE_TOPIC_IN_NAMESRV or when their broker goes.
+	DeleteTopicWithBrokerRegistration bool
 	// KVConfigPath persists the KV configuration (kvConfig.json); "" keeps it in memory.
 	// Default "".
 	KVConfigPath string
@@ -97,7 +102,7 @@ func (c Config) Validate() error {
 // LoadProperties applies a RocketMQ-style properties file (namesrv.conf: key=value lines,
 // '#' or '!' comments) to c. Known keys: listenPort, scanNotActiveBrokerInterval (ms),
 // brokerTimeoutMillis, orderMessageEnable, returnOrderTopicConfigToBroker,
-// enableAllTopicList, enableTopicList, supportActingMaster, kvConfigPath,
+// enableAllTopicList, enableTopicList, supportActingMaster, deleteTopicWithBrokerRegistration, kvConfigPath,
 // serverChannelMaxIdleTimeSeconds, httpListen, tls.server.mode, tls.server.certPath,
 // tls.server.keyPath. Other RocketMQ keys are ignored and returned as warnings.
 func (c *Config) LoadProperties(path string) (warnings []string, err error) {
@@ -138,6 +143,8 @@ func (c *Config) LoadProperties(path string) (warnings []string, err error) {
 			c.EnableTopicList, perr = strconv.ParseBool(v)
 		case "supportActingMaster":
 			c.SupportActingMaster, perr = strconv.ParseBool(v)
+		case "deleteTopicWithBrokerRegistration":
+			c.DeleteTopicWithBrokerRegistration, perr = strconv.ParseBool(v)
 		case "kvConfigPath":
 			c.KVConfigPath = v
 		case "httpListen":

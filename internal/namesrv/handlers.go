@@ -479,12 +479,13 @@ func (s *Server) updateNamesrvConfig(c *remoting.Conn, req *remoting.Command) (*
 
 func (s *Server) getNamesrvConfig(_ *remoting.Conn, _ *remoting.Command) (*remoting.Command, error) {
 	props := map[string]string{
-		"listenPort":                      portOf(s.cfg.Listen),
-		"scanNotActiveBrokerInterval":     strconv.FormatInt(s.cfg.ScanNotActiveBrokerInterval.Milliseconds(), 10),
-		"brokerTimeoutMillis":             strconv.FormatInt(s.cfg.BrokerTimeout.Milliseconds(), 10),
-		"kvConfigPath":                    s.cfg.KVConfigPath,
-		"supportActingMaster":             strconv.FormatBool(s.cfg.SupportActingMaster),
-		"serverChannelMaxIdleTimeSeconds": strconv.FormatInt(int64(s.cfg.Remoting.IdleTimeout/time.Second), 10),
+		"listenPort":                        portOf(s.cfg.Listen),
+		"scanNotActiveBrokerInterval":       strconv.FormatInt(s.cfg.ScanNotActiveBrokerInterval.Milliseconds(), 10),
+		"brokerTimeoutMillis":               strconv.FormatInt(s.cfg.BrokerTimeout.Milliseconds(), 10),
+		"kvConfigPath":                      s.cfg.KVConfigPath,
+		"supportActingMaster":               strconv.FormatBool(s.cfg.SupportActingMaster),
+		"deleteTopicWithBrokerRegistration": strconv.FormatBool(s.cfg.DeleteTopicWithBrokerRegistration),
+		"serverChannelMaxIdleTimeSeconds":   strconv.FormatInt(int64(s.cfg.Remoting.IdleTimeout/time.Second), 10),
 	}
 	for k, f := range s.runtimeFlags() {
 		props[k] = strconv.FormatBool(f.Load())

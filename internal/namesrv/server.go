@@ -74,6 +74,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 	log := logger.With("component", "namesrv")
 	s := &Server{cfg: cfg, log: log, now: time.Now, table: NewTable(), done: make(chan struct{})}
 	s.table.SetSupportActingMaster(cfg.SupportActingMaster)
+	s.table.SetDeleteTopicWithBrokerRegistration(cfg.DeleteTopicWithBrokerRegistration)
 	for _, o := range opts {
 		o(s)
 	}

@@ -26,6 +26,7 @@ type Table struct {
 	live        map[brokerKey]*liveBroker
 
 	supportActingMaster bool
+	deleteWithRegister  bool // deleteTopicWithBrokerRegistration
 
 	// gen counts write-lock acquisitions: any change to what Route returns bumps it
 	// (Heartbeat too, harmlessly). Read with Gen; written only under mu.
@@ -69,6 +70,15 @@ func minID(m map[int64]string) int64 {
 func (t *Table) SetSupportActingMaster(on bool) {
 	t.lock()
 	t.supportActingMaster = on
+	t.mu.Unlock()
+}
+
+// SetDeleteTopicWithBrokerRegistration makes a master's registration drop its topics that
+// are missing from the registered table (RocketMQ deleteTopicWithBrokerRegistration, default
+// off: registrations may carry only the topics that changed).
+func (t *Table) SetDeleteTopicWithBrokerRegistration(on bool) {
+	t.lock()
+	t.deleteWithRegister = on
 	t.mu.Unlock()
 }
 
@@ -169,8 +179,12 @@ func (t *Table) Register(r Registration, now time.Time) RegisterResult {
 					TopicSysFlag:   tc.TopicSysFlag,
 				})
 			}
-			// Topics the broker no longer has lose its queues.
+			// Topics the broker no longer has lose its queues (only when configured: the
+			// table of an incremental registration holds just the changed topics).
 			for topic, qm := range t.topicQueues {
+				if !t.deleteWithRegister {
+					break
+				}
 				if _, ok := qm[r.BrokerName]; !ok {
 					continue
 				}

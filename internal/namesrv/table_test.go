@@ -104,8 +104,23 @@ func TestAddressMovesFromSecondaryToPrimaryID(t *testing.T) {
 	}
 }
 
+// TestIncrementalRegistrationKeepsTopics: by default (as RocketMQ) a registration whose table
+// lacks some of the broker's topics adds and updates, never removes: Apache brokers (and
+// Rocketry's) register only the created topic when one is created (QA R8I-3).
+func TestIncrementalRegistrationKeepsTopics(t *testing.T) {
+	tb := NewTable()
+	tb.Register(reg("c", "a", "a:1", 0, topics(1, "T", "U")), t0)
+	tb.Register(reg("c", "a", "a:1", 0, topics(2, "V")), t0)
+	for _, topic := range []string{"T", "U", "V"} {
+		if r := tb.Route(topic); r == nil || len(r.QueueDatas) != 1 {
+			t.Fatalf("%s after an incremental registration: %+v", topic, r)
+		}
+	}
+}
+
 func TestTopicsRemovedFromMasterTable(t *testing.T) {
 	tb := NewTable()
+	tb.SetDeleteTopicWithBrokerRegistration(true)
 	tb.Register(reg("c", "a", "a:1", 0, topics(1, "T", "U")), t0)
 	tb.Register(reg("c", "b", "b:1", 0, topics(1, "U")), t0)
 	// Same data version: nothing re-read even if the table differs.
