@@ -160,8 +160,13 @@ func (a *Admin) invoke(ctx context.Context, addr string, code int32, ext map[str
 
 // invokeNamesrv tries each NameServer in order until one answers (a *CodeError is an
 // answer and is returned at once).
+//
+// NameServers do not share state: one that was just restarted knows nothing until every broker
+// registered again (up to 30 s). So a refusal (TOPIC_NOT_EXIST, ...) from one is not final
+// either: the others are asked, and the first refusal is returned only when none answers
+// (QA R8J-1).
 func (a *Admin) invokeNamesrv(ctx context.Context, code int32, ext map[string]string) (*remoting.Command, error) {
-	var firstErr error
+	var firstErr, codeErr error
 	for _, ns := range a.cfg.NameServers {
 		resp, err := a.invoke(ctx, ns, code, ext, nil)
 		if err == nil {
@@ -169,11 +174,17 @@ func (a *Admin) invokeNamesrv(ctx context.Context, code int32, ext map[string]st
 		}
 		var ce *CodeError
 		if errors.As(err, &ce) {
-			return nil, err
+			if codeErr == nil {
+				codeErr = err
+			}
+			continue
 		}
 		if firstErr == nil {
 			firstErr = err
 		}
+	}
+	if codeErr != nil {
+		return nil, codeErr
 	}
 	return nil, firstErr
 }
@@ -235,16 +246,35 @@ type wireClusterInfo struct {
 func (b wireBrokerData) master() string { return b.BrokerAddrs["0"] }
 
 // clusterInfo fetches GET_BROKER_CLUSTER_INFO.
+//
+// The first NameServer that knows a broker answers; an empty answer (a NameServer restarted
+// moments ago) is returned only when every NameServer that answered is empty (QA R8J-1).
 func (a *Admin) clusterInfo(ctx context.Context) (*wireClusterInfo, error) {
-	resp, err := a.invokeNamesrv(ctx, remoting.GetBrokerClusterInfo, nil)
-	if err != nil {
-		return nil, err
+	var empty *wireClusterInfo
+	var firstErr error
+	for _, ns := range a.cfg.NameServers {
+		resp, err := a.invoke(ctx, ns, remoting.GetBrokerClusterInfo, nil, nil)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		var ci wireClusterInfo
+		if err := decodeJSON(resp.Body, &ci); err != nil {
+			return nil, fmt.Errorf("GET_BROKER_CLUSTER_INFO: %w", err)
+		}
+		if len(ci.BrokerAddrTable) > 0 {
+			return &ci, nil
+		}
+		if empty == nil {
+			empty = &ci
+		}
 	}
-	var ci wireClusterInfo
-	if err := decodeJSON(resp.Body, &ci); err != nil {
-		return nil, fmt.Errorf("GET_BROKER_CLUSTER_INFO: %w", err)
+	if empty != nil {
+		return empty, nil
 	}
-	return &ci, nil
+	return nil, firstErr
 }
 
 // brokerGroup is one broker group's name and master address.

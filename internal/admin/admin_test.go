@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/namesrv"
 	"github.com/rocketry-mq/rocketry/internal/remoting"
 	"github.com/rocketry-mq/rocketry/internal/testcluster"
 )
@@ -360,5 +362,37 @@ func TestGroupReadsSurviveADeadBroker(t *testing.T) {
 	}
 	if _, err := a.GetBrokerConfig(ctx, "", "broker-b"); err == nil {
 		t.Fatal("broker config of the dead broker alone: no error")
+	}
+}
+
+// TestEmptyNameServerIsNotFinal (QA R8J-1): with a NameServer that knows nothing (restarted a
+// moment ago) first in the list, topic describe and group commands still use the NameServer
+// that has the routes; a topic no NameServer knows is still not found.
+func TestEmptyNameServerIsNotFinal(t *testing.T) {
+	f := newFakeCluster(t)
+	f.addTopic("T", 2, PermReadWrite, nil)
+	ncfg := namesrv.DefaultConfig()
+	ncfg.Listen = "127.0.0.1:0"
+	ns, err := namesrv.New(ncfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { ns.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; ns.Close() })
+	a, err := New(Config{NameServers: []string{ns.Addr().String(), f.addr}, Timeout: 2 * time.Second}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	if _, err := a.DescribeTopic(context.Background(), "T"); err != nil {
+		t.Fatalf("describe with an empty first NameServer: %v", err)
+	}
+	if _, err := a.ListGroups(context.Background(), "", false); err != nil {
+		t.Fatalf("group list with an empty first NameServer: %v", err)
+	}
+	if _, err := a.DescribeTopic(context.Background(), "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown topic: %v", err)
 	}
 }

@@ -201,8 +201,15 @@ func (b *Backend) learn(bds []brokerData) {
 }
 
 // fetchRoute asks the NameServers (round robin, failing over) for topic's route.
+//
+// A NameServer that does not know the topic is not the last word: the others are asked too,
+// since NameServers do not share state and a restarted one stays empty until every broker has
+// registered again (up to registerNameServerPeriod, 30 s). TOPIC_NOT_EXIST is the answer only
+// when no NameServer routes the topic (QA R8J-1: one NameServer restart made every send of the
+// proxies fail with TOPIC_NOT_FOUND for 10 s).
 func (b *Backend) fetchRoute(ctx context.Context, topic string) (*route, error) {
 	var lastErr error
+	notFound := false
 	n := len(b.cfg.NamesrvAddrs)
 	start := int(b.nsNext.Add(1))
 	for i := 0; i < n; i++ {
@@ -221,10 +228,13 @@ func (b *Backend) fetchRoute(ctx context.Context, topic string) (*route, error) 
 			b.learn(r.BrokerDatas)
 			return &r, nil
 		case remoting.TopicNotExist:
-			return nil, fmt.Errorf("cluster: %s: %w", topic, proxy.ErrTopicNotFound)
+			notFound = true
 		default:
 			lastErr = brokerErr(resp)
 		}
+	}
+	if notFound {
+		return nil, fmt.Errorf("cluster: %s: %w", topic, proxy.ErrTopicNotFound)
 	}
 	return nil, lastErr
 }

@@ -363,3 +363,39 @@ func TestReady(t *testing.T) {
 		t.Fatalf("NameServer with a broker (first address dead): %v", err)
 	}
 }
+
+// TestRouteSurvivesAnEmptyNameServer (QA R8J-1): a NameServer that does not know a topic (one
+// just restarted, before the brokers registered again) does not make the topic "not found"
+// while another NameServer routes it; a topic no NameServer knows is still not found.
+func TestRouteSurvivesAnEmptyNameServer(t *testing.T) {
+	full := startNamesrv(t)
+	empty := startNamesrv(t)
+	startFakeBroker(t, full)
+	cfg := DefaultConfig()
+	cfg.NamesrvAddrs = []string{empty, full}
+	cfg.CacheTTL = time.Nanosecond // every lookup asks the NameServers
+	be, err := New(cfg, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := be.QueryRoute(ctx, "T"); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("route of T never served: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := range 6 { // the NameServer rotation starts at each of them
+		if _, err := be.QueryRoute(ctx, "T"); err != nil {
+			t.Fatalf("lookup %d with one empty NameServer: %v", i, err)
+		}
+	}
+	if _, err := be.QueryRoute(ctx, "missing"); !errors.Is(err, proxy.ErrTopicNotFound) {
+		t.Fatalf("unknown topic: %v", err)
+	}
+}
