@@ -298,6 +298,9 @@ var (
 	ErrTimeout        = errors.New("backend timeout")
 	ErrNoPermission   = errors.New("no permission")
 	ErrUnavailable    = errors.New("backend unavailable")
+	// ErrNotSent marks an ErrUnavailable failure in which the request never left (the
+	// broker refused the connection): a send may be retried on another broker.
+	ErrNotSent = errors.New("request not sent")
 )
 
 // BrokerError is a broker's non-success remoting response, surfaced as is.

@@ -43,6 +43,25 @@ func writableAt(r *TopicRoute, i int) queueRef {
 	panic("proxy: writableAt index out of range")
 }
 
+// writableSpread returns the i-th writable queue in an order that alternates brokers (the
+// first queue of each broker, then the second of each, ...), so consecutive sends, and a
+// client's consecutive attempts at one message, go to different brokers (QA R8J-3: with the
+// broker-sorted order three attempts could all hit the same dead broker). skip, when not "",
+// names a broker to leave out (nil when no other broker is writable).
+func writableSpread(r *TopicRoute, i int, skip string) (queueRef, bool) {
+	var bs []BrokerQueues
+	for _, b := range r.Brokers {
+		if b.Perm&PermWrite != 0 && b.WriteQueues > 0 && b.Name != skip {
+			bs = append(bs, b)
+		}
+	}
+	if len(bs) == 0 {
+		return queueRef{}, false
+	}
+	b := bs[i%len(bs)]
+	return queueRef{b.Name, int32((i / len(bs)) % b.WriteQueues)}, true
+}
+
 // FNV-1a, 32 bits (hash/fnv New32a), inlined to hash a string without copying it.
 const (
 	fnv32Offset = 2166136261
@@ -142,10 +161,12 @@ func (s *Server) sendOne(ctx context.Context, c *call, m *pb.Message, topic stri
 			"current message type %s does not match topic %s message type %s", out.typ, topic, topicType))
 	}
 	var q queueRef
+	rr := 0
 	if out.typ == MessageTypeFIFO {
 		q = writableAt(r, fifoIndex(out.group, nq))
 	} else {
-		q = writableAt(r, int(s.rr.Add(1)%uint64(nq)))
+		rr = int(s.rr.Add(1) % uint64(nq))
+		q, _ = writableSpread(r, rr, "")
 	}
 	if out.typ == MessageTypeTransaction {
 		// Check-backs for this topic can now be routed to this producer even if it did not
@@ -153,6 +174,16 @@ func (s *Server) sendOne(ctx context.Context, c *call, m *pb.Message, topic stri
 		s.clients.addTopic(c.clientID, topic)
 	}
 	res, err := s.backend.Send(ctx, &SendRequest{Broker: q.broker, QueueID: q.id, ProducerGroup: topic, Message: out.msg})
+	if err != nil && errors.Is(err, ErrNotSent) && out.typ != MessageTypeFIFO {
+		// The broker refused the connection (it died and the route does not know yet): the
+		// message never left, so another broker may take it. FIFO messages stay on their
+		// queue: moving a group would break its order.
+		if alt, ok := writableSpread(r, rr, q.broker); ok {
+			s.logger.Debug("send retried on another broker", "topic", topic, "from", q.broker, "to", alt.broker, "err", err)
+			q = alt
+			res, err = s.backend.Send(ctx, &SendRequest{Broker: q.broker, QueueID: q.id, ProducerGroup: topic, Message: out.msg})
+		}
+	}
 	if err != nil {
 		return fail(err)
 	}

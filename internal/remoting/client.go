@@ -13,6 +13,10 @@ import (
 // ErrClientClosed is returned by invocations after Client.Close.
 var ErrClientClosed = errors.New("remoting: client closed")
 
+// ErrDial wraps a failure to connect: the request was not sent, so retrying it elsewhere
+// cannot duplicate it.
+var ErrDial = errors.New("remoting: dial failed")
+
 // ClientConfig configures a Client. The zero value of a field means its default.
 type ClientConfig struct {
 	// DialTimeout bounds connecting (also bounded by the call's ctx). Default 3 s.
@@ -157,7 +161,7 @@ func (c *Client) Conn(ctx context.Context, addr string) (*Conn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(dctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("remoting: dial %s: %w", addr, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrDial, addr, err)
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)

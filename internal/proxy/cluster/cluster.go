@@ -161,6 +161,9 @@ func (b *Backend) invoke(ctx context.Context, addr string, req *remoting.Command
 		if errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("cluster: %s: %w", addr, proxy.ErrTimeout)
 		}
+		if errors.Is(err, remoting.ErrDial) {
+			return nil, fmt.Errorf("cluster: %s: %w: %w: %w", addr, proxy.ErrUnavailable, proxy.ErrNotSent, err)
+		}
 		return nil, fmt.Errorf("cluster: %s: %w: %w", addr, proxy.ErrUnavailable, err)
 	}
 	return resp, nil

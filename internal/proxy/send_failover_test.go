@@ -1,0 +1,85 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+)
+
+// twoBrokers routes every topic over two brokers, "alive" and "dead"; sends to "dead" fail as
+// a refused connection does (nothing sent).
+type twoBrokers struct {
+	*memBackend
+	mu   sync.Mutex
+	sent map[string]int // broker -> sends accepted
+	dead map[string]int // broker -> refused sends
+}
+
+func (b *twoBrokers) QueryRoute(ctx context.Context, topic string) (*TopicRoute, error) {
+	r, err := b.memBackend.QueryRoute(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	q := r.Brokers[0]
+	return &TopicRoute{Topic: topic, Brokers: []BrokerQueues{
+		{Name: "alive", ReadQueues: q.ReadQueues, WriteQueues: q.WriteQueues, Perm: q.Perm},
+		{Name: "dead", ReadQueues: q.ReadQueues, WriteQueues: q.WriteQueues, Perm: q.Perm},
+	}}, nil
+}
+
+func (b *twoBrokers) Send(ctx context.Context, req *SendRequest) (*SendResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if req.Broker == "dead" {
+		b.dead[req.Broker]++
+		return nil, fmt.Errorf("cluster: 127.0.0.1:1: %w: %w: connection refused", ErrUnavailable, ErrNotSent)
+	}
+	b.sent[req.Broker]++
+	return &SendResult{Status: SendOK, QueueID: req.QueueID}, nil
+}
+
+// TestSendFailsOverFromARefusedBroker (QA R8J-3): a normal message whose broker refuses the
+// connection is sent to another broker of the route; a FIFO message is not moved (its group's
+// order lives in its queue); round robin alternates brokers.
+func TestSendFailsOverFromARefusedBroker(t *testing.T) {
+	b := &twoBrokers{memBackend: newMemBackend(), sent: map[string]int{}, dead: map[string]int{}}
+	b.addTopic("N", MessageTypeNormal, 4)
+	b.addTopic("F", MessageTypeFIFO, 4)
+	s := startProxy(t, b, nil)
+	c := dial(t, s.Addr().String(), false)
+	for i := range 10 {
+		m := baseMsg()
+		m.Topic = &pb.Resource{Name: "N"}
+		m.SystemProperties.MessageId = fmt.Sprintf("N%d", i)
+		r, err := c.SendMessage(cctx(t, "c", 5*time.Second), &pb.SendMessageRequest{Messages: []*pb.Message{m}})
+		if err != nil || r.GetStatus().GetCode() != pb.Code_OK {
+			t.Fatalf("normal send %d: %v %v", i, r.GetStatus(), err)
+		}
+	}
+	b.mu.Lock()
+	alive, refused := b.sent["alive"], b.dead["dead"]
+	b.mu.Unlock()
+	if alive != 10 || refused < 4 || refused > 6 {
+		t.Fatalf("10 normal sends: %d stored on alive, %d refused by dead (want 10 and about 5: brokers alternate)", alive, refused)
+	}
+	// FIFO: the groups hashed to the dead broker fail instead of moving.
+	failed := 0
+	for i := range 20 {
+		m := baseMsg()
+		m.Topic = &pb.Resource{Name: "F"}
+		m.SystemProperties.MessageType = pb.MessageType_FIFO
+		m.SystemProperties.MessageGroup = strp(fmt.Sprintf("g%d", i))
+		m.SystemProperties.MessageId = fmt.Sprintf("F%d", i)
+		r, _ := c.SendMessage(cctx(t, "c", 5*time.Second), &pb.SendMessageRequest{Messages: []*pb.Message{m}})
+		if r.GetStatus().GetCode() != pb.Code_OK {
+			failed++
+		}
+	}
+	if failed == 0 || failed == 20 {
+		t.Fatalf("FIFO sends: %d of 20 failed, want only the groups of the dead broker", failed)
+	}
+}
