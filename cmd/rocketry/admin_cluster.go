@@ -21,13 +21,21 @@ func newAdminClusterCmd(f *adminFlags) *cobra.Command {
 			return f.run(cmd, func(a *admin.Admin) (any, error) { return a.ClusterList(cmd.Context()) },
 				func(w io.Writer, v any) error {
 					row(w, "CLUSTER", "BROKER", "ID", "ADDR", "VERSION", "PUT-TPS", "GET-TPS", "DISK", "IN-TODAY", "OUT-TODAY")
+					var failed []admin.BrokerInfo
 					for _, b := range v.([]admin.BrokerInfo) {
 						if b.Error != "" {
-							row(w, b.Cluster, b.Name, b.ID, b.Addr, "unreachable: "+b.Error, "-", "-", "-", "-", "-")
+							// The reason goes below the table, not into a column (QA R8J-5).
+							row(w, b.Cluster, b.Name, b.ID, b.Addr, "unreachable", "-", "-", "-", "-", "-")
+							failed = append(failed, b)
 							continue
 						}
 						row(w, b.Cluster, b.Name, b.ID, b.Addr, b.Version, optF(b.PutTPS, 1, ""), optF(b.GetTPS, 1, ""),
 							optPct(b.DiskRatio), optI(b.PutToday), optI(b.GetToday))
+					}
+					for _, b := range failed {
+						if _, err := fmt.Fprintf(w, "%s (%s): %s\n", b.Name, b.Addr, b.Error); err != nil {
+							return err
+						}
 					}
 					return nil
 				})

@@ -363,6 +363,10 @@ func TestGroupReadsSurviveADeadBroker(t *testing.T) {
 	if _, err := a.GetBrokerConfig(ctx, "", "broker-b"); err == nil {
 		t.Fatal("broker config of the dead broker alone: no error")
 	}
+	// R8J-5: a create that reaches only some brokers says where it did happen.
+	if _, err := a.CreateTopic(ctx, TopicSpec{Name: "half", Queues: 2}); err == nil || !strings.Contains(err.Error(), "created on broker-a only") {
+		t.Fatalf("create with a dead broker: %v", err)
+	}
 }
 
 // TestEmptyNameServerIsNotFinal (QA R8J-1): with a NameServer that knows nothing (restarted a

@@ -98,11 +98,25 @@ func (a *Admin) CreateTopic(ctx context.Context, spec TopicSpec) (*CreateTopicRe
 		"perm": strconv.Itoa(spec.Perm), "topicFilterType": "SINGLE_TAG", "topicSysFlag": "0", "order": "false",
 		"attributes": "+message.type=" + string(spec.Type),
 	}
+	var (
+		mu   sync.Mutex
+		done []string
+	)
 	err = parallel(ctx, a.cfg.Parallelism, brokers, func(ctx context.Context, b brokerGroup) error {
-		_, err := a.invoke(ctx, b.Master, remoting.UpdateAndCreateTopic, ext, nil)
-		return err
+		if _, err := a.invoke(ctx, b.Master, remoting.UpdateAndCreateTopic, ext, nil); err != nil {
+			return err
+		}
+		mu.Lock()
+		done = append(done, b.Name)
+		mu.Unlock()
+		return nil
 	})
 	if err != nil {
+		// Say what did happen, so the operator knows what to retry (QA R8J-5).
+		if len(done) > 0 {
+			sort.Strings(done)
+			return nil, fmt.Errorf("topic %s created on %s only: %w", spec.Name, strings.Join(done, ", "), err)
+		}
 		return nil, err
 	}
 	res := &CreateTopicResult{Topic: spec.Name, Type: spec.Type, Queues: spec.Queues}
