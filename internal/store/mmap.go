@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 
 	"golang.org/x/sys/unix"
@@ -18,6 +19,10 @@ func mapFile(f vfs.File, size int64, writable bool) ([]byte, error) {
 		prot |= unix.PROT_WRITE
 	}
 	b, err := unix.Mmap(int(f.Fd()), 0, int(size), prot, unix.MAP_SHARED)
+	if errors.Is(err, unix.ENOMEM) {
+		// Usually the per-process mapping limit, not memory (QA R8I-6).
+		return nil, fmt.Errorf("store: mmap %s: %w (the process may be at vm.max_map_count: raise it with sysctl)", f.Name(), err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: mmap %s: %w", f.Name(), err)
 	}
