@@ -74,6 +74,10 @@ type Backend struct {
 	// consumers are the gRPC consumers (client id -> group) the last heartbeat registered
 	// with the brokers; only the Run goroutine touches it.
 	consumers map[string]string
+	// producers are the producer groups the last heartbeat registered (heartbeat goroutine
+	// only); a group that has no producer left is unregistered from the brokers, so their
+	// transaction check-backs stop going to this proxy (QA R8J-4).
+	producers map[string]bool
 
 	mu      sync.Mutex // guards the maps below; never held across I/O
 	routes  map[string]cached[*route]

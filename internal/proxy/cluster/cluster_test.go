@@ -123,6 +123,12 @@ func startFakeBroker(t *testing.T, nsAddr string) *fakeBroker {
 		fb.mu.Unlock()
 		return remoting.NewResponse(remoting.Success, "")
 	})
+	fb.srv.Handle(remoting.UnregisterClient, func(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+		fb.mu.Lock()
+		delete(fb.producers, req.ExtString("producerGroup"))
+		fb.mu.Unlock()
+		return remoting.NewResponse(remoting.Success, "")
+	})
 	go fb.srv.Serve(ln)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -314,6 +320,17 @@ func TestClusterBackendAgainstNamesrvAndFakeBroker(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("check-back did not reach the checker")
+	}
+
+	// The last producer of T leaves: the next heartbeat unregisters the group, so the broker
+	// stops sending T's check-backs to this proxy (QA R8J-4).
+	rc.groups = nil
+	be.heartbeat(ctx)
+	fb.mu.Lock()
+	_, still := fb.producers["T"]
+	fb.mu.Unlock()
+	if still {
+		t.Fatal("producer group T still registered after its last producer left")
 	}
 }
 

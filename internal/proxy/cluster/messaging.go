@@ -288,7 +288,19 @@ func (b *Backend) heartbeat(ctx context.Context) {
 		version  int32  // likewise the request's version field
 	}
 	var bodies []hb
-	if groups := box.c.ProducerGroups(); len(groups) > 0 {
+	groups := box.c.ProducerGroups()
+	producers := make(map[string]bool, len(groups))
+	for _, g := range groups {
+		producers[g] = true
+	}
+	var goneProducers []string
+	for g := range b.producers {
+		if !producers[g] {
+			goneProducers = append(goneProducers, g)
+		}
+	}
+	b.producers = producers
+	if len(groups) > 0 {
 		body := heartbeatBody{ClientID: b.cfg.ClientID, ConsumerDataSet: []consumerData{}}
 		for _, g := range groups {
 			body.ProducerDataSet = append(body.ProducerDataSet, producerData{GroupName: g})
@@ -324,7 +336,7 @@ func (b *Backend) heartbeat(ctx context.Context) {
 		}
 	}
 	b.consumers = want
-	if len(bodies) == 0 && len(gone) == 0 {
+	if len(bodies) == 0 && len(gone) == 0 && len(goneProducers) == 0 {
 		return
 	}
 	masters := b.knownMasters()
@@ -351,6 +363,14 @@ func (b *Backend) heartbeat(ctx context.Context) {
 	}
 	for _, c := range gone {
 		b.unregisterConsumer(ctx, c[0], c[1])
+	}
+	for _, g := range goneProducers {
+		for _, addr := range masters {
+			req := remoting.NewRequest(remoting.UnregisterClient, map[string]string{"clientID": b.cfg.ClientID, "producerGroup": g}, nil)
+			if _, err := b.invoke(ctx, addr, req, 0); err != nil {
+				b.logger.Debug("unregister producer group failed", "broker", addr, "group", g, "err", err)
+			}
+		}
 	}
 }
 
