@@ -16,10 +16,6 @@ import (
 // registerTimeout bounds one REGISTER_BROKER / UNREGISTER_BROKER round trip.
 const registerTimeout = 10 * time.Second
 
-// registerChangeGap is the least time between two whole-table registrations caused by table
-// changes (the periodic ones are RegisterNameServerPeriod apart).
-const registerChangeGap = time.Second
-
 // triggerRegister asks the register loop to register at once (topic table changed).
 func (b *Broker) triggerRegister() {
 	select {
@@ -51,7 +47,6 @@ func (b *Broker) registerLoop(ctx context.Context) {
 	case <-b.registerNow:
 	default:
 	}
-	last := time.Now()
 	b.registerAll(ctx)
 	t := time.NewTimer(b.live().RegisterNameServerPeriod)
 	defer t.Stop()
@@ -60,20 +55,13 @@ func (b *Broker) registerLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-b.registerNow:
-			// Whole-table registrations after table changes are at most one per
-			// registerChangeGap: creations are already registered one by one
-			// (registerSync), and a burst of changes must not turn into a burst of
-			// whole-table registrations (QA R8I-3).
-			if wait := registerChangeGap - time.Since(last); wait > 0 {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(wait):
-				}
-			}
+			// A change registers the whole table at once, coalesced: changes made while a
+			// registration runs share the next one. (Rate-limiting these to one per second
+			// was tried for QA R8I-3; it made TestTxnCompatGo2TransactionProducer flaky,
+			// the go2 producer's first heartbeat then missing the broker for 30 s. Creations
+			// are registered incrementally by registerSync anyway.)
 		case <-t.C:
 		}
-		last = time.Now()
 		b.registerAll(ctx)
 		if !t.Stop() {
 			select {
