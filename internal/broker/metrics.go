@@ -32,6 +32,9 @@ func (b *Broker) initMetrics() {
 		if len(b.Cfg.NamesrvAddrs) > 0 {
 			b.health.Add("broker-registration", b.registrationCheck)
 		}
+		// A store that refuses writes for good (an I/O failure: it needs an operator and a
+		// restart) makes the broker not ready (QA R8I-7).
+		b.health.Add("store", b.Store.Failed)
 	}
 	if b.reg == nil {
 		return

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
+	"github.com/rocketry-mq/rocketry/internal/metrics"
 	"github.com/rocketry-mq/rocketry/internal/remoting"
 	"github.com/rocketry-mq/rocketry/internal/store"
 	"github.com/rocketry-mq/rocketry/internal/store/vfs"
@@ -75,7 +76,8 @@ func TestSendIOErrorStopsWrites(t *testing.T) {
 	cfg := testConfig(t)
 	faulty := vfs.NewFaulty(nil)
 	cfg.storeTweak = func(c *store.Config) { c.FS = faulty }
-	tb := startBroker(t, cfg)
+	health := metrics.NewHealth()
+	tb := startBroker(t, cfg, WithMetrics(metrics.NewRegistry(), health))
 	// After the injected EIO the store closes reporting an unclean shutdown.
 	tb.closeErrOK = func(err error) bool { return errors.Is(err, store.ErrNotWritable) }
 	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
@@ -98,5 +100,9 @@ func TestSendIOErrorStopsWrites(t *testing.T) {
 	}
 	if r := tb.invoke(remoting.GetMaxOffset, map[string]string{"topic": "T", "queueId": "0"}, nil); r.Code != remoting.Success {
 		t.Fatalf("reads failed: %d", r.Code)
+	}
+	// The store needs an operator now: /healthz says so (QA R8I-7).
+	if ok, results := health.Check(); ok {
+		t.Fatalf("ready with a failed store: %+v", results)
 	}
 }

@@ -285,6 +285,15 @@ func (s *Store) closeFiles() {
 	}
 }
 
+// Failed returns the I/O failure that made the store refuse writes for good (wrapping
+// ErrNotWritable), or nil. Disk-full refusals are not failures: they end when space is freed.
+func (s *Store) Failed() error {
+	if p := s.ioErr.Load(); p != nil {
+		return fmt.Errorf("%w: %w", ErrNotWritable, *p)
+	}
+	return nil
+}
+
 // failIO makes the store refuse writes for good after a write or fsync error.
 func (s *Store) failIO(err error) {
 	if s.ioErr.CompareAndSwap(nil, &err) {
