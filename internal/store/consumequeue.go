@@ -34,11 +34,16 @@ type cqFile struct {
 	start int64 // byte offset in the queue (logical offset * 20)
 	path  string
 	data  []byte
+	maps  *mapBudget
 }
 
 func (f *cqFile) close() error {
+	if f.data == nil {
+		return nil
+	}
 	err := unmap(f.data)
 	f.data = nil
+	f.maps.give()
 	return err
 }
 
@@ -68,6 +73,7 @@ type consumeQueue struct {
 	// (syncNewDirs). Creating a queue file thus costs no directory fsync on the dispatcher
 	// (QA R8I-4: three per new queue made creating thousands of queues take minutes).
 	newFiles atomic.Bool
+	maps     *mapBudget // shared by the store's queues; nil: no budget
 }
 
 func newConsumeQueue(root, topic string, queueID int32, fileSize int64, fsys vfs.FS, logger *slog.Logger) *consumeQueue {
@@ -172,19 +178,25 @@ func (q *consumeQueue) openFile(start int64, create bool) (*cqFile, error) {
 			return nil, fmt.Errorf("store: size consume-queue file %s: %w", path, err)
 		}
 	}
+	if err := q.maps.take(); err != nil {
+		f.Close()
+		return nil, err
+	}
 	data, err := mapFile(f, q.fileSize, true)
 	if err != nil {
+		q.maps.give()
 		f.Close()
 		return nil, err
 	}
 	if err := f.Close(); err != nil {
 		unmap(data)
+		q.maps.give()
 		return nil, fmt.Errorf("store: close consume-queue file %s: %w", path, err)
 	}
 	if create {
 		q.newFiles.Store(true) // before any entry of the file can be dispatched
 	}
-	return &cqFile{start: start, path: path, data: data}, nil
+	return &cqFile{start: start, path: path, data: data, maps: q.maps}, nil
 }
 
 // syncNewDirs makes the directory entries of files created since the last call durable:

@@ -1,10 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
@@ -216,5 +218,41 @@ func TestUsedEntries(t *testing.T) {
 				t.Errorf("n=%d k=%d: usedEntries = %d", n, k, got)
 			}
 		}
+	}
+}
+
+// TestMapBudget (QA R8I-6): past its budget a new consume-queue file fails with an error that
+// names vm.max_map_count (the store stops taking writes instead of the Go runtime dying for
+// want of mappings); closed files give their mapping back.
+func TestMapBudget(t *testing.T) {
+	var logBuf bytes.Buffer
+	b := &mapBudget{limit: 2, logger: slog.New(slog.NewTextHandler(&logBuf, nil))}
+	root := t.TempDir()
+	var qs []*consumeQueue
+	for i := range int32(3) {
+		q := newConsumeQueue(root, "T", i, 10*cqEntrySize, vfs.Default, slog.New(slog.DiscardHandler))
+		q.maps = b
+		qs = append(qs, q)
+	}
+	for i, q := range qs[:2] {
+		if err := q.put(0, cqEntry{offset: int64(i), size: 1}); err != nil {
+			t.Fatalf("queue %d within the budget: %v", i, err)
+		}
+	}
+	if !strings.Contains(logBuf.String(), "half of their mapping budget") {
+		t.Errorf("no warning at half the budget:\n%s", logBuf.String())
+	}
+	err := qs[2].put(0, cqEntry{offset: 2, size: 1})
+	if err == nil || !strings.Contains(err.Error(), "vm.max_map_count") {
+		t.Fatalf("queue past the budget: %v", err)
+	}
+	qs[0].close()
+	if err := qs[2].put(0, cqEntry{offset: 2, size: 1}); err != nil {
+		t.Fatalf("after a queue closed: %v", err)
+	}
+	qs[1].close()
+	qs[2].close()
+	if n := b.used.Load(); n != 0 {
+		t.Fatalf("%d mappings still counted after every queue closed", n)
 	}
 }

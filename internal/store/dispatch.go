@@ -204,6 +204,7 @@ func (s *Store) queueFor(topic []byte, qid int32) (*consumeQueue, error) {
 	}
 	if q = qs[qid]; q == nil {
 		q = newConsumeQueue(filepath.Join(s.root, "consumequeue"), t, qid, s.cfg.MappedFileSizeConsumeQueue, s.fs, s.logger)
+		q.maps = s.maps
 		qs[qid] = q
 	}
 	return q, nil

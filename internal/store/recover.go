@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
@@ -341,7 +339,6 @@ func (s *Store) loadQueues() error {
 	if err != nil {
 		return fmt.Errorf("store: list %s: %w", dir, err)
 	}
-	mapped := 0
 	for _, t := range topics {
 		if !t.IsDir() || message.ValidateTopic(t.Name()) != nil {
 			continue
@@ -356,6 +353,7 @@ func (s *Store) loadQueues() error {
 				continue
 			}
 			q := newConsumeQueue(dir, t.Name(), int32(id), s.cfg.MappedFileSizeConsumeQueue, s.fs, s.logger)
+			q.maps = s.maps
 			if err := q.load(); err != nil {
 				return err
 			}
@@ -366,28 +364,9 @@ func (s *Store) loadQueues() error {
 				s.queues[q.topic] = make(map[int32]*consumeQueue)
 			}
 			s.queues[q.topic][q.queueID] = q
-			mapped += len(q.files)
 		}
 	}
-	warnMapCount(s.logger, mapped)
 	return nil
-}
-
-// warnMapCount warns when the consume-queue files alone use more than half of the kernel's
-// limit on memory mappings (vm.max_map_count, 65530 by default): every queue file is mapped,
-// and when the limit is reached new queue files cannot be created and the store stops
-// accepting writes (QA R8I-6). RocketMQ's deployment guide raises the limit as well.
-func warnMapCount(logger *slog.Logger, mapped int) {
-	b, err := os.ReadFile("/proc/sys/vm/max_map_count")
-	if err != nil {
-		return
-	}
-	limit, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || limit <= 0 || mapped*2 < limit {
-		return
-	}
-	logger.Warn("consume-queue files use over half of vm.max_map_count; raise it (sysctl -w vm.max_map_count=655360) before the store runs out of mappings",
-		"mappedQueueFiles", mapped, "maxMapCount", limit)
 }
 
 func (s *Store) allQueues() []*consumeQueue {

@@ -77,6 +77,7 @@ type Store struct {
 
 	queuesMu sync.RWMutex
 	queues   map[string]map[int32]*consumeQueue
+	maps     *mapBudget // consume-queue mappings against vm.max_map_count
 
 	flushed     atomic.Int64
 	flushRounds atomic.Int64 // completed fdatasync rounds
@@ -139,6 +140,7 @@ func Open(cfg Config, logger *slog.Logger) (*Store, error) {
 	hours, _ := parseDeleteWhen(cfg.DeleteWhen)
 	s := &Store{
 		cfg: cfg, fs: fsys, logger: logger, root: cfg.StorePathRootDir,
+		maps:         newMapBudget(logger),
 		queueOffsets: make(map[queueKey]int64),
 		queues:       make(map[string]map[int32]*consumeQueue),
 		flushReq:     make(chan struct{}, 1),
