@@ -385,6 +385,10 @@ func (c *Conn) readFailed(err error) {
 		c.log.Debug("remoting: connection closed by peer")
 	case isTimeout(err):
 		c.log.Info("remoting: closing idle connection", "err", err)
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		// An abrupt close by the peer (a client killed or shut down with unread
+		// replies), not a protocol error (QA R8I-8).
+		c.log.Info("remoting: connection reset by peer", "err", err)
 	default:
 		c.log.Warn("remoting: closing connection after bad input", "err", err)
 	}

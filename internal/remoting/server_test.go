@@ -663,3 +663,27 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestPeerResetIsNotBadInput (QA R8I-8): a client that resets its connection is logged as
+// such, not as a protocol error.
+func TestPeerResetIsNotBadInput(t *testing.T) {
+	var logBuf lockedBuffer
+	_, addr := startServer(t, ServerConfig{}, &logBuf)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Half a frame header, so the server is mid-read, then an RST.
+	if _, err := nc.Write([]byte{0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	nc.(*net.TCPConn).SetLinger(0)
+	nc.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logBuf.String(), "connection reset by peer") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := logBuf.String(); !strings.Contains(got, "remoting: connection reset by peer") || strings.Contains(got, "bad input") {
+		t.Fatalf("log after a reset:\n%s", got)
+	}
+}
