@@ -102,7 +102,7 @@ func TestHealthzMetricsAndPprof(t *testing.T) {
 		Status string
 		Checks []struct{ Name string }
 	}
-	if code != 200 || json.Unmarshal([]byte(body), &h) != nil || len(h.Checks) != 4 {
+	if code != 200 || json.Unmarshal([]byte(body), &h) != nil || len(h.Checks) != 5 {
 		t.Fatalf("healthz %d %s", code, body)
 	}
 	code, body = get("/metrics")
