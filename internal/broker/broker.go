@@ -71,7 +71,11 @@ type Broker struct {
 	sendFree   chan struct{} // capacity 1: "a slot was released" for waiting sends
 
 	registerNow chan struct{}
-	startedAt   time.Time
+	// pendingTopics / pendingWhole: what changed since the last registration (pendingMu).
+	pendingMu     sync.Mutex
+	pendingTopics map[string]struct{}
+	pendingWhole  bool
+	startedAt     time.Time
 	// registeredAt is when a REGISTER_BROKER last reached at least one NameServer (unix
 	// nanoseconds; 0 = never): the "broker-registration" readiness check.
 	registeredAt atomic.Int64

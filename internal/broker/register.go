@@ -16,12 +16,38 @@ import (
 // registerTimeout bounds one REGISTER_BROKER / UNREGISTER_BROKER round trip.
 const registerTimeout = 10 * time.Second
 
-// triggerRegister asks the register loop to register at once (topic table changed).
-func (b *Broker) triggerRegister() {
+// triggerRegister asks the register loop to register at once after a topic table change:
+// the named topics incrementally, or the whole table when topics is empty (a deletion, a
+// permission change). Changes that arrive while a registration runs are merged into the next.
+func (b *Broker) triggerRegister(topics []string) {
+	b.pendingMu.Lock()
+	if len(topics) == 0 {
+		b.pendingWhole = true
+	} else {
+		if b.pendingTopics == nil {
+			b.pendingTopics = map[string]struct{}{}
+		}
+		for _, t := range topics {
+			b.pendingTopics[t] = struct{}{}
+		}
+	}
+	b.pendingMu.Unlock()
 	select {
 	case b.registerNow <- struct{}{}:
 	default:
 	}
+}
+
+// takePending returns and clears what triggerRegister collected.
+func (b *Broker) takePending() (topics []string, whole bool) {
+	b.pendingMu.Lock()
+	defer b.pendingMu.Unlock()
+	for t := range b.pendingTopics {
+		topics = append(topics, t)
+	}
+	whole = b.pendingWhole
+	b.pendingTopics, b.pendingWhole = nil, false
+	return topics, whole
 }
 
 // registerSync registers the named topics with every NameServer before returning (bounded
@@ -47,6 +73,7 @@ func (b *Broker) registerLoop(ctx context.Context) {
 	case <-b.registerNow:
 	default:
 	}
+	b.takePending()
 	b.registerAll(ctx)
 	t := time.NewTimer(b.live().RegisterNameServerPeriod)
 	defer t.Stop()
@@ -55,12 +82,19 @@ func (b *Broker) registerLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-b.registerNow:
-			// A change registers the whole table at once, coalesced: changes made while a
-			// registration runs share the next one. (Rate-limiting these to one per second
-			// was tried for QA R8I-3; it made TestTxnCompatGo2TransactionProducer flaky,
-			// the go2 producer's first heartbeat then missing the broker for 30 s. Creations
-			// are registered incrementally by registerSync anyway.)
+			// At once (clients may look the route up right after the change), and
+			// incrementally when only topics were created or updated: a burst of thousands
+			// of creations must not become thousands of whole-table registrations (QA R8I-3).
+			// (Delaying these to one per second was tried; it made
+			// TestTxnCompatGo2TransactionProducer flaky.)
+			if topics, whole := b.takePending(); !whole {
+				if len(topics) > 0 {
+					b.register(ctx, topics)
+				}
+				continue
+			}
 		case <-t.C:
+			b.takePending() // the whole table covers them
 		}
 		b.registerAll(ctx)
 		if !t.Stop() {

@@ -51,7 +51,8 @@ func TestAdminCreateRegistersBeforeAnswering(t *testing.T) {
 }
 
 // TestCreateRegistersIncrementally (QA R8I-3): creating a topic registers that topic alone,
-// with a version no whole table has, before the create is answered.
+// with a version no whole table has, before the create is answered; no whole-table
+// registration follows the burst of creations.
 func TestCreateRegistersIncrementally(t *testing.T) {
 	type reg struct {
 		topics  int
@@ -101,18 +102,21 @@ func TestCreateRegistersIncrementally(t *testing.T) {
 			t.Fatalf("create: %d %s", r.Code, r.Remark)
 		}
 	}
+	// Each create is registered before it is answered (registerSync) and again by the
+	// change trigger, incrementally both times: a burst of creations sends no whole table.
 	single := 0
 	for _, r := range count()[before:] {
+		if r.counter >= 0 {
+			t.Errorf("registration of %d topics with a whole-table version (counter %d) during creations", r.topics, r.counter)
+		}
+		if r.topics >= whole {
+			t.Errorf("whole-table registration (%d topics) during creations", r.topics)
+		}
 		if r.topics == 1 {
 			single++
-			if r.counter >= 0 {
-				t.Errorf("incremental registration with a whole-table version (counter %d)", r.counter)
-			}
-		} else if r.topics < whole {
-			t.Errorf("registration of %d topics: neither one topic nor the whole table (%d+)", r.topics, whole)
 		}
 	}
-	if single != creates {
+	if single < creates {
 		t.Fatalf("%d creates: %d single-topic registrations", creates, single)
 	}
 }

@@ -14,7 +14,7 @@ import (
 func TestTopicTablePersistsAndReloads(t *testing.T) {
 	dir := t.TempDir()
 	changes := 0
-	tt, err := loadTopicTable(dir, func() { changes++ })
+	tt, err := loadTopicTable(dir, func([]string) { changes++ })
 	if err != nil {
 		t.Fatal(err)
 	}

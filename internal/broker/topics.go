@@ -82,7 +82,7 @@ type topicsJSON struct {
 // persistMu serialises file writes and is taken before mu (never while holding mu).
 type TopicTable struct {
 	path      string
-	onChange  func()
+	onChange  func(topics []string)
 	persistMu sync.Mutex
 
 	mu sync.RWMutex
@@ -92,7 +92,7 @@ type TopicTable struct {
 
 // loadTopicTable reads <dir>/topics.json (absent = empty table). onChange, if set, is called
 // after each change, outside the lock.
-func loadTopicTable(dir string, onChange func()) (*TopicTable, error) {
+func loadTopicTable(dir string, onChange func(topics []string)) (*TopicTable, error) {
 	t := &TopicTable{path: filepath.Join(dir, topicsFile), onChange: onChange, m: map[string]TopicConfig{}}
 	var f topicsJSON
 	if _, err := readJSON(t.path, &f); err != nil {
@@ -140,7 +140,7 @@ func (t *TopicTable) Update(tc TopicConfig) error {
 	t.m[tc.TopicName] = tc.clone()
 	t.dv = t.dv.next()
 	t.mu.Unlock()
-	return t.changed()
+	return t.changed(tc.TopicName)
 }
 
 // Ensure creates tc when no topic of that name exists; it returns the topic now in the table
@@ -160,7 +160,7 @@ func (t *TopicTable) Ensure(tc TopicConfig) (TopicConfig, bool, error) {
 	t.m[tc.TopicName] = tc.clone()
 	t.dv = t.dv.next()
 	t.mu.Unlock()
-	return tc.clone(), true, t.changed()
+	return tc.clone(), true, t.changed(tc.TopicName)
 }
 
 // Touch bumps the data version without changing a topic, so that registrations and the
@@ -227,10 +227,12 @@ func (t *TopicTable) DataVersion() DataVersion {
 	return t.dv
 }
 
-func (t *TopicTable) changed() error {
+// changed persists the table and reports the change: the topics created or updated, or
+// none for a change of the whole table (a deletion, a version bump).
+func (t *TopicTable) changed(topics ...string) error {
 	err := t.persist()
 	if t.onChange != nil {
-		t.onChange()
+		t.onChange(topics)
 	}
 	return err
 }
