@@ -75,6 +75,7 @@ type Broker struct {
 	pendingMu     sync.Mutex
 	pendingTopics map[string]struct{}
 	pendingWhole  bool
+	incrementSeq  atomic.Int64 // numbers incremental registrations (register.go)
 	startedAt     time.Time
 	// registeredAt is when a REGISTER_BROKER last reached at least one NameServer (unix
 	// nanoseconds; 0 = never): the "broker-registration" readiness check.

@@ -123,14 +123,15 @@ func (b *Broker) register(ctx context.Context, only []string) {
 	var table map[string]route.TopicConfig
 	var dv DataVersion
 	if len(only) > 0 {
-		// An incremental registration carries a version no whole table ever has (a negative
-		// counter). The NameServer skips a registration whose version equals the one it
-		// holds; if an increment stored the table's real version, the next whole-table
-		// registration could be skipped although the NameServer lacks topics created
-		// concurrently (their increments raced). With this, the next whole-table
-		// registration after increments is always applied.
+		// An incremental registration carries a version of its own: a negative counter no
+		// whole table ever has, unique to this registration. The NameServer skips a
+		// registration whose version equals the one it holds, so two increments (or an
+		// increment and a whole table) must never share one: with the table's version,
+		// concurrent creations that read the same version had all but the first
+		// increment skipped, and the next whole-table registration too.
 		dv = b.Topics.DataVersion()
-		dv.Counter = -1 - dv.Counter
+		dv.Counter = -b.incrementSeq.Add(1)
+		dv.Timestamp = time.Now().UnixMilli()
 		table = make(map[string]route.TopicConfig, len(only))
 		for _, name := range only {
 			if tc, ok := b.Topics.Get(name); ok {

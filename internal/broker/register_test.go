@@ -120,3 +120,36 @@ func TestCreateRegistersIncrementally(t *testing.T) {
 		t.Fatalf("%d creates: %d single-topic registrations", creates, single)
 	}
 }
+
+// TestConcurrentCreatesAllRouted: topics created concurrently are each routed once their
+// create is answered. (Increments that shared the table's version were skipped by the
+// NameServer as "unchanged" when another creation had bumped the version in between.)
+func TestConcurrentCreatesAllRouted(t *testing.T) {
+	c := startCluster(t, func(cfg *Config) { cfg.RegisterNameServerPeriod = time.Minute })
+	cli := remoting.NewClient(remoting.DefaultClientConfig(), testLogger(t))
+	t.Cleanup(func() { _ = cli.Close() })
+	const n = 40
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			r, err := cli.Invoke(ctx, c.b.ListenAddr().String(), remoting.NewRequest(remoting.UpdateAndCreateTopic, map[string]string{
+				"topic": fmt.Sprintf("Conc%d", i), "readQueueNums": "2", "writeQueueNums": "2", "perm": "6"}, nil))
+			if err != nil || r.Code != remoting.Success {
+				t.Errorf("create %d: %v %+v", i, err, r)
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		r, err := namesrv.GetRouteInfo(ctx, cli, c.nsAddr, fmt.Sprintf("Conc%d", i))
+		cancel()
+		if err != nil || len(r.QueueDatas) == 0 {
+			t.Errorf("Conc%d not routed after its create was answered: %v", i, err)
+		}
+	}
+}
