@@ -26,8 +26,12 @@ type segment struct {
 	start int64
 	size  int64
 	path  string
-	file  vfs.File
-	data  []byte
+	// file is the segment's descriptor, closed (nil) once the segment is full and flushed:
+	// it is then only read, through data, so a long retention does not hold a descriptor per
+	// segment (QA R8I-7). fileMu guards the nil-ing against sync and release.
+	fileMu sync.Mutex
+	file   vfs.File
+	data   []byte
 
 	mapWrites bool // writes copy into data (mapped read-write) instead of WriteAt
 
@@ -75,8 +79,61 @@ func (s *segment) release() {
 		s.logger.Error("munmap commit-log segment", "path", s.path, "err", err)
 	}
 	s.data = nil
-	if err := s.file.Close(); err != nil {
+	if err := s.closeFile(); err != nil {
 		s.logger.Error("close commit-log segment", "path", s.path, "err", err)
+	}
+}
+
+// sync makes the segment's written bytes durable (fdatasync). A segment whose descriptor was
+// closed (closeFile) was already fully flushed.
+func (s *segment) sync() error {
+	s.fileMu.Lock()
+	defer s.fileMu.Unlock()
+	if s.file == nil {
+		return nil
+	}
+	return s.file.Sync()
+}
+
+// closeFile closes the descriptor, once; the mapping stays. Only for a segment that will
+// not be written or flushed again (full and flushed), or on the last release.
+func (s *segment) closeFile() error {
+	s.fileMu.Lock()
+	defer s.fileMu.Unlock()
+	if s.file == nil {
+		return nil
+	}
+	err := s.file.Close()
+	s.file = nil
+	return err
+}
+
+// closeFlushedFiles closes the descriptors of the segments that end at or below flushed,
+// except the newest (the appender's). Their bytes are durable and they are only read now.
+func (c *commitLog) closeFlushedFiles(flushed int64) {
+	c.mu.RLock()
+	segs := c.segs
+	if len(segs) > 0 {
+		segs = segs[:len(segs)-1]
+	}
+	var done []*segment
+	for _, sg := range segs {
+		if sg.end() > flushed {
+			break
+		}
+		sg.fileMu.Lock()
+		open := sg.file != nil
+		sg.fileMu.Unlock()
+		if open && sg.acquire() {
+			done = append(done, sg)
+		}
+	}
+	c.mu.RUnlock()
+	for _, sg := range done {
+		if err := sg.closeFile(); err != nil {
+			c.logger.Warn("close flushed commit-log segment", "path", sg.path, "err", err)
+		}
+		sg.release()
 	}
 }
 

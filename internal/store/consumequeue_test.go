@@ -256,3 +256,54 @@ func TestMapBudget(t *testing.T) {
 		t.Fatalf("%d mappings still counted after every queue closed", n)
 	}
 }
+
+// TestFlushedSegmentsHoldNoDescriptor (QA R8I-7): full, flushed commit-log segments give
+// their descriptor back at the next checkpoint; their messages stay readable, and retention
+// (which reads their modification time) still removes them.
+func TestFlushedSegmentsHoldNoDescriptor(t *testing.T) {
+	segFDs := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd")
+		}
+		n := 0
+		for _, e := range ents {
+			if target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && strings.Contains(target, "commitlog") {
+				n++
+			}
+		}
+		return n
+	}
+	cfg := testConfig(t.TempDir())
+	cfg.FlushDiskType = SyncFlush
+	s := openT(t, cfg)
+	defer func() { s.Close() }()
+	var last PutResult
+	for i := range 200 { // 64 KiB segments, ~1 KiB records: several segments
+		last = put(t, s, newMsg("T", 0, i, 900))
+	}
+	waitDispatched(t, s)
+	segs := len(s.cl.snapshot(0, last.CommitLogOffset+int64(last.Size)))
+	for _, sg := range s.cl.snapshot(0, last.CommitLogOffset+int64(last.Size)) {
+		sg.release()
+	}
+	if segs < 3 {
+		t.Fatalf("only %d segments written", segs)
+	}
+	before := segFDs()
+	if err := s.writeCheckpoint(); err != nil {
+		t.Fatal(err)
+	}
+	after := segFDs()
+	if after > 2 || after >= before {
+		t.Fatalf("commit-log descriptors: %d before the checkpoint, %d after (%d segments)", before, after, segs)
+	}
+	if got := getAll(t, s, "T", 0); len(got) != 200 {
+		t.Fatalf("read back %d of 200 messages", len(got))
+	}
+	// More writes still land and flush in the open segment.
+	put(t, s, newMsg("T", 0, 200, 900))
+	if got := getAll(t, s, "T", 0); len(got) != 201 {
+		t.Fatalf("after another put: %d messages", len(got))
+	}
+}

@@ -313,7 +313,7 @@ func (s *Store) truncateLog(syncFrom, validEnd int64, dirty bool, quarantine str
 	var err error
 	for _, sg := range segs {
 		if err == nil {
-			if serr := sg.file.Sync(); serr != nil {
+			if serr := sg.sync(); serr != nil {
 				err = fmt.Errorf("store: sync %s: %w", filepath.Base(sg.path), serr)
 			}
 		}

@@ -91,7 +91,7 @@ rounds:
 		if oldest.end() > s.dispatched.Load() {
 			break
 		}
-		fi, err := oldest.file.Stat()
+		fi, err := s.fs.Stat(oldest.path) // its descriptor may be closed (flushed)
 		if err != nil {
 			s.logger.Error("stat segment", "path", oldest.path, "err", err)
 			break
@@ -176,6 +176,7 @@ func (s *Store) writeCheckpoint() error {
 		}
 	}
 	f := s.flushed.Load()
+	s.cl.closeFlushedFiles(f)
 	cp := checkpoint{flushed: f, dispatched: min(d, f), timestamp: time.Now().UnixMilli()}
 	if cp.flushed == s.lastCP.flushed && cp.dispatched == s.lastCP.dispatched {
 		return nil

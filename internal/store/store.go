@@ -852,7 +852,7 @@ func (s *Store) flushOnce() error {
 	for i, seg := range segs {
 		segs[i] = nil // do not pin segments in the reused slice
 		if err == nil {
-			if serr := seg.file.Sync(); serr != nil {
+			if serr := seg.sync(); serr != nil {
 				err = fmt.Errorf("store: fdatasync %s: %w", filepath.Base(seg.path), serr)
 			}
 		}
