@@ -49,17 +49,28 @@ func writableAt(r *TopicRoute, i int) queueRef {
 // broker-sorted order three attempts could all hit the same dead broker). skip, when not "",
 // names a broker to leave out (nil when no other broker is writable).
 func writableSpread(r *TopicRoute, i int, skip string) (queueRef, bool) {
-	var bs []BrokerQueues
-	for _, b := range r.Brokers {
-		if b.Perm&PermWrite != 0 && b.WriteQueues > 0 && b.Name != skip {
-			bs = append(bs, b)
+	ok := func(b *BrokerQueues) bool { return b.Perm&PermWrite != 0 && b.WriteQueues > 0 && b.Name != skip }
+	n := 0
+	for j := range r.Brokers {
+		if ok(&r.Brokers[j]) {
+			n++
 		}
 	}
-	if len(bs) == 0 {
+	if n == 0 {
 		return queueRef{}, false
 	}
-	b := bs[i%len(bs)]
-	return queueRef{b.Name, int32((i / len(bs)) % b.WriteQueues)}, true
+	k := i % n // the k-th eligible broker (no allocation on the send path)
+	for j := range r.Brokers {
+		b := &r.Brokers[j]
+		if !ok(b) {
+			continue
+		}
+		if k == 0 {
+			return queueRef{b.Name, int32((i / n) % b.WriteQueues)}, true
+		}
+		k--
+	}
+	return queueRef{}, false // unreachable: n counted the same brokers
 }
 
 // FNV-1a, 32 bits (hash/fnv New32a), inlined to hash a string without copying it.
