@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -41,9 +42,10 @@ message and offset.`,
 			if err != nil {
 				return err
 			}
+			var proxyKeys map[string]string // keys of --config that configure the gRPC proxy
 			if configFile != "" {
 				before := cfg.Broker
-				if err := broker.LoadConfigFile(&cfg.Broker, configFile, logger); err != nil {
+				if proxyKeys, err = loadStandaloneConfig(&cfg.Broker, configFile, logger); err != nil {
 					return err
 				}
 				// The file's listenPort and storePathRootDir apply unless a flag says
@@ -65,10 +67,10 @@ message and offset.`,
 			cfg.Proxy.AutoCreateTopic = cfg.Broker.AutoCreateTopicEnable
 			// Apache's keys for the proxy's authentication, in the one config file standalone
 			// reads (QA R8K-11); the flags win.
-			if v, ok := cfg.Broker.Extra["authenticationEnabled"]; ok && !cmd.Flags().Changed("auth") {
+			if v, ok := proxyKeys["authenticationEnabled"]; ok && !cmd.Flags().Changed("auth") {
 				cfg.Proxy.Auth = strings.EqualFold(strings.TrimSpace(v), "true")
 			}
-			if v, ok := cfg.Broker.Extra["aclFile"]; ok && !cmd.Flags().Changed("acl-file") {
+			if v, ok := proxyKeys["aclFile"]; ok && !cmd.Flags().Changed("acl-file") {
 				cfg.Proxy.ACLFile = strings.TrimSpace(v)
 			}
 			if cfg.Proxy.Auth && cfg.Proxy.ACLFile == "" {
@@ -102,4 +104,34 @@ message and offset.`,
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
+}
+
+// standaloneProxyKeys are the --config keys standalone gives its gRPC proxy rather than its
+// broker (which would warn that it has no ACL; QA R8R-1).
+var standaloneProxyKeys = []string{"authenticationEnabled", "aclFile"}
+
+// loadStandaloneConfig applies a broker.conf to cfg as broker.LoadConfigFile does, except the
+// keys meant for the proxy, which it returns.
+func loadStandaloneConfig(cfg *broker.Config, path string, logger *slog.Logger) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("standalone: config file: %w", err)
+	}
+	defer f.Close()
+	props, err := broker.ReadProperties(f)
+	if err != nil {
+		return nil, err
+	}
+	proxyKeys := map[string]string{}
+	for _, k := range standaloneProxyKeys {
+		if v, ok := props[k]; ok {
+			proxyKeys[k] = v
+			delete(props, k)
+		}
+	}
+	if err := broker.ApplyProperties(cfg, props, logger); err != nil {
+		return nil, err
+	}
+	cfg.ConfigFile = path
+	return proxyKeys, nil
 }

@@ -105,6 +105,9 @@ func TestStandaloneAuthentication(t *testing.T) {
 		t.Fatalf("anonymous send: %+v", r)
 	}
 	ok(t, "", "produce", "--endpoint", s.grpc, "-t", "secured", "--body", "x", "--access-key", "app", "--secret-key", "app-secret")
+	if log := s.stderr.String(); strings.Contains(log, "not supported, ignored") || strings.Contains(log, "unknown broker.conf key") {
+		t.Errorf("the proxy's keys reported as ignored broker keys (R8R-1):\n%s", log)
+	}
 
 	bad := filepath.Join(dir, "noacl.conf")
 	os.WriteFile(bad, []byte("authenticationEnabled=true\n"), 0o644)
