@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -145,11 +146,27 @@ func (s *Server) receive0(ctx context.Context, req *pb.ReceiveMessageRequest) ([
 	if !gc.ConsumeEnable {
 		return nil, 0, c, statusErrorf(pb.Code_FORBIDDEN, "consumer group %s is disabled", group)
 	}
-	res, err := s.backend.Pop(ctx, &PopRequest{
+	pr := &PopRequest{
 		Broker: broker, Group: group, Topic: topic, QueueID: -1, MaxMessages: batch,
 		InvisibleTime: invisible, PollTime: s.pollBudget(ctx, req), FilterType: "TAG", FilterExpr: expr, Order: gc.Orderly,
 		AttemptID: attemptID(req),
-	})
+	}
+	res, err := s.backend.Pop(ctx, pr)
+	if err != nil && errors.Is(err, ErrNotSent) {
+		// The broker refused the connection (it died; the route does not know yet): nothing
+		// was popped there, so another readable broker serves this receive, as sends do
+		// (QA R8R-3).
+		others := &TopicRoute{Topic: r.Topic}
+		for _, b := range r.Brokers {
+			if b.Name != broker {
+				others.Brokers = append(others.Brokers, b)
+			}
+		}
+		if alt := readableBroker(others, "", &s.receiveRR); alt != "" {
+			broker, pr.Broker = alt, alt
+			res, err = s.backend.Pop(ctx, pr)
+		}
+	}
 	if err != nil {
 		return nil, 0, c, err
 	}

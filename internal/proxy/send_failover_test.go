@@ -8,6 +8,7 @@ import (
 	"time"
 
 	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // twoBrokers routes every topic over two brokers, "alive" and "dead"; sends to "dead" fail as
@@ -81,5 +82,42 @@ func TestSendFailsOverFromARefusedBroker(t *testing.T) {
 	}
 	if failed == 0 || failed == 20 {
 		t.Fatalf("FIFO sends: %d of 20 failed, want only the groups of the dead broker", failed)
+	}
+}
+
+func (b *twoBrokers) Pop(ctx context.Context, req *PopRequest) (*PopResult, error) {
+	if req.Broker == "dead" {
+		return nil, fmt.Errorf("cluster: 127.0.0.1:1: %w: %w: connection refused", ErrUnavailable, ErrNotSent)
+	}
+	alive := *req
+	alive.Broker = memBroker
+	return b.memBackend.Pop(ctx, &alive)
+}
+
+// TestReceiveFailsOverFromARefusedBroker (QA R8R-3): a receive aimed at a broker that refuses
+// the connection is served by another readable broker of the route.
+func TestReceiveFailsOverFromARefusedBroker(t *testing.T) {
+	b := &twoBrokers{memBackend: newMemBackend(), sent: map[string]int{}, dead: map[string]int{}}
+	b.addTopic("R", MessageTypeNormal, 2)
+	for i := range 3 {
+		b.memBackend.Send(context.Background(), &SendRequest{Broker: memBroker, Message: &Message{Topic: "R", Body: []byte{byte(i)}, Properties: map[string]string{PropUniqKey: fmt.Sprint("R", i)}}})
+	}
+	s := startProxy(t, b, nil)
+	c := dial(t, s.Addr().String(), false)
+	resps := receiveAll(t, c, &pb.ReceiveMessageRequest{
+		Group: &pb.Resource{Name: "g"}, MessageQueue: &pb.MessageQueue{Topic: &pb.Resource{Name: "R"}, Broker: &pb.Broker{Name: "dead"}},
+		BatchSize: 8, InvisibleDuration: durationpb.New(10 * time.Second),
+	}, 3*time.Second)
+	got := 0
+	for _, r := range resps {
+		if r.GetMessage() != nil {
+			got++
+		}
+		if st := r.GetStatus(); st != nil && st.GetCode() != pb.Code_OK && st.GetCode() != pb.Code_MESSAGE_NOT_FOUND {
+			t.Fatalf("receive aimed at the dead broker: %v", st)
+		}
+	}
+	if got != 3 {
+		t.Fatalf("received %d of 3 messages via the live broker", got)
 	}
 }
