@@ -47,7 +47,8 @@ func TestAuthClientOperations(t *testing.T) {
 			"MQv2-HMAC-SHA1 Credential="+user+"//Rocketmq, SignedHeaders=x-mq-date-time, Signature="+auth.Sign(user+"-secret", dt))
 	}
 	// settings sends st on a new stream and returns the stream's end (nil while it stays open
-	// after an OK reply).
+	// after an OK reply). A refusal comes as a status element naming it (the Node.js SDK fails
+	// its start-up on it, QA R8R-4), then the stream's end.
 	settings := func(ctx context.Context, st *pb.Settings) error {
 		stream, err := c.Telemetry(ctx)
 		if err != nil {
@@ -55,8 +56,15 @@ func TestAuthClientOperations(t *testing.T) {
 		}
 		stream.Send(&pb.TelemetryCommand{Command: &pb.TelemetryCommand_Settings{Settings: st}})
 		r, err := stream.Recv()
-		if err == nil && r.GetStatus().GetCode() != pb.Code_OK {
-			t.Fatalf("settings reply %v", r.GetStatus())
+		if err != nil || r.GetStatus().GetCode() == pb.Code_OK {
+			return err
+		}
+		if r.GetStatus().GetCode() != pb.Code_FORBIDDEN || r.GetSettings() != nil {
+			t.Fatalf("refusal element %v", r)
+		}
+		_, err = stream.Recv()
+		if err == nil {
+			t.Fatal("stream still open after a refusal element")
 		}
 		return err
 	}

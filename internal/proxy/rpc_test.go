@@ -133,7 +133,7 @@ func TestTelemetrySettingsReply(t *testing.T) {
 		t.Fatal(err)
 	}
 	stream.Send(&pb.TelemetryCommand{Command: &pb.TelemetryCommand_Settings{Settings: &pb.Settings{}}})
-	if _, err := stream.Recv(); err == nil || err == io.EOF {
+	if err := streamEnd(stream); err == nil || err == io.EOF {
 		t.Fatalf("Recv err = %v, want INVALID_ARGUMENT", err)
 	}
 
@@ -149,10 +149,24 @@ func TestTelemetrySettingsReply(t *testing.T) {
 			t.Fatal(err)
 		}
 		stream.Send(&pb.TelemetryCommand{Command: &pb.TelemetryCommand_Settings{Settings: st}})
+		// First a status element with the reason's code (R8R-4), then the stream's end.
+		if r, err := stream.Recv(); err != nil || r.GetStatus().GetCode() == pb.Code_OK {
+			t.Errorf("%s: first element %v, %v; want the refusal's status", name, r, err)
+			continue
+		}
 		_, err = stream.Recv()
 		if s, _ := status.FromError(err); s.Code() != codes.InvalidArgument ||
 			!strings.HasPrefix(s.Message(), "process client telemetryCommand failed. ") {
 			t.Errorf("%s: Recv err = %v, want INVALID_ARGUMENT", name, err)
+		}
+	}
+}
+
+// streamEnd reads a Telemetry stream until it ends and returns how.
+func streamEnd(stream pb.MessagingService_TelemetryClient) error {
+	for {
+		if _, err := stream.Recv(); err != nil {
+			return err
 		}
 	}
 }

@@ -85,11 +85,16 @@ func (s *Server) Telemetry(stream pb.MessagingService_TelemetryServer) error {
 			}
 			reply, err := s.onTelemetry(ctx, c, r.cmd, sess)
 			if err != nil {
+				// The refusal goes out as a status element first, then the stream ends: the
+				// Node.js SDK fails its start-up only on the element (as for a failed
+				// authentication above); without it, it retried forever silently (QA R8R-4).
+				st := toStatus(err)
+				_ = stream.Send(&pb.TelemetryCommand{Status: st})
 				code := codes.InvalidArgument
-				if CodeOf(err) == pb.Code_FORBIDDEN {
+				if st.GetCode() == pb.Code_FORBIDDEN {
 					code = codes.PermissionDenied
 				}
-				return grpcstatus.Error(code, statusMessage(err.Error()))
+				return grpcstatus.Error(code, st.GetMessage())
 			}
 			if reply != nil {
 				if err := stream.Send(reply); err != nil {
@@ -161,7 +166,8 @@ func (s *Server) onTelemetry(ctx context.Context, c *call, cmd *pb.TelemetryComm
 // settingsError is the text of an INVALID_ARGUMENT that ends a Telemetry stream (Java
 // ClientActivity.processTelemetryException).
 func settingsError(err error) error {
-	return errors.New("process client telemetryCommand failed. " + toStatus(err).GetMessage())
+	st := toStatus(err)
+	return statusErrorf(st.GetCode(), "process client telemetryCommand failed. %s", st.GetMessage())
 }
 
 // settingsRepeats are the delays after which a Settings reply is sent again on the same stream.
