@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -245,12 +246,14 @@ type wireClusterInfo struct {
 // master returns the master (id 0) address of a broker group, "" when it has none.
 func (b wireBrokerData) master() string { return b.BrokerAddrs["0"] }
 
-// clusterInfo fetches GET_BROKER_CLUSTER_INFO.
-//
-// The first NameServer that knows a broker answers; an empty answer (a NameServer restarted
-// moments ago) is returned only when every NameServer that answered is empty (QA R8J-1).
+// clusterInfo fetches GET_BROKER_CLUSTER_INFO from every NameServer and merges the answers:
+// NameServers do not share state, and one may lack a broker for a while (just restarted, or
+// the broker's connection to it dropped and the broker has not registered again yet). A
+// command that acts on "every broker" must not silently skip one that a single NameServer
+// forgot (QA R8J-1, R8R-2). It fails only when no NameServer answers.
 func (a *Admin) clusterInfo(ctx context.Context) (*wireClusterInfo, error) {
-	var empty *wireClusterInfo
+	merged := &wireClusterInfo{BrokerAddrTable: map[string]wireBrokerData{}, ClusterAddrTable: map[string][]string{}}
+	answered := false
 	var firstErr error
 	for _, ns := range a.cfg.NameServers {
 		resp, err := a.invoke(ctx, ns, remoting.GetBrokerClusterInfo, nil, nil)
@@ -264,17 +267,25 @@ func (a *Admin) clusterInfo(ctx context.Context) (*wireClusterInfo, error) {
 		if err := decodeJSON(resp.Body, &ci); err != nil {
 			return nil, fmt.Errorf("GET_BROKER_CLUSTER_INFO: %w", err)
 		}
-		if len(ci.BrokerAddrTable) > 0 {
-			return &ci, nil
+		answered = true
+		for name, bd := range ci.BrokerAddrTable {
+			cur, ok := merged.BrokerAddrTable[name]
+			if !ok || (cur.master() == "" && bd.master() != "") {
+				merged.BrokerAddrTable[name] = bd
+			}
 		}
-		if empty == nil {
-			empty = &ci
+		for cluster, names := range ci.ClusterAddrTable {
+			for _, n := range names {
+				if !slices.Contains(merged.ClusterAddrTable[cluster], n) {
+					merged.ClusterAddrTable[cluster] = append(merged.ClusterAddrTable[cluster], n)
+				}
+			}
 		}
 	}
-	if empty != nil {
-		return empty, nil
+	if !answered {
+		return nil, firstErr
 	}
-	return nil, firstErr
+	return merged, nil
 }
 
 // brokerGroup is one broker group's name and master address.
