@@ -116,7 +116,8 @@ func (s *Server) queryRoute(ctx context.Context, req *pb.QueryRouteRequest) ([]*
 	}
 	if err := s.authorize(c, auth.ResourceTopic, topic, auth.ActionPub); err != nil {
 		if err2 := s.authorize(c, auth.ResourceTopic, topic, auth.ActionSub); err2 != nil {
-			return nil, statusErrorf(pb.Code_FORBIDDEN, "no permission to access Topic %s", topic)
+			_, bare := withoutNamespace(topic) // the name the policies match (R8K-5)
+			return nil, statusErrorf(pb.Code_FORBIDDEN, "no permission to access Topic %s", bare)
 		}
 	}
 	r, err := s.route(ctx, c, topic)
