@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 
@@ -45,7 +44,9 @@ message and offset.`,
 			var proxyKeys map[string]string // keys of --config that configure the gRPC proxy
 			if configFile != "" {
 				before := cfg.Broker
-				if proxyKeys, err = loadStandaloneConfig(&cfg.Broker, configFile, logger); err != nil {
+				// The proxy's keys are taken out before the broker reads the file, so it
+				// does not report them as ignored (QA R8R-1).
+				if proxyKeys, err = broker.LoadConfigFileExcept(&cfg.Broker, configFile, logger, "authenticationEnabled", "aclFile"); err != nil {
 					return err
 				}
 				// The file's listenPort and storePathRootDir apply unless a flag says
@@ -104,34 +105,4 @@ message and offset.`,
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
-}
-
-// standaloneProxyKeys are the --config keys standalone gives its gRPC proxy rather than its
-// broker (which would warn that it has no ACL; QA R8R-1).
-var standaloneProxyKeys = []string{"authenticationEnabled", "aclFile"}
-
-// loadStandaloneConfig applies a broker.conf to cfg as broker.LoadConfigFile does, except the
-// keys meant for the proxy, which it returns.
-func loadStandaloneConfig(cfg *broker.Config, path string, logger *slog.Logger) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("standalone: config file: %w", err)
-	}
-	defer f.Close()
-	props, err := broker.ReadProperties(f)
-	if err != nil {
-		return nil, err
-	}
-	proxyKeys := map[string]string{}
-	for _, k := range standaloneProxyKeys {
-		if v, ok := props[k]; ok {
-			proxyKeys[k] = v
-			delete(props, k)
-		}
-	}
-	if err := broker.ApplyProperties(cfg, props, logger); err != nil {
-		return nil, err
-	}
-	cfg.ConfigFile = path
-	return proxyKeys, nil
 }

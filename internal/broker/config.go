@@ -554,20 +554,35 @@ func unescapeProperty(s string) string {
 
 // LoadConfigFile reads a broker.conf file and applies it to cfg (see ApplyProperties).
 func LoadConfigFile(cfg *Config, path string, log *slog.Logger) error {
+	_, err := LoadConfigFileExcept(cfg, path, log)
+	return err
+}
+
+// LoadConfigFileExcept is LoadConfigFile leaving out the named keys, which it returns
+// (those present) for their owner: `rocketry standalone` gives authenticationEnabled and
+// aclFile to its gRPC proxy, so the broker does not report them as ignored.
+func LoadConfigFileExcept(cfg *Config, path string, log *slog.Logger, keys ...string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("broker: config file: %w", err)
+		return nil, fmt.Errorf("broker: config file: %w", err)
 	}
 	defer f.Close()
 	props, err := ReadProperties(f)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	taken := map[string]string{}
+	for _, k := range keys {
+		if v, ok := props[k]; ok {
+			taken[k] = v
+			delete(props, k)
+		}
 	}
 	if err := ApplyProperties(cfg, props, log); err != nil {
-		return err
+		return nil, err
 	}
 	cfg.ConfigFile = path
-	return nil
+	return taken, nil
 }
 
 // knownIgnored are RocketMQ keys that have no meaning in Rocketry (roles, HA, JVM-specific

@@ -31,6 +31,15 @@ func writeACL(t *testing.T, dir string) string {
 	return path
 }
 
+// signedCtx is a call context for clientID signed as user with secret, as the SDKs sign
+// (x-mq-date-time now, HMAC-SHA1 of it).
+func signedCtx(t *testing.T, user, secret, clientID string, d time.Duration) context.Context {
+	t.Helper()
+	dt := time.Now().UTC().Format(auth.DateTimeLayout)
+	return metadata.AppendToOutgoingContext(cctx(t, clientID, d), auth.HeaderDateTime, dt, auth.HeaderAuthorization,
+		"MQv2-HMAC-SHA1 Credential="+user+"//Rocketmq, SignedHeaders=x-mq-date-time, Signature="+auth.Sign(secret, dt))
+}
+
 // TestAuthClientOperations (QA R8K-1, R8K-3, R8K-5): Telemetry Settings, Heartbeat and
 // NotifyClientTermination are authorized as Apache's proxy does, a client id belongs to the
 // user that registered it, and policies match names without the namespace.
@@ -41,10 +50,7 @@ func TestAuthClientOperations(t *testing.T) {
 	s := startProxy(t, b, func(c *Config) { c.Auth, c.ACLFile = true, aclFile })
 	c := dial(t, s.Addr().String(), true)
 	as := func(user, clientID string) context.Context {
-		ctx := cctx(t, clientID, 5*time.Second)
-		dt := time.Now().UTC().Format(auth.DateTimeLayout)
-		return metadata.AppendToOutgoingContext(ctx, auth.HeaderDateTime, dt, auth.HeaderAuthorization,
-			"MQv2-HMAC-SHA1 Credential="+user+"//Rocketmq, SignedHeaders=x-mq-date-time, Signature="+auth.Sign(user+"-secret", dt))
+		return signedCtx(t, user, user+"-secret", clientID, 5*time.Second)
 	}
 	// settings sends st on a new stream and returns the stream's end (nil while it stays open
 	// after an OK reply). A refusal comes as a status element naming it (the Node.js SDK fails
@@ -121,12 +127,7 @@ func TestAutoCreateNeedsPub(t *testing.T) {
 	aclFile := writeACL(t, t.TempDir())
 	s := startProxy(t, b, func(c *Config) { c.Auth, c.ACLFile, c.AutoCreateTopic = true, aclFile, true })
 	c := dial(t, s.Addr().String(), true)
-	as := func(user string) context.Context {
-		ctx := cctx(t, user, 5*time.Second)
-		dt := time.Now().UTC().Format(auth.DateTimeLayout)
-		return metadata.AppendToOutgoingContext(ctx, auth.HeaderDateTime, dt, auth.HeaderAuthorization,
-			"MQv2-HMAC-SHA1 Credential="+user+"//Rocketmq, SignedHeaders=x-mq-date-time, Signature="+auth.Sign(user+"-secret", dt))
-	}
+	as := func(user string) context.Context { return signedCtx(t, user, user+"-secret", user, 5*time.Second) }
 	r, _ := c.QueryRoute(as("bob"), &pb.QueryRouteRequest{Topic: &pb.Resource{Name: "by-bob"}})
 	b.mu.Lock()
 	_, created := b.topics["by-bob"]
@@ -149,11 +150,7 @@ func TestCheckBacksFollowTheCurrentACL(t *testing.T) {
 	aclFile := writeACL(t, dir)
 	s := startProxy(t, b, func(c *Config) { c.Auth, c.ACLFile, c.ACLReloadInterval = true, aclFile, 10*time.Millisecond })
 	c := dial(t, s.Addr().String(), true)
-	ctx := cctx(t, "alice-p", 30*time.Second)
-	dt := time.Now().UTC().Format(auth.DateTimeLayout)
-	ctx = metadata.AppendToOutgoingContext(ctx, auth.HeaderDateTime, dt, auth.HeaderAuthorization,
-		"MQv2-HMAC-SHA1 Credential=alice//Rocketmq, SignedHeaders=x-mq-date-time, Signature="+auth.Sign("alice-secret", dt))
-	stream, err := c.Telemetry(ctx)
+	stream, err := c.Telemetry(signedCtx(t, "alice", "alice-secret", "alice-p", 30*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -365,12 +365,7 @@ func TestAuthStatuses(t *testing.T) {
 	aclFile := writeACL(t, t.TempDir())
 	s := startProxy(t, b, func(c *Config) { c.Auth, c.ACLFile = true, aclFile })
 	c := dial(t, s.Addr().String(), true)
-	signed := func(ak, sk string) context.Context {
-		ctx := cctx(t, "c", 3*time.Second)
-		dt := time.Now().UTC().Format(auth.DateTimeLayout)
-		return metadata.AppendToOutgoingContext(ctx, auth.HeaderDateTime, dt,
-			auth.HeaderAuthorization, "MQv2-HMAC-SHA1 Credential="+ak+"//Rocketmq, SignedHeaders=x-mq-date-time, Signature="+auth.Sign(sk, dt))
-	}
+	signed := func(ak, sk string) context.Context { return signedCtx(t, ak, sk, "c", 3*time.Second) }
 	route := func(ctx context.Context) *pb.Status {
 		r, err := c.QueryRoute(ctx, &pb.QueryRouteRequest{Topic: &pb.Resource{Name: "T"}})
 		if err != nil {

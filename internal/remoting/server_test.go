@@ -618,7 +618,7 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 // accepts again as soon as descriptors are free. Any other accept error still ends Serve.
 func TestServeSurvivesDescriptorExhaustion(t *testing.T) {
 	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE} {
-		var logBuf lockedBuffer
+		var logBuf logBuffer
 		srv := NewServer(ServerConfig{}, testLogger(&logBuf))
 		srv.Handle(PullMessage, func(ctx context.Context, c *Conn, req *Command) *Command { return NewResponse(Success, "ok") })
 		inner, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -646,28 +646,10 @@ func TestServeSurvivesDescriptorExhaustion(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for a logger and a test reading it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestPeerResetIsNotBadInput (QA R8I-8): a client that resets its connection is logged as
 // such, not as a protocol error.
 func TestPeerResetIsNotBadInput(t *testing.T) {
-	var logBuf lockedBuffer
+	var logBuf logBuffer
 	_, addr := startServer(t, ServerConfig{}, &logBuf)
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
