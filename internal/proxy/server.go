@@ -252,7 +252,7 @@ func firstMD(md metadata.MD, k string) string {
 
 // begin checks the metadata every RPC needs: the client id, then authentication when on.
 func (s *Server) begin(ctx context.Context) (*call, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
+	md := incomingMD(ctx)
 	c := &call{clientID: firstMD(md, mdClientID), language: firstMD(md, mdLanguage), version: firstMD(md, mdVersion)}
 	if c.clientID == "" {
 		return nil, statusErrorf(pb.Code_CLIENT_ID_REQUIRED, "client id cannot be empty")
