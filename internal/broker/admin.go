@@ -16,11 +16,11 @@ import (
 )
 
 func (b *Broker) registerAdminHandlers() {
-	b.Handle(remoting.UpdateAndCreateTopic, b.handleCreateTopic)
+	b.Handle(remoting.UpdateAndCreateTopic, b.timedCreate(false, b.handleCreateTopic))
 	b.Handle(remoting.DeleteTopicInBroker, b.handleDeleteTopic)
 	b.Handle(remoting.GetAllTopicConfig, b.handleGetAllTopicConfig)
 	b.Handle(remoting.GetTopicConfig, b.handleGetTopicConfig)
-	b.Handle(remoting.UpdateAndCreateSubscriptionGroup, b.handleCreateGroup)
+	b.Handle(remoting.UpdateAndCreateSubscriptionGroup, b.timedCreate(true, b.handleCreateGroup))
 	b.Handle(remoting.GetSubscriptionGroupConfig, b.handleGetGroupConfig)
 	b.Handle(remoting.GetAllSubscriptionGroupConfig, b.handleGetAllGroups)
 	b.Handle(remoting.DeleteSubscriptionGroup, b.handleDeleteGroup)
@@ -784,5 +784,28 @@ func (b *Broker) storeRuntimeInfo() map[string]string {
 		"commitLogSegments":      strconv.Itoa(st.Segments),
 		"storeWritable":          strconv.FormatBool(st.Writable),
 		"diskFull":               strconv.FormatBool(st.DiskFull),
+	}
+}
+
+// timedCreate wraps a topic (group=false) or subscription group (group=true) create/update
+// handler with rocketmq_topic_create_execution_time / rocketmq_consumer_group_create_execution_time:
+// milliseconds taken, success (response code 0) or failure, and whether the name is a system
+// one, as RocketMQ's AdminBrokerProcessor records them.
+func (b *Broker) timedCreate(group bool, h remoting.Handler) remoting.Handler {
+	return func(ctx context.Context, c *remoting.Conn, req *remoting.Command) *remoting.Command {
+		start := time.Now()
+		resp := h(ctx, c, req)
+		var system bool
+		if group {
+			var body struct {
+				GroupName string `json:"groupName"`
+			}
+			_ = json.Unmarshal(req.Body, &body) // a bad body already failed the handler
+			system = message.IsReservedGroup(body.GroupName)
+		} else {
+			system = b.isSystemTopic(req.ExtString("topic"))
+		}
+		b.mnode.AdminCreated(group, resp != nil && resp.Code == remoting.Success, system, time.Since(start))
+		return resp
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,6 +103,11 @@ func initTimer(b *Broker) error {
 			}
 		}
 		_, err := b.Store.PutBatch(ctx, ms)
+		if err == nil || errors.Is(err, store.ErrFlushTimeout) {
+			for _, m := range ms { // rocketmq_timer_dequeue_total
+				b.mnode.TimerDequeued(m.Topic, 1)
+			}
+		}
 		if errors.Is(err, store.ErrFlushTimeout) {
 			return nil // appended; retrying would deliver it twice
 		}
@@ -190,6 +196,12 @@ func (b *Broker) timerPutHook(ctx context.Context, m *message.Ext) (store.PutRes
 	}
 	res, err := b.PutMessageDirect(ctx, &c)
 	tf.svc.Notify()
+	if err == nil {
+		// rocketmq_timer_enqueue_total and rocketmq_delay_message_latency (the delay asked
+		// for, due time minus birth, as RocketMQ's timerMessageSetLatency).
+		due, _ := strconv.ParseInt(c.Properties[message.PropertyTimerOutMS], 10, 64)
+		b.mnode.TimerEnqueued(m.Topic, time.Duration(due-m.BornTimestamp)*time.Millisecond)
+	}
 	return res, true, err
 }
 

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/broker/txn"
 	"github.com/rocketry-mq/rocketry/internal/message"
@@ -51,9 +52,9 @@ func (b *Broker) txnConfig() txn.Config {
 	c.CheckInterval = b.Cfg.TransactionCheckInterval
 	c.CheckMax = b.Cfg.TransactionCheckMax
 	c.ScanInterval = min(c.ScanInterval, c.CheckInterval)
-	c.OnEnd = func(realTopic string, o txn.Outcome) { // rocketmq_commit/rollback_messages_total
+	c.OnEnd = func(realTopic string, o txn.Outcome, born time.Time) { // rocketmq_commit/rollback_messages_total
 		if o == txn.OutcomeCommit || o == txn.OutcomeRollback {
-			b.mnode.TransactionEnded(realTopic, o == txn.OutcomeCommit)
+			b.mnode.TransactionEnded(realTopic, o == txn.OutcomeCommit, time.Since(born))
 		}
 	}
 	return c

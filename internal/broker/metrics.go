@@ -41,6 +41,7 @@ func (b *Broker) initMetrics() {
 	}
 	b.mnode = b.reg.Node(metrics.NodeInfo{Cluster: b.Cfg.ClusterName, Type: metrics.NodeBroker, ID: b.Cfg.BrokerName})
 	n := b.mnode
+	n.OnBrokerPermission(func() int { return b.live().BrokerPermission })
 	n.OnTables(func() (int, int) {
 		return len(b.Topics.Names()), len(b.Groups.All())
 	})

@@ -221,6 +221,75 @@ func TestBrokerFeatureMetrics(t *testing.T) {
 	if n, ok := gather(t, reg, "rocketmq_rollback_messages_total", map[string]string{"topic": "T"}); !ok || n != 1 {
 		t.Errorf("rollback counter %v (found %v), want 1", n, ok)
 	}
+	// R7H-18: commits only are timed (RocketMQ's EndTransactionProcessor).
+	if n, ok := gather(t, reg, "rocketmq_finish_message_latency", map[string]string{"topic": "T"}); !ok || n != 1 {
+		t.Errorf("finish latency samples %v (found %v), want 1", n, ok)
+	}
+
+	// Timer: the message due in an hour was enqueued with a delay of about an hour; one due
+	// at once after a second is enqueued and then dequeued.
+	if n, ok := gather(t, reg, "rocketmq_timer_enqueue_total", map[string]string{"topic": "T"}); !ok || n != 1 {
+		t.Errorf("timer enqueue %v (found %v), want 1", n, ok)
+	}
+	if b, ok := histogramBucket(t, reg, "rocketmq_delay_message_latency", 1800); !ok || b != 0 {
+		t.Errorf("delay latency: %v samples at or below 1800 s (found %v), want 0 (an hour's delay)", b, ok)
+	}
+	soon := strconv.FormatInt(time.Now().Add(time.Second).UnixMilli(), 10)
+	tb.mustSend("T", 0, "soon", map[string]string{message.PropertyTimerDeliverMS: soon})
+	waitFor(t, 10*time.Second, "timer dequeue", func() bool {
+		n, ok := gather(t, reg, "rocketmq_timer_dequeue_total", map[string]string{"topic": "T"})
+		return ok && n == 1
+	})
+	if b, ok := histogramBucket(t, reg, "rocketmq_delay_message_latency", 5); !ok || b != 1 {
+		t.Errorf("delay latency: %v samples at or below 5 s (found %v), want 1", b, ok)
+	}
+
+	// Admin creates are timed by outcome and system-ness; the permission is exported.
+	if r := tb.invoke(remoting.UpdateAndCreateTopic, map[string]string{"topic": "T2", "readQueueNums": "1", "writeQueueNums": "1", "perm": "6"}, nil); r.Code != remoting.Success {
+		t.Fatalf("create topic: %d %q", r.Code, r.Remark)
+	}
+	if r := tb.invoke(remoting.UpdateAndCreateTopic, map[string]string{"topic": "bad topic"}, nil); r.Code == remoting.Success {
+		t.Fatal("bad topic name accepted")
+	}
+	if r := tb.invoke(remoting.UpdateAndCreateSubscriptionGroup, nil, []byte(`{"groupName":"G1"}`)); r.Code != remoting.Success {
+		t.Fatalf("create group: %d %q", r.Code, r.Remark)
+	}
+	for _, c := range []struct {
+		name, status string
+	}{
+		{"rocketmq_topic_create_execution_time", "success"},
+		{"rocketmq_topic_create_execution_time", "failure"},
+		{"rocketmq_consumer_group_create_execution_time", "success"},
+	} {
+		if n, ok := gather(t, reg, c.name, map[string]string{"invocation_status": c.status, "is_system": "false"}); !ok || n != 1 {
+			t.Errorf("%s{%s}: %v samples (found %v), want 1", c.name, c.status, n, ok)
+		}
+	}
+	if p, ok := gather(t, reg, "rocketmq_broker_permission", nil); !ok || p != 6 {
+		t.Errorf("broker permission %v (found %v), want 6", p, ok)
+	}
+}
+
+// histogramBucket returns the cumulative count of histogram name's bucket with upper bound le.
+func histogramBucket(t *testing.T, reg *metrics.Registry, name string, le float64) (uint64, bool) {
+	t.Helper()
+	mfs, err := reg.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, b := range m.GetHistogram().GetBucket() {
+				if b.GetUpperBound() == le {
+					return b.GetCumulativeCount(), true
+				}
+			}
+		}
+	}
+	return 0, false
 }
 
 // TestRegistrationReadiness (QA R7H-20): with NameServers configured, /healthz stays 503

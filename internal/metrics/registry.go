@@ -79,7 +79,8 @@ type Node struct {
 	outCache sync.Map // outKey -> *Out
 	rpcCache sync.Map // rpcKey -> prometheus.Observer
 
-	sources *sourceCollector
+	sources  *sourceCollector
+	features featureSeries
 }
 
 type inKey struct{ topic, messageType string }
@@ -119,6 +120,10 @@ func newNode(info NodeInfo, reg prometheus.Registerer) *Node {
 	n.sources = newSourceCollector(info)
 	reg.MustRegister(n.messagesIn, n.throughputIn, n.messageSize, n.messagesOut, n.throughputOut,
 		n.sendToDLQ, n.commits, n.rollbacks, n.rpcLatency, n.sources)
+	n.features = newFeatureSeries() // exported by brokers only; other nodes never feed it
+	if info.Type == NodeBroker {
+		reg.MustRegister(n.features.collectors()...)
+	}
 	if info.Type == NodeProxy {
 		up := prometheus.NewGauge(prometheus.GaugeOpts{Name: NameProxyUp, Help: "1 while the proxy process runs."})
 		up.Set(1)
@@ -227,13 +232,16 @@ func (n *Node) SendToDLQ(topic, group string, count int) {
 	n.sendToDLQ.WithLabelValues(topic, group).Add(float64(count))
 }
 
-// TransactionEnded records a committed (commit=true) or rolled-back half message of topic.
-func (n *Node) TransactionEnded(topic string, commit bool) {
+// TransactionEnded records a committed (commit=true) or rolled-back half message of topic;
+// age is the time since the half message was born (rocketmq_finish_message_latency, which
+// RocketMQ records for commits only).
+func (n *Node) TransactionEnded(topic string, commit bool, age time.Duration) {
 	if n == nil {
 		return
 	}
 	if commit {
 		n.commits.WithLabelValues(topic).Inc()
+		n.features.finishLatency.WithLabelValues(topic).Observe(max(age, 0).Seconds())
 	} else {
 		n.rollbacks.WithLabelValues(topic).Inc()
 	}
@@ -281,6 +289,7 @@ func (n *Node) ForgetTopic(topic string) {
 	} {
 		v.DeletePartialMatch(l)
 	}
+	n.features.forgetTopic(l)
 	n.inCache.Range(func(k, _ any) bool {
 		if k.(inKey).topic == topic {
 			n.inCache.Delete(k)

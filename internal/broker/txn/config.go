@@ -34,9 +34,10 @@ type Config struct {
 	// Clock returns the current time; nil means time.Now. Tests inject a fake clock.
 	Clock func() time.Time
 	// OnEnd, when set, is called once per half message that END_TRANSACTION committed or
-	// rolled back (metrics rocketmq_commit/rollback_messages_total), with its real topic. It
-	// runs on the caller's goroutine and must not block.
-	OnEnd func(realTopic string, o Outcome)
+	// rolled back (metrics rocketmq_commit/rollback_messages_total and
+	// rocketmq_finish_message_latency), with its real topic and its born time. It runs on the
+	// caller's goroutine and must not block.
+	OnEnd func(realTopic string, o Outcome, born time.Time)
 }
 
 // DefaultConfig returns RocketMQ's defaults (BrokerConfig transactionTimeOut=6000,

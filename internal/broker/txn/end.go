@@ -3,6 +3,7 @@ package txn
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // End resolves a half message (END_TRANSACTION). Commit puts the committed copy into the real
@@ -104,7 +105,7 @@ func (s *Service) End(ctx context.Context, req *EndRequest) error {
 	s.st.finish(h.QueueOffset, want, ms(s.cfg.now()))
 	s.mu.Unlock()
 	if s.cfg.OnEnd != nil {
-		s.cfg.OnEnd(h.RealTopic, want)
+		s.cfg.OnEnd(h.RealTopic, want, time.UnixMilli(m.BornTimestamp))
 	}
 	return nil
 }

@@ -135,9 +135,12 @@ func TestOnEndAndOpenByTopic(t *testing.T) {
 	var mu sync.Mutex
 	ended := map[string]int{}
 	e := newEnv(t, memBackend(), func(c *Config) {
-		c.OnEnd = func(topic string, o Outcome) {
+		c.OnEnd = func(topic string, o Outcome, born time.Time) {
 			mu.Lock()
 			ended[topic+"/"+o.String()]++
+			if born.UnixMilli() <= 0 || born.After(time.Now()) {
+				ended["bad born time "+born.String()]++
+			}
 			mu.Unlock()
 		}
 	})
