@@ -122,6 +122,12 @@ type Config struct {
 	// the store's write path (copies into the mapping) fallocated segments measured faster
 	// for both flush modes, pre-zeroing also writes every byte twice; see docs/store.md.
 	PreallocMode string
+	// ZeroAheadBytes is how far ahead of the appender a background goroutine instantiates
+	// the active segment's page-cache pages by writing zeros (ASYNC_FLUSH without the
+	// transient store pool: the path that copies puts into the mapping). It takes the page
+	// faults' zero-filling off the put path; 0 turns it off. Rocketry-specific (RocketMQ's
+	// warmMapedFileEnable pre-touches whole files instead); 32 MiB. See zeroahead.go.
+	ZeroAheadBytes int64
 	// CleanInterval is the period of the retention / disk-usage check; 10s (RocketMQ
 	// cleanResourceInterval).
 	CleanInterval time.Duration
@@ -148,6 +154,7 @@ func DefaultConfig() Config {
 		AccessMessageInMemoryMaxRatio: 40,
 		MaxHashSlotNum:                500000,
 		MaxIndexNum:                   2000000,
+		ZeroAheadBytes:                32 << 20,
 		CleanInterval:                 10 * time.Second,
 		CheckpointInterval:            time.Second,
 	}
@@ -192,6 +199,8 @@ func (c *Config) Validate() error {
 		return bad("AccessMessageInMemoryMaxRatio %d outside 1-100", c.AccessMessageInMemoryMaxRatio)
 	case c.PhysicalMemory < 0:
 		return bad("PhysicalMemory %d is negative", c.PhysicalMemory)
+	case c.ZeroAheadBytes < 0:
+		return bad("ZeroAheadBytes %d is negative", c.ZeroAheadBytes)
 	}
 	for _, r := range []struct {
 		name string

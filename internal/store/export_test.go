@@ -10,6 +10,9 @@ func (s *Store) abandon() {
 	s.putMu.Unlock() //nolint:staticcheck // barrier
 	close(s.stop)
 	s.wg.Wait()
+	if s.zero != nil {
+		s.zero.close()
+	}
 	s.cl.stopPreparer()
 	s.broadcastFlush(nil)
 	s.broadcastDispatch()

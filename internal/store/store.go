@@ -68,8 +68,9 @@ type Store struct {
 	root   string
 	lock   io.Closer
 
-	cl  *commitLog
-	idx *index // nil when MessageIndexEnable is false
+	cl   *commitLog
+	idx  *index     // nil when MessageIndexEnable is false
+	zero *zeroAhead // nil unless appends copy into the mapping and ZeroAheadBytes > 0
 
 	putMu        sync.Mutex
 	queueOffsets map[queueKey]int64 // putMu: next queue offset per (topic, queue)
@@ -195,6 +196,12 @@ func Open(cfg Config, logger *slog.Logger) (*Store, error) {
 		return nil, err
 	}
 	s.updateDiskUsage()
+	if s.cl.mapWrites && cfg.ZeroAheadBytes > 0 {
+		s.zero = newZeroAhead(cfg.ZeroAheadBytes, s.cl.written.Load, logger)
+		if s.cl.active != nil {
+			s.zero.setSegment(s.cl.active, s.cl.wrote)
+		}
+	}
 	s.cl.startPreparer()
 	s.wg.Add(4)
 	if cfg.FlushDiskType == SyncFlush {
@@ -239,6 +246,9 @@ func (s *Store) Close() error {
 	s.putMu.Unlock() //nolint:staticcheck // barrier
 	close(s.stop)
 	s.wg.Wait()
+	if s.zero != nil {
+		s.zero.close()
+	}
 	s.cl.stopPreparer()
 	flushErr := s.flushOnce()
 	s.dispatchAvailable()
@@ -529,6 +539,9 @@ func (s *Store) requestCommit() {
 func (s *Store) appendBytes(seg *segment, b []byte, at int64) error {
 	ring := s.cl.ring
 	if ring == nil {
+		if s.zero != nil {
+			s.zero.claim(at + int64(len(b)))
+		}
 		return seg.write(b, at-seg.start)
 	}
 	r, n := int64(len(ring)), int64(len(b))
@@ -683,6 +696,9 @@ func (s *Store) ensureSpace(n int64) error {
 	s.cl.appendSegment(next)
 	s.cl.active = next
 	s.cl.prepAsked = false
+	if s.zero != nil {
+		s.zero.setSegment(next, s.cl.wrote)
+	}
 	return nil
 }
 
