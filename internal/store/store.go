@@ -196,7 +196,9 @@ func Open(cfg Config, logger *slog.Logger) (*Store, error) {
 		return nil, err
 	}
 	s.updateDiskUsage()
-	if s.cl.mapWrites && cfg.ZeroAheadBytes > 0 {
+	// PreallocZero segments are written with zeros (and synced) before use: their pages are
+	// already in the page cache, and zeroing them again would only dirty them.
+	if s.cl.mapWrites && cfg.ZeroAheadBytes > 0 && cfg.preallocMode() != PreallocZero {
 		s.zero = newZeroAhead(cfg.ZeroAheadBytes, s.cl.written.Load, logger)
 		if s.cl.active != nil {
 			s.zero.setSegment(s.cl.active, s.cl.wrote)

@@ -150,7 +150,8 @@ func mincore(b, vec []byte) error {
 }
 
 // TestZeroAheadOnlyOnTheMappedPath: the ring (transient pool, and SYNC_FLUSH) writes with
-// pwrite, so there is nothing to zero ahead of.
+// pwrite, and PreallocZero segments are zeroed whole before use, so there is nothing to zero
+// ahead of.
 func TestZeroAheadOnlyOnTheMappedPath(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -158,6 +159,7 @@ func TestZeroAheadOnlyOnTheMappedPath(t *testing.T) {
 	}{
 		{"pool", func(c *Config) { c.TransientStorePoolEnable = true }},
 		{"sync", func(c *Config) { c.FlushDiskType = SyncFlush }},
+		{"prealloc-zero", func(c *Config) { c.PreallocMode = PreallocZero }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := zeroAheadConfig(t.TempDir())
@@ -165,7 +167,7 @@ func TestZeroAheadOnlyOnTheMappedPath(t *testing.T) {
 			s := openT(t, cfg)
 			defer s.Close()
 			if s.zero != nil {
-				t.Fatal("zeroer running although appends go through the ring")
+				t.Fatal("zeroer running although there is nothing to zero ahead of")
 			}
 		})
 	}
