@@ -81,9 +81,33 @@ func (b *Broker) registerLoop(ctx context.Context) {
 	default:
 	}
 	b.takePending()
-	b.registerAll(ctx)
-	t := time.NewTimer(b.live().RegisterNameServerPeriod)
+	// A registration that did not reach every NameServer is retried soon with the whole
+	// table (1 s, doubling up to the period), not at the next period: after a stall longer
+	// than the NameServers' expiry the first registration may go out on a connection the
+	// NameServer has closed, and only the topics of a later increment would be routable
+	// until the period came round (QA R9L-2). Apache's overdue fixed-rate registration
+	// likewise runs at once on a fresh channel.
+	var backoff time.Duration
+	next := func(ok bool) time.Duration {
+		period := b.live().RegisterNameServerPeriod
+		if ok {
+			backoff = 0
+			return period
+		}
+		backoff = min(max(2*backoff, time.Second), period)
+		return backoff
+	}
+	t := time.NewTimer(next(b.registerAll(ctx)))
 	defer t.Stop()
+	reset := func(d time.Duration) {
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(d)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -95,22 +119,15 @@ func (b *Broker) registerLoop(ctx context.Context) {
 			// (Delaying these to one per second was tried; it made
 			// TestTxnCompatGo2TransactionProducer flaky.)
 			if topics, whole := b.takePending(); !whole {
-				if len(topics) > 0 {
-					b.register(ctx, topics)
+				if len(topics) > 0 && !b.register(ctx, topics) && backoff == 0 {
+					reset(next(false)) // the whole table soon covers what did not arrive
 				}
 				continue
 			}
 		case <-t.C:
 			b.takePending() // the whole table covers them
 		}
-		b.registerAll(ctx)
-		if !t.Stop() {
-			select {
-			case <-t.C:
-			default:
-			}
-		}
-		t.Reset(b.live().RegisterNameServerPeriod)
+		reset(next(b.registerAll(ctx)))
 	}
 }
 
@@ -122,11 +139,13 @@ func (b *Broker) haAddr() string {
 }
 
 // registerAll sends REGISTER_BROKER with the whole topic table to every NameServer in
-// parallel (namesrv.RegisterBrokerAll). Failures are logged; the next period retries.
-func (b *Broker) registerAll(ctx context.Context) { b.register(ctx, nil) }
+// parallel (namesrv.RegisterBrokerAll). Failures are logged; it reports whether every
+// NameServer took it (registerLoop retries soon when not).
+func (b *Broker) registerAll(ctx context.Context) bool { return b.register(ctx, nil) }
 
-// register sends REGISTER_BROKER with the named topics (all when only is empty).
-func (b *Broker) register(ctx context.Context, only []string) {
+// register sends REGISTER_BROKER with the named topics (all when only is empty) and reports
+// whether every NameServer took it.
+func (b *Broker) register(ctx context.Context, only []string) bool {
 	table := make(map[string]route.TopicConfig, len(only))
 	add := func(name string, tc TopicConfig) {
 		tc.Perm = b.EffectivePerm(tc.Perm)
@@ -172,6 +191,7 @@ func (b *Broker) register(ctx context.Context, only []string) {
 	if err != nil && ctx.Err() == nil {
 		b.Log.Warn("register broker failed", "err", err)
 	}
+	return err == nil && len(ok) == len(b.Cfg.NamesrvAddrs)
 }
 
 // registrationCheck is the "broker-registration" readiness check: clients can discover the

@@ -153,3 +153,55 @@ func TestConcurrentCreatesAllRouted(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedRegistrationRetriedSoon (QA R9L-2): a whole-table registration a NameServer did
+// not take is sent again within seconds (1 s, doubling), not at the next 30 s period: after
+// a stall the first one may go out on a connection the NameServer had closed, and the
+// broker's topics stayed unroutable until the period came round.
+func TestFailedRegistrationRetriedSoon(t *testing.T) {
+	var (
+		mu       sync.Mutex
+		attempts []time.Time
+	)
+	ns := remoting.NewServer(remoting.ServerConfig{}, testLogger(t))
+	ns.Handle(remoting.RegisterBroker, func(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+		body, err := route.DecodeRegisterBrokerBody(req.Body, req.ExtBoolOr("compressed", false))
+		if err != nil || body.TopicConfigSerializeWrapper.DataVersion.Counter < 0 {
+			return remoting.NewResponse(remoting.Success, "") // increments are not what this test counts
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		attempts = append(attempts, time.Now())
+		if len(attempts) <= 2 {
+			return remoting.NewResponse(remoting.SystemError, "not now")
+		}
+		return remoting.NewResponse(remoting.Success, "")
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ns.Shutdown(ctx)
+	})
+	cfg := testConfig(t)
+	cfg.NamesrvAddrs = []string{ln.Addr().String()}
+	cfg.RegisterNameServerPeriod = time.Minute
+	b := startBroker(t, cfg)
+	waitFor(t, 15*time.Second, "a whole-table registration accepted after two refusals", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(attempts) >= 3
+	})
+	if err := b.registrationCheck(); err != nil {
+		t.Fatalf("registration check after the accepted retry: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if gap := attempts[1].Sub(attempts[0]); gap < 500*time.Millisecond || gap > 3*time.Second {
+		t.Errorf("first retry after %v, want about 1 s", gap)
+	}
+}
