@@ -446,8 +446,12 @@ func (b *Backend) TopicConfig(ctx context.Context, topic string) (*proxy.TopicCo
 	return nil, lastErr
 }
 
+// createTopicBrokerTimeout bounds each broker's UPDATE_AND_CREATE_TOPIC in CreateTopic.
+const createTopicBrokerTimeout = 2 * time.Second
+
 // CreateTopic implements proxy.Backend: UPDATE_AND_CREATE_TOPIC on every master, then the
-// route is cached from the brokers created on until the NameServer learns it.
+// route is cached from the brokers created on until the NameServer learns it. It fails only
+// when no master created the topic.
 func (b *Backend) CreateTopic(ctx context.Context, cfg proxy.TopicConfig) error {
 	masters, err := b.clusterMasters(ctx)
 	if err != nil {
@@ -460,28 +464,56 @@ func (b *Backend) CreateTopic(ctx context.Context, cfg proxy.TopicConfig) error 
 	if typ == proxy.MessageTypeUnspecified {
 		typ = proxy.MessageTypeNormal
 	}
-	r := &route{}
+	// Every master in parallel, each bounded: a hung broker must not hold the client's
+	// route query past its deadline (go5 gives up after 3 s; QA R9L-3). The topic is routed
+	// on the brokers that created it; a broker that did not answer may still create it when
+	// it resumes, and its next registration then routes it there too.
+	type created struct {
+		name, addr string
+		err        error
+	}
+	results := make(chan created, len(masters))
 	for name, addr := range masters {
-		req := remoting.NewRequest(remoting.UpdateAndCreateTopic, map[string]string{
-			"topic": cfg.Name, "readQueueNums": strconv.Itoa(cfg.ReadQueues), "writeQueueNums": strconv.Itoa(cfg.WriteQueues),
-			"perm": strconv.Itoa(cfg.Perm), "topicFilterType": "SINGLE_TAG", "topicSysFlag": "0", "order": "false",
-			"attributes": "+message.type=" + typ.String(),
-		}, nil)
-		resp, err := b.invoke(ctx, addr, req, 0)
-		if err != nil {
-			return err
-		}
-		if resp.Code != remoting.Success {
-			return brokerErr(resp)
+		go func() {
+			req := remoting.NewRequest(remoting.UpdateAndCreateTopic, map[string]string{
+				"topic": cfg.Name, "readQueueNums": strconv.Itoa(cfg.ReadQueues), "writeQueueNums": strconv.Itoa(cfg.WriteQueues),
+				"perm": strconv.Itoa(cfg.Perm), "topicFilterType": "SINGLE_TAG", "topicSysFlag": "0", "order": "false",
+				"attributes": "+message.type=" + typ.String(),
+			}, nil)
+			cctx, cancel := context.WithTimeout(ctx, min(b.cfg.RequestTimeout, createTopicBrokerTimeout))
+			defer cancel()
+			resp, err := b.invoke(cctx, addr, req, 0)
+			if err == nil && resp.Code != remoting.Success {
+				err = brokerErr(resp)
+			}
+			results <- created{name, addr, err}
+		}()
+	}
+	r := &route{}
+	var firstErr error
+	for range masters {
+		c := <-results
+		if c.err != nil {
+			b.logger.Warn("auto-create: topic not created on a broker", "topic", cfg.Name, "broker", c.name, "err", c.err)
+			if firstErr == nil {
+				firstErr = c.err
+			}
+			continue
 		}
 		r.QueueDatas = append(r.QueueDatas, struct {
 			BrokerName     string `json:"brokerName"`
 			ReadQueueNums  int    `json:"readQueueNums"`
 			WriteQueueNums int    `json:"writeQueueNums"`
 			Perm           int    `json:"perm"`
-		}{name, cfg.ReadQueues, cfg.WriteQueues, cfg.Perm})
-		r.BrokerDatas = append(r.BrokerDatas, brokerData{BrokerName: name, BrokerAddrs: map[string]string{"0": addr}})
+		}{c.name, cfg.ReadQueues, cfg.WriteQueues, cfg.Perm})
+		r.BrokerDatas = append(r.BrokerDatas, brokerData{BrokerName: c.name, BrokerAddrs: map[string]string{"0": c.addr}})
 	}
+	if len(r.QueueDatas) == 0 {
+		return firstErr
+	}
+	// Stable order whatever order the answers came in.
+	sort.Slice(r.QueueDatas, func(i, j int) bool { return r.QueueDatas[i].BrokerName < r.QueueDatas[j].BrokerName })
+	sort.Slice(r.BrokerDatas, func(i, j int) bool { return r.BrokerDatas[i].BrokerName < r.BrokerDatas[j].BrokerName })
 	b.mu.Lock()
 	b.routes[cfg.Name] = cached[*route]{r, time.Now()}
 	delete(b.topics, cfg.Name)

@@ -105,6 +105,9 @@ func startFakeBroker(t *testing.T, nsAddr string) *fakeBroker {
 	}
 	fb.srv.Handle(remoting.AckMessage, ackLike)
 	fb.srv.Handle(remoting.ChangeMessageInvisibleTime, ackLike)
+	fb.srv.Handle(remoting.UpdateAndCreateTopic, func(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+		return remoting.NewResponse(remoting.Success, "")
+	})
 	fb.srv.Handle(remoting.EndTransaction, func(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
 		fb.mu.Lock()
 		fb.ends = append(fb.ends, req)
@@ -414,5 +417,90 @@ func TestRouteSurvivesAnEmptyNameServer(t *testing.T) {
 	}
 	if _, err := be.QueryRoute(ctx, "missing"); !errors.Is(err, proxy.ErrTopicNotFound) {
 		t.Fatalf("unknown topic: %v", err)
+	}
+}
+
+// registerHungBroker registers broker-b (cluster C) whose UPDATE_AND_CREATE_TOPIC never
+// answers until the test ends: a broker stopped with SIGSTOP.
+func registerHungBroker(t *testing.T, nsAddr string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	srv := remoting.NewServer(remoting.ServerConfig{}, logging.Discard())
+	srv.Handle(remoting.UpdateAndCreateTopic, func(ctx context.Context, _ *remoting.Conn, _ *remoting.Command) *remoting.Command {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return remoting.NewResponse(remoting.Success, "")
+	})
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		close(release)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	body, _ := json.Marshal(map[string]any{
+		"topicConfigSerializeWrapper": map[string]any{
+			"topicConfigTable": map[string]any{},
+			"dataVersion":      map[string]any{"stateVersion": 0, "timestamp": time.Now().UnixMilli(), "counter": 1},
+		},
+		"filterServerList": []string{},
+	})
+	cli := remoting.NewClient(remoting.ClientConfig{}, logging.Discard())
+	t.Cleanup(func() { cli.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	addr := ln.Addr().String()
+	resp, err := cli.Invoke(ctx, nsAddr, remoting.NewRequest(remoting.RegisterBroker, map[string]string{
+		"brokerName": "broker-b", "brokerAddr": addr, "clusterName": "C", "haServerAddr": addr, "brokerId": "0",
+	}, body))
+	if err != nil || resp.Code != remoting.Success {
+		t.Fatalf("register broker-b: %v %v", resp, err)
+	}
+}
+
+// TestCreateTopicWithAHungBroker (QA R9L-3): auto-create answers within the client's route
+// deadline when one master hangs, and routes the topic on the master that created it.
+func TestCreateTopicWithAHungBroker(t *testing.T) {
+	nsAddr := startNamesrv(t)
+	startFakeBroker(t, nsAddr)
+	registerHungBroker(t, nsAddr)
+	cfg := DefaultConfig()
+	cfg.NamesrvAddrs = []string{nsAddr}
+	be, err := New(cfg, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Both masters known (the NameServer may apply registrations asynchronously).
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		m, err := be.clusterMasters(ctx)
+		if err == nil && len(m) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("masters %v, %v", m, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	start := time.Now()
+	err = be.CreateTopic(ctx, proxy.TopicConfig{Name: "NEW", ReadQueues: 4, WriteQueues: 4, Perm: 6, MessageType: proxy.MessageTypeNormal})
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("create with one hung broker: %v", err)
+	}
+	if took > 2*createTopicBrokerTimeout {
+		t.Errorf("create took %v with one hung broker", took)
+	}
+	r, err := be.QueryRoute(ctx, "NEW")
+	if err != nil || len(r.Brokers) != 1 || r.Brokers[0].Name != "broker-a" {
+		t.Fatalf("route after create = %+v, %v; want broker-a only", r, err)
 	}
 }
