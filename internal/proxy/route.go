@@ -27,7 +27,7 @@ func (s *Server) route(ctx context.Context, c *call, topic string) (*TopicRoute,
 	}); err != nil {
 		return nil, err
 	}
-	s.logger.Info("topic auto-created", "topic", topic, "queues", n)
+	s.logger.Info("topic auto-created (or routed to the brokers already holding it)", "topic", topic, "queues", n)
 	return s.backend.QueryRoute(ctx, topic)
 }
 

@@ -85,6 +85,9 @@ type Backend struct {
 	groups  map[string]cached[*proxy.GroupConfig]
 	brokers map[string]string // broker name -> master address
 	names   map[string]string // master address -> broker name
+	// seen holds the topics a NameServer has routed for this proxy: auto-creation never
+	// re-creates one of them when its route is missing for a while (QA R9M-1).
+	seen map[string]struct{}
 }
 
 type checkerBox struct{ c proxy.TransactionChecker }
@@ -112,6 +115,7 @@ func New(cfg Config, logger *slog.Logger) (*Backend, error) {
 		cli:    remoting.NewClient(remoting.ClientConfig{SerializeType: remoting.SerializeJSON}, logger),
 		routes: map[string]cached[*route]{}, topics: map[string]cached[*proxy.TopicConfig]{},
 		groups: map[string]cached[*proxy.GroupConfig]{}, brokers: map[string]string{}, names: map[string]string{},
+		seen: map[string]struct{}{},
 		kick: make(chan struct{}, 1), consumers: map[string]string{},
 	}
 	b.cli.Handle(remoting.CheckTransactionState, b.onCheckTransaction)
@@ -181,13 +185,15 @@ func brokerErr(resp *remoting.Command) error {
 
 // route is the NameServer's TopicRouteData (the fields the proxy uses).
 type route struct {
-	QueueDatas []struct {
-		BrokerName     string `json:"brokerName"`
-		ReadQueueNums  int    `json:"readQueueNums"`
-		WriteQueueNums int    `json:"writeQueueNums"`
-		Perm           int    `json:"perm"`
-	} `json:"queueDatas"`
+	QueueDatas  []queueData  `json:"queueDatas"`
 	BrokerDatas []brokerData `json:"brokerDatas"`
+}
+
+type queueData struct {
+	BrokerName     string `json:"brokerName"`
+	ReadQueueNums  int    `json:"readQueueNums"`
+	WriteQueueNums int    `json:"writeQueueNums"`
+	Perm           int    `json:"perm"`
 }
 
 type brokerData struct {
@@ -268,6 +274,7 @@ func (b *Backend) cachedRoute(ctx context.Context, topic string) (*route, error)
 	}
 	b.mu.Lock()
 	b.routes[topic] = cached[*route]{r, time.Now()}
+	b.seen[topic] = struct{}{}
 	b.mu.Unlock()
 	return r, nil
 }
@@ -446,19 +453,45 @@ func (b *Backend) TopicConfig(ctx context.Context, topic string) (*proxy.TopicCo
 	return nil, lastErr
 }
 
-// createTopicBrokerTimeout bounds each broker's UPDATE_AND_CREATE_TOPIC in CreateTopic.
+// createTopicBrokerTimeout bounds each broker's GET_TOPIC_CONFIG and UPDATE_AND_CREATE_TOPIC
+// in CreateTopic.
 const createTopicBrokerTimeout = 2 * time.Second
 
 // CreateTopic implements proxy.Backend: UPDATE_AND_CREATE_TOPIC on every master, then the
 // route is cached from the brokers created on until the NameServer learns it. It fails only
 // when no master created the topic.
+//
+// A route lookup that finds nothing does not prove the topic is new: a restarted NameServer
+// knows no routes until the brokers re-register (up to 30 s), and a broker that was down for
+// 120 s is forgotten. Re-creating the topic then (NORMAL, on whichever brokers are
+// registered) changed its type and queues for good (QA R9M-1), so it is created only when
+// it is new: never when this proxy has seen it routed, and only after every registered
+// master answered that it does not hold it. A master that holds it instead supplies the
+// route until the NameServers know it again.
 func (b *Backend) CreateTopic(ctx context.Context, cfg proxy.TopicConfig) error {
+	b.mu.Lock()
+	_, known := b.seen[cfg.Name]
+	b.mu.Unlock()
+	if known {
+		return fmt.Errorf("cluster: topic %s has no route now (its brokers are down or not registered yet); an existing topic is not re-created: %w",
+			cfg.Name, proxy.ErrTopicNotFound)
+	}
 	masters, err := b.clusterMasters(ctx)
 	if err != nil {
 		return err
 	}
 	if len(masters) == 0 {
 		return fmt.Errorf("cluster: no broker to create %s on: %w", cfg.Name, proxy.ErrBrokerNotFound)
+	}
+	if held, err := b.holders(ctx, cfg.Name, masters); err != nil {
+		return err
+	} else if len(held.QueueDatas) > 0 {
+		b.logger.Info("auto-create: topic exists on brokers the NameServers do not route it to yet; routing it there",
+			"topic", cfg.Name, "brokers", len(held.QueueDatas))
+		b.mu.Lock()
+		b.routes[cfg.Name] = cached[*route]{held, time.Now()}
+		b.mu.Unlock()
+		return nil
 	}
 	typ := cfg.MessageType
 	if typ == proxy.MessageTypeUnspecified {
@@ -500,12 +533,7 @@ func (b *Backend) CreateTopic(ctx context.Context, cfg proxy.TopicConfig) error 
 			}
 			continue
 		}
-		r.QueueDatas = append(r.QueueDatas, struct {
-			BrokerName     string `json:"brokerName"`
-			ReadQueueNums  int    `json:"readQueueNums"`
-			WriteQueueNums int    `json:"writeQueueNums"`
-			Perm           int    `json:"perm"`
-		}{c.name, cfg.ReadQueues, cfg.WriteQueues, cfg.Perm})
+		r.QueueDatas = append(r.QueueDatas, queueData{c.name, cfg.ReadQueues, cfg.WriteQueues, cfg.Perm})
 		r.BrokerDatas = append(r.BrokerDatas, brokerData{BrokerName: c.name, BrokerAddrs: map[string]string{"0": c.addr}})
 	}
 	if len(r.QueueDatas) == 0 {
@@ -583,4 +611,61 @@ func (b *Backend) GroupConfig(ctx context.Context, group string) (*proxy.GroupCo
 		return c.v, nil
 	}
 	return nil, lastErr
+}
+
+// holders asks every master (in parallel, createTopicBrokerTimeout each) whether it holds
+// topic, and returns the route over those that do (empty when none). A master that does not
+// answer makes it an error: the topic may be on it.
+func (b *Backend) holders(ctx context.Context, topic string, masters map[string]string) (*route, error) {
+	type answer struct {
+		name, addr string
+		tc         *wireTopicConfig
+		err        error
+	}
+	answers := make(chan answer, len(masters))
+	for name, addr := range masters {
+		go func() {
+			cctx, cancel := context.WithTimeout(ctx, min(b.cfg.RequestTimeout, createTopicBrokerTimeout))
+			defer cancel()
+			resp, err := b.invoke(cctx, addr, remoting.NewRequest(remoting.GetTopicConfig, map[string]string{"topic": topic}, nil), 0)
+			switch {
+			case err != nil:
+			case resp.Code == remoting.TopicNotExist:
+				answers <- answer{name: name, addr: addr}
+				return
+			case resp.Code != remoting.Success:
+				err = brokerErr(resp)
+			default:
+				var tc wireTopicConfig
+				if err = decodeJSON(resp.Body, &tc); err == nil {
+					if tc.TopicConfig != nil {
+						tc = *tc.TopicConfig
+					}
+					answers <- answer{name: name, addr: addr, tc: &tc}
+					return
+				}
+			}
+			answers <- answer{name: name, addr: addr, err: err}
+		}()
+	}
+	r := &route{}
+	var unsure error
+	for range masters {
+		a := <-answers
+		switch {
+		case a.err != nil:
+			unsure = fmt.Errorf("cluster: cannot tell whether broker %s holds topic %s, so it is not created: %w: %w",
+				a.name, topic, proxy.ErrUnavailable, a.err)
+		case a.tc != nil:
+			r.QueueDatas = append(r.QueueDatas, queueData{BrokerName: a.name, ReadQueueNums: a.tc.ReadQueueNums,
+				WriteQueueNums: a.tc.WriteQueueNums, Perm: a.tc.Perm})
+			r.BrokerDatas = append(r.BrokerDatas, brokerData{BrokerName: a.name, BrokerAddrs: map[string]string{"0": a.addr}})
+		}
+	}
+	if len(r.QueueDatas) > 0 {
+		sort.Slice(r.QueueDatas, func(i, j int) bool { return r.QueueDatas[i].BrokerName < r.QueueDatas[j].BrokerName })
+		sort.Slice(r.BrokerDatas, func(i, j int) bool { return r.BrokerDatas[i].BrokerName < r.BrokerDatas[j].BrokerName })
+		return r, nil
+	}
+	return r, unsure
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +29,7 @@ type fakeBroker struct {
 	sends     []*remoting.Command
 	acks      []*remoting.Command
 	ends      []*remoting.Command
+	creates   []string                  // topics of UPDATE_AND_CREATE_TOPIC
 	producers map[string]*remoting.Conn // producer group -> connection that heartbeated it
 }
 
@@ -106,6 +108,9 @@ func startFakeBroker(t *testing.T, nsAddr string) *fakeBroker {
 	fb.srv.Handle(remoting.AckMessage, ackLike)
 	fb.srv.Handle(remoting.ChangeMessageInvisibleTime, ackLike)
 	fb.srv.Handle(remoting.UpdateAndCreateTopic, func(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+		fb.mu.Lock()
+		fb.creates = append(fb.creates, req.ExtString("topic"))
+		fb.mu.Unlock()
 		return remoting.NewResponse(remoting.Success, "")
 	})
 	fb.srv.Handle(remoting.EndTransaction, func(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
@@ -430,13 +435,15 @@ func registerHungBroker(t *testing.T, nsAddr string) {
 	}
 	release := make(chan struct{})
 	srv := remoting.NewServer(remoting.ServerConfig{}, logging.Discard())
-	srv.Handle(remoting.UpdateAndCreateTopic, func(ctx context.Context, _ *remoting.Conn, _ *remoting.Command) *remoting.Command {
+	hang := func(ctx context.Context, _ *remoting.Conn, _ *remoting.Command) *remoting.Command {
 		select {
 		case <-release:
 		case <-ctx.Done():
 		}
-		return remoting.NewResponse(remoting.Success, "")
-	})
+		return remoting.NewResponse(remoting.TopicNotExist, "")
+	}
+	srv.Handle(remoting.UpdateAndCreateTopic, hang)
+	srv.Handle(remoting.GetTopicConfig, hang)
 	go srv.Serve(ln)
 	t.Cleanup(func() {
 		close(release)
@@ -464,43 +471,104 @@ func registerHungBroker(t *testing.T, nsAddr string) {
 	}
 }
 
-// TestCreateTopicWithAHungBroker (QA R9L-3): auto-create answers within the client's route
-// deadline when one master hangs, and routes the topic on the master that created it.
+// TestCreateTopicWithAHungBroker (QA R9L-3, R9M-1): with one master hung, auto-create answers
+// within the client's route deadline, and creates nothing: the hung broker may hold the
+// topic (a topic re-created elsewhere as NORMAL would change its type and queues for good).
 func TestCreateTopicWithAHungBroker(t *testing.T) {
 	nsAddr := startNamesrv(t)
-	startFakeBroker(t, nsAddr)
+	fb := startFakeBroker(t, nsAddr)
 	registerHungBroker(t, nsAddr)
+	be := newTestBackend(t, nsAddr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	waitMasters(t, be, 2)
+	start := time.Now()
+	err := be.CreateTopic(ctx, proxy.TopicConfig{Name: "NEW", ReadQueues: 4, WriteQueues: 4, Perm: 6, MessageType: proxy.MessageTypeNormal})
+	took := time.Since(start)
+	if !errors.Is(err, proxy.ErrUnavailable) {
+		t.Fatalf("create with one hung broker: %v, want unavailable", err)
+	}
+	if took > 2*createTopicBrokerTimeout {
+		t.Errorf("create took %v with one hung broker", took)
+	}
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	if len(fb.creates) != 0 {
+		t.Fatalf("created %v although a master could not say whether it holds the topic", fb.creates)
+	}
+}
+
+// TestAutoCreateNeverRecreatesAnExistingTopic (QA R9M-1): a topic this proxy has seen routed
+// is not re-created when its route goes missing (NameServer restarted, broker forgotten),
+// and a topic a master holds while the NameServers do not route it yet is routed to that
+// master, not created.
+func TestAutoCreateNeverRecreatesAnExistingTopic(t *testing.T) {
+	nsAddr := startNamesrv(t)
+	fb := startFakeBroker(t, nsAddr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	be := newTestBackend(t, nsAddr)
+	waitMasters(t, be, 1)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if _, err := be.QueryRoute(ctx, "T"); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := be.CreateTopic(ctx, proxy.TopicConfig{Name: "T", ReadQueues: 8, WriteQueues: 8, Perm: 6}); !errors.Is(err, proxy.ErrTopicNotFound) {
+		t.Fatalf("re-create of a routed topic: %v, want topic not found", err)
+	}
+
+	// A proxy that never saw T (started while T had no route): broker-a holds it.
+	fresh := newTestBackend(t, nsAddr)
+	waitMasters(t, fresh, 1)
+	if err := fresh.CreateTopic(ctx, proxy.TopicConfig{Name: "T", ReadQueues: 8, WriteQueues: 8, Perm: 6}); err != nil {
+		t.Fatalf("create of a topic a master holds: %v", err)
+	}
+	r, err := fresh.QueryRoute(ctx, "T")
+	if err != nil || len(r.Brokers) != 1 || r.Brokers[0] != (proxy.BrokerQueues{Name: "broker-a", ReadQueues: 4, WriteQueues: 4, Perm: 6}) {
+		t.Fatalf("route = %+v, %v; want broker-a's own 4 queues", r, err)
+	}
+	// A new topic is still created.
+	if err := fresh.CreateTopic(ctx, proxy.TopicConfig{Name: "NEW", ReadQueues: 8, WriteQueues: 8, Perm: 6}); err != nil {
+		t.Fatalf("create of a new topic: %v", err)
+	}
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	if !slices.Equal(fb.creates, []string{"NEW"}) {
+		t.Fatalf("UPDATE_AND_CREATE_TOPIC for %v, want only NEW", fb.creates)
+	}
+}
+
+func newTestBackend(t *testing.T, nsAddr string) *Backend {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.NamesrvAddrs = []string{nsAddr}
 	be, err := New(cfg, logging.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer be.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(func() { be.Close() })
+	return be
+}
+
+// waitMasters waits (bounded) until the NameServer lists n masters (it may apply
+// registrations asynchronously).
+func waitMasters(t *testing.T, be *Backend, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	// Both masters known (the NameServer may apply registrations asynchronously).
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		m, err := be.clusterMasters(ctx)
-		if err == nil && len(m) == 2 {
-			break
+		if err == nil && len(m) == n {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("masters %v, %v", m, err)
+			t.Fatalf("masters %v, %v; want %d", m, err, n)
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-	start := time.Now()
-	err = be.CreateTopic(ctx, proxy.TopicConfig{Name: "NEW", ReadQueues: 4, WriteQueues: 4, Perm: 6, MessageType: proxy.MessageTypeNormal})
-	took := time.Since(start)
-	if err != nil {
-		t.Fatalf("create with one hung broker: %v", err)
-	}
-	if took > 2*createTopicBrokerTimeout {
-		t.Errorf("create took %v with one hung broker", took)
-	}
-	r, err := be.QueryRoute(ctx, "NEW")
-	if err != nil || len(r.Brokers) != 1 || r.Brokers[0].Name != "broker-a" {
-		t.Fatalf("route after create = %+v, %v; want broker-a only", r, err)
 	}
 }
