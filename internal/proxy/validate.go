@@ -165,13 +165,22 @@ func (c *Config) buildMessage(m *pb.Message, topic string, now time.Time) (*outg
 		size += len(tag)
 	}
 	if len(sp.GetKeys()) > 0 {
+		// As Apache's SendMessageActivity.validateMessageKey: an empty key is skipped (not an
+		// error, QA R9M-2); a non-empty blank one or one with control characters is refused.
+		keys := make([]string, 0, len(sp.GetKeys()))
 		for _, k := range sp.GetKeys() {
+			if k == "" {
+				continue
+			}
 			if strings.TrimSpace(k) == "" || hasControl(k) {
 				return nil, statusErrorf(pb.Code_ILLEGAL_MESSAGE_KEY, "key cannot be blank or contain control characters")
 			}
 			size += len(k)
+			keys = append(keys, k)
 		}
-		props[PropKeys] = strings.Join(sp.GetKeys(), " ")
+		if len(keys) > 0 {
+			props[PropKeys] = strings.Join(keys, " ")
+		}
 	}
 	if size > maxUserPropertyBytes {
 		return nil, statusErrorf(pb.Code_MESSAGE_PROPERTIES_TOO_LARGE, "the total size of user property is too large, max is %d", maxUserPropertyBytes)

@@ -135,6 +135,22 @@ func TestBuildMessageProperties(t *testing.T) {
 		t.Fatalf("empty tag stored as TAGS=%q", tag)
 	}
 
+	// R9M-2: empty keys are skipped, as Apache's validateMessageKey; all empty = no KEYS.
+	for _, c := range []struct {
+		keys []string
+		want string
+	}{{[]string{""}, ""}, {[]string{"a", ""}, "a"}, {[]string{"", "a", "", "b"}, "a b"}} {
+		k := baseMsg()
+		k.SystemProperties.Keys = c.keys
+		out, err = cfg.buildMessage(k, "T", now)
+		if err != nil {
+			t.Fatalf("keys %q refused: %v", c.keys, err)
+		}
+		if got, ok := out.msg.Properties[PropKeys]; got != c.want || ok != (c.want != "") {
+			t.Fatalf("keys %q stored as KEYS=%q (present %v), want %q", c.keys, got, ok, c.want)
+		}
+	}
+
 	f := baseMsg()
 	f.SystemProperties.MessageType = pb.MessageType_FIFO
 	f.SystemProperties.MessageGroup = strp("order-1")
