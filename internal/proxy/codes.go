@@ -167,21 +167,22 @@ func toStatus(err error) *pb.Status {
 	return &pb.Status{Code: CodeOf(err), Message: statusMessage(err.Error())}
 }
 
-// internalPrefixes are the package prefixes of backend errors ("cluster: ", ...): they
-// mean nothing to a client and are dropped from the front of status messages.
-var internalPrefixes = map[string]bool{"cluster": true, "local": true, "txn": true, "pop": true}
+// internalPrefixes are the package prefixes of backend errors ("cluster: ", "broker: ",
+// ...): they mean nothing to a client and are dropped from status messages wherever a
+// wrapped error puts them (QA R9M-4).
+var internalPrefixes = map[string]bool{"cluster": true, "local": true, "txn": true, "pop": true, "broker": true, "remoting": true}
 
-// statusMessage turns a wrapped Go error text into the one sentence a client shows: leading
-// internal package prefixes dropped and a ": "-separated part that repeats the one before it
-// removed ("receipt handle is expired: receipt handle is expired: x" -> "receipt handle is
-// expired: x").
+// statusMessage turns a wrapped Go error text into the one sentence a client shows: internal
+// package prefixes dropped and a ": "-separated part that repeats the one before it removed
+// ("receipt handle is expired: receipt handle is expired: x" -> "receipt handle is expired:
+// x"). A message that is nothing but a prefix is kept.
 func statusMessage(msg string) string {
 	parts := strings.Split(msg, ": ")
-	for len(parts) > 1 && internalPrefixes[parts[0]] {
-		parts = parts[1:]
-	}
-	out := parts[:0]
-	for _, p := range parts {
+	out := make([]string, 0, len(parts))
+	for i, p := range parts {
+		if internalPrefixes[p] && i < len(parts)-1 {
+			continue
+		}
 		if len(out) > 0 && out[len(out)-1] == p {
 			continue
 		}

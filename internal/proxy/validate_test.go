@@ -316,6 +316,9 @@ func TestStatusMessage(t *testing.T) {
 		"txn: transaction already resolved":                                   "transaction already resolved",
 		"local: pop service not running: service unavailable":                 "pop service not running: service unavailable",
 		"topic local: x": "topic local: x",
+		// R9M-4: prefixes in the middle of a chain go too.
+		"consumer group not found: broker: subscription group not exist: subscription group [g] does not exist": "consumer group not found: subscription group not exist: subscription group [g] does not exist",
+		"backend unavailable: request not sent: remoting: dial failed": "backend unavailable: request not sent: dial failed",
 		"cluster":        "cluster",
 	} {
 		if got := statusMessage(in); got != want {
