@@ -318,8 +318,8 @@ func TestStatusMessage(t *testing.T) {
 		"topic local: x": "topic local: x",
 		// R9M-4: prefixes in the middle of a chain go too.
 		"consumer group not found: broker: subscription group not exist: subscription group [g] does not exist": "consumer group not found: subscription group not exist: subscription group [g] does not exist",
-		"backend unavailable: request not sent: remoting: dial failed": "backend unavailable: request not sent: dial failed",
-		"cluster":        "cluster",
+		"backend unavailable: request not sent: remoting: dial failed":                                          "backend unavailable: request not sent: dial failed",
+		"cluster": "cluster",
 	} {
 		if got := statusMessage(in); got != want {
 			t.Errorf("statusMessage(%q) = %q, want %q", in, got, want)
