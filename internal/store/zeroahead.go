@@ -1,7 +1,9 @@
 package store
 
 import (
+	"errors"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 )
@@ -124,14 +126,21 @@ func (z *zeroAhead) step() bool {
 	}
 	start := z.next
 	n := min(int64(zeroChunk), seg.end()-start)
+	// fileMu only to read the descriptor, not across the pwrite: the flusher holds it across
+	// fdatasync, which can take long, and an appender that caught up with the zeroer would
+	// then wait for the disk on an ASYNC_FLUSH put. os.File reference-counts its descriptor,
+	// so a Close racing this WriteAt (a full, flushed segment after a roll) makes it fail
+	// with ErrClosed; it never writes to a reused descriptor.
 	seg.fileMu.Lock()
 	f := seg.file
-	var err error
-	if f != nil {
-		_, err = f.WriteAt(z.zeros[:n], start-seg.start)
-	}
 	seg.fileMu.Unlock()
-	if f == nil || err != nil {
+	if f == nil {
+		return false // closed: no longer the active segment; setSegment moves on
+	}
+	if _, err := f.WriteAt(z.zeros[:n], start-seg.start); err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			return false
+		}
 		// Not a store failure: the appender's page faults still instantiate the pages.
 		z.failed = true
 		z.logger.Warn("commit log: zeroing ahead of the appender stopped", "segment", seg.path, "err", err)
