@@ -143,6 +143,10 @@ func (o popOffsets) Commit(group, topic string, qid int32, off int64) {
 	o.b.Offsets.Commit(group, topic, qid, off)
 }
 
+func (o popOffsets) ResetGeneration(group, topic string, qid int32) uint64 {
+	return o.b.Offsets.ResetGeneration(group, topic, qid)
+}
+
 func (o popOffsets) Initial(group, topic string, qid int32) int64 {
 	return o.b.InitialOffset(group, topic, qid)
 }

@@ -27,10 +27,14 @@ type OffsetTable struct {
 
 	mu sync.RWMutex
 	m  map[string]map[int32]int64 // "topic@group" -> queue id -> next offset to consume
+	// resets counts the admin resets of each queue (Reset), in memory: the pop service
+	// adopts a committed offset only when this moved, never because a consumer committed
+	// (QA R9N-1).
+	resets map[string]map[int32]uint64
 }
 
 func loadOffsetTable(dir string) (*OffsetTable, error) {
-	o := &OffsetTable{path: filepath.Join(dir, consumerOffFile), m: map[string]map[int32]int64{}}
+	o := &OffsetTable{path: filepath.Join(dir, consumerOffFile), m: map[string]map[int32]int64{}, resets: map[string]map[int32]uint64{}}
 	var f offsetsJSON
 	if _, err := readJSON(o.path, &f); err != nil {
 		return nil, err
@@ -80,12 +84,30 @@ func (o *OffsetTable) Commit(group, topic string, qid int32, off int64) {
 	o.mu.Unlock()
 }
 
-// Reset replaces every committed offset of (group, topic) with offsets (admin reset).
+// Reset replaces every committed offset of (group, topic) with offsets (admin reset) and
+// moves the reset generation of each queue in offsets.
 func (o *OffsetTable) Reset(group, topic string, offsets map[int32]int64) {
+	k := offsetKey(group, topic)
 	o.mu.Lock()
-	o.m[offsetKey(group, topic)] = maps.Clone(offsets)
+	o.m[k] = maps.Clone(offsets)
+	g := o.resets[k]
+	if g == nil {
+		g = make(map[int32]uint64, len(offsets))
+		o.resets[k] = g
+	}
+	for q := range offsets {
+		g[q]++
+	}
 	o.dirty.mark()
 	o.mu.Unlock()
+}
+
+// ResetGeneration changes each time an admin Reset sets the offset of (group, topic, qid);
+// consumers' commits never change it. It starts at 0 in each process.
+func (o *OffsetTable) ResetGeneration(group, topic string, qid int32) uint64 {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return o.resets[offsetKey(group, topic)][qid]
 }
 
 // DeleteGroup forgets every offset of group.

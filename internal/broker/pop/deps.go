@@ -62,6 +62,10 @@ type Offsets interface {
 	Query(group, topic string, queue int32) (int64, bool)
 	// Commit records the committed offset of (group, topic, queue).
 	Commit(group, topic string, queue int32, offset int64)
+	// ResetGeneration changes each time an admin reset sets (group, topic, queue)'s
+	// committed offset; commits (by pull or push consumers sharing the group, or by this
+	// service) never change it.
+	ResetGeneration(group, topic string, queue int32) uint64
 	// Initial is where a group without a committed offset starts: the queue's first message
 	// while it is still retained, otherwise the latest (the broker's InitialOffset).
 	Initial(group, topic string, queue int32) int64

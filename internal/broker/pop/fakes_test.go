@@ -120,6 +120,7 @@ type memTables struct {
 	topics  map[string]int32
 	groups  map[string]GroupInfo
 	offsets map[QueueKey]int64
+	resets  map[QueueKey]uint64 // admin reset generations
 	dlq     []*message.Ext
 	dlqErr  error
 }
@@ -153,6 +154,23 @@ func (t *memTables) Commit(group, topic string, qid int32, off int64) {
 	t.mu.Lock()
 	t.offsets[QueueKey{group, topic, qid}] = off
 	t.mu.Unlock()
+}
+
+// adminReset sets the committed offset as an admin reset does (the generation moves).
+func (t *memTables) adminReset(group, topic string, qid int32, off int64) {
+	t.mu.Lock()
+	t.offsets[QueueKey{group, topic, qid}] = off
+	if t.resets == nil {
+		t.resets = map[QueueKey]uint64{}
+	}
+	t.resets[QueueKey{group, topic, qid}]++
+	t.mu.Unlock()
+}
+
+func (t *memTables) ResetGeneration(group, topic string, qid int32) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.resets[QueueKey{group, topic, qid}]
 }
 
 // Initial: the first message while retained (here: always the min offset).

@@ -74,9 +74,10 @@ type ChangeResult struct {
 // committed offset to the broker's offset table.
 type qlock struct {
 	pop       sync.Mutex
-	pub       sync.Mutex // guards published, havePub
+	pub       sync.Mutex // guards published, havePub, resetGen
 	published int64
 	havePub   bool
+	resetGen  uint64 // the offset table's reset generation this queue last adopted
 }
 
 // Service is pop consumption on one broker: the Machine (deterministic state) inside an I/O
@@ -214,12 +215,16 @@ func (s *Service) publish(k QueueKey) {
 	l.published, l.havePub = c, true
 }
 
-// ensureQueue initialises k on first use and adopts an offset reset made through the offset
-// table (admin). l.pop held.
+// ensureQueue initialises k on first use and adopts an admin offset reset (the offset
+// table's reset generation moved). A commit by a pull or push consumer sharing the group is
+// not a reset: pop keeps its own position and its in-flight messages, as Apache's
+// PopMessageProcessor, which rewinds only on an admin reset (QA R9N-1: treating such commits
+// as resets redelivered acknowledged messages). l.pop held.
 func (s *Service) ensureQueue(k QueueKey, l *qlock) error {
 	s.mu.Lock()
 	known := s.m.Has(k)
 	s.mu.Unlock()
+	gen := s.deps.Offsets.ResetGeneration(k.Group, k.Topic, k.Queue)
 	var start int64
 	switch {
 	case !known:
@@ -230,15 +235,22 @@ func (s *Service) ensureQueue(k QueueKey, l *qlock) error {
 		}
 	default:
 		l.pub.Lock()
-		off, ok := s.deps.Offsets.Query(k.Group, k.Topic, k.Queue)
-		reset := ok && l.havePub && off != l.published
+		moved := gen != l.resetGen
+		l.resetGen = gen
 		l.pub.Unlock()
-		if !reset {
+		if !moved {
 			return nil
 		}
-		s.log.Info("pop: adopting offset reset", "group", k.Group, "topic", k.Topic, "queue", k.Queue, "offset", off)
+		off, ok := s.deps.Offsets.Query(k.Group, k.Topic, k.Queue)
+		if !ok {
+			return nil
+		}
+		s.log.Info("pop: adopting admin offset reset", "group", k.Group, "topic", k.Topic, "queue", k.Queue, "offset", off)
 		start = off
 	}
+	l.pub.Lock()
+	l.resetGen = gen
+	l.pub.Unlock()
 	return s.reset(k, start)
 }
 

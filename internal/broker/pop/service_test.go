@@ -367,15 +367,21 @@ func TestInitialOffsetAndReset(t *testing.T) {
 	if got := bodies(res.Messages); fmt.Sprint(got) != "[0 1 2]" {
 		t.Fatalf("first pop = %v", got)
 	}
+	// A pull/push consumer of G committing an offset is not a reset (QA R9N-1): pop keeps
+	// its position (3) and its in-flight messages.
+	e.tables.Commit("G", "T", 0, 0)
+	if got := bodies(e.pop(PopRequest{Group: "G", Topic: "T", MaxMessages: 2}).Messages); fmt.Sprint(got) != "[3 4]" {
+		t.Fatalf("after a consumer's commit = %v, want [3 4]", got)
+	}
 	// Retention removed 0..5: a new group starts at 6.
 	e.st.setMin("T", 0, 6)
 	e.group("G2", GroupInfo{RetryMaxTimes: 16})
 	if got := bodies(e.pop(PopRequest{Group: "G2", Topic: "T", MaxMessages: 1}).Messages); fmt.Sprint(got) != "[6]" {
 		t.Fatalf("G2 first pop = %v", got)
 	}
-	// G's in-flight 0..2 are gone from the store when they revive: skipped, not stuck.
+	// G's in-flight 0..4 are gone from the store when they revive: skipped, not stuck.
 	// Admin resets G to 8 through the offset table: adopted on the next pop.
-	e.tables.Commit("G", "T", 0, 8)
+	e.tables.adminReset("G", "T", 0, 8)
 	if got := bodies(e.pop(PopRequest{Group: "G", Topic: "T"}).Messages); fmt.Sprint(got) != "[8 9]" {
 		t.Fatalf("after reset = %v", got)
 	}
