@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/md5"
+	"net"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"strconv"
@@ -81,7 +82,7 @@ func toPBMessage(m *Message, handle string, invisible time.Duration) *pb.Message
 		BodyDigest:   bodyDigest(m.Body),
 		BodyEncoding: pb.Encoding_IDENTITY,
 		MessageType:  pb.MessageType(messageTypeOf(p)),
-		BornHost:     m.BornHost,
+		BornHost:     hostOnly(m.BornHost),
 		StoreHost:    m.StoreHost,
 		QueueId:      m.QueueID,
 	}
@@ -146,6 +147,16 @@ func toPBMessage(m *Message, handle string, invisible time.Duration) *pb.Message
 		SystemProperties: sp,
 		Body:             m.Body,
 	}
+}
+
+// hostOnly is the address part of "ip:port": a message without __BORNHOST (sent over
+// remoting) shows its born host as Apache's MessageExt.getBornHostString, the IP alone (QA
+// R9N-4); the store host keeps its port, as Apache's socketAddress2String.
+func hostOnly(hostPort string) string {
+	if h, _, err := net.SplitHostPort(hostPort); err == nil {
+		return h
+	}
+	return hostPort
 }
 
 // setDeadLetterQueue writes SystemProperties.dead_letter_queue (field 20: DeadLetterQueue{

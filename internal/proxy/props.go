@@ -40,20 +40,15 @@ const (
 // names, however system-like ("CRC32", "SHARDING_KEY"), are ordinary user properties.
 func IsSystemProperty(k string) bool { return message.IsSystemProperty(k) }
 
-// internalProperties are not reserved (a client may send them) but hold what the proxy
-// returns in system fields (message group, trace context, transaction id, check immunity) or
-// broker bookkeeping; they are not repeated among a received message's user properties.
-var internalProperties = map[string]struct{}{
-	PropShardingKey: {}, PropTraceContext: {}, PropTransactionID: {}, PropCheckImmunity: {},
-	message.PropertyTransactionCheckTimes: {},
+// hiddenProperty reports whether a stored property stays out of the user properties of a
+// received message: reserved names (Apache's GrpcConverter.buildUserAttributes shows every
+// other one, __SHARDINGKEY and __transactionId__ included: QA R9N-5) and transient ones
+// ("__RMQ.TRANSIENT.", which Apache never stores).
+func hiddenProperty(k string) bool {
+	return IsSystemProperty(k) || strings.HasPrefix(k, "__RMQ.TRANSIENT.")
 }
 
-// hiddenProperty reports whether a stored property stays out of the user properties of a
-// received message: reserved names, internal ones and transient ones ("__RMQ.TRANSIENT.").
-func hiddenProperty(k string) bool {
-	if IsSystemProperty(k) || strings.HasPrefix(k, "__RMQ.TRANSIENT.") {
-		return true
-	}
-	_, ok := internalProperties[k]
-	return ok
-}
+// exposedOnReceive are the reserved names the proxy nevertheless shows among a received
+// message's user properties (see toPBMessage): a client that sends a received message's
+// properties back (a dead-letter replay) has them dropped instead of refused (QA R9N-3).
+func exposedOnReceive(k string) bool { return k == PropDLQOriginTopic || k == PropDLQOriginMsgID }

@@ -142,6 +142,9 @@ func (c *Config) buildMessage(m *pb.Message, topic string, now time.Time) (*outg
 		if k == "" || hasControl(k) || hasControl(v) {
 			return nil, statusErrorf(pb.Code_ILLEGAL_MESSAGE_PROPERTY_KEY, "property key or value %q is empty or contains control characters", k)
 		}
+		if exposedOnReceive(k) {
+			continue // not stored: the replayed message is not a dead letter
+		}
 		if IsSystemProperty(k) {
 			return nil, statusErrorf(pb.Code_ILLEGAL_MESSAGE_PROPERTY_KEY, "property is used by system: %s", k)
 		}

@@ -135,6 +135,23 @@ func TestBuildMessageProperties(t *testing.T) {
 		t.Fatalf("empty tag stored as TAGS=%q", tag)
 	}
 
+	// R9N-3: a dead letter's DLQ_ORIGIN_* user properties (shown on receive) are dropped on a
+	// replay, not refused; other reserved names still are.
+	d := baseMsg()
+	d.UserProperties = map[string]string{PropDLQOriginTopic: "R2", PropDLQOriginMsgID: "x", "rp": "v"}
+	out, err = cfg.buildMessage(d, "T", now)
+	if err != nil {
+		t.Fatalf("replay with DLQ_ORIGIN_* refused: %v", err)
+	}
+	if _, ok := out.msg.Properties[PropDLQOriginTopic]; ok || out.msg.Properties["rp"] != "v" {
+		t.Fatalf("replay properties %v", out.msg.Properties)
+	}
+	r := baseMsg()
+	r.UserProperties = map[string]string{PropRetryTopic: "R2"}
+	if _, err := cfg.buildMessage(r, "T", now); CodeOf(err) != pb.Code_ILLEGAL_MESSAGE_PROPERTY_KEY {
+		t.Fatalf("RETRY_TOPIC as a user property: %v", err)
+	}
+
 	// R9M-2: empty keys are skipped, as Apache's validateMessageKey; all empty = no KEYS.
 	for _, c := range []struct {
 		keys []string
@@ -259,20 +276,28 @@ func TestNamespaceWrap(t *testing.T) {
 	}
 }
 
-// TestReceivedUserProperties (R4B-4): user properties that merely look like system ones are
-// delivered; reserved and proxy-mapped ones are not repeated as user properties.
+// TestReceivedUserProperties (R4B-4, R9N-5): user properties that merely look like system
+// ones are delivered; reserved ones are not repeated as user properties.
 func TestReceivedUserProperties(t *testing.T) {
 	m := &Message{Topic: "T", Body: []byte("b"), Properties: map[string]string{
 		PropUniqKey: "01AB", "CRC32": "c", "SHARDING_KEY": "s", "color": "red",
 		PropShardingKey: "g1", PropTags: "A", "__CRC32#": "1", "__RMQ.TRANSIENT.X": "y",
 	}}
-	got := toPBMessage(m, "", 0).GetUserProperties()
-	for _, k := range []string{"CRC32", "SHARDING_KEY", "color"} {
+	m.BornHost, m.StoreHost = "10.0.0.7:5555", "10.0.0.1:10911"
+	pm := toPBMessage(m, "", 0)
+	// R9N-4: without __BORNHOST the born host is the IP alone (Apache getBornHostString);
+	// the store host keeps its port.
+	if sp := pm.GetSystemProperties(); sp.GetBornHost() != "10.0.0.7" || sp.GetStoreHost() != "10.0.0.1:10911" {
+		t.Errorf("born host %q, store host %q", sp.GetBornHost(), sp.GetStoreHost())
+	}
+	got := pm.GetUserProperties()
+	// R9N-5: every name outside Apache's STRING_HASH_SET is shown, __SHARDINGKEY included.
+	for _, k := range []string{"CRC32", "SHARDING_KEY", "color", PropShardingKey} {
 		if _, ok := got[k]; !ok {
 			t.Errorf("user property %s dropped: %v", k, got)
 		}
 	}
-	for _, k := range []string{PropUniqKey, PropShardingKey, PropTags, "__CRC32#", "__RMQ.TRANSIENT.X"} {
+	for _, k := range []string{PropUniqKey, PropTags, "__CRC32#", "__RMQ.TRANSIENT.X"} {
 		if _, ok := got[k]; ok {
 			t.Errorf("internal property %s shown as a user property", k)
 		}

@@ -97,8 +97,20 @@ func (s *Service) deadLetter(ctx context.Context, d Due) error {
 		dlq.QueueID = 0
 		dlq.ReconsumeTimes = d.Reconsume + 1
 		dlq.RemoveProperty(message.PropertyPopCK)
-		dlq.SetProperty(message.PropertyDLQOriginTopic, d.Key.Topic)
-		dlq.SetProperty(message.PropertyDLQOriginMessageID, ext.MsgID())
+		// As a remoting send-back to the DLQ (Apache's proxy forwards pop dead letters that
+		// way): RETRY_TOPIC and ORIGIN_MESSAGE_ID too, which 4.x DLQ processors read (QA R9N-2).
+		origin := ext.Property(message.PropertyRetryTopic)
+		if origin == "" {
+			origin = d.Key.Topic
+		}
+		originID := ext.Property(message.PropertyOriginMessageID)
+		if originID == "" {
+			originID = ext.MsgID()
+		}
+		dlq.SetProperty(message.PropertyRetryTopic, origin)
+		dlq.SetProperty(message.PropertyOriginMessageID, originID)
+		dlq.SetProperty(message.PropertyDLQOriginTopic, origin)
+		dlq.SetProperty(message.PropertyDLQOriginMessageID, originID)
 		if err := s.deps.DeadLetter(ctx, dlq); err != nil {
 			return err
 		}

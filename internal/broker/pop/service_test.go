@@ -267,6 +267,7 @@ func TestDeadLetterAfterMaxAttempts(t *testing.T) {
 	d := e.tables.dlqMessages()[0]
 	if d.Topic != "%DLQ%G" || d.QueueID != 0 || string(d.Body) != "poison" ||
 		d.Property(message.PropertyDLQOriginTopic) != "T" || d.Property(message.PropertyDLQOriginMessageID) != uniq ||
+		d.Property(message.PropertyRetryTopic) != "T" || d.Property(message.PropertyOriginMessageID) != uniq || // R9N-2
 		d.UniqKey() != uniq || d.Property(message.PropertyPopCK) != "" || d.Tags() != "TagP" || d.ReconsumeTimes != 3 {
 		t.Fatalf("DLQ message %+v props %v", d, d.Properties)
 	}
