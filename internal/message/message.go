@@ -68,8 +68,20 @@ func (m *Message) RemoveProperty(k string) { delete(m.Properties, k) }
 // Tags returns the TAGS property.
 func (m *Message) Tags() string { return m.Properties[PropertyTags] }
 
-// Keys returns the space-separated KEYS property split into its keys (empty keys dropped).
-func (m *Message) Keys() []string { return strings.Fields(m.Properties[PropertyKeys]) }
+// Keys returns the KEYS property split into its keys (empty keys dropped).
+func (m *Message) Keys() []string { return SplitKeys(m.Properties[PropertyKeys]) }
+
+// SplitKeys splits a KEYS value on single spaces, RocketMQ's KEY_SEPARATOR, dropping empty
+// keys: other whitespace (a tab) belongs to a key, as the index and Apache see it (QA R9N-6).
+func SplitKeys(keys string) []string {
+	var out []string
+	for k := range strings.SplitSeq(keys, " ") {
+		if k != "" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
 
 // UniqKey returns the client-assigned unique id (UNIQ_KEY), "" when absent.
 func (m *Message) UniqKey() string { return m.Properties[PropertyUniqKey] }

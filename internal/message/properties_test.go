@@ -104,6 +104,11 @@ func TestMessageHelpers(t *testing.T) {
 	if diff := cmp.Diff([]string{"a", "b", "c"}, m.Keys()); diff != "" {
 		t.Fatal(diff)
 	}
+	// R9N-6: only the space separates keys; a tab belongs to its key (as the index sees it).
+	m.SetProperty(PropertyKeys, "tab\tkey other")
+	if diff := cmp.Diff([]string{"tab\tkey", "other"}, m.Keys()); diff != "" {
+		t.Fatal(diff)
+	}
 	if m.Tags() != "T" || m.UniqKey() != "U" {
 		t.Fatal("helpers")
 	}

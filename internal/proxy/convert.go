@@ -96,7 +96,7 @@ func toPBMessage(m *Message, handle string, invisible time.Duration) *pb.Message
 		sp.Tag = &t
 	}
 	if k := p[PropKeys]; k != "" {
-		sp.Keys = strings.Fields(k)
+		sp.Keys = message.SplitKeys(k)
 	}
 	if g := p[PropShardingKey]; g != "" {
 		sp.MessageGroup = &g
