@@ -17,10 +17,22 @@ func statfsUsage(path string) (float64, error) {
 	if err := unix.Statfs(path, &st); err != nil {
 		return 0, err
 	}
-	if st.Blocks == 0 {
-		return 0, nil
+	return usedRatio(st.Blocks, st.Bfree, st.Bavail), nil
+}
+
+// usedRatio is the disk usage as df and RocketMQ (UtilAll.getDiskPartitionSpaceUsedPercent)
+// compute it: used / (used + available to unprivileged users), so blocks reserved for root
+// count as used up, not as free. (Blocks - free) / blocks under-reported it badly on a
+// file system with a large reserve: 0.30 where df showed 82 % (QA R9O-2).
+func usedRatio(blocks, free, avail uint64) float64 {
+	if blocks == 0 || free > blocks {
+		return 0
 	}
-	return float64(st.Blocks-st.Bfree) / float64(st.Blocks), nil
+	used := blocks - free
+	if used+avail == 0 {
+		return 0
+	}
+	return float64(used) / float64(used+avail)
 }
 
 func (s *Store) diskUsedRatio() float64 { return math.Float64frombits(s.diskRatio.Load()) }

@@ -183,3 +183,22 @@ func TestSetRetentionAtRunTime(t *testing.T) {
 		t.Fatalf("deleted %d segments after shortening retention, want %d", d, before-1)
 	}
 }
+
+// TestUsedRatio (QA R9O-2): the disk usage ratio counts root-reserved blocks as unavailable,
+// as df and RocketMQ do; the figures are statfs of the machine the finding was made on.
+func TestUsedRatio(t *testing.T) {
+	for _, c := range []struct {
+		blocks, free, avail uint64
+		want                float64
+	}{
+		{66053021, 47144647, 4966942, 0.792}, // df: 80 %; (blocks-free)/blocks would say 0.286
+		{1000, 1000, 950, 0},
+		{1000, 0, 0, 1},
+		{1000, 500, 500, 0.5},
+		{0, 0, 0, 0},
+	} {
+		if got := usedRatio(c.blocks, c.free, c.avail); math.Abs(got-c.want) > 0.001 {
+			t.Errorf("usedRatio(%d, %d, %d) = %.4f, want %.3f", c.blocks, c.free, c.avail, got, c.want)
+		}
+	}
+}
