@@ -303,6 +303,7 @@ func TestFlushedSegmentsHoldNoDescriptor(t *testing.T) {
 	}
 	// More writes still land and flush in the open segment.
 	put(t, s, newMsg("T", 0, 200, 900))
+	waitDispatched(t, s) // a put is acknowledged before the dispatcher indexes it
 	if got := getAll(t, s, "T", 0); len(got) != 201 {
 		t.Fatalf("after another put: %d messages", len(got))
 	}
