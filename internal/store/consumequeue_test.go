@@ -283,8 +283,9 @@ func TestFlushedSegmentsHoldNoDescriptor(t *testing.T) {
 		last = put(t, s, newMsg("T", 0, i, 900))
 	}
 	waitDispatched(t, s)
-	segs := len(s.cl.snapshot(0, last.CommitLogOffset+int64(last.Size)))
-	for _, sg := range s.cl.snapshot(0, last.CommitLogOffset+int64(last.Size)) {
+	snap := s.cl.snapshot(0, last.CommitLogOffset+int64(last.Size))
+	segs := len(snap)
+	for _, sg := range snap {
 		sg.release()
 	}
 	if segs < 3 {
