@@ -161,7 +161,7 @@ func (c *Client) Conn(ctx context.Context, addr string) (*Conn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(dctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrDial, addr, err)
+		return nil, fmt.Errorf("%w: %w", ErrDial, err) // err names the address (net.OpError)
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)

@@ -170,7 +170,8 @@ func (b *Backend) invoke(ctx context.Context, addr string, req *remoting.Command
 			return nil, fmt.Errorf("cluster: %s: %w", addr, proxy.ErrTimeout)
 		}
 		if errors.Is(err, remoting.ErrDial) {
-			return nil, fmt.Errorf("cluster: %s: %w: %w: %w", addr, proxy.ErrUnavailable, proxy.ErrNotSent, err)
+			// err names the address already ("dial tcp <addr>: ...").
+			return nil, fmt.Errorf("cluster: %w: %w: %w", proxy.ErrUnavailable, proxy.ErrNotSent, err)
 		}
 		return nil, fmt.Errorf("cluster: %s: %w: %w", addr, proxy.ErrUnavailable, err)
 	}
