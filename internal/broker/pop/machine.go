@@ -185,6 +185,15 @@ func (m *Machine) Has(k QueueKey) bool {
 	return ok
 }
 
+// Next returns k's next offset never delivered to the group and whether k is known.
+func (m *Machine) Next(k QueueKey) (int64, bool) {
+	q, ok := m.queues[k]
+	if !ok {
+		return 0, false
+	}
+	return q.Next, true
+}
+
 // Committed returns k's consume offset (lowest offset not done) and whether k is known.
 func (m *Machine) Committed(k QueueKey) (int64, bool) {
 	q, ok := m.queues[k]

@@ -215,14 +215,16 @@ func (s *Service) publish(k QueueKey) {
 	l.published, l.havePub = c, true
 }
 
-// ensureQueue initialises k on first use and adopts an admin offset reset (the offset
-// table's reset generation moved). A commit by a pull or push consumer sharing the group is
-// not a reset: pop keeps its own position and its in-flight messages, as Apache's
-// PopMessageProcessor, which rewinds only on an admin reset (QA R9N-1: treating such commits
-// as resets redelivered acknowledged messages). l.pop held.
+// ensureQueue initialises k on first use and adopts a committed offset written by someone
+// else, as Apache's PopMessageProcessor.getPopOffset: an admin reset (the offset table's
+// reset generation moved) wherever it points, and a commit by a pull or push consumer of
+// the group only when it is ahead of pop's next offset (a group switched from a 5.x to a
+// 4.x client and back resumes where the 4.x client stopped: QA R9P-1). A commit behind pop
+// never rewinds it (QA R9N-1: that redelivered acknowledged messages). pop's own published
+// offset is its committed one, never ahead of its next. l.pop held.
 func (s *Service) ensureQueue(k QueueKey, l *qlock) error {
 	s.mu.Lock()
-	known := s.m.Has(k)
+	next, known := s.m.Next(k)
 	s.mu.Unlock()
 	gen := s.deps.Offsets.ResetGeneration(k.Group, k.Topic, k.Queue)
 	var start int64
@@ -235,17 +237,21 @@ func (s *Service) ensureQueue(k QueueKey, l *qlock) error {
 		}
 	default:
 		l.pub.Lock()
-		moved := gen != l.resetGen
+		reset := gen != l.resetGen
 		l.resetGen = gen
 		l.pub.Unlock()
-		if !moved {
-			return nil
-		}
 		off, ok := s.deps.Offsets.Query(k.Group, k.Topic, k.Queue)
-		if !ok {
+		switch {
+		case !ok:
+			return nil
+		case reset:
+			s.log.Info("pop: adopting admin offset reset", "group", k.Group, "topic", k.Topic, "queue", k.Queue, "offset", off)
+		case off > next:
+			s.log.Info("pop: moving forward to an offset another consumer of the group committed",
+				"group", k.Group, "topic", k.Topic, "queue", k.Queue, "from", next, "offset", off)
+		default:
 			return nil
 		}
-		s.log.Info("pop: adopting admin offset reset", "group", k.Group, "topic", k.Topic, "queue", k.Queue, "offset", off)
 		start = off
 	}
 	l.pub.Lock()

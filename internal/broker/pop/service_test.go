@@ -368,11 +368,17 @@ func TestInitialOffsetAndReset(t *testing.T) {
 	if got := bodies(res.Messages); fmt.Sprint(got) != "[0 1 2]" {
 		t.Fatalf("first pop = %v", got)
 	}
-	// A pull/push consumer of G committing an offset is not a reset (QA R9N-1): pop keeps
-	// its position (3) and its in-flight messages.
+	// A pull/push consumer of G committing an offset behind pop is not a reset (QA R9N-1):
+	// pop keeps its position (3) and its in-flight messages.
 	e.tables.Commit("G", "T", 0, 0)
 	if got := bodies(e.pop(PopRequest{Group: "G", Topic: "T", MaxMessages: 2}).Messages); fmt.Sprint(got) != "[3 4]" {
-		t.Fatalf("after a consumer's commit = %v, want [3 4]", got)
+		t.Fatalf("after a consumer's commit behind pop = %v, want [3 4]", got)
+	}
+	// One ahead of pop's next offset (a 4.x consumer of the group consumed 5 and 6) is
+	// where pop goes on, as Apache's max(committed, pop offset) (QA R9P-1).
+	e.tables.Commit("G", "T", 0, 7)
+	if got := bodies(e.pop(PopRequest{Group: "G", Topic: "T", MaxMessages: 1}).Messages); fmt.Sprint(got) != "[7]" {
+		t.Fatalf("after a consumer's commit ahead of pop = %v, want [7]", got)
 	}
 	// Retention removed 0..5: a new group starts at 6.
 	e.st.setMin("T", 0, 6)
