@@ -97,17 +97,18 @@ func TestZeroAheadKeepsEveryRecord(t *testing.T) {
 // cache (mincore), where without the zeroer the first fault would still have to zero-fill
 // them; with ZeroAheadBytes 0 there is no zeroer and they are not.
 func TestZeroAheadInstantiatesPages(t *testing.T) {
-	for _, window := range []int64{12 << 20, 0} {
+	for _, window := range []int64{24 << 20, 0} {
 		t.Run(fmt.Sprintf("window=%d", window), func(t *testing.T) {
 			cfg := zeroAheadConfig(t.TempDir())
-			cfg.MappedFileSizeCommitLog = 16 << 20
+			cfg.MappedFileSizeCommitLog = 32 << 20
 			cfg.ZeroAheadBytes = window
 			s := openT(t, cfg)
 			defer s.Close()
 			put(t, s, newMsg("Z", 0, 0, 100))
 			seg := s.cl.active
-			// Far beyond any readahead the first fault does: 8-9 MiB into the segment.
-			probe := seg.data[8<<20 : 9<<20]
+			// Far beyond any readahead the first faults do (read_ahead_kb may be 8 MiB):
+			// 20-21 MiB into the segment.
+			probe := seg.data[20<<20 : 21<<20]
 			resident := func() int {
 				vec := make([]byte, len(probe)/4096)
 				if err := mincore(probe, vec); err != nil {
@@ -124,14 +125,14 @@ func TestZeroAheadInstantiatesPages(t *testing.T) {
 					t.Fatal("zeroer running with ZeroAheadBytes 0")
 				}
 				if n := resident(); n != 0 {
-					t.Fatalf("%d pages 8 MiB ahead already resident without a zeroer", n)
+					t.Fatalf("%d pages 20 MiB ahead already resident without a zeroer", n)
 				}
 				return
 			}
 			deadline := time.Now().Add(10 * time.Second)
 			for resident() != len(probe)/4096 {
 				if time.Now().After(deadline) {
-					t.Fatalf("only %d of %d pages 8 MiB ahead resident after 10 s", resident(), len(probe)/4096)
+					t.Fatalf("only %d of %d pages 20 MiB ahead resident after 10 s", resident(), len(probe)/4096)
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
