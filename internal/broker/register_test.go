@@ -62,32 +62,12 @@ func TestCreateRegistersIncrementally(t *testing.T) {
 		mu   sync.Mutex
 		regs []reg
 	)
-	ns := remoting.NewServer(remoting.ServerConfig{}, testLogger(t))
-	ns.Handle(remoting.RegisterBroker, func(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
-		body, err := route.DecodeRegisterBrokerBody(req.Body, req.ExtBoolOr("compressed", false))
-		if err != nil {
-			t.Errorf("register body: %v", err)
-			return remoting.NewResponse(remoting.SystemError, err.Error())
-		}
+	b := brokerWithFakeNamesrv(t, func(body *route.RegisterBrokerBody) *remoting.Command {
 		mu.Lock()
 		regs = append(regs, reg{len(body.TopicConfigSerializeWrapper.TopicConfigTable), body.TopicConfigSerializeWrapper.DataVersion.Counter})
 		mu.Unlock()
 		return remoting.NewResponse(remoting.Success, "")
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		ns.Shutdown(ctx)
-	})
-	cfg := testConfig(t)
-	cfg.NamesrvAddrs = []string{ln.Addr().String()}
-	cfg.RegisterNameServerPeriod = time.Minute
-	b := startBroker(t, cfg)
 	count := func() []reg {
 		mu.Lock()
 		defer mu.Unlock()
@@ -163,10 +143,8 @@ func TestFailedRegistrationRetriedSoon(t *testing.T) {
 		mu       sync.Mutex
 		attempts []time.Time
 	)
-	ns := remoting.NewServer(remoting.ServerConfig{}, testLogger(t))
-	ns.Handle(remoting.RegisterBroker, func(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
-		body, err := route.DecodeRegisterBrokerBody(req.Body, req.ExtBoolOr("compressed", false))
-		if err != nil || body.TopicConfigSerializeWrapper.DataVersion.Counter < 0 {
+	b := brokerWithFakeNamesrv(t, func(body *route.RegisterBrokerBody) *remoting.Command {
+		if body.TopicConfigSerializeWrapper.DataVersion.Counter < 0 {
 			return remoting.NewResponse(remoting.Success, "") // increments are not what this test counts
 		}
 		mu.Lock()
@@ -176,6 +154,34 @@ func TestFailedRegistrationRetriedSoon(t *testing.T) {
 			return remoting.NewResponse(remoting.SystemError, "not now")
 		}
 		return remoting.NewResponse(remoting.Success, "")
+	})
+	waitFor(t, 15*time.Second, "a whole-table registration accepted after two refusals", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(attempts) >= 3
+	})
+	// The handler counted the attempt before its answer reached the broker: wait for it.
+	waitFor(t, 5*time.Second, "registration check after the accepted retry", func() bool { return b.registrationCheck() == nil })
+	mu.Lock()
+	defer mu.Unlock()
+	if gap := attempts[1].Sub(attempts[0]); gap < 500*time.Millisecond || gap > 3*time.Second {
+		t.Errorf("first retry after %v, want about 1 s", gap)
+	}
+}
+
+// brokerWithFakeNamesrv starts a broker (registration period one minute) whose only
+// NameServer is a remoting server answering REGISTER_BROKER with answer(decoded body); a body
+// that does not decode fails the test.
+func brokerWithFakeNamesrv(t *testing.T, answer func(*route.RegisterBrokerBody) *remoting.Command) *testBroker {
+	t.Helper()
+	ns := remoting.NewServer(remoting.ServerConfig{}, testLogger(t))
+	ns.Handle(remoting.RegisterBroker, func(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+		body, err := route.DecodeRegisterBrokerBody(req.Body, req.ExtBoolOr("compressed", false))
+		if err != nil {
+			t.Errorf("register body: %v", err)
+			return remoting.NewResponse(remoting.SystemError, err.Error())
+		}
+		return answer(body)
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -190,17 +196,5 @@ func TestFailedRegistrationRetriedSoon(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.NamesrvAddrs = []string{ln.Addr().String()}
 	cfg.RegisterNameServerPeriod = time.Minute
-	b := startBroker(t, cfg)
-	waitFor(t, 15*time.Second, "a whole-table registration accepted after two refusals", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(attempts) >= 3
-	})
-	// The handler counted the attempt before its answer reached the broker: wait for it.
-	waitFor(t, 5*time.Second, "registration check after the accepted retry", func() bool { return b.registrationCheck() == nil })
-	mu.Lock()
-	defer mu.Unlock()
-	if gap := attempts[1].Sub(attempts[0]); gap < 500*time.Millisecond || gap > 3*time.Second {
-		t.Errorf("first retry after %v, want about 1 s", gap)
-	}
+	return startBroker(t, cfg)
 }

@@ -319,8 +319,8 @@ func (s *Store) writable() error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	if p := s.ioErr.Load(); p != nil {
-		return fmt.Errorf("%w: %w", ErrNotWritable, *p)
+	if err := s.Failed(); err != nil {
+		return err
 	}
 	if s.diskFull.Load() {
 		return fmt.Errorf("%w: disk usage above %d%%", ErrDiskFull, s.cfg.DiskSpaceWarningLevelRatio)
@@ -578,8 +578,8 @@ func (s *Store) appendBytes(seg *segment, b []byte, at int64) error {
 func (s *Store) commit() error {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
-	if p := s.ioErr.Load(); p != nil {
-		return fmt.Errorf("%w: %w", ErrNotWritable, *p)
+	if err := s.Failed(); err != nil {
+		return err
 	}
 	c, e := s.cl.written.Load(), s.cl.buffered.Load()
 	if c >= e {

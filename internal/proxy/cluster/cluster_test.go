@@ -145,28 +145,35 @@ func startFakeBroker(t *testing.T, nsAddr string) *fakeBroker {
 	})
 
 	// Register with the NameServer: one topic T, 4 queues, FIFO.
+	registerBroker(t, nsAddr, "broker-a", fb.addr, map[string]any{"T": map[string]any{
+		"topicName": "T", "readQueueNums": 4, "writeQueueNums": 4, "perm": 6, "topicFilterType": "SINGLE_TAG",
+		"topicSysFlag": 0, "order": false, "attributes": map[string]string{"message.type": "FIFO"},
+	}})
+	return fb
+}
+
+// registerBroker registers a master broker name at addr (cluster C) holding topics with the
+// NameServer, on a connection kept open for the test (the NameServer drops a broker when its
+// registering connection closes).
+func registerBroker(t *testing.T, nsAddr, name, addr string, topics map[string]any) {
+	t.Helper()
 	body, _ := json.Marshal(map[string]any{
 		"topicConfigSerializeWrapper": map[string]any{
-			"topicConfigTable": map[string]any{"T": map[string]any{
-				"topicName": "T", "readQueueNums": 4, "writeQueueNums": 4, "perm": 6, "topicFilterType": "SINGLE_TAG",
-				"topicSysFlag": 0, "order": false, "attributes": map[string]string{"message.type": "FIFO"},
-			}},
-			"dataVersion": map[string]any{"stateVersion": 0, "timestamp": time.Now().UnixMilli(), "counter": 1},
+			"topicConfigTable": topics,
+			"dataVersion":      map[string]any{"stateVersion": 0, "timestamp": time.Now().UnixMilli(), "counter": 1},
 		},
 		"filterServerList": []string{},
 	})
-	// The NameServer drops a broker when its registering connection closes: keep it open.
 	cli := remoting.NewClient(remoting.ClientConfig{}, logging.Discard())
 	t.Cleanup(func() { cli.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	resp, err := cli.Invoke(ctx, nsAddr, remoting.NewRequest(remoting.RegisterBroker, map[string]string{
-		"brokerName": "broker-a", "brokerAddr": fb.addr, "clusterName": "C", "haServerAddr": fb.addr, "brokerId": "0",
+		"brokerName": name, "brokerAddr": addr, "clusterName": "C", "haServerAddr": addr, "brokerId": "0",
 	}, body))
 	if err != nil || resp.Code != remoting.Success {
-		t.Fatalf("register broker: %v %v", resp, err)
+		t.Fatalf("register %s: %v %v", name, resp, err)
 	}
-	return fb
 }
 
 func startNamesrv(t *testing.T) string {
@@ -451,24 +458,7 @@ func registerHungBroker(t *testing.T, nsAddr string) {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	body, _ := json.Marshal(map[string]any{
-		"topicConfigSerializeWrapper": map[string]any{
-			"topicConfigTable": map[string]any{},
-			"dataVersion":      map[string]any{"stateVersion": 0, "timestamp": time.Now().UnixMilli(), "counter": 1},
-		},
-		"filterServerList": []string{},
-	})
-	cli := remoting.NewClient(remoting.ClientConfig{}, logging.Discard())
-	t.Cleanup(func() { cli.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	addr := ln.Addr().String()
-	resp, err := cli.Invoke(ctx, nsAddr, remoting.NewRequest(remoting.RegisterBroker, map[string]string{
-		"brokerName": "broker-b", "brokerAddr": addr, "clusterName": "C", "haServerAddr": addr, "brokerId": "0",
-	}, body))
-	if err != nil || resp.Code != remoting.Success {
-		t.Fatalf("register broker-b: %v %v", resp, err)
-	}
+	registerBroker(t, nsAddr, "broker-b", ln.Addr().String(), map[string]any{})
 }
 
 // TestCreateTopicWithAHungBroker (QA R9L-3, R9M-1): with one master hung, auto-create answers
