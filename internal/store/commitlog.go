@@ -219,6 +219,12 @@ func (c *commitLog) load() error {
 		starts = append(starts, start)
 	}
 	sort.Slice(starts, func(i, j int) bool { return starts[i] < starts[j] })
+	if len(starts) > 0 {
+		// Checked before alignment so a changed mappedFileSizeCommitLog is named as such.
+		if err := c.checkSegmentSize(filepath.Join(c.dir, segmentName(starts[0]))); err != nil {
+			return err
+		}
+	}
 	for i, start := range starts {
 		if start%c.segSize != 0 {
 			return fmt.Errorf("store: commit-log segment %s not aligned to segment size %d", segmentName(start), c.segSize)
@@ -247,20 +253,34 @@ func (c *commitLog) openSegment(start int64) (*segment, error) {
 		return nil, fmt.Errorf("store: stat segment: %w", err)
 	}
 	if fi.Size() != c.segSize {
-		// A segment shorter than configured (crash during creation, or a changed size):
-		// extend it; zeros read as "no record".
-		if fi.Size() > c.segSize {
-			f.Close()
-			return nil, fmt.Errorf("store: segment %s is %d bytes, configured segment size is %d", path, fi.Size(), c.segSize)
-		}
-		// Reserve real blocks (never a sparse tail): appends through the mapping must not
-		// be able to hit ENOSPC.
-		if err := f.Allocate(0, c.segSize); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("store: extend segment %s: %w", path, err)
-		}
+		f.Close()
+		return nil, c.sizeMismatch(path, fi.Size())
 	}
 	return c.mapSegment(start, path, f)
+}
+
+// checkSegmentSize refuses a commit log whose segment at path is not segSize bytes long.
+func (c *commitLog) checkSegmentSize(path string) error {
+	fi, err := c.fs.Stat(path)
+	if err != nil {
+		return fmt.Errorf("store: stat segment: %w", err)
+	}
+	if fi.Size() != c.segSize {
+		return c.sizeMismatch(path, fi.Size())
+	}
+	return nil
+}
+
+// sizeMismatch is the error for a segment of another size than configured. Segments are
+// created under a temporary name, preallocated and renamed, so a segment of another size
+// under its final name means mappedFileSizeCommitLog changed (or the file was altered).
+// The store refuses to open, as RocketMQ's MappedFileQueue.doLoad does ("length not
+// matched message store config value"): offsets map to segments by the size, so neither
+// extending nor reading such a log under the new size is safe.
+func (c *commitLog) sizeMismatch(path string, size int64) error {
+	return fmt.Errorf("%w: segment %s is %d bytes but mappedFileSizeCommitLog is %d; "+
+		"the segment size of an existing commit log cannot change (set mappedFileSizeCommitLog=%d)",
+		ErrSegmentSize, path, size, c.segSize, size)
 }
 
 func (c *commitLog) mapSegment(start int64, path string, f vfs.File) (*segment, error) {

@@ -430,3 +430,45 @@ func TestRecoverQuarantinesIntactTail(t *testing.T) {
 		})
 	}
 }
+
+// TestChangedSegmentSizeRefused: a commit log written with one mappedFileSizeCommitLog is
+// not opened under another (larger: it would extend the last segment and map offsets to the
+// wrong files; smaller: segments longer than configured), with an error naming the size on
+// disk; the original size still opens it with every message intact.
+func TestChangedSegmentSizeRefused(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.MappedFileSizeCommitLog = 128 << 10
+	s := openT(t, cfg)
+	var want []PutResult
+	for i := range 80 { // ~3 segments of 128 KiB
+		want = append(want, put(t, s, newMsg("T", 0, i, 4000)))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int64{cfg.MappedFileSizeCommitLog * 2, cfg.MappedFileSizeCommitLog / 2} {
+		other := cfg
+		other.MappedFileSizeCommitLog = size
+		s2, err := Open(other, testLogger(t))
+		if err == nil {
+			s2.Close()
+			t.Fatalf("size %d: Open succeeded on a log of %d-byte segments", size, cfg.MappedFileSizeCommitLog)
+		}
+		if !errors.Is(err, ErrSegmentSize) || !strings.Contains(err.Error(), fmt.Sprintf("mappedFileSizeCommitLog=%d", cfg.MappedFileSizeCommitLog)) {
+			t.Fatalf("size %d: error %v, want ErrSegmentSize naming the size on disk", size, err)
+		}
+	}
+	s = openT(t, cfg)
+	defer s.Close()
+	waitDispatched(t, s)
+	got := getAll(t, s, "T", 0)
+	if len(got) != len(want) {
+		t.Fatalf("after the refused opens: %d messages, want %d", len(got), len(want))
+	}
+	for i, m := range got {
+		if m.CommitLogOffset != want[i].CommitLogOffset {
+			t.Fatalf("message %d at %d, want %d", i, m.CommitLogOffset, want[i].CommitLogOffset)
+		}
+	}
+}

@@ -43,6 +43,9 @@ var (
 	ErrCorrupt = errors.New("store: commit log corrupt")
 	// ErrLocked: another Store (process) holds the store's lock file.
 	ErrLocked = errors.New("store: lock held, store already started")
+	// ErrSegmentSize: the commit log on disk was written with another
+	// mappedFileSizeCommitLog; the store refuses to open (as RocketMQ does).
+	ErrSegmentSize = errors.New("store: commit-log segment size differs from mappedFileSizeCommitLog")
 )
 
 // PutResult describes a stored message.
