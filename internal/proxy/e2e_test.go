@@ -11,6 +11,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -176,6 +177,7 @@ var e2eScenarios = []struct {
 	{"delay", scenarioDelay},
 	{"transaction", scenarioTransaction},
 	{"redelivery-change-invisible", scenarioRedelivery},
+	{"late-ack", scenarioLateAck},
 	{"dlq", scenarioDLQ},
 	{"tag-filter", scenarioTagFilter},
 	{"two-consumers", scenarioTwoConsumers},
@@ -387,6 +389,37 @@ func scenarioRedelivery(t *testing.T, env *e2eEnv) {
 	if err := c.ChangeInvisibleDuration(second, 13*time.Hour); err == nil {
 		t.Fatal("a 13h invisible duration was accepted")
 	}
+}
+
+// scenarioLateAck: once a message's invisible time has passed, its handle is expired even
+// though nobody received the message again: ChangeInvisibleDuration answers
+// INVALID_RECEIPT_HANDLE and an Ack does not consume the message (go5 v5.1.2's Ack ignores
+// the answer's status), which is delivered again, as with Apache's proxy ("receipt handle
+// is expired").
+func scenarioLateAck(t *testing.T, env *e2eEnv) {
+	env.CreateTopic(t, "e2e-late", MessageTypeNormal, 1)
+	env.CreateGroup(t, "g-late", false, 16)
+	p := newSDKProducer(t, env.Endpoint, nil, golang.WithTopics("e2e-late"))
+	if _, err := p.Send(context.Background(), &golang.Message{Topic: "e2e-late", Body: []byte("late")}); err != nil {
+		t.Fatal(err)
+	}
+	c := newSDKConsumer(t, env.Endpoint, "g-late", map[string]*golang.FilterExpression{"e2e-late": golang.SUB_ALL}, nil)
+	first := receiveN(t, c, 1, 16, time.Second, false, 15*time.Second)[0]
+	// Wait out the 1 s invisible time (measured from before the receive returned).
+	expiry := time.Now().Add(1100 * time.Millisecond)
+	for time.Now().Before(expiry) {
+		time.Sleep(time.Until(expiry))
+	}
+	var st *golang.ErrRpcStatus
+	if err := c.ChangeInvisibleDuration(first, 20*time.Second); !errors.As(err, &st) || st.Code != int32(pb.Code_INVALID_RECEIPT_HANDLE) {
+		t.Fatalf("change of an expired handle: %v, want INVALID_RECEIPT_HANDLE", err)
+	}
+	_ = c.Ack(context.Background(), first) // refused by the proxy; go5 reports nil
+	again := receiveN(t, c, 1, 16, 20*time.Second, true, 15*time.Second)[0]
+	if again.GetMessageId() != first.GetMessageId() || again.GetDeliveryAttempt() != 2 {
+		t.Fatalf("after a late ack: got %s attempt %d, want %s attempt 2", again.GetMessageId(), again.GetDeliveryAttempt(), first.GetMessageId())
+	}
+	expectNothing(t, c, "message acked on its second delivery")
 }
 
 func scenarioDLQ(t *testing.T, env *e2eEnv) {

@@ -264,6 +264,9 @@ func (b *memBackend) Ack(_ context.Context, req *AckRequest) error {
 	if err != nil {
 		return err
 	}
+	if !e.acked && !time.Now().Before(e.visibleAt) {
+		return ErrHandleExpired // the invisible time passed, as the broker's pop service
+	}
 	e.acked = true
 	return nil
 }
@@ -275,7 +278,7 @@ func (b *memBackend) ChangeInvisible(_ context.Context, req *ChangeInvisibleRequ
 	if err != nil {
 		return "", err
 	}
-	if e.acked {
+	if e.acked || !time.Now().Before(e.visibleAt) {
 		return "", ErrHandleExpired
 	}
 	e.gen++

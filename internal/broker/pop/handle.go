@@ -42,9 +42,17 @@ const maxHandleLen = 1024
 // group: bad encoding, bad MAC, or another broker's name.
 var ErrHandleInvalid = errors.New("receipt handle is invalid")
 
-// ErrHandleExpired reports a receipt handle superseded by a later delivery of its message (a
-// change of invisible time, or a revive followed by a new pop).
+// ErrHandleExpired reports a receipt handle whose invisible time has passed, or one
+// superseded by a later delivery of its message (a change of invisible time, or a revive
+// followed by a new pop).
 var ErrHandleExpired = errors.New("receipt handle is expired")
+
+// expired reports whether the handle's invisible time has passed at now (ms): Ack and
+// ChangeInvisible refuse it with ErrHandleExpired and the message is delivered again, as
+// RocketMQ's proxy refuses a ReceiptHandle that isExpired() (nextVisibleTime <= now) with
+// INVALID_RECEIPT_HANDLE "receipt handle is expired". The check uses the handle alone, so it
+// holds whether or not the message was received again or acknowledged meanwhile.
+func (h *Handle) expired(now int64) bool { return h.PopTime+h.Invisible <= now }
 
 // Signer mints and verifies receipt handles with a per-broker secret. Safe for concurrent use.
 type Signer struct {

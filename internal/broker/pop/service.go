@@ -735,6 +735,9 @@ func (s *Service) Ack(ctx context.Context, group, topic, handle string) error {
 	if err != nil {
 		return err
 	}
+	if h.expired(nowMs()) {
+		return ErrHandleExpired
+	}
 	k := QueueKey{group, h.Topic, h.Queue}
 	s.mu.Lock()
 	switch s.stateLocked(k, h) {
@@ -783,6 +786,10 @@ func (s *Service) BatchAck(ctx context.Context, group, topic string, handles []s
 		h, err := s.decodeHandle(group, topic, text)
 		if err != nil {
 			errs[i] = err
+			continue
+		}
+		if h.expired(nowMs()) {
+			errs[i] = ErrHandleExpired
 			continue
 		}
 		k := QueueKey{group, h.Topic, h.Queue}
@@ -836,8 +843,11 @@ func (s *Service) ChangeInvisible(ctx context.Context, group, topic, handle stri
 	if err != nil {
 		return ChangeResult{}, err
 	}
-	k := QueueKey{group, h.Topic, h.Queue}
 	now := nowMs()
+	if h.expired(now) {
+		return ChangeResult{}, ErrHandleExpired
+	}
+	k := QueueKey{group, h.Topic, h.Queue}
 	s.mu.Lock()
 	switch s.stateLocked(k, h) {
 	case HandleDone:

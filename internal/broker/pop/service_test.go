@@ -165,9 +165,50 @@ func TestReviveRedeliversWithReconsumeTimes(t *testing.T) {
 	if err := e.svc.Ack(ctx, "G", "T", m.Handle); err != nil {
 		t.Fatal(err)
 	}
-	// After the ack, the stale handle is simply "done": harmless.
-	if err := e.svc.Ack(ctx, "G", "T", first.Messages[0].Handle); err != nil {
-		t.Fatalf("ack of old handle after done: %v", err)
+	// Acking the current handle twice is harmless; the first handle's invisible time has
+	// passed, so it stays expired even now the message is done (checked on the handle, as
+	// RocketMQ's proxy does).
+	if err := e.svc.Ack(ctx, "G", "T", m.Handle); err != nil {
+		t.Fatalf("second ack of the current handle: %v", err)
+	}
+	if err := e.svc.Ack(ctx, "G", "T", first.Messages[0].Handle); !errors.Is(err, ErrHandleExpired) {
+		t.Fatalf("ack of the expired handle after done: %v", err)
+	}
+}
+
+// TestExpiredHandleRefusedAndRedelivered: once a delivery's invisible time has passed, its
+// handle is refused by Ack, BatchAck and ChangeInvisible with ErrHandleExpired even before
+// the message is received again, and the message comes back (RocketMQ's proxy answers
+// INVALID_RECEIPT_HANDLE "receipt handle is expired"; nothing is lost to a late ack).
+func TestExpiredHandleRefusedAndRedelivered(t *testing.T) {
+	e := newEnv(t)
+	e.topic("T", 1)
+	e.group("G", GroupInfo{RetryMaxTimes: 16})
+	e.send("T", 0, "x", "")
+	first := e.pop(PopRequest{Group: "G", Topic: "T", InvisibleTime: 50 * time.Millisecond})
+	if len(first.Messages) != 1 {
+		t.Fatal("no message")
+	}
+	h := first.Messages[0].Handle
+	ctx := context.Background()
+	waitFor(t, "the invisible time to pass", func() bool {
+		return time.Now().UnixMilli() > first.PopTime+50
+	})
+	if err := e.svc.Ack(ctx, "G", "T", h); !errors.Is(err, ErrHandleExpired) {
+		t.Fatalf("late ack: %v, want ErrHandleExpired", err)
+	}
+	if errs := e.svc.BatchAck(ctx, "G", "T", []string{h}); !errors.Is(errs[0], ErrHandleExpired) {
+		t.Fatalf("late batch ack: %v, want ErrHandleExpired", errs[0])
+	}
+	if _, err := e.svc.ChangeInvisible(ctx, "G", "T", h, time.Minute); !errors.Is(err, ErrHandleExpired) {
+		t.Fatalf("late change: %v, want ErrHandleExpired", err)
+	}
+	again := e.pop(PopRequest{Group: "G", Topic: "T", InvisibleTime: time.Minute, PollTime: 5 * time.Second})
+	if len(again.Messages) != 1 || again.Messages[0].Ext.ReconsumeTimes != 1 {
+		t.Fatalf("not redelivered after the refused late ack: %+v", again.Messages)
+	}
+	if err := e.svc.Ack(ctx, "G", "T", again.Messages[0].Handle); err != nil {
+		t.Fatal(err)
 	}
 }
 
