@@ -30,6 +30,9 @@ type checkpoint struct {
 	Pending map[string]int64 `json:"pending,omitempty"`
 	// Skip lists deliveries found by an earlier recovery whose entries were not met yet.
 	Skip []skipJSON `json:"skip,omitempty"`
+	// Recalled holds the recalls ingested below IngestOffset and not yet spent or pruned:
+	// recallKey -> the due time the recall named.
+	Recalled map[string]int64 `json:"recalled,omitempty"`
 }
 
 // skipJSON is one unresolved delivery mark.

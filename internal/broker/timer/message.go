@@ -86,6 +86,16 @@ func Intercept(m *message.Ext, now time.Time, maxDelay time.Duration, levels Lev
 	if _, ok := m.Properties[message.PropertyTimerOutMS]; ok {
 		return false, nil
 	}
+	if _, ok := m.Properties[message.PropertyTimerDelUniqKey]; ok {
+		// A recall marker always goes through the wheel, which drops it: one whose due time
+		// passed while it was being stored must not reach the topic's consumers.
+		due, err := strconv.ParseInt(m.Properties[message.PropertyTimerDeliverMS], 10, 64)
+		if err != nil {
+			return false, fmt.Errorf("%w: recall without a valid TIMER_DELIVER_MS", ErrIllegal)
+		}
+		toTimerRecord(m, max(due, nowMs+1))
+		return true, nil
+	}
 	var due int64
 	if v, ok := m.Properties[message.PropertyTimerDelaySec]; ok {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -224,3 +234,38 @@ func deliveryMark(m *message.Ext) (int64, bool) {
 	}
 	return m.PreparedTransactionOffset - 1, true
 }
+
+// recallTag is the tag of a recall marker (RocketMQ's RecallMessageProcessor uses it too).
+const recallTag = "_RECALL_TAG_"
+
+// RecallMarker builds the message that recalls the pending timer message msgID of topic, due
+// at dueMs: a timer record-to-be carrying TIMER_DEL_UNIQKEY, stored through the put hooks like
+// any timer message (Intercept always takes it). When the service ingests it, the timer of
+// that topic with that UNIQ_KEY is dropped instead of delivered; the marker itself is never
+// delivered. Recalling a message that does not exist, or that was delivered already, has no
+// effect (as in RocketMQ, the caller cannot tell).
+func RecallMarker(topic, msgID string, dueMs int64, now time.Time) *message.Ext {
+	m := &message.Ext{
+		Message:       message.Message{Topic: topic, Body: []byte("0")},
+		BornTimestamp: now.UnixMilli(),
+	}
+	m.SetProperty(message.PropertyTags, recallTag)
+	m.SetProperty(message.PropertyTimerDelUniqKey, msgID)
+	m.SetProperty(message.PropertyUniqKey, msgID)
+	m.SetProperty(message.PropertyTimerDeliverMS, strconv.FormatInt(dueMs, 10))
+	return m
+}
+
+// recallOf reports whether timer record rec is a recall marker, and the key of the timer it
+// recalls.
+func recallOf(rec *message.Ext) (string, bool) {
+	id, ok := rec.Properties[message.PropertyTimerDelUniqKey]
+	if !ok {
+		return "", false
+	}
+	return recallKey(rec.Properties[message.PropertyRealTopic], id), true
+}
+
+// recallKey identifies a timer for recalls: its real topic and message id (UNIQ_KEY). A
+// recall names both, so a handle rewritten with another topic recalls nothing.
+func recallKey(topic, msgID string) string { return topic + "\x00" + msgID }

@@ -91,6 +91,11 @@ type Service struct {
 	// fdatasync failed after the write), so checkpoints keep their commit-log end at or below
 	// it until the entry is delivered, and recovery scans those records for marks.
 	ambiguous map[int64]int64
+	// recalled holds the recalls (delete markers) ingested and not yet spent, by recallKey,
+	// each with the due time its handle named: a timer whose record matches one is dropped
+	// instead of delivered. Checkpointed with the ingest offset (markers ingested after a
+	// checkpoint are ingested again by recovery), so a recall survives restarts.
+	recalled map[string]int64
 
 	crashed atomic.Bool // tests: stop without the final checkpoint, as a kill would
 
@@ -98,6 +103,7 @@ type Service struct {
 	stats     Stats
 	delivered uint64
 	dropped   uint64
+	recalledN uint64 // timers recalled (not delivered)
 	pending   map[string]int64 // undelivered timers per real topic
 	observe   func(e Entry, deliveredAt time.Time)
 }
@@ -123,6 +129,7 @@ func New(cfg Config, src Source, deliver DeliverFunc, queueCount func(topic stri
 		wake:      make(chan struct{}, 1),
 		attempts:  make(map[int64]int),
 		ambiguous: make(map[int64]int64),
+		recalled:  make(map[string]int64),
 		pending:   make(map[string]int64),
 	}
 	if err := s.recover(time.Now()); err != nil {
@@ -153,6 +160,7 @@ func (s *Service) recover(now time.Time) error {
 	for t, n := range cp.Pending {
 		s.pending[t] = n
 	}
+	maps.Copy(s.recalled, cp.Recalled)
 	// Deliveries made after the checkpoint carry a mark naming their record.
 	w.onSkip = func(m skipMark) { s.countPending(m.topic, -1) }
 	var marks int
@@ -257,7 +265,7 @@ func (s *Service) SetObserver(f func(e Entry, deliveredAt time.Time)) {
 func (s *Service) updateStats() {
 	st := s.w.stats()
 	s.mu.Lock()
-	st.Delivered, st.Dropped = s.delivered, s.dropped
+	st.Delivered, st.Dropped, st.Recalled = s.delivered, s.dropped, s.recalledN
 	st.IngestOffset = s.ingestOffset
 	s.stats = st
 	s.mu.Unlock()
@@ -292,7 +300,9 @@ func (s *Service) ingest() (int, error) {
 		if err := s.w.add(Entry{Due: due, Offset: r.CommitLogOffset, QueueOffset: r.QueueOffset, Size: r.StoreSize}); err != nil {
 			return 0, err
 		}
-		if !skipped {
+		if k, ok := recallOf(r); ok {
+			s.recalled[k] = due // the marker's own entry is dropped when due
+		} else if !skipped {
 			s.countPending(r.Properties[message.PropertyRealTopic], 1)
 		}
 		s.ingestOffset = r.QueueOffset + 1
@@ -474,6 +484,9 @@ func (s *Service) deliverBatch(ctx context.Context, batch []Entry) int {
 	}
 	for _, e := range batch {
 		rec, err := s.src.ReadMessage(e.Offset)
+		if err == nil && s.spent(e, rec) {
+			continue
+		}
 		if err == nil {
 			var out *message.Ext
 			if out, err = Restore(rec, time.Now(), s.queues); err == nil {
@@ -508,6 +521,47 @@ func (s *Service) deliverBatch(ctx context.Context, batch []Entry) int {
 	}
 	flush()
 	return failed
+}
+
+// spent reports, and settles, a due entry that is not delivered: a recall marker (its
+// recall stays in force until pruneRecalled, since the timer it names may be in a later
+// batch of the same due time), or a timer a marker recalled.
+func (s *Service) spent(e Entry, rec *message.Ext) bool {
+	if _, ok := recallOf(rec); ok {
+		s.w.done(e)
+		return true
+	}
+	k := recallKey(rec.Properties[message.PropertyRealTopic], rec.Properties[message.PropertyUniqKey])
+	if _, ok := s.recalled[k]; !ok || rec.Properties[message.PropertyUniqKey] == "" {
+		return false
+	}
+	delete(s.recalled, k)
+	s.w.done(e)
+	delete(s.attempts, e.Offset)
+	delete(s.ambiguous, e.Offset)
+	s.mu.Lock()
+	s.recalledN++
+	s.mu.Unlock()
+	s.countPending(rec.Properties[message.PropertyRealTopic], -1)
+	s.log.Debug("timer recalled", "topic", rec.Properties[message.PropertyRealTopic],
+		"msgId", rec.Properties[message.PropertyUniqKey], "due", e.Due)
+	return true
+}
+
+// recallGrace is how long past its due time a recall is kept for a timer that was not met
+// yet (one delivered late, after a restart or a store hiccup, is still recalled).
+const recallGrace = 10 * time.Minute
+
+// pruneRecalled forgets recalls whose due time is recallGrace behind the delivery cursor:
+// everything due by then was delivered or dropped, so they can match nothing (a recall of
+// a message that does not exist, or of one that was delivered before its marker arrived).
+func (s *Service) pruneRecalled() {
+	limit := s.w.cursor.due - recallGrace.Milliseconds()
+	for k, due := range s.recalled {
+		if due < limit {
+			delete(s.recalled, k)
+		}
+	}
 }
 
 // permanent reports whether a delivery error will repeat forever for this message (the store
@@ -549,6 +603,10 @@ func (s *Service) startCheckpoint() {
 		Skip:         s.w.snapshotSkip(),
 		CommitLogEnd: clEnd,
 		LogEnd:       logEnd,
+	}
+	s.pruneRecalled()
+	if len(s.recalled) > 0 {
+		cp.Recalled = maps.Clone(s.recalled)
 	}
 	s.mu.Lock()
 	cp.Pending = maps.Clone(s.pending)

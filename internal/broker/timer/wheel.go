@@ -326,6 +326,7 @@ type Stats struct {
 	IngestOffset int64  // next timer-queue offset to ingest
 	Delivered    uint64 // timers delivered since start
 	Dropped      uint64 // timers dropped because their record was gone
+	Recalled     uint64 // timers recalled (RecallMessage) and so not delivered
 }
 
 func (w *wheel) stats() Stats {
