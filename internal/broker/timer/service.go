@@ -103,7 +103,7 @@ type Service struct {
 	stats     Stats
 	delivered uint64
 	dropped   uint64
-	recalledN uint64 // timers recalled (not delivered)
+	recalledN uint64           // timers recalled (not delivered)
 	pending   map[string]int64 // undelivered timers per real topic
 	observe   func(e Entry, deliveredAt time.Time)
 }
