@@ -129,6 +129,7 @@ func initTimer(b *Broker) error {
 		}
 	})
 	b.AddPutHook(b.timerPutHook)
+	b.Handle(remoting.RecallMessage, b.handleRecallMessage)
 	// Closed with the broker, after Run's final checkpoint (the store closes after b.Go
 	// goroutines end), and also when Run is never called.
 	b.Go(func() {
@@ -196,6 +197,12 @@ func (b *Broker) timerPutHook(ctx context.Context, m *message.Ext) (store.PutRes
 	}
 	res, err := b.PutMessageDirect(ctx, &c)
 	tf.svc.Notify()
+	if err == nil || errors.Is(err, store.ErrFlushTimeout) {
+		due, _ := strconv.ParseInt(c.Properties[message.PropertyTimerOutMS], 10, 64)
+		if _, level := c.Properties[message.PropertyDelayLevel]; !level {
+			reportTimerDue(ctx, due) // a timestamp delay: the send answers a recall handle
+		}
+	}
 	if err == nil {
 		// rocketmq_timer_enqueue_total and rocketmq_delay_message_latency (the delay asked
 		// for, due time minus birth, as RocketMQ's timerMessageSetLatency).

@@ -76,3 +76,62 @@ func TestTimerMaxDelayIsMessageIllegal(t *testing.T) {
 		t.Fatalf("the hook modified the caller's message: topic %s", m.Topic)
 	}
 }
+
+// TestRecallOverRemoting: a timestamp-delayed send answers a recall handle (a delay level and
+// a plain send none); RECALL_MESSAGE with it answers the message id and the message is never
+// delivered, while the other timer is; bad handles, another topic, a due time in the past, an
+// unknown topic and another broker's handle are refused with RocketMQ's codes; a sent message
+// cannot pose as a recall marker.
+func TestRecallOverRemoting(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	tb.mustSend("TT", 0, "other", nil)
+	tb.mustSend("UU", 0, "other", nil)
+	due := strconv.FormatInt(time.Now().UnixMilli()+1500, 10)
+	keep := tb.mustSend("TT", 1, "keep", map[string]string{message.PropertyTimerDeliverMS: due, message.PropertyUniqKey: "KEEP"})
+	gone := tb.mustSend("TT", 1, "gone", map[string]string{message.PropertyTimerDeliverMS: due, message.PropertyUniqKey: "GONE"})
+	level := tb.mustSend("TT", 1, "level", map[string]string{message.PropertyDelayLevel: "1", message.PropertyUniqKey: "LVL"})
+	plain := tb.mustSend("TT", 1, "plain", map[string]string{message.PropertyUniqKey: "PLAIN"})
+	// A producer setting the marker property itself recalls nothing.
+	tb.mustSend("TT", 1, "pose", map[string]string{message.PropertyTimerDeliverMS: due, message.PropertyUniqKey: "POSE",
+		message.PropertyTimerDelUniqKey: "KEEP"})
+	if keep.ExtString("recallHandle") == "" || gone.ExtString("recallHandle") == "" {
+		t.Fatal("a timestamp-delayed send answered no recall handle")
+	}
+	if level.ExtString("recallHandle") != "" || plain.ExtString("recallHandle") != "" {
+		t.Fatal("a delay-level or plain send answered a recall handle")
+	}
+	recall := func(topic, handle string) *remoting.Command {
+		return tb.invoke(remoting.RecallMessage, map[string]string{"producerGroup": "PG", "topic": topic, "recallHandle": handle}, nil)
+	}
+	h := gone.ExtString("recallHandle")
+	past := timer.RecallHandle{Topic: "TT", Broker: tb.Cfg.BrokerName, DueMs: time.Now().UnixMilli() - 1, MsgID: "GONE"}.Encode()
+	other := timer.RecallHandle{Topic: "TT", Broker: "elsewhere", DueMs: time.Now().UnixMilli() + 60000, MsgID: "GONE"}.Encode()
+	for _, c := range []struct {
+		topic, handle string
+		code          int32
+		remark        string
+	}{
+		{"TT", "not-base64!", remoting.IllegalOperation, "recall handle is invalid"},
+		{"UU", h, remoting.IllegalOperation, "recall failed, topic not match"},
+		{"TT", past, remoting.IllegalOperation, "recall failed, timestamp invalid"},
+		{"TT", other, remoting.IllegalOperation, "recall failed, broker service not available"},
+		{"NOPE", h, remoting.TopicNotExist, "recall failed, the topic[NOPE] not exist"},
+	} {
+		if r := recall(c.topic, c.handle); r.Code != c.code || r.Remark != c.remark {
+			t.Errorf("recall %s %q: %d %q, want %d %q", c.topic, c.handle, r.Code, r.Remark, c.code, c.remark)
+		}
+	}
+	if r := recall("TT", h); r.Code != remoting.Success || r.ExtString("msgId") != "GONE" {
+		t.Fatalf("recall: %d %q msgId %q", r.Code, r.Remark, r.ExtString("msgId"))
+	}
+	waitFor(t, 10*time.Second, "the kept timers delivered", func() bool { return len(tb.pullAll("TT", 1)) == 4 })
+	waitFor(t, 5*time.Second, "the recall spent", func() bool { return tb.TimerService().Stats().Recalled == 1 })
+	var ids []string
+	for _, m := range tb.pullAll("TT", 1) {
+		ids = append(ids, m.UniqKey())
+	}
+	if strings.Join(ids, ",") != "PLAIN,LVL,KEEP,POSE" && strings.Join(ids, ",") != "PLAIN,KEEP,POSE,LVL" &&
+		strings.Join(ids, ",") != "PLAIN,LVL,POSE,KEEP" && strings.Join(ids, ",") != "PLAIN,POSE,KEEP,LVL" {
+		t.Fatalf("queue 1 holds %v, want PLAIN, LVL, KEEP, POSE (GONE recalled)", ids)
+	}
+}

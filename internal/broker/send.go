@@ -233,9 +233,14 @@ func (b *Broker) storeSent(ctx context.Context, h *SendHeader, m *message.Ext, f
 		}
 	}
 	qid, uniq, topic := m.QueueID, m.UniqKey(), m.Topic // hooks may rewrite the topic and queue
+	ctx, due := withTimerDue(ctx)
 	res, err := b.PutMessage(ctx, m)
 	b.countIn(topic, tc, bodySize, err)
-	return b.sendResponse(uniq, qid, res, err)
+	resp := b.sendResponse(uniq, qid, res, err)
+	if rh := b.recallHandleFor(topic, uniq, *due); rh != "" && (err == nil || resp.Code == remoting.FlushDiskTimeout) {
+		resp.SetExt("recallHandle", rh)
+	}
+	return resp
 }
 
 // SendMessage is the in-process send path (local-mode proxy): the same checks and put as
@@ -313,6 +318,9 @@ func (b *Broker) buildMessageAnyBody(c *remoting.Conn, h *SendHeader, body []byt
 			delete(props, k)
 		}
 	}
+	// Only RECALL_MESSAGE makes recall markers: a sent message naming one would cancel
+	// another producer's timer.
+	delete(props, message.PropertyTimerDelUniqKey)
 	m := &message.Ext{
 		Message:        message.Message{Topic: h.Topic, Flag: h.Flag, Body: body, Properties: props},
 		SysFlag:        h.SysFlag,
@@ -573,6 +581,7 @@ func (b *Broker) sendBatch(ctx context.Context, c *remoting.Conn, h *SendHeader,
 			m.SetProperty(message.PropertyUniqKey, message.NewUniqID())
 		}
 		m.SetProperty(message.PropertyCluster, b.Cfg.ClusterName)
+		m.RemoveProperty(message.PropertyTimerDelUniqKey) // as buildMessageAnyBody
 		hooked = hooked || needsHooks(m)
 		msgs = append(msgs, m)
 	}

@@ -104,6 +104,7 @@ var requestCodeNames = map[int32]string{
 	DeleteExpiredCommitlog:               "delete_expired_commitlog",
 	QueryTopicsByConsumer:                "query_topics_by_consumer",
 	QuerySubscriptionByConsumer:          "query_subscription_by_consumer",
+	RecallMessage:                        "recall_message",
 	GetTopicConfig:                       "get_topic_config",
 	GetSubscriptionGroupConfig:           "get_subscriptiongroup_config",
 	UpdateAndGetGroupForbidden:           "update_and_get_group_forbidden",

@@ -105,6 +105,7 @@ const (
 	GetSubscriptionGroupConfig           = 352
 	UpdateAndGetGroupForbidden           = 353
 	LitePullMessage                      = 361
+	RecallMessage                        = 370
 	QueryAssignment                      = 400
 	SetMessageRequestMode                = 401
 	GetAllMessageRequestMode             = 402

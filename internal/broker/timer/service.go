@@ -556,6 +556,9 @@ const recallGrace = 10 * time.Minute
 // everything due by then was delivered or dropped, so they can match nothing (a recall of
 // a message that does not exist, or of one that was delivered before its marker arrived).
 func (s *Service) pruneRecalled() {
+	if s.w.cursor.due < math.MinInt64+recallGrace.Milliseconds() {
+		return // nothing delivered yet (the cursor starts at MinInt64)
+	}
 	limit := s.w.cursor.due - recallGrace.Milliseconds()
 	for k, due := range s.recalled {
 		if due < limit {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -502,4 +503,19 @@ func TestServiceUnresolvedMarksSurviveCheckpoints(t *testing.T) {
 		r.stop(t)
 		checkExactlyOnce(t, st, ids)
 	})
+}
+
+// TestPruneRecalled: recalls are forgotten only once the delivery cursor is recallGrace past
+// their due time, and never while nothing was delivered (the cursor starts at MinInt64).
+func TestPruneRecalled(t *testing.T) {
+	s := &Service{w: &wheel{cursor: key{math.MinInt64, math.MinInt64}}, recalled: map[string]int64{"old": 1000, "new": 5_000_000}}
+	s.pruneRecalled()
+	if len(s.recalled) != 2 {
+		t.Fatalf("pruned before any delivery: %v", s.recalled)
+	}
+	s.w.cursor = key{due: 1000 + recallGrace.Milliseconds() + 1}
+	s.pruneRecalled()
+	if _, ok := s.recalled["old"]; ok || len(s.recalled) != 1 {
+		t.Fatalf("after the grace: %v, want only new", s.recalled)
+	}
 }
