@@ -50,6 +50,9 @@ type Backend interface {
 	ForwardToDLQ(ctx context.Context, req *ForwardDLQRequest) error
 	// EndTransaction commits or rolls back a half message (Unknown is a no-op).
 	EndTransaction(ctx context.Context, req *EndTransactionRequest) error
+	// Recall cancels the pending timer message named by req.Handle on broker req.Broker
+	// (RECALL_MESSAGE) and returns its message id. Broker refusals are *BrokerError values.
+	Recall(ctx context.Context, req *RecallRequest) (msgID string, err error)
 	// SetTransactionChecker installs the receiver of broker transaction check-backs. Called
 	// once, before the proxy serves; the backend calls c from its own goroutines.
 	SetTransactionChecker(c TransactionChecker)
@@ -199,6 +202,15 @@ type SendResult struct {
 	QueueOffset     int64
 	CommitLogOffset int64
 	TransactionID   string // broker transaction id (half messages)
+	RecallHandle    string // timer (timestamp-delayed) messages: the handle that recalls it
+}
+
+// RecallRequest recalls a timer message with the recall handle its send returned.
+type RecallRequest struct {
+	Broker        string // the broker named in the handle
+	ProducerGroup string
+	Topic         string
+	Handle        string
 }
 
 // PopRequest asks Broker for messages of Topic for Group.

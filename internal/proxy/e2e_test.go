@@ -24,6 +24,10 @@ import (
 	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -197,6 +201,8 @@ func TestE2E(t *testing.T) {
 				// The memory fake keeps one consumption state for all groups; the namespace
 				// scenario reads one message from two groups.
 				t.Run("namespace", func(t *testing.T) { scenarioNamespace(t, env) })
+				// Recall needs the broker's timers (the memory fake has none).
+				t.Run("recall", func(t *testing.T) { scenarioRecall(t, env) })
 			}
 			t.Run("auth-on", func(t *testing.T) { scenarioAuthOn(t, mode) })
 			t.Run("auth-off-any-credentials", func(t *testing.T) { scenarioAuthOff(t, env) })
@@ -766,4 +772,100 @@ func scenarioNamespace(t *testing.T, env *e2eEnv) {
 	}
 	bare := newSDKConsumer(t, env.Endpoint, "g-ns-bare", map[string]*golang.FilterExpression{"e2e-ns": golang.SUB_ALL}, nil)
 	expectNothing(t, bare, "the bare topic e2e-ns (the namespaced message belongs to ns1%e2e-ns)")
+}
+
+// recallHandleOf reads SendResultEntry.recall_handle (field 5, unknown to the v5.1.2 stubs).
+func recallHandleOf(t *testing.T, e *pb.SendResultEntry) string {
+	t.Helper()
+	b := e.ProtoReflect().GetUnknown()
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			t.Fatalf("unknown fields of %v do not parse", e)
+		}
+		b = b[n:]
+		if num == sendResultRecallHandle && typ == protowire.BytesType {
+			v, m := protowire.ConsumeString(b)
+			if m < 0 {
+				t.Fatal("recall_handle does not parse")
+			}
+			return v
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			t.Fatal("unknown field does not parse")
+		}
+		b = b[m:]
+	}
+	return ""
+}
+
+// callRecall invokes RecallMessage as a client generated from the current proto would.
+func callRecall(t *testing.T, conn *grpc.ClientConn, topic, handle string) (pb.Code, string) {
+	t.Helper()
+	req := dynamicpb.NewMessage(recallReqDesc)
+	tf := recallReqDesc.Fields().ByNumber(1)
+	res := dynamicpb.NewMessage(tf.Message())
+	res.Set(tf.Message().Fields().ByName("name"), protoreflect.ValueOfString(topic))
+	req.Set(tf, protoreflect.ValueOfMessage(res))
+	req.Set(recallReqDesc.Fields().ByNumber(2), protoreflect.ValueOfString(handle))
+	resp := dynamicpb.NewMessage(recallRespDesc)
+	if err := conn.Invoke(cctx(t, "recall-client", 5*time.Second), recallFullMethod, req, resp); err != nil {
+		t.Fatalf("RecallMessage: %v", err)
+	}
+	raw, _ := proto.Marshal(resp.Get(recallRespDesc.Fields().ByNumber(1)).Message().Interface())
+	var st pb.Status
+	if err := proto.Unmarshal(raw, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.GetCode(), resp.Get(recallRespDesc.Fields().ByNumber(2)).String()
+}
+
+// scenarioRecall: a DELAY send answers a recall handle (SendResultEntry field 5, read by
+// clients generated from the current proto, as Node.js 1.0.8); RecallMessage with it answers
+// the message id and the message is never delivered, while the other delay message is; an
+// undecodable handle and a topic that takes no DELAY messages are refused as by Apache.
+func scenarioRecall(t *testing.T, env *e2eEnv) {
+	env.CreateTopic(t, "e2e-recall", MessageTypeDelay, 1)
+	env.CreateTopic(t, "e2e-recall-normal", MessageTypeNormal, 1)
+	env.CreateGroup(t, "g-recall", false, 16)
+	conn, err := grpc.Dial(env.Endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := pb.NewMessagingServiceClient(conn)
+	due := time.Now().Add(2 * time.Second)
+	send := func(id string) *pb.SendResultEntry {
+		m := baseMsg()
+		m.Topic = &pb.Resource{Name: "e2e-recall"}
+		m.Body = []byte(id)
+		m.SystemProperties.MessageId = id
+		m.SystemProperties.MessageType = pb.MessageType_DELAY
+		m.SystemProperties.DeliveryTimestamp = timestamppb.New(due)
+		resp, err := c.SendMessage(cctx(t, "recall-producer", 5*time.Second), &pb.SendMessageRequest{Messages: []*pb.Message{m}})
+		if err != nil || resp.GetStatus().GetCode() != pb.Code_OK {
+			t.Fatalf("send %s: %v %v", id, err, resp.GetStatus())
+		}
+		return resp.GetEntries()[0]
+	}
+	keep, gone := send("01RECALLKEEP"), send("01RECALLGONE")
+	if recallHandleOf(t, keep) == "" || recallHandleOf(t, gone) == "" {
+		t.Fatal("a DELAY send answered no recall handle")
+	}
+	if code, id := callRecall(t, conn, "e2e-recall", recallHandleOf(t, gone)); code != pb.Code_OK || id != "01RECALLGONE" {
+		t.Fatalf("recall: %v %q", code, id)
+	}
+	if code, _ := callRecall(t, conn, "e2e-recall", "bm90IGEgaGFuZGxl"); code != pb.Code_INTERNAL_SERVER_ERROR {
+		t.Fatalf("recall with a bad handle: %v, want INTERNAL_SERVER_ERROR", code)
+	}
+	if code, _ := callRecall(t, conn, "e2e-recall-normal", recallHandleOf(t, keep)); code != pb.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE {
+		t.Fatalf("recall on a NORMAL topic: %v, want MESSAGE_PROPERTY_CONFLICT_WITH_TYPE", code)
+	}
+	cons := newSDKConsumer(t, env.Endpoint, "g-recall", map[string]*golang.FilterExpression{"e2e-recall": golang.SUB_ALL}, nil)
+	got := receiveN(t, cons, 1, 16, 20*time.Second, true, 15*time.Second)
+	if got[0].GetMessageId() != "01RECALLKEEP" {
+		t.Fatalf("received %s, want 01RECALLKEEP", got[0].GetMessageId())
+	}
+	expectNothing(t, cons, "the recalled delay message")
 }

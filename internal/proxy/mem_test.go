@@ -379,3 +379,9 @@ func (b *memBackend) sentQueues() []int32 {
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
 }
+
+// Recall: the memory backend keeps no timers; RECALL_MESSAGE is a broker feature the e2e
+// modes over real brokers test (TestRecallMessage).
+func (b *memBackend) Recall(context.Context, *RecallRequest) (string, error) {
+	return "", &BrokerError{Code: rcRequestCodeNotSupported, Remark: "the memory backend keeps no timers"}
+}

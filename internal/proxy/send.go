@@ -216,5 +216,8 @@ func (s *Server) sendOne(ctx context.Context, c *call, m *pb.Message, topic stri
 		// and the proxy passes it on (QA R7G-5).
 		e.TransactionId = res.TransactionID
 	}
+	if res.RecallHandle != "" {
+		setRecallHandle(e, res.RecallHandle)
+	}
 	return e
 }

@@ -134,7 +134,7 @@ func New(cfg Config, backend Backend, logger *slog.Logger, opts ...Option) (*Ser
 	}
 	gopts = append(gopts, grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))
 	s.grpc = grpc.NewServer(gopts...)
-	pb.RegisterMessagingServiceServer(s.grpc, s)
+	s.grpc.RegisterService(messagingServiceDesc(), s) // the generated service plus RecallMessage (recall.go)
 	backend.SetTransactionChecker(s)
 	return s, nil
 }

@@ -120,3 +120,24 @@ func TestNodeSDKPushAndTransactions(t *testing.T) {
 		})
 	})
 }
+
+// TestNodeSDKRecall runs node/recall.js: Producer.recallMessage (RocketMQ 5.3.2's
+// RecallMessage) cancels a delay message with the recall handle of its send receipt; the other
+// delay message arrives; a bad handle is refused.
+func TestNodeSDKRecall(t *testing.T) {
+	t.Parallel()
+	dir := nodeSDK(t)
+	both(t, func(t *testing.T, d *deployment) {
+		topic := uniq("node_recall")
+		createTopic(t, d, topic, "DELAY", 2)
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "node", "recall.js", d.grpc, topic, uniq("node_recall_g"))
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), `"ok":true`) {
+			t.Fatalf("node recall.js against %s (%s): %v\n%s", d.grpc, d.kind, err, out)
+		}
+		t.Logf("node: %s", strings.TrimSpace(string(out)))
+	})
+}

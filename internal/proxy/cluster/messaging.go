@@ -61,6 +61,7 @@ func SendResult(resp *remoting.Command, req *proxy.SendRequest) (*proxy.SendResu
 	}
 	res.OffsetMsgID = resp.ExtString("msgId")
 	res.TransactionID = resp.ExtString("transactionId")
+	res.RecallHandle = resp.ExtString("recallHandle")
 	res.QueueID = int32(resp.ExtInt64Or("queueId", int64(req.QueueID)))
 	res.QueueOffset = resp.ExtInt64Or("queueOffset", 0)
 	if _, off, err := message.ParseOffsetMsgID(res.OffsetMsgID); err == nil {
@@ -239,6 +240,28 @@ func (b *Backend) EndTransaction(ctx context.Context, req *proxy.EndTransactionR
 		return brokerErr(resp)
 	}
 	return nil
+}
+
+// Recall implements proxy.Backend with RECALL_MESSAGE (370).
+func (b *Backend) Recall(ctx context.Context, req *proxy.RecallRequest) (string, error) {
+	addr, err := b.addrOf(ctx, req.Broker)
+	if err != nil {
+		return "", err
+	}
+	ext := map[string]string{
+		"producerGroup": req.ProducerGroup,
+		"topic":         req.Topic,
+		"recallHandle":  req.Handle,
+		"bname":         req.Broker,
+	}
+	resp, err := b.invoke(ctx, addr, remoting.NewRequest(remoting.RecallMessage, ext, nil), 0)
+	if err != nil {
+		return "", err
+	}
+	if resp.Code != remoting.Success {
+		return "", brokerErr(resp)
+	}
+	return resp.ExtString("msgId"), nil
 }
 
 // ---- transaction check-backs ----------------------------------------------------------------

@@ -457,6 +457,21 @@ func (l *Backend) ForwardToDLQ(ctx context.Context, req *proxy.ForwardDLQRequest
 	return l.Ack(ctx, &proxy.AckRequest{Group: req.Group, Topic: req.Topic, Handle: req.Handle})
 }
 
+// Recall implements proxy.Backend with the broker's in-process RecallMessage.
+func (l *Backend) Recall(ctx context.Context, req *proxy.RecallRequest) (string, error) {
+	if err := l.checkBroker(req.Broker); err != nil {
+		return "", err
+	}
+	var born netip.AddrPort
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		if ap, err := netip.ParseAddrPort(p.Addr.String()); err == nil {
+			born = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
+	}
+	id, err := l.b.RecallMessage(ctx, broker.RecallRequest{ProducerGroup: req.ProducerGroup, Topic: req.Topic, Handle: req.Handle}, born)
+	return id, brokerError(err)
+}
+
 // EndTransaction implements proxy.Backend.
 func (l *Backend) EndTransaction(ctx context.Context, req *proxy.EndTransactionRequest) error {
 	if err := l.checkBroker(req.Broker); err != nil {
