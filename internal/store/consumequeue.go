@@ -35,7 +35,17 @@ type cqFile struct {
 	path  string
 	data  []byte
 	maps  *mapBudget
+	// allocated is how many bytes from the file's start are known to have their blocks
+	// reserved (dispatcher only). Files are sparse (thousands of queues must not reserve
+	// 6 MB each), so put reserves cqAllocChunk at a time ahead of its writes: a write
+	// through the mapping into a hole of a full file system raises SIGBUS, which kills the
+	// process, while fallocate fails with ENOSPC (QA R10Q-6). It starts at 0 when a file is
+	// opened: reserving a range already allocated costs one syscall and changes nothing.
+	allocated int64
 }
+
+// cqAllocChunk is how much of a consume-queue file put reserves at a time (13,107 entries).
+const cqAllocChunk = 256 << 10
 
 func (f *cqFile) close() error {
 	if f.data == nil {
@@ -263,11 +273,35 @@ func (q *consumeQueue) put(off int64, e cqEntry) error {
 	if off > max {
 		q.logger.Warn("consume queue gap", "topic", q.topic, "queue", q.queueID, "expected", max, "got", off)
 	}
+	if end := pos - f.start + cqEntrySize; end > f.allocated {
+		if err := q.reserve(f, end); err != nil {
+			return err
+		}
+	}
 	b := f.data[pos-f.start:]
 	binary.BigEndian.PutUint64(b, uint64(e.offset))
 	binary.BigEndian.PutUint32(b[8:], uint32(e.size))
 	binary.BigEndian.PutUint64(b[12:], uint64(e.tagsCode))
 	q.maxOffset.Store(off + 1)
+	return nil
+}
+
+// reserve allocates f's blocks from f.allocated up to the chunk boundary past end (within the
+// file). Dispatcher only. An error (ENOSPC) leaves nothing written.
+func (q *consumeQueue) reserve(f *cqFile, end int64) error {
+	upTo := min((end+cqAllocChunk-1)/cqAllocChunk*cqAllocChunk, q.fileSize)
+	fh, err := q.fs.OpenFile(f.path, os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("store: open consume-queue file %s: %w", f.path, err)
+	}
+	err = fh.Allocate(f.allocated, upTo-f.allocated)
+	if cerr := fh.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: allocate consume-queue file %s: %w", f.path, err)
+	}
+	f.allocated = upTo
 	return nil
 }
 

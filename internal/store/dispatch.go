@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
@@ -35,6 +37,9 @@ func (ev DispatchEvent) Property(key string) (string, bool) {
 	return string(v), true
 }
 
+// dispatchRetry is how often a dispatcher stalled by ENOSPC tries again.
+var dispatchRetry = time.Second
+
 // dispatchBatch bounds how many records one dispatcher pass handles before publishing
 // progress, so readers and WaitDispatched see entries promptly under load.
 const dispatchBatch = 512
@@ -62,9 +67,25 @@ func (s *Store) dispatchAvailable() {
 			return
 		}
 		next, err := s.dispatchSome(from, to)
+		if errors.Is(err, syscall.ENOSPC) {
+			// Transient: space may come back (retention, an operator). Keep the records
+			// (dispatched later, nothing is lost) and refuse puts meanwhile.
+			if next > from { // the records before the failing one are dispatched
+				s.dispatched.Store(next)
+				s.broadcastDispatch()
+			}
+			if s.dispStall.Swap(&err) == nil {
+				s.logger.Error("dispatch stalled: no space left on the device; refusing puts and retrying", "at", from, "err", err)
+			}
+			time.AfterFunc(dispatchRetry, s.wakeDispatcher)
+			return
+		}
 		if err != nil {
 			s.failIO(err)
 			return
+		}
+		if s.dispStall.Swap(nil) != nil {
+			s.logger.Info("dispatch resumed: accepting puts", "at", from)
 		}
 		s.dispatched.Store(next)
 		s.broadcastDispatch()

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/store/vfs"
+
+	"golang.org/x/sys/unix"
 )
 
 func commitLogRule(op vfs.Op, err error) vfs.Rule {
@@ -280,5 +282,69 @@ func TestSyncFlushTimeout(t *testing.T) {
 	close(block)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConsumeQueueENOSPCStallsAndResumes (QA R10Q-1, R10Q-6): when a consume-queue file
+// cannot reserve blocks (ENOSPC; files are sparse and reserved a chunk at a time so a full
+// file system is an error, not a SIGBUS), the dispatcher stalls instead of failing the store
+// for good: puts are refused with ErrDiskFull, the stored record is kept, and once space is
+// back the record is dispatched, readable once, and puts are accepted again.
+func TestConsumeQueueENOSPCStallsAndResumes(t *testing.T) {
+	dir := t.TempDir()
+	ffs := vfs.NewFaulty(nil)
+	cfg := testConfig(dir)
+	cfg.FS = ffs
+	s := openT(t, cfg)
+	defer s.Close()
+	put(t, s, newMsg("A", 0, 0, 100))
+	waitDispatched(t, s)
+	ffs.SetRule(func(op vfs.Op, path string) error {
+		if op == vfs.OpAllocate && strings.Contains(path, "consumequeue") {
+			return syscall.ENOSPC
+		}
+		return nil
+	})
+	first := put(t, s, newMsg("B", 0, 1, 100)) // stored; its dispatch stalls
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := s.Put(context.Background(), newMsg("A", 0, 2, 100))
+		if errors.Is(err, ErrDiskFull) {
+			break
+		}
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("put while the dispatcher has no space: %v, want ErrDiskFull", err)
+		}
+		time.Sleep(5 * time.Millisecond) // the dispatcher has not met the fault yet
+	}
+	if s.Failed() != nil {
+		t.Fatalf("ENOSPC failed the store for good: %v", s.Failed())
+	}
+	ffs.SetRule(nil)
+	waitDispatched(t, s)
+	got := getAll(t, s, "B", 0)
+	if len(got) != 1 || got[0].CommitLogOffset != first.CommitLogOffset {
+		t.Fatalf("after the stall queue B holds %d messages, want the stored one", len(got))
+	}
+	put(t, s, newMsg("A", 0, 3, 100)) // accepted again
+}
+
+// TestConsumeQueueFilesReservedAhead: the blocks a consume-queue write lands in are reserved
+// before the write (cqAllocChunk at a time), so a write through the mapping can never meet a
+// hole on a full file system; the rest of the file stays sparse.
+func TestConsumeQueueFilesReservedAhead(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.MappedFileSizeConsumeQueue = 100_000 * cqEntrySize // 2 MB: larger than one chunk
+	s := openT(t, cfg)
+	defer s.Close()
+	put(t, s, newMsg("R", 0, 0, 100))
+	waitDispatched(t, s)
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(dir, "consumequeue", "R", "0", segmentName(0)), &st); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Blocks * 512; got < cqAllocChunk || got >= cfg.MappedFileSizeConsumeQueue {
+		t.Fatalf("consume-queue file has %d bytes allocated, want one %d-byte chunk", got, cqAllocChunk)
 	}
 }

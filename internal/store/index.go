@@ -32,6 +32,23 @@ type indexFile struct {
 	data     []byte
 	slots    int
 	capacity int // entry slots; entry numbers run 1..capacity-1
+	// allocated: every block of the file is reserved (fallocate), so writes through the
+	// mapping cannot fault for want of space. A sparse file (made by an older version) is
+	// allocated before its first write: a write into a hole of a full file system would
+	// raise SIGBUS and kill the process (QA R10Q-6).
+	allocated bool
+}
+
+// allocate reserves the file's blocks once; on failure (ENOSPC) the caller must not write.
+func (f *indexFile) allocate() error {
+	if f.allocated {
+		return nil
+	}
+	if err := f.file.Allocate(0, int64(len(f.data))); err != nil {
+		return fmt.Errorf("store: allocate index file %s: %w", f.path, err)
+	}
+	f.allocated = true
+	return nil
 }
 
 func (f *indexFile) beginTS() int64  { return int64(binary.BigEndian.Uint64(f.data[0:])) }
@@ -112,9 +129,11 @@ func (x *index) openFile(seq int64, create bool) (*indexFile, error) {
 	}
 	size := x.fileSize()
 	if create {
-		if err := f.Truncate(size); err != nil {
+		// Reserved, not sparse: see indexFile.allocated. ENOSPC is an error here.
+		if err := f.Allocate(0, size); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("store: size index file %s: %w", path, err)
+			_ = x.fs.Remove(path)
+			return nil, fmt.Errorf("store: allocate index file %s: %w", path, err)
 		}
 	} else if fi, err := f.Stat(); err != nil || fi.Size() < idxHeaderSize {
 		f.Close()
@@ -127,7 +146,7 @@ func (x *index) openFile(seq int64, create bool) (*indexFile, error) {
 		f.Close()
 		return nil, err
 	}
-	ixf := &indexFile{path: path, file: f, data: data, slots: x.slots, capacity: x.capacity}
+	ixf := &indexFile{path: path, file: f, data: data, slots: x.slots, capacity: x.capacity, allocated: create}
 	if create {
 		binary.BigEndian.PutUint32(data[32:], uint32(x.slots))
 		binary.BigEndian.PutUint32(data[36:], 1)
@@ -221,6 +240,9 @@ func (x *index) writable(storeTS, phy int64) (*indexFile, error) {
 	if n := len(x.files); n > 0 {
 		f := x.files[n-1]
 		if f.count() < f.capacity {
+			if err := f.allocate(); err != nil {
+				return nil, err
+			}
 			if f.count() == 1 {
 				binary.BigEndian.PutUint64(f.data[0:], uint64(storeTS))
 				binary.BigEndian.PutUint64(f.data[16:], uint64(phy))

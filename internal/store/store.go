@@ -111,9 +111,13 @@ type Store struct {
 	listeners   atomic.Pointer[[]func(DispatchEvent)]
 	lisMu       sync.Mutex
 
-	closed    atomic.Bool
-	ioErr     atomic.Pointer[error] // sticky write/fsync failure
-	diskFull  atomic.Bool
+	closed   atomic.Bool
+	ioErr    atomic.Pointer[error] // sticky write/fsync failure
+	diskFull atomic.Bool
+	// dispStall is the ENOSPC that stopped the dispatcher (a consume-queue file or directory
+	// could not be made or reserved), nil while it runs: puts are refused with ErrDiskFull
+	// and the dispatcher retries every dispatchRetry until it can write again (QA R10Q-1).
+	dispStall atomic.Pointer[error]
 	diskRatio atomic.Uint64 // math.Float64bits of the last measured ratio
 
 	memWindow int64 // in-memory window in bytes (see InMemory)
@@ -327,6 +331,9 @@ func (s *Store) writable() error {
 	}
 	if s.diskFull.Load() {
 		return fmt.Errorf("%w: disk usage above %d%%", ErrDiskFull, s.cfg.DiskSpaceWarningLevelRatio)
+	}
+	if p := s.dispStall.Load(); p != nil {
+		return fmt.Errorf("%w: consume queues cannot be written: %w", ErrDiskFull, *p)
 	}
 	return nil
 }
