@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -68,7 +69,7 @@ func bodyDigest(body []byte) *pb.Digest {
 }
 
 func toPBMessage(m *Message, handle string, invisible time.Duration) *pb.Message {
-	p := m.Properties
+	p := validUTF8Properties(m.Properties)
 	topic := m.Topic
 	if rt := p[PropRealTopic]; rt != "" && strings.HasPrefix(topic, "RMQ_SYS_TRANS_HALF_TOPIC") {
 		topic = rt
@@ -147,6 +148,29 @@ func toPBMessage(m *Message, handle string, invisible time.Duration) *pb.Message
 		SystemProperties: sp,
 		Body:             m.Body,
 	}
+}
+
+// validUTF8Properties returns props, or a copy whose keys and values that are not valid
+// UTF-8 have each run of bad bytes replaced by U+FFFD. Remoting producers may store any
+// bytes there (a Latin-1 tag, say), proto3 strings must be UTF-8, and one such message would
+// otherwise fail the marshalling of a whole receive (QA R10Q-4); Apache's proxy decodes
+// properties with Java's UTF-8 decoder, which substitutes U+FFFD the same way.
+func validUTF8Properties(props map[string]string) map[string]string {
+	bad := false
+	for k, v := range props {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			bad = true
+			break
+		}
+	}
+	if !bad {
+		return props
+	}
+	out := make(map[string]string, len(props))
+	for k, v := range props {
+		out[strings.ToValidUTF8(k, "\uFFFD")] = strings.ToValidUTF8(v, "\uFFFD")
+	}
+	return out
 }
 
 // hostOnly is the address part of "ip:port": a message without __BORNHOST (sent over
