@@ -180,8 +180,21 @@ func TestTxnCheckBackToLocalSinkAndCheckMax(t *testing.T) {
 	}
 }
 
+// TestTxnCheckBackOverRemotingResolvesCommit runs with the message index on and off: the
+// crash-window lookup of committed copies must not block a commit when the index is disabled
+// (QA R10Q-8).
 func TestTxnCheckBackOverRemotingResolvesCommit(t *testing.T) {
-	tb := startBroker(t, txnTestConfig(t))
+	for _, index := range []bool{true, false} {
+		t.Run(map[bool]string{true: "index", false: "no-index"}[index], func(t *testing.T) {
+			cfg := txnTestConfig(t)
+			cfg.MessageIndexEnable = index
+			testTxnCheckBackResolvesCommit(t, cfg)
+		})
+	}
+}
+
+func testTxnCheckBackResolvesCommit(t *testing.T, cfg Config) {
+	tb := startBroker(t, cfg)
 	tb.mustSend("TT", 0, "create", nil)
 	addr := tb.ListenAddr().String()
 

@@ -37,7 +37,14 @@ func (ev DispatchEvent) Property(key string) (string, bool) {
 	return string(v), true
 }
 
-// dispatchRetry is how often a dispatcher stalled by ENOSPC tries again.
+// transientDispatchErr reports the dispatch errors that stall rather than fail the store:
+// no space left (ENOSPC) and no file descriptor left (EMFILE, ENFILE: a consume-queue file
+// is opened for a new queue or reservation, and a flood of connections can exhaust them).
+func transientDispatchErr(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
+
+// dispatchRetry is how often a stalled dispatcher tries again.
 var dispatchRetry = time.Second
 
 // dispatchBatch bounds how many records one dispatcher pass handles before publishing
@@ -67,15 +74,16 @@ func (s *Store) dispatchAvailable() {
 			return
 		}
 		next, err := s.dispatchSome(from, to)
-		if errors.Is(err, syscall.ENOSPC) {
-			// Transient: space may come back (retention, an operator). Keep the records
-			// (dispatched later, nothing is lost) and refuse puts meanwhile.
+		if transientDispatchErr(err) {
+			// Transient: space or descriptors may come back (retention, an operator, closed
+			// connections). Keep the records (dispatched later, nothing is lost) and refuse
+			// puts meanwhile.
 			if next > from { // the records before the failing one are dispatched
 				s.dispatched.Store(next)
 				s.broadcastDispatch()
 			}
 			if s.dispStall.Swap(&err) == nil {
-				s.logger.Error("dispatch stalled: no space left on the device; refusing puts and retrying", "at", from, "err", err)
+				s.logger.Error("dispatch stalled (no space or no file descriptors left); refusing puts and retrying", "at", from, "err", err)
 			}
 			time.AfterFunc(dispatchRetry, s.wakeDispatcher)
 			return

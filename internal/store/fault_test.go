@@ -300,8 +300,11 @@ func TestConsumeQueueENOSPCStallsAndResumes(t *testing.T) {
 	put(t, s, newMsg("A", 0, 0, 100))
 	waitDispatched(t, s)
 	ffs.SetRule(func(op vfs.Op, path string) error {
-		if op == vfs.OpAllocate && strings.Contains(path, "consumequeue") {
+		switch {
+		case op == vfs.OpAllocate && strings.Contains(path, "consumequeue/B/0"):
 			return syscall.ENOSPC
+		case op == vfs.OpOpen && strings.Contains(path, "consumequeue/C/0"):
+			return syscall.EMFILE // the descriptors are exhausted (QA R10Q-1)
 		}
 		return nil
 	})
@@ -327,6 +330,37 @@ func TestConsumeQueueENOSPCStallsAndResumes(t *testing.T) {
 		t.Fatalf("after the stall queue B holds %d messages, want the stored one", len(got))
 	}
 	put(t, s, newMsg("A", 0, 3, 100)) // accepted again
+	// The same with EMFILE on a new queue's file.
+	ffs.SetRule(func(op vfs.Op, path string) error {
+		if op == vfs.OpOpen && strings.Contains(path, "consumequeue/C/0") {
+			return syscall.EMFILE
+		}
+		return nil
+	})
+	second := put(t, s, newMsg("C", 0, 4, 100))
+	waitForCond(t, "the dispatcher stalled by EMFILE", func() bool {
+		_, err := s.Put(context.Background(), newMsg("A", 0, 5, 100))
+		return errors.Is(err, ErrDiskFull)
+	})
+	ffs.SetRule(nil)
+	waitDispatched(t, s)
+	if got := getAll(t, s, "C", 0); len(got) != 1 || got[0].CommitLogOffset != second.CommitLogOffset {
+		t.Fatalf("after the EMFILE stall queue C holds %d messages", len(got))
+	}
+	if s.Failed() != nil {
+		t.Fatalf("EMFILE failed the store for good: %v", s.Failed())
+	}
+}
+
+func waitForCond(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // TestConsumeQueueFilesReservedAhead: the blocks a consume-queue write lands in are reserved

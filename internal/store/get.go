@@ -366,7 +366,7 @@ func (s *Store) QueryByKey(topic, key string, maxNum int, beginMs, endMs int64) 
 		return nil, ErrClosed
 	}
 	if s.idx == nil {
-		return nil, fmt.Errorf("store: message index disabled")
+		return nil, ErrIndexDisabled
 	}
 	if maxNum <= 0 {
 		return nil, nil

@@ -43,6 +43,8 @@ var (
 	ErrCorrupt = errors.New("store: commit log corrupt")
 	// ErrLocked: another Store (process) holds the store's lock file.
 	ErrLocked = errors.New("store: lock held, store already started")
+	// ErrIndexDisabled: QueryByKey on a store opened with MessageIndexEnable false.
+	ErrIndexDisabled = errors.New("store: message index disabled")
 	// ErrSegmentSize: the commit log on disk was written with another
 	// mappedFileSizeCommitLog; the store refuses to open (as RocketMQ does).
 	ErrSegmentSize = errors.New("store: commit-log segment size differs from mappedFileSizeCommitLog")
@@ -114,8 +116,8 @@ type Store struct {
 	closed   atomic.Bool
 	ioErr    atomic.Pointer[error] // sticky write/fsync failure
 	diskFull atomic.Bool
-	// dispStall is the ENOSPC that stopped the dispatcher (a consume-queue file or directory
-	// could not be made or reserved), nil while it runs: puts are refused with ErrDiskFull
+	// dispStall is the ENOSPC/EMFILE that stopped the dispatcher (a consume-queue file or
+	// directory could not be made, opened or reserved), nil while it runs: puts are refused with ErrDiskFull
 	// and the dispatcher retries every dispatchRetry until it can write again (QA R10Q-1).
 	dispStall atomic.Pointer[error]
 	diskRatio atomic.Uint64 // math.Float64bits of the last measured ratio
