@@ -192,6 +192,8 @@ func popErrorResponse(err error) *remoting.Command {
 		return remoting.NewResponse(remoting.NoPermission, err.Error())
 	case errors.Is(err, pop.ErrClosed):
 		return remoting.NewResponse(remoting.ServiceNotAvailable, "broker is shutting down")
+	case errors.Is(err, pop.ErrPollingFull):
+		return remoting.NewResponse(remoting.PollingFull, err.Error())
 	}
 	return errorResponse(err)
 }

@@ -27,6 +27,7 @@ type connOptions struct {
 	firstFrameTimeout time.Duration // 0: idleTimeout
 	writeTimeout      time.Duration // 0: none
 	maxInFlight       int           // concurrent request handlers per connection
+	maxLongPolls      int           // parked long polls per connection; 0: no bound
 	// closeSilentOnTimeout closes the connection when an Invoke times out and nothing at
 	// all was read on it since the request was sent (client side: the peer is presumed
 	// dead, so the next call re-dials instead of waiting on a half-open socket).
@@ -81,7 +82,10 @@ type Conn struct {
 	opaque    atomic.Int32
 
 	inflight chan struct{} // semaphore of running handlers
-	lastRead atomic.Int64  // unix nanos of the last complete frame read
+	// longPolls is the semaphore of long-polling handlers (capacity 0: unbounded); they do
+	// not take an inflight slot, but each parks a goroutine (QA R10Q-2).
+	longPolls chan struct{}
+	lastRead  atomic.Int64 // unix nanos of the last complete frame read
 
 	attrs sync.Map
 
@@ -104,6 +108,7 @@ func newConn(parent context.Context, nc net.Conn, opts connOptions, d dispatcher
 		writeWake: make(chan struct{}, 1),
 		pending:   make(map[int32]chan *Command),
 		inflight:  make(chan struct{}, max(opts.maxInFlight, 1)),
+		longPolls: make(chan struct{}, opts.maxLongPolls),
 		done:      make(chan struct{}),
 	}
 	c.log = log.With("conn", c.id, "remote", c.RemoteAddr())
@@ -423,26 +428,35 @@ func (c *Conn) dispatch(req *Command) {
 		c.reply(req, NewResponse(RequestCodeNotSupported, fmt.Sprintf(" request type %d not supported", req.Code)), false)
 		return
 	}
-	if !longPoll {
+	sem := c.inflight
+	if longPoll {
+		sem = c.longPolls
+	}
+	if cap(sem) > 0 {
 		select {
-		case c.inflight <- struct{}{}:
+		case sem <- struct{}{}:
 		default:
-			c.reply(req, NewResponse(SystemBusy, fmt.Sprintf("[OVERLOAD] more than %d requests in flight on this connection", cap(c.inflight))), false)
+			what := "requests in flight"
+			if longPoll {
+				what = "long-polling requests parked"
+			}
+			c.reply(req, NewResponse(SystemBusy, fmt.Sprintf("[OVERLOAD] more than %d %s on this connection", cap(sem), what)), false)
 			return
 		}
 	}
-	if !c.d.beginRequest() {
-		if !longPoll {
-			<-c.inflight
+	release := func() {
+		if cap(sem) > 0 {
+			<-sem
 		}
+	}
+	if !c.d.beginRequest() {
+		release()
 		c.reply(req, NewResponse(ServiceNotAvailable, "server is shutting down"), false)
 		return
 	}
 	go func() {
 		defer c.d.endRequest()
-		if !longPoll {
-			defer func() { <-c.inflight }()
-		}
+		defer release()
 		resp := c.runHandler(h, req)
 		if resp != nil {
 			c.reply(req, resp, true)

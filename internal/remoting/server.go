@@ -40,6 +40,12 @@ type ServerConfig struct {
 	// MaxInFlightPerConn bounds concurrently running handlers per connection; requests
 	// beyond it are answered SYSTEM_BUSY. Default 4096.
 	MaxInFlightPerConn int
+	// MaxLongPollsPerConn bounds the long-polling requests (MarkLongPoll: suspended pulls,
+	// pops) parked at once per connection, beyond which they are answered SYSTEM_BUSY: each
+	// parks a goroutine (about 11 KB), and one connection pipelining 50,000 of them took
+	// 540 MB (QA R10Q-2). A client parks one per queue it consumes from this server, so the
+	// default 16384 is far above any real client. Default 16384.
+	MaxLongPollsPerConn int
 	// MaxConns bounds open connections in total. Default 10000.
 	MaxConns int
 	// MaxConnsPerIP bounds open connections per remote IP; 0 (default) means no per-IP
@@ -57,13 +63,14 @@ type ServerConfig struct {
 // DefaultServerConfig returns the defaults documented on ServerConfig.
 func DefaultServerConfig() ServerConfig {
 	return ServerConfig{
-		MaxFrameSize:       DefaultMaxFrameSize,
-		SerializeType:      SerializeJSON,
-		IdleTimeout:        120 * time.Second,
-		FirstFrameTimeout:  10 * time.Second,
-		WriteTimeout:       30 * time.Second,
-		MaxInFlightPerConn: 4096,
-		MaxConns:           10000,
+		MaxFrameSize:        DefaultMaxFrameSize,
+		SerializeType:       SerializeJSON,
+		IdleTimeout:         120 * time.Second,
+		FirstFrameTimeout:   10 * time.Second,
+		WriteTimeout:        30 * time.Second,
+		MaxInFlightPerConn:  4096,
+		MaxLongPollsPerConn: 16384,
+		MaxConns:            10000,
 	}
 }
 
@@ -87,6 +94,9 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	}
 	if c.MaxConns <= 0 {
 		c.MaxConns = d.MaxConns
+	}
+	if c.MaxLongPollsPerConn <= 0 {
+		c.MaxLongPollsPerConn = d.MaxLongPollsPerConn
 	}
 	return c
 }
@@ -149,6 +159,7 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) *Server {
 			firstFrameTimeout: cfg.FirstFrameTimeout,
 			writeTimeout:      cfg.WriteTimeout,
 			maxInFlight:       cfg.MaxInFlightPerConn,
+			maxLongPolls:      cfg.MaxLongPollsPerConn,
 		},
 		handlers:   make(map[int32]Handler),
 		baseCtx:    ctx,

@@ -359,7 +359,7 @@ func TestInFlightLimitAnswersSystemBusy(t *testing.T) {
 // pops) do not count toward MaxInFlightPerConn, so the connection's other requests still
 // get in (the bound itself: TestInFlightLimitAnswersSystemBusy).
 func TestLongPollsTakeNoSlot(t *testing.T) {
-	srv, addr := startServer(t, ServerConfig{MaxInFlightPerConn: 2}, nil)
+	srv, addr := startServer(t, ServerConfig{MaxInFlightPerConn: 2, MaxLongPollsPerConn: 8}, nil)
 	srv.MarkLongPoll(PullMessage)
 	release := make(chan struct{})
 	parked := make(chan struct{}, 8)
@@ -390,6 +390,10 @@ func TestLongPollsTakeNoSlot(t *testing.T) {
 		if err != nil || resp.Code != Success {
 			t.Fatalf("send %d with 8 parked polls on the connection: %v %v", i, resp, err)
 		}
+	}
+	// Long polls have their own bound (MaxLongPollsPerConn, QA R10Q-2): the ninth is refused.
+	if resp, err := cli.Invoke(ctx, addr, NewRequest(PullMessage, nil, nil)); err != nil || resp.Code != SystemBusy {
+		t.Fatalf("ninth parked poll: %v %v, want SystemBusy", resp, err)
 	}
 	close(release)
 	for range 8 {

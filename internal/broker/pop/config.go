@@ -24,6 +24,11 @@ type Config struct {
 	MaxBatch int
 	// MaxPollTime caps a pop's long-poll budget (popPollingTimeout). Default 20s.
 	MaxPollTime time.Duration
+	// PollingSize bounds the pops parked at once per topic, group and queue (popPollingSize);
+	// MaxPollingSize bounds them in total (maxPopPollingSize). Beyond either a long-polling
+	// pop is answered ErrPollingFull (POLLING_FULL 209) instead of parking. Defaults 1024
+	// and 100000, as RocketMQ.
+	PollingSize, MaxPollingSize int
 	// SyncFlush makes every pop, ack and change durable (group-committed fdatasync of the pop
 	// log) before it is answered. Default true.
 	SyncFlush bool
@@ -51,6 +56,8 @@ func DefaultConfig() Config {
 		MaxInvisibleTime:     12 * time.Hour,
 		MaxBatch:             32,
 		MaxPollTime:          20 * time.Second,
+		PollingSize:          1024,
+		MaxPollingSize:       100000,
 		SyncFlush:            true,
 		SnapshotInterval:     30 * time.Second,
 		SnapshotLogBytes:     64 << 20,
@@ -79,6 +86,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: MaxBatch must be in 1..%d", ErrConfig, maxBatchLimit)
 	case c.MaxPollTime < 0:
 		return fmt.Errorf("%w: MaxPollTime must be >= 0", ErrConfig)
+	case c.PollingSize <= 0 || c.MaxPollingSize <= 0:
+		return fmt.Errorf("%w: PollingSize and MaxPollingSize must be > 0", ErrConfig)
 	case c.SnapshotInterval <= 0 || c.SnapshotLogBytes <= 0:
 		return fmt.Errorf("%w: SnapshotInterval and SnapshotLogBytes must be > 0", ErrConfig)
 	case c.ScanLimit <= 0:

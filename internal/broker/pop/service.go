@@ -23,6 +23,8 @@ var (
 	// ErrNoPermission: the group may not consume (consumeEnable=false).
 	ErrNoPermission = errors.New("subscription group no permission")
 	ErrClosed       = errors.New("pop: service closed")
+	// ErrPollingFull: too many pops are parked already (Config.PollingSize, MaxPollingSize).
+	ErrPollingFull = errors.New("pop: polling full")
 )
 
 // PopRequest asks for up to MaxMessages messages of Topic for Group.
@@ -92,6 +94,11 @@ type Service struct {
 	log    *slog.Logger
 	deps   Deps
 	signer *Signer
+
+	// parkMu guards parked and parkedTotal: the pops parked in long polling (a leaf lock).
+	parkMu      sync.Mutex
+	parked      map[string]int
+	parkedTotal int
 
 	mu      sync.Mutex // guards m, locks, dirty, budgets
 	m       *Machine
@@ -354,9 +361,13 @@ func (s *Service) Pop(ctx context.Context, req PopRequest) (PopResult, error) {
 		deadline = time.Now().Add(poll)
 	}
 	var timer *time.Timer
+	parkKey := ""
 	defer func() {
 		if timer != nil {
 			timer.Stop()
+		}
+		if parkKey != "" {
+			s.unpark(parkKey)
 		}
 	}()
 	for {
@@ -382,6 +393,15 @@ func (s *Service) Pop(ctx context.Context, req PopRequest) (PopResult, error) {
 			s.notify.unwatch(req.Topic, w)
 			return res, nil
 		}
+		if parkKey == "" {
+			k := fmt.Sprintf("%s@%s@%d", req.Topic, req.Group, req.QueueID)
+			if !s.park(k) {
+				s.notify.unwatch(req.Topic, w)
+				return PopResult{}, fmt.Errorf("%w: more than %d pops parked for %s or %d in total",
+					ErrPollingFull, s.cfg.PollingSize, k, s.cfg.MaxPollingSize)
+			}
+			parkKey = k
+		}
 		if timer == nil {
 			timer = time.NewTimer(left)
 		} else {
@@ -399,6 +419,31 @@ func (s *Service) Pop(ctx context.Context, req PopRequest) (PopResult, error) {
 		}
 		s.notify.unwatch(req.Topic, w)
 	}
+}
+
+// park counts a pop parked under key (topic@group@queue), false when a bound is reached
+// (RocketMQ PopLongPollingService: popPollingSize per key, maxPopPollingSize in total).
+func (s *Service) park(key string) bool {
+	s.parkMu.Lock()
+	defer s.parkMu.Unlock()
+	if s.parkedTotal >= s.cfg.MaxPollingSize || s.parked[key] >= s.cfg.PollingSize {
+		return false
+	}
+	if s.parked == nil {
+		s.parked = map[string]int{}
+	}
+	s.parked[key]++
+	s.parkedTotal++
+	return true
+}
+
+func (s *Service) unpark(key string) {
+	s.parkMu.Lock()
+	defer s.parkMu.Unlock()
+	if s.parked[key]--; s.parked[key] <= 0 {
+		delete(s.parked, key)
+	}
+	s.parkedTotal--
 }
 
 // tryPop makes one pass over the requested queues.

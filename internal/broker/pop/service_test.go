@@ -587,3 +587,50 @@ func TestRewindWhenQueueShorter(t *testing.T) {
 		t.Fatalf("after rewind = %v", got)
 	}
 }
+
+// TestPollingFull (QA R10Q-2): long-polling pops park up to PollingSize per topic, group and
+// queue (and MaxPollingSize in total); one more is answered ErrPollingFull at once instead of
+// parking, and a slot freed by a pop that ends is taken again.
+func TestPollingFull(t *testing.T) {
+	e := newEnv(t)
+	e.stop()
+	e.cfg.PollingSize = 2
+	e.start()
+	e.topic("T", 1)
+	e.group("G", GroupInfo{RetryMaxTimes: 16})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ended := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := e.svc.Pop(ctx, PopRequest{Group: "G", Topic: "T", QueueID: 0, MaxMessages: 1,
+				InvisibleTime: time.Minute, PollTime: 5 * time.Second})
+			ended <- err
+		}()
+	}
+	waitFor(t, "two parked pops", func() bool {
+		e.svc.parkMu.Lock()
+		defer e.svc.parkMu.Unlock()
+		return e.svc.parkedTotal == 2
+	})
+	start := time.Now()
+	_, err := e.svc.Pop(context.Background(), PopRequest{Group: "G", Topic: "T", QueueID: 0, MaxMessages: 1,
+		InvisibleTime: time.Minute, PollTime: 5 * time.Second})
+	if !errors.Is(err, ErrPollingFull) || time.Since(start) > 2*time.Second {
+		t.Fatalf("third parked pop: %v after %v, want ErrPollingFull at once", err, time.Since(start))
+	}
+	// Another queue key is not affected.
+	if _, err := e.svc.Pop(context.Background(), PopRequest{Group: "G", Topic: "T", QueueID: -1, MaxMessages: 1,
+		InvisibleTime: time.Minute}); err != nil {
+		t.Fatalf("pop without polling: %v", err)
+	}
+	cancel()
+	for range 2 {
+		<-ended
+	}
+	waitFor(t, "the parked pops released", func() bool {
+		e.svc.parkMu.Lock()
+		defer e.svc.parkMu.Unlock()
+		return e.svc.parkedTotal == 0 && len(e.svc.parked) == 0
+	})
+}

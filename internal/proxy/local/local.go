@@ -368,6 +368,8 @@ func popErr(err error) error {
 		return &proxy.BrokerError{Code: remoting.SubscriptionParseFailed, Remark: err.Error()}
 	case errors.Is(err, pop.ErrInvalidParameter):
 		return &proxy.BrokerError{Code: remoting.InvalidParameter, Remark: err.Error()}
+	case errors.Is(err, pop.ErrPollingFull):
+		return &proxy.BrokerError{Code: remoting.PollingFull, Remark: err.Error()}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return err
 	default:
