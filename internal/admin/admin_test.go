@@ -202,7 +202,15 @@ func TestMessageLookup(t *testing.T) {
 	m.SetProperty("color", "blue")
 	stored := f.store(m)
 	f.store(&message.Ext{Message: message.Message{Topic: "orders", Body: []byte("text body")}})
+	// A delayed send's offset id names its timer record (QA R10R-1).
+	f.queues[message.TopicTimer] = make([][]*message.Ext, 1)
+	timerRec := &message.Ext{Message: message.Message{Topic: message.TopicTimer, Body: []byte("later")}}
+	timerRec.SetProperty(message.PropertyRealTopic, "orders")
+	delayed := f.store(timerRec)
 	f.mu.Unlock()
+	if d, err := a.GetMessageByID(ctx, "orders", delayed.OffsetMsgID()); err != nil || d.CommitLogOffset != delayed.CommitLogOffset {
+		t.Fatalf("delayed send by offset id: %+v %v", d, err)
+	}
 
 	byOff, err := a.GetMessageByID(ctx, "orders", stored.OffsetMsgID())
 	if err != nil {

@@ -165,6 +165,7 @@ func NewWithListener(cfg Config, logger *slog.Logger, ln net.Listener, opts ...O
 		return nil, err
 	}
 	b.Clients = newClientManager(b.notifyConsumersChanged)
+	b.Clients.logger = b.Log
 	b.Locks = newQueueLocks(cfg.RebalanceLockMaxLiveTime)
 	b.polls = newPollTable()
 

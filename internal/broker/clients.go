@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sort"
@@ -134,6 +135,8 @@ type ClientManager struct {
 	// onConsumersChanged is called (outside the lock) with a group and its remaining
 	// channels when the group's membership changed.
 	onConsumersChanged func(group string, channels []ClientChannel)
+	// logger, when set, gets a warning for each subscription change of a group (nil: none).
+	logger *slog.Logger
 
 	mu        sync.RWMutex
 	producers map[string]map[string]*producerEntry // group -> client id -> entry
@@ -240,16 +243,36 @@ func (m *ClientManager) RegisterConsumer(group, consumeType, model, from string,
 	for _, s := range subs {
 		newSubs[s.Topic] = s
 	}
+	// As Apache's ConsumerGroupInfo.updateSubscription: a topic added to or removed from the
+	// group's subscriptions is logged and the group's clients are told to rebalance at once
+	// (QA R10R-2: consumers of one group with different subscriptions flip the table).
+	var added, removed []string
+	if len(g.channels) > 0 {
+		for t := range newSubs {
+			if _, ok := g.subs[t]; !ok {
+				added = append(added, t)
+			}
+		}
+		for t := range g.subs {
+			if _, ok := newSubs[t]; !ok {
+				removed = append(removed, t)
+			}
+		}
+	}
 	g.subs = newSubs
 	_, existed := g.channels[ch.ClientID]
 	c := ch
 	g.channels[ch.ClientID] = &c
+	changed := !existed || len(added) > 0 || len(removed) > 0
 	var chans []ClientChannel
-	if !existed {
+	if changed {
 		chans = g.channelList()
 	}
 	m.mu.Unlock()
-	if !existed && m.onConsumersChanged != nil {
+	if m.logger != nil && (len(added) > 0 || len(removed) > 0) {
+		m.logger.Warn("subscription changed", "group", group, "client", ch.ClientID, "addTopics", added, "removeTopics", removed)
+	}
+	if changed && m.onConsumersChanged != nil {
 		m.onConsumersChanged(group, chans)
 	}
 	return !existed

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
@@ -27,6 +28,7 @@ func (b *Broker) registerCoreHandlers() {
 	b.Handle(remoting.GetEarliestMsgStoretime, b.handleEarliestMsgStoreTime)
 	b.Handle(remoting.HeartBeat, b.handleHeartbeat)
 	b.Handle(remoting.UnregisterClient, b.handleUnregisterClient)
+	b.Handle(remoting.CheckClientConfig, b.handleCheckClientConfig)
 	b.Handle(remoting.GetConsumerListByGroup, b.handleGetConsumerList)
 	b.Handle(remoting.LockBatchMQ, b.handleLockBatch)
 	b.Handle(remoting.UnlockBatchMQ, b.handleUnlockBatch)
@@ -204,6 +206,27 @@ func (b *Broker) handleUnregisterClient(_ context.Context, _ *remoting.Conn, req
 	}
 	if g := req.ExtString("consumerGroup"); g != "" {
 		b.Clients.UnregisterConsumer(g, clientID)
+	}
+	return remoting.NewResponse(remoting.Success, "")
+}
+
+// handleCheckClientConfig serves CHECK_CLIENT_CONFIG (46): Java remoting consumers send it at
+// start for every subscription that is not a tag expression (CheckClientRequestBody JSON:
+// clientId, group, subscriptionData). As Apache's ClientManageProcessor without
+// enablePropertyFilter (SQL92 filtering is not supported here), any other expression type is
+// refused with SYSTEM_ERROR naming it, the text the pull path gives (QA R10R-3).
+func (b *Broker) handleCheckClientConfig(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
+	var body struct {
+		Group            string `json:"group"`
+		SubscriptionData *struct {
+			ExpressionType string `json:"expressionType"`
+		} `json:"subscriptionData"`
+	}
+	if err := json.Unmarshal(req.Body, &body); err != nil {
+		return remoting.NewResponse(remoting.SystemError, "the request body is not a CheckClientRequestBody: "+err.Error())
+	}
+	if sd := body.SubscriptionData; sd != nil && sd.ExpressionType != "" && !strings.EqualFold(sd.ExpressionType, "TAG") {
+		return remoting.NewResponse(remoting.SystemError, "The broker does not support consumer to filter message by "+sd.ExpressionType)
 	}
 	return remoting.NewResponse(remoting.Success, "")
 }

@@ -748,3 +748,47 @@ func TestRetentionKeysAtRunTime(t *testing.T) {
 		t.Fatalf("flushDiskType at run time: %d %q", r.Code, r.Remark)
 	}
 }
+
+// TestCheckClientConfig (QA R10R-3): CHECK_CLIENT_CONFIG accepts tag subscriptions and
+// refuses SQL92 with Apache's text (no property filter here), never REQUEST_CODE_NOT_SUPPORTED.
+func TestCheckClientConfig(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	check := func(typ string) *remoting.Command {
+		body := `{"clientId":"c1","group":"G","subscriptionData":{"topic":"T","subString":"a > 1","expressionType":"` + typ + `"}}`
+		return tb.invoke(remoting.CheckClientConfig, nil, []byte(body))
+	}
+	if r := check("TAG"); r.Code != remoting.Success {
+		t.Fatalf("TAG: %d %q", r.Code, r.Remark)
+	}
+	if r := check("SQL92"); r.Code != remoting.SystemError || r.Remark != "The broker does not support consumer to filter message by SQL92" {
+		t.Fatalf("SQL92: %d %q", r.Code, r.Remark)
+	}
+}
+
+// TestSubscriptionChangeNotifies (QA R10R-2): a heartbeat that adds or removes a topic of the
+// group's subscriptions tells the group to rebalance at once, as Apache's updateSubscription;
+// an unchanged heartbeat does not.
+func TestSubscriptionChangeNotifies(t *testing.T) {
+	var changed int
+	m := newClientManager(func(string, []ClientChannel) { changed++ })
+	subs := func(topics ...string) []SubscriptionData {
+		var out []SubscriptionData
+		for _, tp := range topics {
+			out = append(out, SubscriptionData{Topic: tp, SubString: "*"})
+		}
+		return out
+	}
+	reg := func(client string, topics ...string) {
+		m.RegisterConsumer("G", ConsumePassively, ModelClustering, "", subs(topics...), ClientChannel{ClientID: client, LastUpdate: time.Now()})
+	}
+	reg("c1", "A")
+	reg("c1", "A")
+	if changed != 1 {
+		t.Fatalf("join + same heartbeat: %d notifications, want 1", changed)
+	}
+	reg("c1", "A", "B")
+	reg("c1", "B")
+	if changed != 3 {
+		t.Fatalf("after a topic added and one removed: %d notifications, want 3", changed)
+	}
+}
