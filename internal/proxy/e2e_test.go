@@ -203,6 +203,7 @@ func TestE2E(t *testing.T) {
 				t.Run("namespace", func(t *testing.T) { scenarioNamespace(t, env) })
 				// Recall needs the broker's timers (the memory fake has none).
 				t.Run("recall", func(t *testing.T) { scenarioRecall(t, env) })
+				t.Run("abandoned-receive", func(t *testing.T) { scenarioAbandonedReceive(t, env) })
 			}
 			t.Run("auth-on", func(t *testing.T) { scenarioAuthOn(t, mode) })
 			t.Run("auth-off-any-credentials", func(t *testing.T) { scenarioAuthOff(t, env) })
@@ -868,4 +869,61 @@ func scenarioRecall(t *testing.T, env *e2eEnv) {
 		t.Fatalf("received %s, want 01RECALLKEEP", got[0].GetMessageId())
 	}
 	expectNothing(t, cons, "the recalled delay message")
+}
+
+// scenarioAbandonedReceive (QA R10S-1): a receive the client abandons while it is parked must
+// not take the next message away for its whole invisible time. In cluster mode the broker
+// still answers the parked pop; the proxy releases what it cannot deliver (visible again in
+// a second), so the next receive gets the message long before the abandoned one's 60 s.
+func scenarioAbandonedReceive(t *testing.T, env *e2eEnv) {
+	env.CreateTopic(t, "e2e-abandon", MessageTypeNormal, 1)
+	env.CreateGroup(t, "g-abandon", false, 16)
+	c := dial(t, env.Endpoint, false)
+	settingsReply(t, c, "abandon-c", consumerSettings("g-abandon"))
+	route, err := c.QueryRoute(cctx(t, "abandon-c", 5*time.Second), &pb.QueryRouteRequest{Topic: &pb.Resource{Name: "e2e-abandon"}})
+	if err != nil || len(route.GetMessageQueues()) == 0 {
+		t.Fatalf("route: %v %v", err, route.GetStatus())
+	}
+	req := &pb.ReceiveMessageRequest{
+		Group:             &pb.Resource{Name: "g-abandon"},
+		MessageQueue:      route.GetMessageQueues()[0],
+		FilterExpression:  &pb.FilterExpression{Type: pb.FilterType_TAG, Expression: "*"},
+		BatchSize:         4,
+		InvisibleDuration: durationpb.New(60 * time.Second),
+	}
+	ctx, cancel := context.WithTimeout(cctx(t, "abandon-c", 30*time.Second), 20*time.Second)
+	stream, err := c.ReceiveMessage(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan *pb.ReceiveMessageResponse, 1)
+	go func() { r, _ := stream.Recv(); first <- r }()
+	select {
+	case r := <-first:
+		t.Fatalf("the receive on an empty topic answered at once: %v", r)
+	case <-time.After(300 * time.Millisecond): // parked at the broker (nothing to wait for)
+	}
+	// Other traffic on the proxy's connection to the broker (another group's poll ending
+	// empty), so the client side keeps that connection when the parked call is abandoned.
+	other := proto.Clone(req).(*pb.ReceiveMessageRequest)
+	other.Group = &pb.Resource{Name: "g-abandon-other"}
+	env.CreateGroup(t, "g-abandon-other", false, 16)
+	receiveAll(t, c, other, 3*time.Second)
+	cancel()
+	<-first
+	p := newSDKProducer(t, env.Endpoint, nil, golang.WithTopics("e2e-abandon"))
+	if _, err := p.Send(context.Background(), &golang.Message{Topic: "e2e-abandon", Body: []byte("after")}); err != nil {
+		t.Fatal(err)
+	}
+	// Give the abandoned pop, still parked at a cluster broker, time to take the message (the
+	// case to test); in local mode the cancelled pop left at once and nothing takes it.
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	got := receiveAll(t, c, req, 10*time.Second)
+	for len(got) < 3 && time.Since(start) < 15*time.Second {
+		got = receiveAll(t, c, req, 10*time.Second)
+	}
+	if len(got) < 3 || got[1].GetMessage() == nil || string(got[1].GetMessage().GetBody()) != "after" {
+		t.Fatalf("the message sent after an abandoned receive was not received within %v: %v", time.Since(start), got)
+	}
 }

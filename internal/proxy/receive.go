@@ -31,9 +31,10 @@ func (s *Server) ReceiveMessage(req *pb.ReceiveMessageRequest, stream pb.Messagi
 		st = okStatus()
 	}
 	if err := stream.Send(&pb.ReceiveMessageResponse{Content: &pb.ReceiveMessageResponse_Status{Status: st}}); err != nil {
+		s.release(req, msgs)
 		return err
 	}
-	for _, m := range msgs {
+	for i, m := range msgs {
 		bh := Handle{Broker: m.broker, QueueID: m.msg.QueueID, QueueOffset: m.msg.QueueOffset, CommitLogOffset: m.msg.CommitLogOffset, Raw: m.msg.ReceiptHandle}
 		h := encodeHandle(bh)
 		if req.GetAutoRenew() {
@@ -50,10 +51,41 @@ func (s *Server) ReceiveMessage(req *pb.ReceiveMessageRequest, stream pb.Messagi
 					s.renew.take(encodeHandle(Handle{Broker: m.broker, QueueID: m.msg.QueueID, QueueOffset: m.msg.QueueOffset, CommitLogOffset: m.msg.CommitLogOffset, Raw: m.msg.ReceiptHandle}))
 				}
 			}
+			s.release(req, msgs[i:])
 			return err
 		}
 	}
 	return stream.Send(&pb.ReceiveMessageResponse{Content: &pb.ReceiveMessageResponse_DeliveryTimestamp{DeliveryTimestamp: timestamppb.New(s.now())}})
+}
+
+// releaseDelay is the invisible time given to received messages the client never got (its
+// stream ended first): they come back after it rather than after the whole invisible time,
+// as Apache's proxy nacks what it cannot write (DEFAULT_NACK_INVISIBLE_TIME, QA R10S-1).
+const releaseDelay = time.Second
+
+// release makes msgs visible again after releaseDelay, in the background (a failure leaves
+// them to their invisible time: nothing is lost).
+func (s *Server) release(req *pb.ReceiveMessageRequest, msgs []popped) {
+	if len(msgs) == 0 {
+		return
+	}
+	group, gerr := validateGroup(req.GetGroup())
+	topic, terr := validateTopic(req.GetMessageQueue().GetTopic(), false)
+	if gerr != nil || terr != nil {
+		return
+	}
+	go func() {
+		for _, m := range msgs {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			_, err := s.backend.ChangeInvisible(ctx, &ChangeInvisibleRequest{Group: group, Topic: topic, InvisibleTime: releaseDelay,
+				Handle: Handle{Broker: m.broker, QueueID: m.msg.QueueID, QueueOffset: m.msg.QueueOffset, CommitLogOffset: m.msg.CommitLogOffset, Raw: m.msg.ReceiptHandle}})
+			cancel()
+			if err != nil {
+				s.logger.Debug("release of a message the client never received failed; it returns after its invisible time",
+					"group", group, "topic", topic, "queueOffset", m.msg.QueueOffset, "err", err)
+			}
+		}
+	}()
 }
 
 type popped struct {

@@ -202,7 +202,11 @@ func (c *Config) buildMessage(m *pb.Message, topic string, now time.Time) (*outg
 	}
 	hasDelivery := sp.DeliveryTimestamp != nil
 	typ := MessageType(sp.GetMessageType())
-	if typ == MessageTypeUnspecified {
+	// Apache's proxy reads message_type only for TRANSACTION: the group and the delivery
+	// time become properties whatever the type, and the type checked against the topic comes
+	// from them (SendMessageActivity, TopicMessageType.parseFromMessageProperty). So a NORMAL
+	// message with a group is a FIFO one (QA R10S-2).
+	if typ == MessageTypeUnspecified || (typ == MessageTypeNormal && (group != "") != hasDelivery) {
 		switch {
 		case group != "":
 			typ = MessageTypeFIFO

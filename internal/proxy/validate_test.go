@@ -71,7 +71,13 @@ func TestBuildMessageValidation(t *testing.T) {
 			m.SystemProperties.MessageGroup = strp(strings.Repeat("g", 63))
 		}, pb.Code_OK},
 		{"FIFO without group", func(m *pb.Message) { m.SystemProperties.MessageType = pb.MessageType_FIFO }, pb.Code_ILLEGAL_MESSAGE_GROUP},
-		{"NORMAL with group", func(m *pb.Message) { m.SystemProperties.MessageGroup = strp("g") }, pb.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
+		// Apache derives the type from the group / delivery time when message_type is NORMAL
+		// (QA R10S-2): such a message is FIFO (or DELAY); the topic check judges it.
+		{"NORMAL with group is FIFO", func(m *pb.Message) { m.SystemProperties.MessageGroup = strp("g") }, pb.Code_OK},
+		{"NORMAL with group and delivery time", func(m *pb.Message) {
+			m.SystemProperties.MessageGroup = strp("g")
+			m.SystemProperties.DeliveryTimestamp = timestamppb.New(now.Add(time.Minute))
+		}, pb.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
 		{"delay beyond max", func(m *pb.Message) {
 			m.SystemProperties.MessageType = pb.MessageType_DELAY
 			m.SystemProperties.DeliveryTimestamp = timestamppb.New(now.Add(25 * time.Hour))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
@@ -95,7 +96,71 @@ func (b *Backend) Pop(ctx context.Context, req *proxy.PopRequest) (*proxy.PopRes
 	if req.AttemptID != "" {
 		ext["attemptId"] = req.AttemptID // Apache PopMessageRequestHeader.attemptId
 	}
-	resp, err := b.invoke(ctx, addr, remoting.NewRequest(remoting.PopMessage, ext, nil), req.PollTime)
+	// The broker parks the pop and cannot be told the caller left: the call runs detached
+	// from ctx, and a result that arrives after the caller gave up is released (visible
+	// again in releaseDelay) instead of being dropped, which left the messages invisible
+	// for the whole invisible time, blocked FIFO groups and spent delivery attempts (QA
+	// R10S-1; Apache's proxy releases what it cannot write to the client the same way).
+	type popOut struct {
+		res *proxy.PopResult
+		err error
+	}
+	out := make(chan popOut, 1)
+	var mu sync.Mutex
+	abandoned := false
+	go func() {
+		resp, err := b.invoke(context.WithoutCancel(ctx), addr, remoting.NewRequest(remoting.PopMessage, ext, nil), req.PollTime)
+		res, err := popResult(resp, err, req)
+		mu.Lock()
+		defer mu.Unlock()
+		if abandoned {
+			if res != nil && len(res.Messages) > 0 {
+				b.Release(req.Group, req.Topic, req.Broker, res.Messages)
+			}
+			return
+		}
+		out <- popOut{res, err}
+	}()
+	select {
+	case r := <-out:
+		return r.res, r.err
+	case <-ctx.Done():
+		mu.Lock()
+		defer mu.Unlock()
+		select {
+		case r := <-out: // arrived meanwhile: the caller's stream write fails and releases it
+			return r.res, r.err
+		default:
+			abandoned = true
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// releaseDelay is the invisible time a popped message nobody received is set to (Apache's
+// proxy: 1 s, DEFAULT_NACK_INVISIBLE_TIME).
+const releaseDelay = time.Second
+
+// Release makes popped messages that never reached a client visible again soon, one
+// CHANGE_INVISIBLE_TIME each, in the background (bounded by the request timeout).
+func (b *Backend) Release(group, topic, broker string, msgs []*proxy.Message) {
+	go func() {
+		for _, m := range msgs {
+			ctx, cancel := context.WithTimeout(context.Background(), b.cfg.RequestTimeout)
+			_, err := b.ChangeInvisible(ctx, &proxy.ChangeInvisibleRequest{Group: group, Topic: m.Topic,
+				Handle: proxy.Handle{Broker: broker, QueueID: m.QueueID, QueueOffset: m.QueueOffset,
+					CommitLogOffset: m.CommitLogOffset, Raw: m.ReceiptHandle}, InvisibleTime: releaseDelay})
+			cancel()
+			if err != nil {
+				b.logger.Debug("release of an abandoned popped message failed; it returns after its invisible time",
+					"group", group, "topic", topic, "queueOffset", m.QueueOffset, "err", err)
+			}
+		}
+	}()
+}
+
+// popResult converts a POP_MESSAGE response for req.
+func popResult(resp *remoting.Command, err error, req *proxy.PopRequest) (*proxy.PopResult, error) {
 	if err != nil {
 		return nil, err
 	}
