@@ -148,6 +148,11 @@ type Config struct {
 	RebalanceLockMaxLiveTime time.Duration
 	// LongPollingEnable is longPollingEnable. Default true.
 	LongPollingEnable bool
+	// EnablePropertyFilter is enablePropertyFilter: SQL92 subscriptions (pull, pop, gRPC
+	// receive) are evaluated on message properties; false refuses them as RocketMQ does.
+	// Default true, unlike RocketMQ's false: a selector costs only the consumers that use
+	// one, and applications written for SQL92 then run without a broker setting.
+	EnablePropertyFilter bool
 	// ShortPollingTime is shortPollingTimeMills (ms): the wait of a suspended pull when long
 	// polling is off. Default 1s.
 	ShortPollingTime time.Duration
@@ -227,6 +232,7 @@ func DefaultConfig() Config {
 		BrokerPermission:              PermRead | PermWrite,
 		RebalanceLockMaxLiveTime:      60 * time.Second,
 		LongPollingEnable:             true,
+		EnablePropertyFilter:          true,
 		ShortPollingTime:              time.Second,
 		MaxSuspendTime:                30 * time.Second,
 		SendThreadPoolNums:            256,
@@ -352,8 +358,11 @@ func (c *Config) Validate() error {
 	if c.ShortPollingTime <= 0 || c.MaxSuspendTime <= 0 {
 		return invalid("shortPollingTimeMills", "poll times must be > 0")
 	}
-	if c.SendThreadPoolNums < 1 || c.SendThreadPoolQueueCapacity < 0 {
-		return invalid("sendMessageThreadPoolNums", "thread pool sizes must be >= 1")
+	if c.SendThreadPoolNums < 1 {
+		return invalid("sendMessageThreadPoolNums", "must be >= 1, got %d", c.SendThreadPoolNums)
+	}
+	if c.SendThreadPoolQueueCapacity < 0 {
+		return invalid("sendThreadPoolQueueCapacity", "must be >= 0, got %d", c.SendThreadPoolQueueCapacity)
 	}
 	if c.WaitTimeMillsInSendQueue <= 0 {
 		return invalid("waitTimeMillsInSendQueue", "must be > 0")
@@ -593,7 +602,7 @@ var knownIgnored = map[string]bool{
 	"mappedFileSizeConsumeQueue": true, "maxTransferCountOnMessageInMemory": true,
 	"warmMapedFileEnable": true, "pullMessageThreadPoolNums": true,
 	"useReentrantLockWhenPutMessage": true, "osPageCacheBusyTimeOutMills": true,
-	"sendMessageThreadPoolNums-": true, "enablePropertyFilter": true, "slaveReadEnable": true,
+	"sendMessageThreadPoolNums-": true, "slaveReadEnable": true,
 	"aclFile": true, // read by standalone for its proxy
 
 }
@@ -604,7 +613,6 @@ var knownUnsupported = map[string]string{
 	"aclEnable":             "broker-side ACL is not supported: authentication and permissions are enforced by the proxy (--auth, --acl-file); remoting clients are not checked",
 	"authenticationEnabled": "broker-side ACL is not supported: authentication and permissions are enforced by the proxy (--auth, --acl-file); remoting clients are not checked",
 	"authorizationEnabled":  "broker-side ACL is not supported: authentication and permissions are enforced by the proxy (--auth, --acl-file); remoting clients are not checked",
-	"enablePropertyFilter":  "SQL92 filtering is not supported; SQL92 subscriptions are refused",
 }
 
 // ApplyProperties applies broker.conf keys to cfg. Unknown keys are logged once each and kept
@@ -810,6 +818,8 @@ func applyKey(c *Config, k, v string) (bool, error) {
 		err = ms(&c.RebalanceLockMaxLiveTime)
 	case "longPollingEnable":
 		err = boolean(&c.LongPollingEnable)
+	case "enablePropertyFilter":
+		err = boolean(&c.EnablePropertyFilter)
 	case "shortPollingTimeMills":
 		err = ms(&c.ShortPollingTime)
 	case "sendMessageThreadPoolNums":
@@ -939,6 +949,7 @@ func (c *Config) Properties() map[string]string {
 		"brokerPermission":              strconv.Itoa(c.BrokerPermission),
 		"rebalance.lockMaxLiveTime":     ms(c.RebalanceLockMaxLiveTime),
 		"longPollingEnable":             strconv.FormatBool(c.LongPollingEnable),
+		"enablePropertyFilter":          strconv.FormatBool(c.EnablePropertyFilter),
 		"shortPollingTimeMills":         ms(c.ShortPollingTime),
 		"sendMessageThreadPoolNums":     strconv.Itoa(c.SendThreadPoolNums),
 		"sendThreadPoolQueueCapacity":   strconv.Itoa(c.SendThreadPoolQueueCapacity),

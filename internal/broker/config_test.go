@@ -226,6 +226,9 @@ func TestValidateNamesKey(t *testing.T) {
 		"storePathCommitLog":    func(c *Config) { c.StorePathCommitLog = "/other/disk/commitlog" },
 		"storePathConsumeQueue": func(c *Config) { c.StorePathConsumeQueue = "/other/cq" },
 		"storePathIndex":        func(c *Config) { c.StorePathIndex = "/other/index" },
+		// QA R10Q-7: each pool key named for itself.
+		"sendMessageThreadPoolNums":   func(c *Config) { c.SendThreadPoolNums = 0 },
+		"sendThreadPoolQueueCapacity": func(c *Config) { c.SendThreadPoolQueueCapacity = -1 },
 	}
 	for key, mutate := range cases {
 		cfg := DefaultConfig()

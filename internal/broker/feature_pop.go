@@ -49,6 +49,7 @@ func (b *Broker) popConfig() pop.Config {
 	cfg.MinInvisibleTime = b.Cfg.PopMinInvisibleTime
 	cfg.MaxInvisibleTime = b.Cfg.PopMaxInvisibleTime
 	cfg.MaxPollTime = b.Cfg.PopPollingTimeout
+	cfg.PropertyFilter = b.Cfg.EnablePropertyFilter
 	// Pop state follows the broker's flushDiskType, as RocketMQ's checkpoints and acks do
 	// (they are commit-log records): with SYNC_FLUSH every pop/ack/change is fdatasynced
 	// before it is answered; with ASYNC_FLUSH it is written (so it survives a process crash:
@@ -186,6 +187,8 @@ func popErrorResponse(err error) *remoting.Command {
 		return remoting.NewResponse(remoting.TopicNotExist, err.Error())
 	case errors.Is(err, pop.ErrGroupNotFound):
 		return remoting.NewResponse(remoting.SubscriptionGroupNotExist, err.Error())
+	case errors.Is(err, pop.ErrInvalidFilter):
+		return remoting.NewResponse(remoting.SubscriptionParseFailed, err.Error())
 	case errors.Is(err, pop.ErrInvalidParameter):
 		return remoting.NewResponse(remoting.InvalidParameter, err.Error())
 	case errors.Is(err, pop.ErrNoPermission):

@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
@@ -212,21 +211,24 @@ func (b *Broker) handleUnregisterClient(_ context.Context, _ *remoting.Conn, req
 
 // handleCheckClientConfig serves CHECK_CLIENT_CONFIG (46): Java remoting consumers send it at
 // start for every subscription that is not a tag expression (CheckClientRequestBody JSON:
-// clientId, group, subscriptionData). As Apache's ClientManageProcessor without
-// enablePropertyFilter (SQL92 filtering is not supported here), any other expression type is
-// refused with SYSTEM_ERROR naming it, the text the pull path gives (QA R10R-3).
+// clientId, group, subscriptionData). As Apache's ClientManageProcessor: a SQL92 selector is
+// compiled (SUBSCRIPTION_PARSE_FAILED when it does not parse), refused with SYSTEM_ERROR
+// naming the type without enablePropertyFilter, the text the pull path gives (QA R10R-3).
 func (b *Broker) handleCheckClientConfig(_ context.Context, _ *remoting.Conn, req *remoting.Command) *remoting.Command {
 	var body struct {
 		Group            string `json:"group"`
 		SubscriptionData *struct {
 			ExpressionType string `json:"expressionType"`
+			SubString      string `json:"subString"`
 		} `json:"subscriptionData"`
 	}
 	if err := json.Unmarshal(req.Body, &body); err != nil {
 		return remoting.NewResponse(remoting.SystemError, "the request body is not a CheckClientRequestBody: "+err.Error())
 	}
-	if sd := body.SubscriptionData; sd != nil && sd.ExpressionType != "" && !strings.EqualFold(sd.ExpressionType, "TAG") {
-		return remoting.NewResponse(remoting.SystemError, "The broker does not support consumer to filter message by "+sd.ExpressionType)
+	if sd := body.SubscriptionData; sd != nil {
+		if _, err := b.subscriptionFilter(sd.ExpressionType, sd.SubString); err != nil {
+			return errorResponse(err)
+		}
 	}
 	return remoting.NewResponse(remoting.Success, "")
 }

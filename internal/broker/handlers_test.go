@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -749,10 +751,12 @@ func TestRetentionKeysAtRunTime(t *testing.T) {
 	}
 }
 
-// TestCheckClientConfig (QA R10R-3): CHECK_CLIENT_CONFIG accepts tag subscriptions and
-// refuses SQL92 with Apache's text (no property filter here), never REQUEST_CODE_NOT_SUPPORTED.
+// TestCheckClientConfig (QA R10R-3): CHECK_CLIENT_CONFIG accepts tag subscriptions and, with
+// enablePropertyFilter=false, refuses SQL92 with Apache's text, never REQUEST_CODE_NOT_SUPPORTED.
 func TestCheckClientConfig(t *testing.T) {
-	tb := startBroker(t, testConfig(t))
+	cfg := testConfig(t)
+	cfg.EnablePropertyFilter = false // with it on: TestPullSQL92
+	tb := startBroker(t, cfg)
 	check := func(typ string) *remoting.Command {
 		body := `{"clientId":"c1","group":"G","subscriptionData":{"topic":"T","subString":"a > 1","expressionType":"` + typ + `"}}`
 		return tb.invoke(remoting.CheckClientConfig, nil, []byte(body))
@@ -790,5 +794,40 @@ func TestSubscriptionChangeNotifies(t *testing.T) {
 	reg("c1", "B")
 	if changed != 3 {
 		t.Fatalf("after a topic added and one removed: %d notifications, want 3", changed)
+	}
+}
+
+// TestCreateTopicAnswersSuccessWhenPersistFails (QA R10Q-3): as Apache, a topic whose
+// topics.json write fails is created, served and answered SUCCESS (the failure is logged),
+// and the next topic change writes it.
+func TestCreateTopicAnswersSuccessWhenPersistFails(t *testing.T) {
+	cfg := testConfig(t)
+	tb := startBroker(t, cfg)
+	path := filepath.Join(cfg.DataDir, configDirName, topicsFile)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	// A non-empty directory where the file goes: the atomic rename fails (root ignores modes).
+	if err := os.MkdirAll(filepath.Join(path, "block"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	create := func(name string) *remoting.Command {
+		return tb.invoke(remoting.UpdateAndCreateTopic, map[string]string{"topic": name, "readQueueNums": "2", "writeQueueNums": "2", "perm": "6"}, nil)
+	}
+	if r := create("UNPERSISTED"); r.Code != remoting.Success {
+		t.Fatalf("create with a failing write: %d %q", r.Code, r.Remark)
+	}
+	if _, ok := tb.Topics.Get("UNPERSISTED"); !ok {
+		t.Fatal("topic not created")
+	}
+	if err := os.RemoveAll(path); err != nil {
+		t.Fatal(err)
+	}
+	if r := create("NEXT"); r.Code != remoting.Success {
+		t.Fatalf("create: %d %q", r.Code, r.Remark)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(raw), "UNPERSISTED") {
+		t.Fatalf("topics.json after the next change: %v %.200s", err, raw)
 	}
 }

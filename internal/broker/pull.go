@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rocketry-mq/rocketry/internal/broker/sql92"
 	"github.com/rocketry-mq/rocketry/internal/message"
 	"github.com/rocketry-mq/rocketry/internal/remoting"
 	"github.com/rocketry-mq/rocketry/internal/store"
@@ -129,11 +130,31 @@ func (b *Broker) WatchQueue(topic string, qid int32) (<-chan struct{}, func()) {
 	return b.polls.watch(topic, qid)
 }
 
-// TagFilter is a parsed TAG subscription expression ("*", "A || B").
+// TagFilter is a parsed subscription: a TAG expression ("*", "A || B"), or a SQL92 selector
+// over the message's properties (sql non-nil: every tag hash passes, each record is checked).
 type TagFilter struct {
 	all   bool
 	tags  map[string]struct{}
 	codes map[int64]struct{}
+	sql   *sql92.Expr
+}
+
+// subscriptionFilter parses a subscription of expression type typ: TAG (or ""), or SQL92
+// when enablePropertyFilter is on. Refusals carry RocketMQ's codes: SYSTEM_ERROR "The broker
+// does not support consumer to filter message by <type>", SUBSCRIPTION_PARSE_FAILED for a
+// selector that does not parse.
+func (b *Broker) subscriptionFilter(typ, expr string) (*TagFilter, error) {
+	if typ == "" || strings.EqualFold(typ, "TAG") {
+		return ParseTagExpression(expr), nil
+	}
+	if !strings.EqualFold(typ, "SQL92") || !b.live().EnablePropertyFilter {
+		return nil, Coded(remoting.SystemError, "The broker does not support consumer to filter message by %s", typ)
+	}
+	e, err := sql92.Parse(expr)
+	if err != nil {
+		return nil, Coded(remoting.SubscriptionParseFailed, "parse the consumer's subscription[%s] failed: %v", expr, err)
+	}
+	return &TagFilter{sql: e}, nil
 }
 
 // ParseTagExpression parses a TAG expression; "" and "*" match everything.
@@ -158,9 +179,9 @@ func ParseTagExpression(expr string) *TagFilter {
 // All reports whether the filter matches every message.
 func (f *TagFilter) All() bool { return f == nil || f.all }
 
-// MatchCode is the consume-queue level check (tag hash).
+// MatchCode is the consume-queue level check (tag hash; SQL92 selectors pass every one).
 func (f *TagFilter) MatchCode(code int64) bool {
-	if f.All() {
+	if f.All() || f.sql != nil {
 		return true
 	}
 	_, ok := f.codes[code]
@@ -185,7 +206,14 @@ func (f *TagFilter) MatchRecord(rec []byte) bool {
 	if err := message.ParseRecordHeader(rec, &h); err != nil {
 		return true // let the client decide; never drop what we cannot read
 	}
-	tag, _ := message.LookupProperty(h.Props(rec), message.PropertyTags)
+	props := h.Props(rec)
+	if f.sql != nil {
+		return f.sql.Match(func(k string) (string, bool) {
+			v, ok := message.LookupProperty(props, k)
+			return string(v), ok
+		})
+	}
+	tag, _ := message.LookupProperty(props, message.PropertyTags)
 	return f.MatchTag(string(tag))
 }
 
@@ -293,19 +321,21 @@ func (b *Broker) servePull(ctx context.Context, p pullRequest, from string) *rem
 	var filter *TagFilter
 	switch {
 	case p.sysFlag&pullFlagSubscription != 0:
-		if p.exprType != "" && !strings.EqualFold(p.exprType, "TAG") {
-			return respond(remoting.SystemError, "The broker does not support consumer to filter message by %s", p.exprType)
+		f, err := b.subscriptionFilter(p.exprType, p.subscription)
+		if err != nil {
+			return errorResponse(err)
 		}
-		filter = ParseTagExpression(p.subscription)
+		filter = f
 	default:
 		if sd, ok := b.Clients.Subscription(p.group, p.topic); ok {
 			// The subscription registered by the consumer's heartbeat (go2 pulls without
-			// one): a SQL92 one is refused as Apache does without enablePropertyFilter,
-			// never applied as if its text were a tag list (QA F12).
-			if sd.ExpressionType != "" && !strings.EqualFold(sd.ExpressionType, "TAG") {
-				return respond(remoting.SystemError, "The broker does not support consumer to filter message by %s", sd.ExpressionType)
+			// one): a SQL92 one is evaluated (enablePropertyFilter) or refused, never
+			// applied as if its text were a tag list (QA F12).
+			f, err := b.subscriptionFilter(sd.ExpressionType, sd.SubString)
+			if err != nil {
+				return errorResponse(err)
 			}
-			filter = ParseTagExpression(sd.SubString)
+			filter = f
 		} else {
 			filter = ParseTagExpression("*")
 		}

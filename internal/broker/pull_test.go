@@ -2,6 +2,7 @@ package broker
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -93,11 +94,13 @@ func TestPullTagFilter(t *testing.T) {
 	}
 }
 
-// TestPullSQL92Refused: a SQL92 subscription, in the pull request or registered by the
-// consumer's heartbeat (go2 pulls without one), is refused with SYSTEM_ERROR as Apache does
-// without enablePropertyFilter; it is never applied as if its text were a tag list (QA F12).
+// TestPullSQL92Refused: with enablePropertyFilter=false a SQL92 subscription, in the pull
+// request or registered by the consumer's heartbeat (go2 pulls without one), is refused with
+// SYSTEM_ERROR as Apache does; it is never applied as if its text were a tag list (QA F12).
 func TestPullSQL92Refused(t *testing.T) {
-	tb := startBroker(t, testConfig(t))
+	cfg := testConfig(t)
+	cfg.EnablePropertyFilter = false
+	tb := startBroker(t, cfg)
 	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +126,71 @@ func TestPullSQL92Refused(t *testing.T) {
 	}, nil)
 	if resp.Code != remoting.SystemError {
 		t.Fatalf("pull with a SQL92 subscription: %d %q, want SYSTEM_ERROR", resp.Code, resp.Remark)
+	}
+}
+
+// TestPullSQL92: with enablePropertyFilter (the default) a SQL92 subscription, in the pull
+// request or registered by the heartbeat, returns only the messages whose properties match
+// (TAGS included); a selector that does not parse is SUBSCRIPTION_PARSE_FAILED, and
+// CHECK_CLIENT_CONFIG answers the same.
+func TestPullSQL92(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		tb.mustSend("T", 0, fmt.Sprint("m", i), map[string]string{message.PropertyTags: fmt.Sprint("tag", i%2), "a": strconv.Itoa(i)})
+	}
+	tb.mustSend("T", 0, "no-a", map[string]string{message.PropertyTags: "tag0"})
+	bodies := func(resp *remoting.Command) []string {
+		if resp.Code != remoting.Success {
+			t.Fatalf("pull: %d %q", resp.Code, resp.Remark)
+		}
+		var out []string
+		for _, m := range decodeBody(t, resp) {
+			out = append(out, string(m.Body))
+		}
+		return out
+	}
+	pullSQL := func(expr string) *remoting.Command {
+		return tb.invoke(remoting.PullMessage, map[string]string{
+			"consumerGroup": "GS", "topic": "T", "queueId": "0", "queueOffset": "0", "maxMsgNums": "32",
+			"sysFlag": strconv.Itoa(pullFlagSubscription), "commitOffset": "0", "suspendTimeoutMillis": "0",
+			"subscription": expr, "subVersion": "0", "expressionType": "SQL92",
+		}, nil)
+	}
+	if got := fmt.Sprint(bodies(pullSQL("a >= 3 AND TAGS = 'tag1'"))); got != "[m3 m5]" {
+		t.Fatalf("a >= 3 AND TAGS = 'tag1': %s", got)
+	}
+	if got := fmt.Sprint(bodies(pullSQL("a IS NULL OR a = 0"))); got != "[m0 no-a]" {
+		t.Fatalf("a IS NULL OR a = 0: %s", got)
+	}
+	if r := pullSQL("a >"); r.Code != remoting.SubscriptionParseFailed {
+		t.Fatalf("bad selector: %d %q", r.Code, r.Remark)
+	}
+	// Registered by the heartbeat (go2 pulls without the subscription).
+	var hb map[string]any
+	if err := json.Unmarshal(heartbeatBody("c1", "GH", "T", "*"), &hb); err != nil {
+		t.Fatal(err)
+	}
+	sub := hb["consumerDataSet"].([]any)[0].(map[string]any)["subscriptionDataSet"].([]any)[0].(map[string]any)
+	sub["expressionType"], sub["subString"], sub["tagsSet"], sub["codeSet"] = "SQL92", "a BETWEEN 1 AND 2", []string{}, []string{}
+	body, _ := json.Marshal(hb)
+	if r := tb.invoke(remoting.HeartBeat, nil, body); r.Code != remoting.Success {
+		t.Fatalf("heartbeat: %d %s", r.Code, r.Remark)
+	}
+	if got := fmt.Sprint(bodies(tb.pull("GH", "T", 0, 0, 32, 0, 0, ""))); got != "[m1 m2]" {
+		t.Fatalf("heartbeat subscription a BETWEEN 1 AND 2: %s", got)
+	}
+	check := func(expr string) *remoting.Command {
+		body := `{"clientId":"c1","group":"G","subscriptionData":{"topic":"T","subString":"` + expr + `","expressionType":"SQL92"}}`
+		return tb.invoke(remoting.CheckClientConfig, nil, []byte(body))
+	}
+	if r := check("a > 1"); r.Code != remoting.Success {
+		t.Fatalf("CHECK_CLIENT_CONFIG a > 1: %d %q", r.Code, r.Remark)
+	}
+	if r := check("a >"); r.Code != remoting.SubscriptionParseFailed {
+		t.Fatalf("CHECK_CLIENT_CONFIG a >: %d %q", r.Code, r.Remark)
 	}
 }
 

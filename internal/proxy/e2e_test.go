@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -204,6 +205,7 @@ func TestE2E(t *testing.T) {
 				// Recall needs the broker's timers (the memory fake has none).
 				t.Run("recall", func(t *testing.T) { scenarioRecall(t, env) })
 				t.Run("abandoned-receive", func(t *testing.T) { scenarioAbandonedReceive(t, env) })
+				t.Run("sql92", func(t *testing.T) { scenarioSQL92(t, env) })
 			}
 			t.Run("auth-on", func(t *testing.T) { scenarioAuthOn(t, mode) })
 			t.Run("auth-off-any-credentials", func(t *testing.T) { scenarioAuthOff(t, env) })
@@ -925,5 +927,41 @@ func scenarioAbandonedReceive(t *testing.T, env *e2eEnv) {
 	}
 	if len(got) < 3 || got[1].GetMessage() == nil || string(got[1].GetMessage().GetBody()) != "after" {
 		t.Fatalf("the message sent after an abandoned receive was not received within %v: %v", time.Since(start), got)
+	}
+}
+
+// scenarioSQL92: a go5 SimpleConsumer with a SQL92 selector receives exactly the messages
+// whose properties match (the broker's enablePropertyFilter, on by default), TAGS included; a
+// selector that does not parse is ILLEGAL_FILTER_EXPRESSION.
+func scenarioSQL92(t *testing.T, env *e2eEnv) {
+	env.CreateTopic(t, "e2e-sql", MessageTypeNormal, 2)
+	env.CreateGroup(t, "g-sql", false, 16)
+	env.CreateGroup(t, "g-sql-bad", false, 16)
+	p := newSDKProducer(t, env.Endpoint, nil, golang.WithTopics("e2e-sql"))
+	for i := 1; i <= 6; i++ {
+		m := &golang.Message{Topic: "e2e-sql", Body: []byte(fmt.Sprint("n", i))}
+		m.SetTag(map[bool]string{true: "even", false: "odd"}[i%2 == 0])
+		m.AddProperty("n", strconv.Itoa(i))
+		if _, err := p.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newSDKConsumer(t, env.Endpoint, "g-sql", map[string]*golang.FilterExpression{
+		"e2e-sql": golang.NewFilterExpressionWithType("n >= 3 AND TAGS = 'even'", golang.SQL92)}, nil)
+	var got []string
+	for _, mv := range receiveN(t, c, 2, 16, 20*time.Second, true, 15*time.Second) {
+		got = append(got, string(mv.GetBody()))
+	}
+	sort.Strings(got)
+	if fmt.Sprint(got) != "[n4 n6]" {
+		t.Fatalf("SQL92 n >= 3 AND TAGS = 'even' received %v, want [n4 n6]", got)
+	}
+	expectNothing(t, c, "messages the selector does not match")
+	bad := newSDKConsumer(t, env.Endpoint, "g-sql-bad", map[string]*golang.FilterExpression{
+		"e2e-sql": golang.NewFilterExpressionWithType("n >=", golang.SQL92)}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := bad.Receive(ctx, 16, 20*time.Second); err == nil || !strings.Contains(err.Error(), "ILLEGAL_FILTER_EXPRESSION") {
+		t.Fatalf("receive with a selector that does not parse: %v, want ILLEGAL_FILTER_EXPRESSION", err)
 	}
 }

@@ -145,6 +145,9 @@ func (b *memBackend) Pop(ctx context.Context, req *PopRequest) (*PopResult, erro
 	if req.Broker != memBroker {
 		return nil, ErrBrokerNotFound
 	}
+	if req.FilterType == "SQL92" { // the broker's property filter is tested with real brokers
+		return nil, &BrokerError{Code: rcSubscriptionParseFailed, Remark: "the memory backend has no property filter"}
+	}
 	deadline := time.Now().Add(req.PollTime)
 	for {
 		b.mu.Lock()

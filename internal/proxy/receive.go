@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -137,14 +138,22 @@ func (s *Server) receive0(ctx context.Context, req *pb.ReceiveMessageRequest) ([
 		return nil, 0, c, err
 	}
 	fe := req.GetFilterExpression()
-	expr := "*"
+	expr, filterType := "*", "TAG"
 	switch fe.GetType() {
 	case pb.FilterType_FILTER_TYPE_UNSPECIFIED, pb.FilterType_TAG:
 		if expr, err = parseTagFilter(fe.GetExpression()); err != nil {
 			return nil, 0, c, err
 		}
+	case pb.FilterType_SQL:
+		// Evaluated by the broker (enablePropertyFilter); a selector that does not parse, or
+		// a broker without property filtering, answers SUBSCRIPTION_PARSE_FAILED ->
+		// ILLEGAL_FILTER_EXPRESSION.
+		expr, filterType = fe.GetExpression(), "SQL92"
+		if strings.TrimSpace(expr) == "" {
+			return nil, 0, c, statusErrorf(pb.Code_ILLEGAL_FILTER_EXPRESSION, "SQL92 expression is empty")
+		}
 	default:
-		return nil, 0, c, statusErrorf(pb.Code_ILLEGAL_FILTER_EXPRESSION, "SQL92 filtering is not supported")
+		return nil, 0, c, statusErrorf(pb.Code_ILLEGAL_FILTER_EXPRESSION, "filter type %s is not supported", fe.GetType())
 	}
 	invisible := s.cfg.DefaultInvisible
 	if req.InvisibleDuration != nil {
@@ -180,7 +189,7 @@ func (s *Server) receive0(ctx context.Context, req *pb.ReceiveMessageRequest) ([
 	}
 	pr := &PopRequest{
 		Broker: broker, Group: group, Topic: topic, QueueID: -1, MaxMessages: batch,
-		InvisibleTime: invisible, PollTime: s.pollBudget(ctx, req), FilterType: "TAG", FilterExpr: expr, Order: gc.Orderly,
+		InvisibleTime: invisible, PollTime: s.pollBudget(ctx, req), FilterType: filterType, FilterExpr: expr, Order: gc.Orderly,
 		AttemptID: attemptID(req),
 	}
 	res, err := s.backend.Pop(ctx, pr)

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -286,6 +287,49 @@ func TestGo2TagFilter(t *testing.T) {
 		if strings.HasPrefix(b, "C-") {
 			t.Errorf("filter A || B delivered %s", b)
 		}
+	}
+}
+
+// TestGo2SQL92Filter: a go2 push consumer subscribed with a SQL92 selector (the broker's
+// enablePropertyFilter, on by default) consumes exactly the messages whose user properties
+// and TAGS match.
+func TestGo2SQL92Filter(t *testing.T) {
+	t.Parallel()
+	d := standalone(t)
+	topic, group := uniq("go2_sql"), uniq("go2_sql_g")
+	createTopic(t, d, topic, "NORMAL", 2)
+	p := go2Producer(t, d.ns)
+	var want []string
+	for i := 0; i < 10; i++ {
+		m := primitive.NewMessage(topic, []byte(fmt.Sprintf("m-%d", i)))
+		m.WithTag([]string{"A", "B"}[i%2])
+		m.WithProperty("a", strconv.Itoa(i))
+		sendSync(t, p, m)
+		if i >= 5 && i%2 == 0 {
+			want = append(want, string(m.Body))
+		}
+	}
+	col := newCollector()
+	c, err := rocketmq.NewPushConsumer(consumer.WithNameServer(strings.Split(d.ns, ";")), consumer.WithGroupName(group),
+		consumer.WithInstance(uniq("inst")), consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe(topic, consumer.MessageSelector{Type: consumer.SQL92, Expression: "a >= 5 AND TAGS = 'A'"}, col.handler); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Shutdown() })
+	waitUntil(30*time.Second, func() bool { return len(col.has(want)) == 0 })
+	if m := col.has(want); len(m) > 0 {
+		t.Fatalf("SQL92 a >= 5 AND TAGS = 'A': not consumed %v", m)
+	}
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	if len(col.count) != len(want) {
+		t.Fatalf("SQL92 a >= 5 AND TAGS = 'A' consumed %v, want %v", col.count, want)
 	}
 }
 

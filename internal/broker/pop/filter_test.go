@@ -22,7 +22,7 @@ func TestParseFilter(t *testing.T) {
 		{"TAG", "||", false, true, nil, nil},
 		{"SQL92", "a > 1", false, true, nil, nil},
 	} {
-		f, err := ParseFilter(c.typ, c.expr)
+		f, err := ParseFilter(c.typ, c.expr, false)
 		if c.err {
 			if !errors.Is(err, ErrInvalidFilter) {
 				t.Errorf("%q %q: err = %v", c.typ, c.expr, err)

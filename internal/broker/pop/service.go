@@ -319,7 +319,7 @@ func (s *Service) validatePop(req *PopRequest) (*TagFilter, error) {
 	if req.PollTime < 0 {
 		return nil, fmt.Errorf("%w: pollTime must be >= 0", ErrInvalidParameter)
 	}
-	f, err := ParseFilter(req.FilterType, req.FilterExpr)
+	f, err := ParseFilter(req.FilterType, req.FilterExpr, s.cfg.PropertyFilter)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidParameter, err)
 	}
@@ -565,7 +565,7 @@ func (s *Service) popQueue(k QueueKey, want int, f *TagFilter, orderly bool, att
 			gone = append(gone, r)
 			continue
 		}
-		if !f.All() && !f.MatchTag(ext.Tags()) {
+		if !f.All() && !f.MatchMessage(ext) {
 			// A redelivery the requesting subscription does not match is acknowledged, not
 			// returned, as Apache's proxy does with NO_MATCH pops (QA R7G-2): the group's
 			// filter changed, or its consumers disagree about it.
@@ -743,7 +743,7 @@ func (s *Service) readNew(k QueueKey, offset int64, want int, f *TagFilter) ([]c
 				release(rr)
 				return nil, 0, 0, err
 			}
-			if f.MatchTag(ext.Tags()) {
+			if f.MatchMessage(ext) {
 				out = append(out, candidate{ext: ext, reconsume: ext.ReconsumeTimes})
 			}
 		}
