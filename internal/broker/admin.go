@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -139,7 +140,14 @@ func (b *Broker) CreateTopic(tc TopicConfig) error {
 		return Coded(remoting.InvalidParameter, "perm %d is not a combination of 8|4|2|1", tc.Perm)
 	}
 	if err := b.Topics.Update(tc); err != nil {
-		return err
+		if !errors.Is(err, errMetadataPersist) {
+			return err
+		}
+		// As Apache's TopicConfigManager: the topic is created and served; a failed write
+		// of topics.json is logged, not answered as a failure (QA R10Q-3: the caller was
+		// told it failed while the topic existed).
+		b.Log.Error("topic created or updated but topics.json could not be written; it is written again with the next topic change",
+			"topic", tc.TopicName, "err", err)
 	}
 	b.Log.Info("topic created or updated", "topic", tc.TopicName, "read", tc.ReadQueueNums,
 		"write", tc.WriteQueueNums, "perm", tc.Perm, "attributes", tc.Attributes)

@@ -155,6 +155,7 @@ func NewWithListener(cfg Config, logger *slog.Logger, ln net.Listener, opts ...O
 		return nil, fmt.Errorf("broker: create %s: %w", cfgDir, err)
 	}
 	var err error
+	checkMetadataFiles(cfgDir, b.Log)
 	if b.Topics, err = loadTopicTable(cfgDir, b.triggerRegister); err != nil {
 		return nil, err
 	}

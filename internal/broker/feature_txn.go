@@ -194,11 +194,12 @@ func txnError(err error) error {
 	}
 	for _, r := range rows {
 		if errors.Is(err, r.err) {
+			// Apache's fixed remark alone where it has one: the detail (offsets, names) is for
+			// the broker's log (handleEndTransaction logs it), and the chain repeated the text
+			// (QA R10S-3).
 			remark := r.remark
 			if remark == "" {
 				remark = err.Error()
-			} else {
-				remark += ": " + err.Error()
 			}
 			return &txnCodedError{coded: &CodedError{Code: r.code, Remark: remark}, cause: err}
 		}

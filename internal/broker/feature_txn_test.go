@@ -80,7 +80,8 @@ func TestTxnCommitRollbackOverRemoting(t *testing.T) {
 	if got := len(pullAll(t, tb, "TT", 1)); got != base {
 		t.Fatalf("half messages visible: %d", got-base)
 	}
-	if resp := endTxn(tb, c, "WRONG", 8, false); resp.Code != remoting.SystemError || resp.Remark == "" {
+	// Apache's remark alone (QA R10S-3: the detail was appended and repeated the text).
+	if resp := endTxn(tb, c, "WRONG", 8, false); resp.Code != remoting.SystemError || resp.Remark != "The producer group wrong" {
 		t.Fatalf("wrong group: %d %q", resp.Code, resp.Remark)
 	}
 	bad := c

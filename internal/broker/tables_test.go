@@ -277,3 +277,34 @@ func TestFeatureInitFailureStopsGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestEmptyMetadataFileFallsBackToBackup (QA R10Q-5): every write keeps the replaced version
+// as .bak; a metadata file found empty (or corrupt) loads from it instead of starting empty.
+func TestEmptyMetadataFileFallsBackToBackup(t *testing.T) {
+	dir := t.TempDir()
+	o, err := loadOffsetTable(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Commit("G", "T", 0, 12)
+	if err := o.Persist(); err != nil {
+		t.Fatal(err)
+	}
+	o.Commit("G", "T", 0, 20)
+	if err := o.Persist(); err != nil { // the 12 version becomes the backup
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, consumerOffFile)
+	for _, broken := range []string{"", "{\"offsetTable\": {"} {
+		if err := os.WriteFile(path, []byte(broken), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		back, err := loadOffsetTable(dir)
+		if err != nil {
+			t.Fatalf("%q: %v", broken, err)
+		}
+		if off, ok := back.Query("G", "T", 0); !ok || off != 12 {
+			t.Fatalf("%q: offset %d %v, want 12 from the backup", broken, off, ok)
+		}
+	}
+}

@@ -231,6 +231,9 @@ func (t *TopicTable) DataVersion() DataVersion {
 // none for a change of the whole table (a deletion, a version bump).
 func (t *TopicTable) changed(topics ...string) error {
 	err := t.persist()
+	if err != nil {
+		err = fmt.Errorf("%w: %w", errMetadataPersist, err)
+	}
 	if t.onChange != nil {
 		t.onChange(topics)
 	}
