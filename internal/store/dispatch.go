@@ -85,7 +85,12 @@ func (s *Store) dispatchAvailable() {
 			if s.dispStall.Swap(&err) == nil {
 				s.logger.Error("dispatch stalled (no space or no file descriptors left); refusing puts and retrying", "at", from, "err", err)
 			}
-			time.AfterFunc(dispatchRetry, s.wakeDispatcher)
+			if s.dispRetry.CompareAndSwap(false, true) { // one retry timer at a time
+				time.AfterFunc(dispatchRetry, func() {
+					s.dispRetry.Store(false)
+					s.wakeDispatcher()
+				})
+			}
 			return
 		}
 		if err != nil {

@@ -120,6 +120,7 @@ type Store struct {
 	// directory could not be made, opened or reserved), nil while it runs: puts are refused with ErrDiskFull
 	// and the dispatcher retries every dispatchRetry until it can write again (QA R10Q-1).
 	dispStall atomic.Pointer[error]
+	dispRetry atomic.Bool   // a retry timer of the stalled dispatcher is armed
 	diskRatio atomic.Uint64 // math.Float64bits of the last measured ratio
 
 	memWindow int64 // in-memory window in bytes (see InMemory)
