@@ -382,3 +382,31 @@ func TestConsumeQueueFilesReservedAhead(t *testing.T) {
 		t.Fatalf("consume-queue file has %d bytes allocated, want one %d-byte chunk", got, cqAllocChunk)
 	}
 }
+
+// TestOpenEmptyStoreOnFullDisk (QA R10T-2): a new store whose first segment cannot be
+// preallocated (ENOSPC) opens anyway; puts answer ErrDiskFull until space is back, then
+// the first put makes segment 0 and is readable.
+func TestOpenEmptyStoreOnFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	ffs := vfs.NewFaulty(nil)
+	full := func(op vfs.Op, path string) error {
+		if op == vfs.OpAllocate {
+			return syscall.ENOSPC
+		}
+		return nil
+	}
+	ffs.SetRule(full)
+	cfg := testConfig(dir)
+	cfg.FS = ffs
+	s := openT(t, cfg)
+	defer s.Close()
+	if _, err := s.Put(context.Background(), newMsg("E", 0, 0, 100)); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("put on a full disk: %v, want ErrDiskFull", err)
+	}
+	ffs.SetRule(nil)
+	res := put(t, s, newMsg("E", 0, 1, 100))
+	waitDispatched(t, s)
+	if got := getAll(t, s, "E", 0); len(got) != 1 || got[0].CommitLogOffset != res.CommitLogOffset {
+		t.Fatalf("after space came back queue E holds %d messages", len(got))
+	}
+}

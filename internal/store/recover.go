@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
@@ -50,6 +51,13 @@ func (s *Store) recover() error {
 	}
 	if len(s.cl.segs) == 0 {
 		seg, err := s.cl.createSegment(0)
+		if errors.Is(err, syscall.ENOSPC) && len(s.allQueues()) == 0 {
+			// A new store on a full disk starts (as Apache's, whose first segment is made
+			// by the first put): ensureSpace makes segment 0 then, or answers ErrDiskFull
+			// until space is freed (QA R10T-2). There is nothing to recover.
+			s.logger.Warn("no space for the first commit-log segment; starting empty, puts are refused until space is freed", "err", err)
+			return nil
+		}
 		if err != nil {
 			return err
 		}
