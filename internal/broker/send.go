@@ -405,7 +405,13 @@ func (b *Broker) autoCreateTopic(h *SendHeader, from string) (TopicConfig, bool,
 	tc.Perm = def.Perm &^ PermInherit
 	cur, created, err := b.Topics.Ensure(tc)
 	if err != nil {
-		return TopicConfig{}, false, err
+		if !errors.Is(err, errMetadataPersist) {
+			return TopicConfig{}, false, err
+		}
+		// Created and live; only topics.json could not be written (a full disk): the send
+		// goes on and meets the store's own answer (SERVICE_NOT_AVAILABLE), as Apache's
+		// (QA R10T-5). The table is written with the next topic change.
+		b.Log.Error("auto-created topic but topics.json could not be written", "topic", h.Topic, "err", err)
 	}
 	if created {
 		b.Log.Info("auto-created topic", "topic", h.Topic, "queues", n, "from", from)
@@ -428,6 +434,10 @@ func (b *Broker) ensureGroupTopic(topic string, n int32) (TopicConfig, error) {
 		n = 1
 	}
 	tc, _, err := b.Topics.Ensure(NewTopicConfig(topic, n))
+	if errors.Is(err, errMetadataPersist) {
+		b.Log.Error("created topic but topics.json could not be written", "topic", topic, "err", err)
+		err = nil
+	}
 	return tc, err
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
@@ -152,10 +153,14 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Service, error) {
 		return nil, err
 	}
 	// Compact: everything recovered goes into a new snapshot; new records into a new file.
+	// No space for the snapshot is not fatal (QA R10T-2: a broker must start on a full disk
+	// and refuse puts, as Apache): the old snapshot and logs stay and are replayed next time.
 	if err := writeSnapshot(cfg.Dir, &snapshotDoc{LogSeq: next, State: m.Snapshot()}); err != nil {
-		return nil, err
-	}
-	if err := removeLogsBefore(cfg.Dir, next); err != nil {
+		if !errors.Is(err, syscall.ENOSPC) {
+			return nil, err
+		}
+		log.Warn("pop: no space for the start-up snapshot; keeping the previous snapshot and logs", "err", err)
+	} else if err := removeLogsBefore(cfg.Dir, next); err != nil {
 		return nil, err
 	}
 	w, err := openWAL(cfg.Dir, next, cfg.SyncFlush)
