@@ -412,7 +412,8 @@ func (b *Broker) Run(ctx context.Context) error {
 	srv := remoting.NewServer(rcfg, b.Log)
 	// Suspended pulls and pops park for up to their poll time: they must not fill a
 	// connection's in-flight slots (QA R4A-6).
-	srv.MarkLongPoll(remoting.PullMessage, remoting.PopMessage)
+	srv.MarkLongPoll(remoting.PullMessage)
+	srv.MarkSelfBoundedLongPoll(remoting.PopMessage) // popPollingSize / maxPopPollingSize
 	b.hmu.Lock()
 	for code, h := range b.handlers {
 		srv.Handle(code, b.instrument(code, h))

@@ -117,11 +117,11 @@ func (c *Client) Handle(code int32, h Handler) {
 	c.hmu.Unlock()
 }
 
-func (c *Client) handler(code int32) (Handler, bool) {
+func (c *Client) handler(code int32) (Handler, pollKind) {
 	c.hmu.RLock()
 	h := c.handlers[code]
 	c.hmu.RUnlock()
-	return h, false
+	return h, notPoll
 }
 
 func (c *Client) beginRequest() bool {

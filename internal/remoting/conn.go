@@ -38,7 +38,7 @@ type connOptions struct {
 type dispatcher interface {
 	// handler returns the handler of a request code, nil when unsupported, and whether
 	// the code is a long poll (takes no in-flight slot; see Server.MarkLongPoll).
-	handler(code int32) (Handler, bool)
+	handler(code int32) (Handler, pollKind)
 	// beginRequest admits one request handler; false rejects it (server draining).
 	beginRequest() bool
 	// endRequest balances a successful beginRequest.
@@ -423,14 +423,18 @@ func (c *Conn) complete(resp *Command) {
 
 // dispatch runs a request's handler in its own goroutine, within the in-flight limit.
 func (c *Conn) dispatch(req *Command) {
-	h, longPoll := c.d.handler(req.Code)
+	h, kind := c.d.handler(req.Code)
+	longPoll := kind != notPoll
 	if h == nil {
 		c.reply(req, NewResponse(RequestCodeNotSupported, fmt.Sprintf(" request type %d not supported", req.Code)), false)
 		return
 	}
 	sem := c.inflight
-	if longPoll {
+	switch kind {
+	case pollPerConn:
 		sem = c.longPolls
+	case pollSelfBounded:
+		sem = nil // bounded by its handler (cap(nil) == 0: no semaphore)
 	}
 	if cap(sem) > 0 {
 		select {

@@ -14,10 +14,10 @@ import (
 // nopDispatcher is a dispatcher for bare Conns in tests: no handlers.
 type nopDispatcher struct{}
 
-func (nopDispatcher) handler(int32) (Handler, bool) { return nil, false }
-func (nopDispatcher) beginRequest() bool            { return true }
-func (nopDispatcher) endRequest()                   {}
-func (nopDispatcher) connClosed(*Conn)              {}
+func (nopDispatcher) handler(int32) (Handler, pollKind) { return nil, notPoll }
+func (nopDispatcher) beginRequest() bool                { return true }
+func (nopDispatcher) endRequest()                       {}
+func (nopDispatcher) connClosed(*Conn)                  {}
 
 // pipeConn returns a started Conn over one end of a synchronous net.Pipe and the other
 // end: writes block until the peer reads, which lets tests hold the socket busy.

@@ -124,7 +124,7 @@ type Server struct {
 
 	hmu      sync.RWMutex
 	handlers map[int32]Handler
-	longPoll map[int32]bool // hmu: codes registered with MarkLongPoll
+	longPoll map[int32]pollKind // hmu: codes registered with MarkLongPoll / MarkSelfBoundedLongPoll
 	onClose  []func(*Conn)
 
 	baseCtx    context.Context
@@ -186,26 +186,43 @@ func (s *Server) OnConnClose(f func(*Conn)) {
 	s.hmu.Unlock()
 }
 
-func (s *Server) handler(code int32) (Handler, bool) {
+func (s *Server) handler(code int32) (Handler, pollKind) {
 	s.hmu.RLock()
 	h, lp := s.handlers[code], s.longPoll[code]
 	s.hmu.RUnlock()
 	return h, lp
 }
 
+// pollKind tells how a request code's handler is bounded.
+type pollKind int8
+
+const (
+	notPoll         pollKind = iota // one in-flight slot (MaxInFlightPerConn)
+	pollPerConn                     // long poll: MaxLongPollsPerConn parked per connection
+	pollSelfBounded                 // long poll bounded by its handler (no per-connection bound)
+)
+
 // MarkLongPoll declares request codes whose handlers may park for long (long-polling pull
 // and pop). Their requests take no in-flight slot (MaxInFlightPerConn): a parked poll costs
 // a goroutine, not work, and a client with thousands of queues parks one per queue on a
 // single connection, whose sends and heartbeats must still get in (Apache parks them
 // outside its request executor, with no per-connection bound).
-func (s *Server) MarkLongPoll(codes ...int32) {
+func (s *Server) MarkLongPoll(codes ...int32) { s.markPoll(pollPerConn, codes) }
+
+// MarkSelfBoundedLongPoll declares long-polling codes whose handler bounds the parked
+// requests itself (pop: per topic, group and queue, and in total, as Apache): they take
+// neither an in-flight slot nor a MaxLongPollsPerConn slot, since one connection may carry
+// the polls of many clients (a cluster proxy's, QA R10T-4).
+func (s *Server) MarkSelfBoundedLongPoll(codes ...int32) { s.markPoll(pollSelfBounded, codes) }
+
+func (s *Server) markPoll(kind pollKind, codes []int32) {
 	s.hmu.Lock()
 	defer s.hmu.Unlock()
 	if s.longPoll == nil {
-		s.longPoll = make(map[int32]bool)
+		s.longPoll = make(map[int32]pollKind)
 	}
 	for _, c := range codes {
-		s.longPoll[c] = true
+		s.longPoll[c] = kind
 	}
 }
 

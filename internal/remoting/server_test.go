@@ -395,7 +395,27 @@ func TestLongPollsTakeNoSlot(t *testing.T) {
 	if resp, err := cli.Invoke(ctx, addr, NewRequest(PullMessage, nil, nil)); err != nil || resp.Code != SystemBusy {
 		t.Fatalf("ninth parked poll: %v %v, want SystemBusy", resp, err)
 	}
+	// A self-bounded long poll (pop) takes neither bound (QA R10T-4).
+	srv.MarkSelfBoundedLongPoll(PopMessage)
+	srv.Handle(PopMessage, func(ctx context.Context, c *Conn, req *Command) *Command {
+		<-release
+		return NewResponse(PollingTimeout, "")
+	})
+	pops := make(chan *Command, 10)
+	for range 10 {
+		cli.InvokeAsync(ctx, addr, NewRequest(PopMessage, nil, nil), func(c *Command, err error) {
+			pops <- c
+		})
+	}
+	if resp, err := cli.Invoke(ctx, addr, NewRequest(SendMessage, nil, nil)); err != nil || resp.Code != Success {
+		t.Fatalf("send with 8 + 10 parked polls: %v %v", resp, err)
+	}
 	close(release)
+	for range 10 {
+		if c := <-pops; c == nil || c.Code != PollingTimeout {
+			t.Fatalf("self-bounded poll answered %v, want its handler's answer", c)
+		}
+	}
 	for range 8 {
 		if r := <-results; r == nil || r.Code != PullNotFound {
 			t.Fatalf("parked request got %v", r)
