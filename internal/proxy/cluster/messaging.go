@@ -115,7 +115,7 @@ func (b *Backend) Pop(ctx context.Context, req *proxy.PopRequest) (*proxy.PopRes
 		defer mu.Unlock()
 		if abandoned {
 			if res != nil && len(res.Messages) > 0 {
-				b.Release(req.Group, req.Topic, req.Broker, res.Messages)
+				b.release(req.Group, req.Topic, req.Broker, res.Messages)
 			}
 			return
 		}
@@ -141,9 +141,9 @@ func (b *Backend) Pop(ctx context.Context, req *proxy.PopRequest) (*proxy.PopRes
 // proxy: 1 s, DEFAULT_NACK_INVISIBLE_TIME).
 const releaseDelay = time.Second
 
-// Release makes popped messages that never reached a client visible again soon, one
+// release makes popped messages that never reached a client visible again soon, one
 // CHANGE_INVISIBLE_TIME each, in the background (bounded by the request timeout).
-func (b *Backend) Release(group, topic, broker string, msgs []*proxy.Message) {
+func (b *Backend) release(group, topic, broker string, msgs []*proxy.Message) {
 	go func() {
 		for _, m := range msgs {
 			ctx, cancel := context.WithTimeout(context.Background(), b.cfg.RequestTimeout)
