@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Evaluation follows RocketMQ's filter module (ActiveMQ's selector classes) value by value:
@@ -73,13 +74,48 @@ func boolValue(b bool) value {
 // ---- Java conversions --------------------------------------------------------------------
 
 // javaInt is Long.parseLong (bits 64) or Integer.parseInt (bits 32): an optional sign and
-// ASCII digits, nothing else.
+// decimal digits, any Unicode decimal digit counting as Java's Character.digit reads it
+// (full-width "１０" is 10, QA R10V-1), nothing else.
 func javaInt(s string, bits int) (int64, bool) {
-	if s == "" || strings.ContainsAny(s, "_ \t") || strings.HasPrefix(s, "+-") || strings.HasPrefix(s, "-+") {
+	if s == "" {
+		return 0, false
+	}
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	if !ascii {
+		var b strings.Builder
+		for i, r := range s {
+			switch {
+			case i == 0 && (r == '+' || r == '-'):
+				b.WriteRune(r)
+			case unicode.Is(unicode.Nd, r):
+				b.WriteByte(byte('0' + digitValue(r)))
+			default:
+				return 0, false
+			}
+		}
+		s = b.String()
+	}
+	if strings.ContainsAny(s, "_ \t") {
 		return 0, false
 	}
 	n, err := strconv.ParseInt(s, 10, bits)
 	return n, err == nil
+}
+
+// digitValue is the value of a Unicode decimal digit: its distance from the zero that starts
+// its run of ten (Unicode lays every Nd set out as 0..9 in order).
+func digitValue(r rune) int {
+	start := r
+	for unicode.Is(unicode.Nd, start-1) && r-start < 9 {
+		start--
+	}
+	return int(r-start) % 10
 }
 
 // javaDouble is Double.valueOf: leading and trailing whitespace (chars <= ' ') ignored, an

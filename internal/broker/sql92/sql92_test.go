@@ -31,6 +31,8 @@ func TestMatch(t *testing.T) {
 		{"a > 5", []string{"a", "5.0"}, false},                // the same
 		{"a > 5", []string{"a", "3000000000"}, false},         // out of the int range
 		{"a > 5", []string{"a", "1e3"}, false},                // not an integer
+		{"a = 10", []string{"a", "\uff11\uff10"}, true},       // full-width digits: Character.digit reads them
+		{"a = 10", []string{"a", "\u0661\u0660"}, true},       // Arabic-Indic
 		{"a > 5L", []string{"a", "3000000000"}, false},        // 5L is still an Integer (it fits)
 		{"a > 3000000000", []string{"a", "3000000001"}, true}, // a Long literal: Long.valueOf
 		{"a > 5.0", []string{"a", "10 "}, true},               // Double.valueOf trims
