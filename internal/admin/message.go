@@ -234,7 +234,7 @@ func (a *Admin) pull(ctx context.Context, addr, group, topic, broker string, qid
 	}
 	ext := map[string]string{
 		"consumerGroup": group, "topic": topic, "queueId": strconv.Itoa(int(qid)), "queueOffset": strconv.FormatInt(offset, 10),
-		"maxMsgNums": strconv.Itoa(n), "sysFlag": "0", "commitOffset": "0", "suspendTimeoutMillis": "0",
+		"maxMsgNums": strconv.Itoa(n), "sysFlag": "4", "commitOffset": "0", "suspendTimeoutMillis": "0", // 4: the subscription is in the request
 		"subscription": "*", "subVersion": "0", "expressionType": "TAG", "bname": broker,
 	}
 	resp, err := a.invoke(ctx, addr, remoting.PullMessage, ext, nil, remoting.PullNotFound, remoting.PullRetryImmediately, remoting.PullOffsetMoved)

@@ -666,7 +666,7 @@ func TestBrokerPermission(t *testing.T) {
 	}
 	pull := func() *remoting.Command {
 		return tb.invoke(remoting.PullMessage, map[string]string{"consumerGroup": "BPG", "topic": "BP", "queueId": "0",
-			"queueOffset": "0", "maxMsgNums": "32", "sysFlag": "0", "commitOffset": "0", "suspendTimeoutMillis": "0",
+			"queueOffset": "0", "maxMsgNums": "32", "sysFlag": strconv.Itoa(pullFlagSubscription), "commitOffset": "0", "suspendTimeoutMillis": "0",
 			"subscription": "*", "subVersion": "0"}, nil)
 	}
 	set("4")

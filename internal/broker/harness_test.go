@@ -135,6 +135,9 @@ func (tb *testBroker) settle() {
 // pull issues a PULL_MESSAGE.
 func (tb *testBroker) pull(group, topic string, qid int32, offset int64, max int, sysFlag int32, suspend time.Duration, sub string) *remoting.Command {
 	tb.t.Helper()
+	if sub != "" {
+		sysFlag |= pullFlagSubscription // the subscription is in the request
+	}
 	return tb.invoke(remoting.PullMessage, map[string]string{
 		"consumerGroup": group, "topic": topic, "queueId": strconv.Itoa(int(qid)),
 		"queueOffset": strconv.FormatInt(offset, 10), "maxMsgNums": strconv.Itoa(max),

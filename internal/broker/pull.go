@@ -337,7 +337,14 @@ func (b *Broker) servePull(ctx context.Context, p pullRequest, from string) *rem
 			}
 			filter = f
 		} else {
-			filter = ParseTagExpression("*")
+			// Neither in the request nor registered (a push consumer pulling before its
+			// heartbeat reached a restarted broker): refused as Apache's PullMessageProcessor
+			// does, so the client retries after its heartbeat. Serving it as "*" delivered
+			// what a SQL92 selector excludes (QA R10W-1).
+			if len(b.Clients.ConsumerIDs(p.group)) == 0 {
+				return respond(remoting.SubscriptionNotExist, "the consumer's group info not exist")
+			}
+			return respond(remoting.SubscriptionNotExist, "the consumer's subscription not exist")
 		}
 	}
 	if p.sysFlag&pullFlagCommitOffset != 0 && p.commitOffset >= 0 {

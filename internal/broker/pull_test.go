@@ -289,3 +289,30 @@ func TestParkedPullAnsweredAtShutdown(t *testing.T) {
 		t.Fatalf("shutdown took %v", el)
 	}
 }
+
+// TestPullWithoutSubscriptionRefused (QA R10W-1): a pull that carries no subscription from a
+// group whose heartbeat has not registered one (a push consumer right after a broker
+// restart) answers SUBSCRIPTION_NOT_EXIST, as Apache, instead of serving every message: a
+// SQL92 consumer got what its selector excludes.
+func TestPullWithoutSubscriptionRefused(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
+		t.Fatal(err)
+	}
+	tb.mustSend("T", 0, "m", nil)
+	if r := tb.pull("NOHB", "T", 0, 0, 32, 0, 0, ""); r.Code != remoting.SubscriptionNotExist {
+		t.Fatalf("pull without a subscription: %d %q, want SUBSCRIPTION_NOT_EXIST", r.Code, r.Remark)
+	}
+	if r := tb.invoke(remoting.HeartBeat, nil, heartbeatBody("c1", "NOHB", "OTHER", "*")); r.Code != remoting.Success {
+		t.Fatalf("heartbeat: %d %s", r.Code, r.Remark)
+	}
+	if r := tb.pull("NOHB", "T", 0, 0, 32, 0, 0, ""); r.Code != remoting.SubscriptionNotExist || !strings.Contains(r.Remark, "subscription not exist") {
+		t.Fatalf("pull of a topic the group did not subscribe: %d %q", r.Code, r.Remark)
+	}
+	if r := tb.invoke(remoting.HeartBeat, nil, heartbeatBody("c1", "NOHB", "T", "*")); r.Code != remoting.Success {
+		t.Fatalf("heartbeat: %d %s", r.Code, r.Remark)
+	}
+	if r := tb.pull("NOHB", "T", 0, 0, 32, 0, 0, ""); r.Code != remoting.Success {
+		t.Fatalf("pull after the heartbeat: %d %q", r.Code, r.Remark)
+	}
+}

@@ -132,7 +132,7 @@ func TestPullReleasedAfterWriteAndOnClosedConn(t *testing.T) {
 		defer cancel()
 		_, _ = raw.Invoke(ctx, tb.ListenAddr().String(), remoting.NewRequest(remoting.PullMessage, map[string]string{
 			"consumerGroup": "G", "topic": "T", "queueId": "0", "queueOffset": "50", "maxMsgNums": "32",
-			"sysFlag": strconv.Itoa(pullFlagSuspend), "commitOffset": "0", "suspendTimeoutMillis": "5000",
+			"sysFlag": strconv.Itoa(pullFlagSuspend | pullFlagSubscription), "commitOffset": "0", "suspendTimeoutMillis": "5000",
 			"subscription": "*", "subVersion": "0", "expressionType": "TAG",
 		}, nil))
 	}()
