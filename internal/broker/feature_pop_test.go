@@ -448,4 +448,11 @@ func TestGroupConsumeTps(t *testing.T) {
 	if got := s.groupTps("nobody", ""); got != 0 {
 		t.Errorf("unknown group: %v", got)
 	}
+	// A group's first burst counts (QA R10X-2: it was the baseline of the first sample).
+	var b brokerStats
+	b.delivered("B", "T", 50)
+	b.sample(now)
+	if got := b.groupTps("B", "T"); got != 5 {
+		t.Errorf("first burst of 50 within the first 10 s window: %v msgs/s, want 5", got)
+	}
 }

@@ -53,7 +53,9 @@ func (s *brokerStats) delivered(group, topic string, n int) {
 	key := groupTopic{group, topic}
 	v, ok := s.groups.Load(key)
 	if !ok {
-		v, _ = s.groups.LoadOrStore(key, &groupRate{})
+		// Seeded with a zero sample: the group's first deliveries count in its first
+		// window (the first sample taken would otherwise be their baseline, QA R10X-2).
+		v, _ = s.groups.LoadOrStore(key, &groupRate{n: 1, next: 1})
 	}
 	v.(*groupRate).total.Add(int64(n))
 }

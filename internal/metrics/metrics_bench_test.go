@@ -34,8 +34,8 @@ func BenchmarkWithLabelValues(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			n.messagesIn.WithLabelValues("orders", "NORMAL").Inc()
-			n.throughputIn.WithLabelValues("orders", "NORMAL").Add(1024)
+			n.messagesIn.WithLabelValues("orders", "NORMAL", "false").Inc()
+			n.throughputIn.WithLabelValues("orders", "NORMAL", "false").Add(1024)
 			n.messageSize.WithLabelValues("orders", "NORMAL").Observe(1024)
 		}
 	})
