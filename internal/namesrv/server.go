@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -266,7 +267,7 @@ type serverMetrics struct {
 }
 
 func newServerMetrics(s *Server) *serverMetrics {
-	node := s.reg.Node(metrics.NodeInfo{Type: metrics.NodeNamesrv, ID: s.Addr().String()})
+	node := s.reg.Node(metrics.NodeInfo{Type: metrics.NodeNamesrv, ID: nodeID(s.Addr())})
 	m := &serverMetrics{node: node}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rocketmq_namesrv_requests_total",
@@ -312,4 +313,24 @@ func (m *serverMetrics) observe(reqCode, respCode string, d time.Duration) {
 		c, _ = m.counters.LoadOrStore(k, m.requests.WithLabelValues(reqCode, respCode))
 	}
 	c.(prometheus.Counter).Inc()
+}
+
+// nodeID is the NameServer's metrics node_id: its address, with a wildcard listen host (the
+// default ":9876") replaced by the machine's first non-loopback IPv4, as Apache names a node
+// by its local address; "[::]:9876" was the same on every host (QA R10X-9).
+func nodeID(a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok || (ta.IP != nil && !ta.IP.IsUnspecified()) {
+		return a.String()
+	}
+	host := "127.0.0.1"
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, ad := range addrs {
+			if ipn, ok := ad.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+				host = ipn.IP.String()
+				break
+			}
+		}
+	}
+	return net.JoinHostPort(host, strconv.Itoa(ta.Port))
 }

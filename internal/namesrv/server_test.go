@@ -632,3 +632,14 @@ func TestUnitTopicLists(t *testing.T) {
 		t.Fatalf("unit lists %q, want %q", got, want)
 	}
 }
+
+// TestNodeIDNamesTheHost (QA R10X-9): a wildcard listen address is not the metrics node_id.
+func TestNodeIDNamesTheHost(t *testing.T) {
+	id := nodeID(&net.TCPAddr{IP: net.IPv6unspecified, Port: 9876})
+	if strings.HasPrefix(id, "[::]") || strings.HasPrefix(id, "0.0.0.0") || !strings.HasSuffix(id, ":9876") {
+		t.Fatalf("node id %q", id)
+	}
+	if got := nodeID(&net.TCPAddr{IP: net.ParseIP("10.1.2.3"), Port: 9876}); got != "10.1.2.3:9876" {
+		t.Fatalf("node id of a bound address: %q", got)
+	}
+}
