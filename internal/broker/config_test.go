@@ -301,8 +301,15 @@ func TestPropertiesRoundTrip(t *testing.T) {
 	if err := ApplyProperties(&back, props, nil); err != nil {
 		t.Fatal(err)
 	}
-	if back.BrokerName != cfg.BrokerName || len(back.NamesrvAddrs) != 2 || back.RegisterNameServerPeriod != cfg.RegisterNameServerPeriod {
+	if back.BrokerName != cfg.BrokerName || len(back.NamesrvAddrs) != 2 || back.RegisterNameServerPeriod != cfg.RegisterNameServerPeriod ||
+		back.TLS.Mode != cfg.TLS.Mode || back.DiskSpaceWarningLevelRatio != cfg.DiskSpaceWarningLevelRatio {
 		t.Fatalf("round trip lost values: %+v", back)
+	}
+	// QA R10X-7: every key the config file accepts and clamps is shown.
+	for _, k := range []string{"diskSpaceWarningLevelRatio", "diskSpaceCleanForciblyRatio", "recoverTruncateCorrupt", "tls.server.mode", "enablePropertyFilter"} {
+		if _, ok := props[k]; !ok {
+			t.Errorf("GET_BROKER_CONFIG omits %s", k)
+		}
 	}
 	// R7H-9: brokerIP1 is the address alone, also when advertised as host:port.
 	cfg.ListenAddr = ":50911"
