@@ -65,6 +65,11 @@ func (s *Server) streamMetrics(srv any, ss grpc.ServerStream, info *grpc.StreamS
 	code := rec.code.String()
 	if err != nil || rec.code == pb.Code_CODE_UNSPECIFIED {
 		code = grpcErrCode(err)
+		if err != nil && ss.Context().Err() != nil {
+			// The client left (cancelled, deadline, disconnect): the stream's write failed
+			// because of it, which grpcErrCode counts as a normal end (QA R10X-10).
+			code = pb.Code_OK.String()
+		}
 	}
 	s.metrics.ObserveRPC(metrics.ProtocolGRPC, method(info.FullMethod), code, time.Since(start))
 	return err

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +49,28 @@ func TestRPCMetrics(t *testing.T) {
 	for !strings.Contains(rpcSeries(t, reg), "request_code=Telemetry") && time.Now().Before(waitTelemetry) {
 		time.Sleep(10 * time.Millisecond)
 	}
+	// A receive whose client goes away while it is parked (a consumer stopped with Ctrl-C
+	// closes its connection) ends normally too, not INTERNAL_ERROR (QA R10X-10).
+	gone, err := grpc.Dial(s.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := pb.NewMessagingServiceClient(gone).ReceiveMessage(cctx(t, "c", 5*time.Second), &pb.ReceiveMessageRequest{
+		Group: &pb.Resource{Name: "g"}, MessageQueue: &pb.MessageQueue{Topic: &pb.Resource{Name: "T"}, Broker: &pb.Broker{Name: memBroker}},
+		BatchSize: 1, InvisibleDuration: durationpb.New(10 * time.Second),
+	}); err == nil {
+		time.AfterFunc(200*time.Millisecond, func() { gone.Close() })
+		_, _ = rs.Recv()
+	}
+	gone.Close()
+	waitReceive := time.Now().Add(5 * time.Second)
+	for rpcCount(t, reg, "ReceiveMessage") < 2 && time.Now().Before(waitReceive) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	all := rpcSeries(t, reg)
+	if strings.Contains(all, "request_code=ReceiveMessage,response_code=INTERNAL_ERROR") {
+		t.Errorf("a cancelled receive counted as INTERNAL_ERROR: %s", all)
+	}
 	for _, want := range []string{"request_code=QueryRoute,response_code=OK", "request_code=QueryRoute,response_code=TOPIC_NOT_FOUND",
 		"request_code=ReceiveMessage,response_code=MESSAGE_NOT_FOUND", "request_code=Telemetry,response_code=OK"} {
 		if !strings.Contains(all, want) {
@@ -80,4 +103,27 @@ func rpcSeries(t *testing.T, reg *metrics.Registry) string {
 		}
 	}
 	return strings.Join(labels, ";")
+}
+
+// rpcCount sums the observations of rocketmq_rpc_latency for one request code.
+func rpcCount(t *testing.T, reg *metrics.Registry, code string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, mf := range mfs {
+		if mf.GetName() != metrics.NameRPCLatency {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "request_code" && lp.GetValue() == code {
+					n += m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	return n
 }
