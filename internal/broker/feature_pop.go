@@ -49,9 +49,6 @@ func (b *Broker) popConfig() pop.Config {
 	cfg.MinInvisibleTime = b.Cfg.PopMinInvisibleTime
 	cfg.MaxInvisibleTime = b.Cfg.PopMaxInvisibleTime
 	cfg.MaxPollTime = b.Cfg.PopPollingTimeout
-	// As Apache's PopMessageProcessor: pop (and so gRPC receive) evaluates SQL92 whatever
-	// enablePropertyFilter says; only pull and CHECK_CLIENT_CONFIG check it (QA R10U-7).
-	cfg.PropertyFilter = true
 	// Pop state follows the broker's flushDiskType, as RocketMQ's checkpoints and acks do
 	// (they are commit-log records): with SYNC_FLUSH every pop/ack/change is fdatasynced
 	// before it is answered; with ASYNC_FLUSH it is written (so it survives a process crash:

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rocketry-mq/rocketry/internal/broker/timer"
 	"github.com/rocketry-mq/rocketry/internal/message"
 	"github.com/rocketry-mq/rocketry/internal/remoting"
 	"github.com/rocketry-mq/rocketry/internal/store"
@@ -233,10 +234,16 @@ func (b *Broker) storeSent(ctx context.Context, h *SendHeader, m *message.Ext, f
 		}
 	}
 	qid, uniq, topic := m.QueueID, m.UniqKey(), m.Topic // hooks may rewrite the topic and queue
-	ctx, due := withTimerDue(ctx)
+	var due *int64
+	if timer.HasTimerProperty(m.Properties) { // only a timer can answer a recall handle: no context on the common path
+		ctx, due = withTimerDue(ctx)
+	}
 	res, err := b.PutMessage(ctx, m)
 	b.countIn(topic, tc, bodySize, err)
 	resp := b.sendResponse(uniq, qid, res, err)
+	if due == nil {
+		return resp
+	}
 	if rh := b.recallHandleFor(topic, uniq, *due); rh != "" && (err == nil || resp.Code == remoting.FlushDiskTimeout) {
 		resp.SetExt("recallHandle", rh)
 	}

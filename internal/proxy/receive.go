@@ -59,12 +59,12 @@ func (s *Server) ReceiveMessage(req *pb.ReceiveMessageRequest, stream pb.Messagi
 	return stream.Send(&pb.ReceiveMessageResponse{Content: &pb.ReceiveMessageResponse_DeliveryTimestamp{DeliveryTimestamp: timestamppb.New(s.now())}})
 }
 
-// releaseDelay is the invisible time given to received messages the client never got (its
+// ReleaseDelay is the invisible time given to received messages the client never got (its
 // stream ended first): they come back after it rather than after the whole invisible time,
 // as Apache's proxy nacks what it cannot write (DEFAULT_NACK_INVISIBLE_TIME, QA R10S-1).
-const releaseDelay = time.Second
+const ReleaseDelay = time.Second
 
-// release makes msgs visible again after releaseDelay, in the background (a failure leaves
+// release makes msgs visible again after ReleaseDelay, in the background (a failure leaves
 // them to their invisible time: nothing is lost).
 func (s *Server) release(req *pb.ReceiveMessageRequest, msgs []popped) {
 	if len(msgs) == 0 {
@@ -78,7 +78,7 @@ func (s *Server) release(req *pb.ReceiveMessageRequest, msgs []popped) {
 	go func() {
 		for _, m := range msgs {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			_, err := s.backend.ChangeInvisible(ctx, &ChangeInvisibleRequest{Group: group, Topic: topic, InvisibleTime: releaseDelay,
+			_, err := s.backend.ChangeInvisible(ctx, &ChangeInvisibleRequest{Group: group, Topic: topic, InvisibleTime: ReleaseDelay,
 				Handle: Handle{Broker: m.broker, QueueID: m.msg.QueueID, QueueOffset: m.msg.QueueOffset, CommitLogOffset: m.msg.CommitLogOffset, Raw: m.msg.ReceiptHandle}})
 			cancel()
 			if err != nil {

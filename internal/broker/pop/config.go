@@ -29,9 +29,6 @@ type Config struct {
 	// pop is answered ErrPollingFull (POLLING_FULL 209) instead of parking. Defaults 1024
 	// and 100000, as RocketMQ.
 	PollingSize, MaxPollingSize int
-	// PropertyFilter accepts SQL92 filters (the broker's enablePropertyFilter). Default false
-	// here; the broker sets it from its config.
-	PropertyFilter bool
 	// SyncFlush makes every pop, ack and change durable (group-committed fdatasync of the pop
 	// log) before it is answered. Default true.
 	SyncFlush bool

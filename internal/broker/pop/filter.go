@@ -23,11 +23,12 @@ type TagFilter struct {
 	sql    *sql92.Expr
 }
 
-// ParseFilter parses a filter of type typ: "" or "TAG", or "SQL92" when sqlEnabled (the
-// broker's enablePropertyFilter); otherwise RocketMQ's refusal "The broker does not support
-// consumer to filter message by <type>".
-func ParseFilter(typ, expr string, sqlEnabled bool) (*TagFilter, error) {
-	if strings.EqualFold(typ, "SQL92") && sqlEnabled {
+// ParseFilter parses a filter of type typ: "" or "TAG", or "SQL92", which pop evaluates
+// whatever the broker's enablePropertyFilter says, as Apache's PopMessageProcessor (QA
+// R10U-7); any other type is RocketMQ's refusal "The broker does not support consumer to
+// filter message by <type>".
+func ParseFilter(typ, expr string) (*TagFilter, error) {
+	if strings.EqualFold(typ, "SQL92") {
 		e, err := sql92.Parse(expr)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidFilter, err)

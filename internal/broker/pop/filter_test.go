@@ -20,9 +20,11 @@ func TestParseFilter(t *testing.T) {
 		{"tag", " A || B ", false, false, []string{"A", "B"}, []string{"", "C", "A||B"}},
 		{"TAG", "A||*", true, false, []string{"Z"}, nil},
 		{"TAG", "||", false, true, nil, nil},
-		{"SQL92", "a > 1", false, true, nil, nil},
+		{"SQL92", "a > 1", false, false, nil, nil}, // evaluated whatever enablePropertyFilter says (R10U-7)
+		{"SQL92", "a >", false, true, nil, nil},
+		{"XPATH", "a", false, true, nil, nil},
 	} {
-		f, err := ParseFilter(c.typ, c.expr, false)
+		f, err := ParseFilter(c.typ, c.expr)
 		if c.err {
 			if !errors.Is(err, ErrInvalidFilter) {
 				t.Errorf("%q %q: err = %v", c.typ, c.expr, err)

@@ -324,7 +324,7 @@ func (s *Service) validatePop(req *PopRequest) (*TagFilter, error) {
 	if req.PollTime < 0 {
 		return nil, fmt.Errorf("%w: pollTime must be >= 0", ErrInvalidParameter)
 	}
-	f, err := ParseFilter(req.FilterType, req.FilterExpr, s.cfg.PropertyFilter)
+	f, err := ParseFilter(req.FilterType, req.FilterExpr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidParameter, err)
 	}

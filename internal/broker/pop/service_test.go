@@ -77,7 +77,7 @@ func TestPopValidation(t *testing.T) {
 		{PopRequest{Group: "G", Topic: "T", MaxMessages: 33, InvisibleTime: time.Minute}, ErrInvalidParameter},
 		{PopRequest{Group: "G", Topic: "T", MaxMessages: 1, InvisibleTime: time.Millisecond}, ErrInvalidParameter},
 		{PopRequest{Group: "G", Topic: "T", MaxMessages: 1, InvisibleTime: 13 * time.Hour}, ErrInvalidParameter},
-		{PopRequest{Group: "G", Topic: "T", MaxMessages: 1, InvisibleTime: time.Minute, FilterType: "SQL92", FilterExpr: "a > 1"}, ErrInvalidParameter},
+		{PopRequest{Group: "G", Topic: "T", MaxMessages: 1, InvisibleTime: time.Minute, FilterType: "SQL92", FilterExpr: "a >"}, ErrInvalidParameter},
 		{PopRequest{Group: "G", Topic: "T", MaxMessages: 1, InvisibleTime: time.Minute, QueueID: 5}, ErrInvalidParameter},
 		{PopRequest{Group: "G", Topic: "nope", MaxMessages: 1, InvisibleTime: time.Minute}, ErrTopicNotFound},
 		{PopRequest{Group: "nope", Topic: "T", MaxMessages: 1, InvisibleTime: time.Minute}, ErrGroupNotFound},

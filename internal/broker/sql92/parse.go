@@ -326,35 +326,21 @@ func (p *parser) or(depth int) (node, error) {
 	if depth > maxDepth {
 		return nil, p.errf(p.peek(), "expression nested deeper than %d", maxDepth)
 	}
-	l, err := p.and(depth)
-	if err != nil {
-		return nil, err
-	}
-	for p.isKeyword(p.peek(), "OR") {
-		at := p.next()
-		r, err := p.and(depth)
-		if err != nil {
-			return nil, err
-		}
-		if l, err = p.asBoolean(l, at); err != nil {
-			return nil, err
-		}
-		if r, err = p.asBoolean(r, at); err != nil {
-			return nil, err
-		}
-		l = &logic{and: false, l: l, r: r}
-	}
-	return l, nil
+	return p.chain(depth, "OR", false, p.and)
 }
 
-func (p *parser) and(depth int) (node, error) {
-	l, err := p.equality(depth)
+func (p *parser) and(depth int) (node, error) { return p.chain(depth, "AND", true, p.equality) }
+
+// chain parses operand (keyword operand)*, each side of a keyword cast to boolean, into
+// left-nested AND (and) or OR logic nodes.
+func (p *parser) chain(depth int, keyword string, and bool, operand func(int) (node, error)) (node, error) {
+	l, err := operand(depth)
 	if err != nil {
 		return nil, err
 	}
-	for p.isKeyword(p.peek(), "AND") {
+	for p.isKeyword(p.peek(), keyword) {
 		at := p.next()
-		r, err := p.equality(depth)
+		r, err := operand(depth)
 		if err != nil {
 			return nil, err
 		}
@@ -364,7 +350,7 @@ func (p *parser) and(depth int) (node, error) {
 		if r, err = p.asBoolean(r, at); err != nil {
 			return nil, err
 		}
-		l = &logic{and: true, l: l, r: r}
+		l = &logic{and: and, l: l, r: r}
 	}
 	return l, nil
 }

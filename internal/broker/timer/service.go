@@ -446,13 +446,7 @@ func (s *Service) deliverBatch(ctx context.Context, batch []Entry) int {
 		if err != nil && len(chunkE) == 1 && permanent(err) {
 			e := chunkE[0]
 			s.log.Error("timer dropped: the store rejects its message", "offset", e.Offset, "due", e.Due, "err", err)
-			s.w.done(e)
-			delete(s.attempts, e.Offset)
-			delete(s.ambiguous, e.Offset)
-			s.mu.Lock()
-			s.dropped++
-			s.mu.Unlock()
-			s.countPending(chunkT[0], -1)
+			s.settleUndelivered(e, &s.dropped, chunkT[0])
 			chunkE, chunkM, chunkT, bytes = chunkE[:0], chunkM[:0], chunkT[:0], 0
 			return
 		}
@@ -509,15 +503,11 @@ func (s *Service) deliverBatch(ctx context.Context, batch []Entry) int {
 			continue
 		}
 		s.log.Error("timer dropped: its record cannot be delivered", "offset", e.Offset, "due", e.Due, "err", err)
-		s.w.done(e)
-		delete(s.attempts, e.Offset)
-		delete(s.ambiguous, e.Offset)
-		s.mu.Lock()
-		s.dropped++
-		s.mu.Unlock()
+		topic := ""
 		if rec != nil {
-			s.countPending(rec.Properties[message.PropertyRealTopic], -1)
+			topic = rec.Properties[message.PropertyRealTopic]
 		}
+		s.settleUndelivered(e, &s.dropped, topic)
 	}
 	flush()
 	return failed
@@ -536,16 +526,25 @@ func (s *Service) spent(e Entry, rec *message.Ext) bool {
 		return false
 	}
 	delete(s.recalled, k)
+	s.settleUndelivered(e, &s.recalledN, rec.Properties[message.PropertyRealTopic])
+	s.log.Debug("timer recalled", "topic", rec.Properties[message.PropertyRealTopic],
+		"msgId", rec.Properties[message.PropertyUniqKey], "due", e.Due)
+	return true
+}
+
+// settleUndelivered ends a due entry that is not delivered (dropped or recalled): done in the
+// wheel, its retry bookkeeping forgotten, *counter (guarded by mu) counted and, when topic is
+// known, one fewer pending timer for it.
+func (s *Service) settleUndelivered(e Entry, counter *uint64, topic string) {
 	s.w.done(e)
 	delete(s.attempts, e.Offset)
 	delete(s.ambiguous, e.Offset)
 	s.mu.Lock()
-	s.recalledN++
+	*counter++
 	s.mu.Unlock()
-	s.countPending(rec.Properties[message.PropertyRealTopic], -1)
-	s.log.Debug("timer recalled", "topic", rec.Properties[message.PropertyRealTopic],
-		"msgId", rec.Properties[message.PropertyUniqKey], "due", e.Due)
-	return true
+	if topic != "" {
+		s.countPending(topic, -1)
+	}
 }
 
 // recallGrace is how long past its due time a recall is kept for a timer that was not met

@@ -98,7 +98,7 @@ func (b *Backend) Pop(ctx context.Context, req *proxy.PopRequest) (*proxy.PopRes
 	}
 	// The broker parks the pop and cannot be told the caller left: the call runs detached
 	// from ctx, and a result that arrives after the caller gave up is released (visible
-	// again in releaseDelay) instead of being dropped, which left the messages invisible
+	// again in proxy.ReleaseDelay) instead of being dropped, which left the messages invisible
 	// for the whole invisible time, blocked FIFO groups and spent delivery attempts (QA
 	// R10S-1; Apache's proxy releases what it cannot write to the client the same way).
 	type popOut struct {
@@ -137,10 +137,6 @@ func (b *Backend) Pop(ctx context.Context, req *proxy.PopRequest) (*proxy.PopRes
 	}
 }
 
-// releaseDelay is the invisible time a popped message nobody received is set to (Apache's
-// proxy: 1 s, DEFAULT_NACK_INVISIBLE_TIME).
-const releaseDelay = time.Second
-
 // release makes popped messages that never reached a client visible again soon, one
 // CHANGE_INVISIBLE_TIME each, in the background (bounded by the request timeout).
 func (b *Backend) release(group, topic, broker string, msgs []*proxy.Message) {
@@ -149,7 +145,7 @@ func (b *Backend) release(group, topic, broker string, msgs []*proxy.Message) {
 			ctx, cancel := context.WithTimeout(context.Background(), b.cfg.RequestTimeout)
 			_, err := b.ChangeInvisible(ctx, &proxy.ChangeInvisibleRequest{Group: group, Topic: m.Topic,
 				Handle: proxy.Handle{Broker: broker, QueueID: m.QueueID, QueueOffset: m.QueueOffset,
-					CommitLogOffset: m.CommitLogOffset, Raw: m.ReceiptHandle}, InvisibleTime: releaseDelay})
+					CommitLogOffset: m.CommitLogOffset, Raw: m.ReceiptHandle}, InvisibleTime: proxy.ReleaseDelay})
 			cancel()
 			if err != nil {
 				b.logger.Debug("release of an abandoned popped message failed; it returns after its invisible time",

@@ -7,17 +7,8 @@
 const { Producer, SimpleConsumer } = require('rocketmq-client-nodejs');
 
 const [endpoint, topic, fifoTopic, group, fifoGroup] = process.argv.slice(2);
-// SDK warnings and errors are kept and printed on failure.
-const sdkLog = [];
-const keep = (level) => (...args) => { if (sdkLog.length < 50) sdkLog.push(level + ' ' + args.map((a) => (a && a.stack) || JSON.stringify(a)).join(' ')); };
-const quietLogger = { info() {}, debug() {}, warn: keep('WARN'), error: keep('ERROR') };
-let stage = 'start';
-const fail = (why) => {
-  console.error(`node-compat: ${why} (stage: ${stage})`);
-  for (const l of sdkLog) console.error('  sdk: ' + l.slice(0, 600));
-  process.exit(1);
-};
-const overall = setTimeout(() => fail('timed out after 60 s'), 60000);
+const h = require('./harness')('node-compat', 60000);
+const fail = h.fail;
 
 async function receiveAll(consumer, want, check) {
   const got = new Map();
@@ -43,28 +34,28 @@ async function receiveAll(consumer, want, check) {
 (async () => {
   // Two topics: SDK 1.0.8's startup can miss a fast Settings reply while it fetches the second
   // route and then waits forever; the proxy repeats the reply (docs/qa/findings.md F3).
-  const producer = new Producer({ endpoints: endpoint, namespace: '', logger: quietLogger, topics: [topic, fifoTopic] });
-  stage = 'producer startup';
+  const producer = new Producer({ endpoints: endpoint, namespace: '', logger: h.logger, topics: [topic, fifoTopic] });
+  h.stage = 'producer startup';
   await producer.startup();
-  stage = 'send normal';
+  h.stage = 'send normal';
   const sent = new Map();
   for (let i = 0; i < 3; i++) {
     const r = await producer.send({ topic, tag: 'nodetag', keys: ['k' + i], properties: new Map([['color', 'red']]), body: Buffer.from('node-' + i) });
     if (!r.messageId) fail('send receipt without messageId');
     sent.set(r.messageId, 'node-' + i);
   }
-  stage = 'send fifo';
+  h.stage = 'send fifo';
   const fifoSent = [];
   for (let i = 0; i < 4; i++) {
     const r = await producer.send({ topic: fifoTopic, messageGroup: 'g' + (i % 2), body: Buffer.from('fifo-' + i) });
     fifoSent.push(r.messageId);
   }
 
-  const consumer = new SimpleConsumer({ endpoints: endpoint, namespace: '', consumerGroup: group, logger: quietLogger,
+  const consumer = new SimpleConsumer({ endpoints: endpoint, namespace: '', consumerGroup: group, logger: h.logger,
     subscriptions: new Map().set(topic, 'nodetag'), awaitDuration: 3000 });
-  stage = 'consumer startup';
+  h.stage = 'consumer startup';
   await consumer.startup();
-  stage = 'receive normal';
+  h.stage = 'receive normal';
   const got = await receiveAll(consumer, sent.size, (m) => {
     if (!sent.has(m.messageId)) fail('unknown message ' + m.messageId + ' ' + m.body);
     if (sent.get(m.messageId) !== m.body.toString()) fail('body mismatch for ' + m.messageId);
@@ -74,11 +65,11 @@ async function receiveAll(consumer, want, check) {
   });
   if (got.size !== sent.size) fail(`received ${got.size} of ${sent.size} messages`);
 
-  const fifoConsumer = new SimpleConsumer({ endpoints: endpoint, namespace: '', consumerGroup: fifoGroup, logger: quietLogger,
+  const fifoConsumer = new SimpleConsumer({ endpoints: endpoint, namespace: '', consumerGroup: fifoGroup, logger: h.logger,
     subscriptions: new Map().set(fifoTopic, '*'), awaitDuration: 3000 });
-  stage = 'fifo consumer startup';
+  h.stage = 'fifo consumer startup';
   await fifoConsumer.startup();
-  stage = 'receive fifo';
+  h.stage = 'receive fifo';
   const last = {};
   const fifoGot = await receiveAll(fifoConsumer, fifoSent.length, (m) => {
     const n = Number(m.body.toString().split('-')[1]);
@@ -89,11 +80,11 @@ async function receiveAll(consumer, want, check) {
   });
   if (fifoGot.size !== fifoSent.length) fail(`received ${fifoGot.size} of ${fifoSent.length} FIFO messages`);
 
-  stage = 'shutdown';
+  h.stage = 'shutdown';
   await consumer.shutdown();
   await fifoConsumer.shutdown();
   await producer.shutdown();
-  clearTimeout(overall);
+  h.done();
   console.log(JSON.stringify({ ok: true, received: got.size, fifoReceived: fifoGot.size }));
   process.exit(0);
 })().catch((e) => fail(e && e.stack || String(e)));

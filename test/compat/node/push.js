@@ -12,16 +12,8 @@ const mode = process.argv[2];
 const [endpoint, topic, txTopic, delayTopic, group] = mode === 'push'
   ? [process.argv[3], process.argv[4], '', '', process.argv[5]]
   : [process.argv[3], '', process.argv[4], process.argv[5], process.argv[6]];
-const sdkLog = [];
-const keep = (level) => (...args) => { if (sdkLog.length < 50) sdkLog.push(level + ' ' + args.map((a) => (a && a.stack) || JSON.stringify(a)).join(' ')); };
-const logger = { info() {}, debug() {}, warn: keep('WARN'), error: keep('ERROR') };
-let stage = 'start';
-const fail = (why) => {
-  console.error(`node-push: ${why} (stage: ${stage})`);
-  for (const l of sdkLog) console.error('  sdk: ' + l.slice(0, 600));
-  process.exit(1);
-};
-const overall = setTimeout(() => fail('timed out after 75 s'), 75000);
+const h = require('./harness')('node-push', 75000);
+const fail = h.fail;
 const waitFor = async (what, cond, ms, detail = () => '') => {
   const deadline = Date.now() + ms;
   while (!cond()) {
@@ -32,7 +24,7 @@ const waitFor = async (what, cond, ms, detail = () => '') => {
 
 async function push() {
   // --- push consumer with one failure ---
-  stage = 'push consumer startup';
+  h.stage = 'push consumer startup';
   const seen = new Map(); // body -> attempts seen
   const done = new Set();
   let failAttempt = 0;
@@ -40,7 +32,7 @@ async function push() {
   let retriedAt = 0;
   let firstAt = 0;
   let sentAt = 0;
-  const consumer = new PushConsumer({ namespace: '', endpoints: endpoint, consumerGroup: group, logger,
+  const consumer = new PushConsumer({ namespace: '', endpoints: endpoint, consumerGroup: group, logger: h.logger,
     subscriptions: new Map([[topic, '*']]),
     messageListener: {
       async consume(mv) {
@@ -59,14 +51,14 @@ async function push() {
       },
     } });
   await consumer.startup();
-  stage = 'producer startup';
-  const producer = new Producer({ endpoints: endpoint, namespace: '', logger, topics: [topic] });
+  h.stage = 'producer startup';
+  const producer = new Producer({ endpoints: endpoint, namespace: '', logger: h.logger, topics: [topic] });
   await producer.startup();
-  stage = 'push send';
+  h.stage = 'push send';
   const bodies = ['p0', 'p1', 'p2', 'fail-once'];
   sentAt = Date.now();
   for (const b of bodies) await producer.send({ topic, body: Buffer.from(b) });
-  stage = 'push consume';
+  h.stage = 'push consume';
   await waitFor('push consumer got every message', () => bodies.every((b) => done.has(b)), 30000,
     () => 'consumed so far: ' + JSON.stringify([...seen]) + (seen.size === 0
       ? ' -- nothing reached the listener: the SDK discards (nacks) messages whose body_digest differs from what it computes'
@@ -82,16 +74,16 @@ async function push() {
 }
 
 async function txdelay() {
-  const producer = new Producer({ endpoints: endpoint, namespace: '', logger, topics: [delayTopic] });
+  const producer = new Producer({ endpoints: endpoint, namespace: '', logger: h.logger, topics: [delayTopic] });
   await producer.startup();
 
   // --- transactions ---
-  stage = 'tx producer startup';
+  h.stage = 'tx producer startup';
   const checked = [];
-  const txProducer = new Producer({ endpoints: endpoint, namespace: '', logger, topics: [txTopic],
+  const txProducer = new Producer({ endpoints: endpoint, namespace: '', logger: h.logger, topics: [txTopic],
     checker: { async check(mv) { checked.push(mv.body.toString()); return TransactionResolution.COMMIT; } } });
   await txProducer.startup();
-  stage = 'tx send';
+  h.stage = 'tx send';
   const tx1 = txProducer.beginTransaction();
   await txProducer.send({ topic: txTopic, body: Buffer.from('tx-commit') }, tx1);
   await tx1.commit();
@@ -102,15 +94,15 @@ async function txdelay() {
   await tx3.rollback();
 
   // --- delay ---
-  stage = 'delay send';
+  h.stage = 'delay send';
   const due = Date.now() + 2000;
   await producer.send({ topic: delayTopic, body: Buffer.from('delayed'), deliveryTimestamp: new Date(due) });
 
-  stage = 'simple consumer startup';
-  const sc = new SimpleConsumer({ endpoints: endpoint, namespace: '', consumerGroup: group + '_sc', logger, awaitDuration: 3000,
+  h.stage = 'simple consumer startup';
+  const sc = new SimpleConsumer({ endpoints: endpoint, namespace: '', consumerGroup: group + '_sc', logger: h.logger, awaitDuration: 3000,
     subscriptions: new Map([[txTopic, '*'], [delayTopic, '*']]) });
   await sc.startup();
-  stage = 'receive tx + delay';
+  h.stage = 'receive tx + delay';
   const got = new Map();
   const deadline = Date.now() + 40000;
   while (!(got.has('tx-commit') && got.has('tx-orphan') && got.has('delayed')) && Date.now() < deadline) {
@@ -127,7 +119,7 @@ async function txdelay() {
   if (got.get('delayed') < due - 1) fail(`delay message received ${due - got.get('delayed')} ms early`);
   if (!checked.includes('tx-orphan')) fail('checker not called for the orphan: ' + JSON.stringify(checked));
 
-  stage = 'shutdown';
+  h.stage = 'shutdown';
   await sc.shutdown();
   await producer.shutdown();
   await txProducer.shutdown();
@@ -136,7 +128,7 @@ async function txdelay() {
 
 (async () => {
   const res = mode === 'push' ? await push() : await txdelay();
-  clearTimeout(overall);
+  h.done();
   console.log(JSON.stringify({ ok: true, ...res }));
   process.exit(0);
 })().catch((e) => fail((e && e.stack) || String(e)));

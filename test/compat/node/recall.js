@@ -8,30 +8,22 @@
 const { Producer, SimpleConsumer } = require('rocketmq-client-nodejs');
 
 const [endpoint, topic, group] = process.argv.slice(2);
-const sdkLog = [];
-const keep = (level) => (...args) => { if (sdkLog.length < 50) sdkLog.push(level + ' ' + args.map((a) => (a && a.stack) || JSON.stringify(a)).join(' ')); };
-const quietLogger = { info() {}, debug() {}, warn: keep('WARN'), error: keep('ERROR') };
-let stage = 'start';
-const fail = (why) => {
-  console.error(`node-recall: ${why} (stage: ${stage})`);
-  for (const l of sdkLog) console.error('  sdk: ' + l.slice(0, 600));
-  process.exit(1);
-};
-const overall = setTimeout(() => fail('timed out after 60 s'), 60000);
+const h = require('./harness')('node-recall', 60000);
+const fail = h.fail;
 
 (async () => {
-  const producer = new Producer({ endpoints: endpoint, namespace: '', logger: quietLogger, topics: [topic] });
-  stage = 'producer startup';
+  const producer = new Producer({ endpoints: endpoint, namespace: '', logger: h.logger, topics: [topic] });
+  h.stage = 'producer startup';
   await producer.startup();
-  stage = 'send delay';
+  h.stage = 'send delay';
   const at = new Date(Date.now() + 3000);
   const kept = await producer.send({ topic, deliveryTimestamp: at, body: Buffer.from('kept') });
   const recalled = await producer.send({ topic, deliveryTimestamp: at, body: Buffer.from('recalled') });
   if (!kept.recallHandle || !recalled.recallHandle) fail('send receipt without recallHandle');
-  stage = 'recall';
+  h.stage = 'recall';
   const receipt = await producer.recallMessage(topic, recalled.recallHandle);
   if (receipt.messageId !== recalled.messageId) fail(`recall answered ${receipt.messageId}, want ${recalled.messageId}`);
-  stage = 'recall with a bad handle';
+  h.stage = 'recall with a bad handle';
   let refused = false;
   try {
     await producer.recallMessage(topic, 'bm90IGEgaGFuZGxl');
@@ -40,11 +32,11 @@ const overall = setTimeout(() => fail('timed out after 60 s'), 60000);
   }
   if (!refused) fail('a bad recall handle was accepted');
 
-  const consumer = new SimpleConsumer({ endpoints: endpoint, namespace: '', consumerGroup: group, logger: quietLogger,
+  const consumer = new SimpleConsumer({ endpoints: endpoint, namespace: '', consumerGroup: group, logger: h.logger,
     subscriptions: new Map().set(topic, '*'), awaitDuration: 3000 });
-  stage = 'consumer startup';
+  h.stage = 'consumer startup';
   await consumer.startup();
-  stage = 'receive';
+  h.stage = 'receive';
   const got = [];
   const deadline = Date.now() + 12000; // the kept message is due 3 s after sending
   while (Date.now() < deadline) {
@@ -62,10 +54,10 @@ const overall = setTimeout(() => fail('timed out after 60 s'), 60000);
     }
   }
   if (got.length !== 1 || got[0] !== 'kept') fail('received ' + JSON.stringify(got) + ', want ["kept"]');
-  stage = 'shutdown';
+  h.stage = 'shutdown';
   await consumer.shutdown();
   await producer.shutdown();
-  clearTimeout(overall);
+  h.done();
   console.log(JSON.stringify({ ok: true, received: got }));
   process.exit(0);
 })().catch((e) => fail(e && e.stack || String(e)));
