@@ -266,6 +266,9 @@ func TestResendDLQ(t *testing.T) {
 			m.SetProperty(message.PropertyDLQOriginTopic, origin)
 		}
 		m.SetProperty(message.PropertyKeys, "key-"+string(rune('a'+i)))
+		if i == 0 {
+			m.SetProperty(message.PropertyUniqKey, "0A0000010000000000000000DEAD0001")
+		}
 		m.SetProperty(message.PropertyReconsumeTime, "16")
 		m.SetProperty("user", "x")
 		f.store(m)
@@ -277,8 +280,8 @@ func TestResendDLQ(t *testing.T) {
 		t.Fatalf("dry run %+v %v", dry, err)
 	}
 	res, err := a.ResendDLQ(ctx, "billing", ResendOptions{Max: 1})
-	if err != nil || res.Resent != 1 || res.Messages[0].NewMsgID == "" {
-		t.Fatalf("first run %+v %v", res, err)
+	if err != nil || res.Resent != 1 || res.Messages[0].NewMsgID != "0A0000010000000000000000DEAD0001" || res.Messages[0].NewOffsetMsgID == "" {
+		t.Fatalf("first run must keep the dead letter's message id: %+v %v", res, err)
 	}
 	res, err = a.ResendDLQ(ctx, "billing", ResendOptions{})
 	if err != nil || res.Resent != 1 || res.Failed != 1 || !strings.Contains(res.Messages[1].Error, "original topic unknown") {
@@ -292,17 +295,22 @@ func TestResendDLQ(t *testing.T) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := 0
+	n, kept := 0, 0
 	for _, q := range f.queues["orders"] {
 		for _, m := range q {
 			n++
+			if m.UniqKey() == "0A0000010000000000000000DEAD0001" {
+				kept++
+			} else if m.UniqKey() == "" {
+				t.Fatalf("replayed copy without a message id: %v", m.Properties)
+			}
 			if m.Property("user") != "x" || m.Property(message.PropertyOriginMessageID) == "" || m.Property(message.PropertyDLQOriginTopic) != "" || m.Property(message.PropertyReconsumeTime) != "" {
 				t.Fatalf("replayed properties %v", m.Properties)
 			}
 		}
 	}
-	if n != 2 {
-		t.Fatalf("orders holds %d replayed messages, want 2", n)
+	if n != 2 || kept != 1 {
+		t.Fatalf("orders holds %d replayed messages (%d with the dead letter's id), want 2 (1)", n, kept)
 	}
 }
 

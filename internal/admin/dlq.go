@@ -26,8 +26,13 @@ type ResendOptions struct {
 type ResentMessage struct {
 	DLQMsgID    string `json:"dlqMsgId"`
 	OriginTopic string `json:"originTopic"`
-	NewMsgID    string `json:"newMsgId,omitempty"`
-	Error       string `json:"error,omitempty"`
+	// NewMsgID is the message id consumers of the original topic see for the replayed copy:
+	// the dead letter's own id (its UNIQ_KEY, which is the original message's), so a replay
+	// reads as one more delivery of the message that failed, as a direct redelivery from
+	// Apache's dashboard does. NewOffsetMsgID is the broker's offset id of the stored copy.
+	NewMsgID       string `json:"newMsgId,omitempty"`
+	NewOffsetMsgID string `json:"newOffsetMsgId,omitempty"`
+	Error          string `json:"error,omitempty"`
 }
 
 // ResendResult is `message resend-dlq`.
@@ -43,8 +48,8 @@ type ResendResult struct {
 // ResendDLQ replays the dead letters of group to their original topics: it reads
 // %DLQ%<group> queue by queue from the replay position recorded under ResendTrackingGroup
 // (PULL_MESSAGE), sends each message to its original topic (DLQ_ORIGIN_TOPIC, else
-// RETRY_TOPIC) as a new message with the same body, tags, keys, message group and user
-// properties (property ORIGIN_MESSAGE_ID names the dead letter), and records the position
+// RETRY_TOPIC) as a new message with the same message id (UNIQ_KEY), body, tags, keys,
+// message group and user properties (property ORIGIN_MESSAGE_ID names the dead letter), and records the position
 // after each batch (UPDATE_CONSUMER_OFFSET). A dead letter whose origin is unknown or whose
 // send fails is reported and skipped (it stays in the DLQ). A group that never dead-lettered
 // (no DLQ topic yet) resends nothing; an unknown group with no DLQ is ErrNotFound.
@@ -131,11 +136,11 @@ func (a *Admin) resendQueue(ctx context.Context, group, dlq, broker, addr string
 			case rm.OriginTopic == "":
 				rm.Error = "original topic unknown (no DLQ_ORIGIN_TOPIC or RETRY_TOPIC property)"
 			case !opts.DryRun:
-				id, err := a.resendOne(ctx, m, rm.OriginTopic, routes)
+				id, offID, err := a.resendOne(ctx, m, rm.OriginTopic, routes)
 				if err != nil {
 					rm.Error = err.Error()
 				} else {
-					rm.NewMsgID = id
+					rm.NewMsgID, rm.NewOffsetMsgID = id, offID
 				}
 			}
 			if rm.Error != "" {
@@ -193,12 +198,14 @@ type sendTarget struct {
 	next int
 }
 
-func (a *Admin) resendOne(ctx context.Context, m *message.Ext, topic string, routes map[string]*sendTarget) (string, error) {
+// resendOne sends a copy of dead letter m to topic and returns the copy's message id (the
+// dead letter's UNIQ_KEY, a new one only when it has none) and its offset message id.
+func (a *Admin) resendOne(ctx context.Context, m *message.Ext, topic string, routes map[string]*sendTarget) (id, offsetID string, err error) {
 	t := routes[topic]
 	if t == nil {
 		r, err := a.route(ctx, topic)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		t = &sendTarget{}
 		masters := r.masters()
@@ -214,7 +221,7 @@ func (a *Admin) resendOne(ctx context.Context, m *message.Ext, topic string, rou
 			}
 		}
 		if len(t.queues) == 0 {
-			return "", fmt.Errorf("topic %s has no writable queue", topic)
+			return "", "", fmt.Errorf("topic %s has no writable queue", topic)
 		}
 		routes[topic] = t
 	}
@@ -222,7 +229,7 @@ func (a *Admin) resendOne(ctx context.Context, m *message.Ext, topic string, rou
 	t.next++
 	body, note := decompressBody(m)
 	if note != "" {
-		return "", errors.New(note)
+		return "", "", errors.New(note)
 	}
 	props := make(map[string]string, len(m.Properties)+4)
 	for k, v := range m.Properties {
@@ -230,8 +237,16 @@ func (a *Admin) resendOne(ctx context.Context, m *message.Ext, topic string, rou
 			props[k] = v
 		}
 	}
-	props[message.PropertyUniqKey] = message.NewUniqID()
+	id = m.UniqKey()
+	if id == "" {
+		id = message.NewUniqID()
+	}
+	props[message.PropertyUniqKey] = id
 	props[message.PropertyOriginMessageID] = m.MsgID()
 	props[message.PropertyWaitStoreMsgOK] = "true"
-	return a.send(ctx, q.addr, q.broker, q.qid, &message.Message{Topic: topic, Flag: m.Flag, Body: body, Properties: props})
+	offsetID, err = a.send(ctx, q.addr, q.broker, q.qid, &message.Message{Topic: topic, Flag: m.Flag, Body: body, Properties: props})
+	if err != nil {
+		return "", "", err
+	}
+	return id, offsetID, nil
 }

@@ -101,6 +101,10 @@ func TestDeadLettersOfPopConsumersAreReplayed(t *testing.T) {
 			if string(m.Body) != "poison" || m.Tag != "t1" || len(m.Keys) != 1 || m.Keys[0] != "poison-1" || m.DeliveryAttempt != 1 {
 				t.Fatalf("replayed message %+v", m)
 			}
+			// The replay is the same message to its consumers: the id they saw fail (R10X-12).
+			if m.MessageID != props[message.PropertyUniqKey] || res.Messages[0].NewMsgID != m.MessageID {
+				t.Fatalf("replayed message id %s, resend reported %s, original %s", m.MessageID, res.Messages[0].NewMsgID, props[message.PropertyUniqKey])
+			}
 			if err := cons.Ack(ctx, m); err != nil {
 				t.Fatal(err)
 			}
