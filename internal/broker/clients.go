@@ -165,9 +165,9 @@ func (m *ClientManager) RegisterProducer(group string, ch ClientChannel) {
 }
 
 // RegisterProducerSink registers an in-process producer of group (local-mode proxy) that
-// receives transaction checks through sink. It never expires; remove it with
-// UnregisterProducer.
-func (m *ClientManager) RegisterProducerSink(group, id string, sink CheckSink) {
+// receives transaction checks through sink. ch describes the client (id, language, version,
+// address); LastUpdate is set now. It never expires; remove it with UnregisterProducer.
+func (m *ClientManager) RegisterProducerSink(group string, ch ClientChannel, sink CheckSink) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	g := m.producers[group]
@@ -175,7 +175,14 @@ func (m *ClientManager) RegisterProducerSink(group, id string, sink CheckSink) {
 		g = map[string]*producerEntry{}
 		m.producers[group] = g
 	}
-	g[id] = &producerEntry{ch: ClientChannel{ClientID: id, Language: remoting.LanguageGo, Version: remoting.Version, LastUpdate: time.Now()}, sink: sink}
+	if ch.Language == "" {
+		ch.Language = remoting.LanguageGo
+	}
+	if ch.Version == 0 {
+		ch.Version = remoting.Version
+	}
+	ch.LastUpdate = time.Now()
+	g[ch.ClientID] = &producerEntry{ch: ch, sink: sink}
 }
 
 // UnregisterProducer removes one producer of group.

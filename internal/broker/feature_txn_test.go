@@ -154,7 +154,7 @@ func TestTxnCheckBackToLocalSinkAndCheckMax(t *testing.T) {
 	tb := startBroker(t, txnTestConfig(t))
 	tb.mustSend("TT", 0, "create", nil)
 	sink := &checkRecorder{}
-	tb.Clients.RegisterProducerSink("PG", "local-proxy", sink)
+	tb.Clients.RegisterProducerSink("PG", ClientChannel{ClientID: "local-proxy"}, sink)
 
 	h := sendHalf(t, tb, "TT", 2, "PG", "unknown")
 	if resp := endTxn(tb, h, "PG", 0, false); resp.Code != remoting.Success {
@@ -257,7 +257,7 @@ func TestTxnRestartKeepsPendingAndCommitted(t *testing.T) {
 	cfg.TransactionTimeOut = 300 * time.Millisecond
 	tb2 := startBroker(t, cfg)
 	sink := &checkRecorder{}
-	tb2.Clients.RegisterProducerSink("PG", "local", sink)
+	tb2.Clients.RegisterProducerSink("PG", ClientChannel{ClientID: "local"}, sink)
 	waitFor(t, 10*time.Second, "pending checked after restart", func() bool { return sink.count() >= 1 })
 	sink.mu.Lock()
 	for _, r := range sink.reqs {

@@ -163,7 +163,7 @@ func TestClientExpiry(t *testing.T) {
 	m.RegisterConsumer("G", ConsumePassively, ModelClustering, "", nil, ClientChannel{ClientID: "old", LastUpdate: old})
 	m.RegisterConsumer("G", ConsumePassively, ModelClustering, "", nil, ClientChannel{ClientID: "new", LastUpdate: time.Now()})
 	m.RegisterProducer("P", ClientChannel{ClientID: "old", LastUpdate: old})
-	m.RegisterProducerSink("P", "proxy", nil)
+	m.RegisterProducerSink("P", ClientChannel{ClientID: "proxy"}, nil)
 	changed = nil
 	if n := m.Expire(time.Now(), 120*time.Second); n != 1 {
 		t.Fatalf("expired groups %d", n)

@@ -61,8 +61,10 @@ func (s ConsumerSubscription) Parsed() (tags []string, codes []int64, expression
 
 // VersionOrdinal is the RocketMQ version ordinal registered for the client: its SDK version
 // ("5.1.2") when that names a RocketMQ release, else the proxy's own.
-func (c ConsumerInfo) VersionOrdinal() int32 {
-	if v, ok := remoting.VersionOrdinal(c.Version); ok {
+func (c ConsumerInfo) VersionOrdinal() int32 { return versionOrdinal(c.Version) }
+
+func versionOrdinal(version string) int32 {
+	if v, ok := remoting.VersionOrdinal(version); ok {
 		return v
 	}
 	return remoting.Version
@@ -75,6 +77,28 @@ func (c ConsumerInfo) ConsumeType() string {
 		return "CONSUME_PASSIVELY"
 	}
 	return "CONSUME_ACTIVELY"
+}
+
+// ProducerInfo is one online gRPC producer: its client id, the producer groups it registers
+// under (for gRPC clients the topics it publishes to, as RocketMQ's proxy registers them),
+// and its SDK, so the broker's producer lists and metrics name the application's client,
+// not the proxy.
+type ProducerInfo struct {
+	ClientID   string
+	Groups     []string // sorted
+	Language   string   // RocketMQ LanguageCode name
+	Version    string   // the SDK's version string from its user agent
+	RemoteAddr string
+}
+
+// VersionOrdinal is the RocketMQ version ordinal registered for the producer (see
+// ConsumerInfo.VersionOrdinal).
+func (p ProducerInfo) VersionOrdinal() int32 { return versionOrdinal(p.Version) }
+
+// ProducerRoster is implemented by the Server: the live gRPC producers, for backends that
+// register clients with brokers in process.
+type ProducerRoster interface {
+	Producers() []ProducerInfo
 }
 
 // ConsumerRoster is implemented by the Server, which backends receive through
@@ -110,6 +134,10 @@ func languageCode(l pb.Language) string {
 
 // Consumers implements ConsumerRoster: the clients with consumer settings, by client id.
 func (s *Server) Consumers() []ConsumerInfo { return s.clients.consumers() }
+
+// Producers implements ProducerRoster: the producers with an open Telemetry stream (see
+// consumerInfo for why the stream decides), by client id.
+func (s *Server) Producers() []ProducerInfo { return s.clients.producers() }
 
 // rosterChanged tells the backend, when it watches, that the consumer roster changed.
 func (s *Server) rosterChanged() {
@@ -151,6 +179,27 @@ func (r *registry) consumers() []ConsumerInfo {
 		if info, ok := consumerInfo(c); ok {
 			out = append(out, info)
 		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ClientID < out[j].ClientID })
+	return out
+}
+
+// producers lists the online producers sorted by client id.
+func (r *registry) producers() []ProducerInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []ProducerInfo
+	for _, c := range r.clients {
+		if c.typ != pb.ClientType_PRODUCER || c.session == nil || c.settings == nil {
+			continue
+		}
+		ua := c.settings.GetUserAgent()
+		info := ProducerInfo{ClientID: c.id, Language: languageCode(ua.GetLanguage()), Version: ua.GetVersion(), RemoteAddr: c.addr}
+		for t := range c.topics {
+			info.Groups = append(info.Groups, t)
+		}
+		sort.Strings(info.Groups)
+		out = append(out, info)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ClientID < out[j].ClientID })
 	return out

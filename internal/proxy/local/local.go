@@ -33,10 +33,10 @@ type Backend struct {
 	clientID string
 	checker  atomic.Pointer[checkerBox]
 
-	mu         sync.Mutex // guards registered and consumers
-	registered map[string]bool
-	consumers  map[string]string // gRPC consumer client id -> group registered with the broker
-	kick       chan struct{}     // RosterChanged: sync consumers now
+	mu         sync.Mutex               // guards registered and consumers
+	registered map[producerKey]struct{} // producer registrations made with the broker
+	consumers  map[string]string        // gRPC consumer client id -> group registered with the broker
+	kick       chan struct{}            // RosterChanged: sync consumers now
 
 	// topics caches, per topic name, the route and config derived from the broker's topic
 	// table (*topicView), tagged with the table's DataVersion they were built from. The table
@@ -66,7 +66,7 @@ func New(b *broker.Broker, logger *slog.Logger) *Backend {
 	return &Backend{
 		b: b, logger: logger.With("component", "proxy-local"),
 		clientID:   fmt.Sprintf("rocketry-proxy-local@%s@%d", host, os.Getpid()),
-		registered: map[string]bool{},
+		registered: map[producerKey]struct{}{},
 		consumers:  map[string]string{},
 		kick:       make(chan struct{}, 1),
 	}
@@ -94,10 +94,10 @@ func (l *Backend) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			l.mu.Lock()
-			for g := range l.registered {
-				l.b.Clients.UnregisterProducer(g, l.clientID)
+			for k := range l.registered {
+				l.b.Clients.UnregisterProducer(k.group, k.clientID)
 			}
-			l.registered = map[string]bool{}
+			l.registered = map[producerKey]struct{}{}
 			for id, g := range l.consumers {
 				l.b.Clients.UnregisterConsumer(g, id)
 			}
@@ -157,27 +157,45 @@ func subscriptionData(subs []proxy.ConsumerSubscription, now time.Time) []broker
 	return out
 }
 
+// producerKey is one producer registration with the broker.
+type producerKey struct{ group, clientID string }
+
+// syncProducers registers every live gRPC producer with the broker's client manager under
+// each producer group (topic) it publishes to, with its own client id, language and SDK
+// version, as RocketMQ's proxy does: producer lists and the producer_connections metric then
+// name the applications' clients. Every registration delivers transaction checks to this
+// backend, which hands them to a connected producer of the group. Registrations of producers
+// that went away are removed.
 func (l *Backend) syncProducers() {
 	box := l.checker.Load()
 	if box == nil {
 		return
 	}
-	want := map[string]bool{}
-	for _, g := range box.c.ProducerGroups() {
-		want[g] = true
+	want := map[producerKey]broker.ClientChannel{}
+	if roster, ok := box.c.(proxy.ProducerRoster); ok {
+		for _, p := range roster.Producers() {
+			for _, g := range p.Groups {
+				want[producerKey{g, p.ClientID}] = broker.ClientChannel{ClientID: p.ClientID, RemoteAddr: p.RemoteAddr,
+					Language: p.Language, Version: p.VersionOrdinal()}
+			}
+		}
+	} else {
+		for _, g := range box.c.ProducerGroups() {
+			want[producerKey{g, l.clientID}] = broker.ClientChannel{ClientID: l.clientID}
+		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for g := range want {
-		if !l.registered[g] {
-			l.b.Clients.RegisterProducerSink(g, l.clientID, l)
-			l.registered[g] = true
+	for k, ch := range want {
+		if _, ok := l.registered[k]; !ok {
+			l.b.Clients.RegisterProducerSink(k.group, ch, l)
+			l.registered[k] = struct{}{}
 		}
 	}
-	for g := range l.registered {
-		if !want[g] {
-			l.b.Clients.UnregisterProducer(g, l.clientID)
-			delete(l.registered, g)
+	for k := range l.registered {
+		if _, ok := want[k]; !ok {
+			l.b.Clients.UnregisterProducer(k.group, k.clientID)
+			delete(l.registered, k)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"testing"
 
 	"github.com/rocketry-mq/rocketry/internal/broker"
@@ -210,4 +211,77 @@ func TestSendBornHostIsClient(t *testing.T) {
 			t.Errorf("__BORNHOST %q: record born host %s, want %s", tc.prop, got, tc.want)
 		}
 	}
+}
+
+// fakeRoster is a TransactionChecker with a settable producer roster.
+type fakeRoster struct {
+	mu        sync.Mutex
+	producers []proxy.ProducerInfo
+	checks    int
+}
+
+func (f *fakeRoster) ProducerGroups() []string { return nil }
+func (f *fakeRoster) CheckTransaction(*proxy.TransactionCheck) {
+	f.mu.Lock()
+	f.checks++
+	f.mu.Unlock()
+}
+func (f *fakeRoster) Producers() []proxy.ProducerInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]proxy.ProducerInfo(nil), f.producers...)
+}
+
+// TestProducersRegisteredAsTheirClients: each gRPC producer is registered with the broker
+// under every topic it publishes to with its own client id, language and SDK version (QA
+// R10X-8: they used to appear as one producer per group carrying the server's version), and
+// is unregistered when it goes away.
+func TestProducersRegisteredAsTheirClients(t *testing.T) {
+	br := newTestBroker(t)
+	be := New(br, logging.Discard())
+	r := &fakeRoster{producers: []proxy.ProducerInfo{
+		{ClientID: "app-1", Groups: []string{"orders", "pay"}, Language: "GO", Version: "5.1.2", RemoteAddr: "10.0.0.9:5000"},
+		{ClientID: "app-2", Groups: []string{"orders"}, Language: "NODE_JS", Version: "5.0.1"},
+	}}
+	be.SetTransactionChecker(r)
+	want512, _ := remoting.VersionOrdinal("5.1.2")
+	chans := br.Clients.ProducerChannels("orders")
+	if len(chans) != 2 {
+		t.Fatalf("orders producers %+v", chans)
+	}
+	byID := map[string]broker.ProducerChannel{}
+	for _, c := range chans {
+		byID[c.ClientID] = c
+	}
+	if c := byID["app-1"]; c.Language != "GO" || c.Version != want512 || c.RemoteAddr != "10.0.0.9:5000" {
+		t.Fatalf("app-1 registered as %+v, want GO version %d", c.ClientChannel, want512)
+	}
+	if c := byID["app-2"]; c.Language != "NODE_JS" {
+		t.Fatalf("app-2 registered as %+v", c.ClientChannel)
+	}
+	if p := br.Clients.ProducerChannels("pay"); len(p) != 1 || p[0].ClientID != "app-1" {
+		t.Fatalf("pay producers %+v", p)
+	}
+	// A check of the group reaches the proxy (which picks a connected producer) once.
+	if err := p0(br, "orders").CheckTransactionState(context.Background(), broker.CheckRequest{Message: &message.Ext{Message: message.Message{Topic: "orders"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if r.checks != 1 {
+		t.Fatalf("checks delivered %d, want 1", r.checks)
+	}
+
+	r.mu.Lock()
+	r.producers = r.producers[1:]
+	r.mu.Unlock()
+	be.syncProducers()
+	if p := br.Clients.ProducerChannels("pay"); len(p) != 0 {
+		t.Fatalf("pay producers after app-1 left %+v", p)
+	}
+	if p := br.Clients.ProducerChannels("orders"); len(p) != 1 || p[0].ClientID != "app-2" {
+		t.Fatalf("orders producers after app-1 left %+v", p)
+	}
+}
+
+func p0(br *broker.Broker, group string) broker.ProducerChannel {
+	return br.Clients.ProducerChannels(group)[0]
 }
