@@ -124,11 +124,20 @@ func (b *Broker) emitConsumerStats(emit func(metrics.ConsumerStat)) {
 				per[mq.Topic] = s
 			}
 			lag := max(w.BrokerOffset-w.ConsumerOffset, 0)
+			inflight := min(w.Inflight, lag)
 			s.Lag += lag
-			s.Inflight += min(w.Inflight, lag)
+			s.Inflight += inflight
 			if lag > 0 {
 				if ts, err := b.Store.MessageStoreTime(mq.Topic, mq.QueueID, w.ConsumerOffset); err == nil {
 					s.LagLatency = max(s.LagLatency, now.Sub(time.UnixMilli(ts)))
+				}
+			}
+			// Queueing latency (Apache: now - store time of the earliest message not yet
+			// pulled): deliveries go in queue order from the committed offset, so the first
+			// ready message is the one after the in-flight ones.
+			if lag > inflight {
+				if ts, err := b.Store.MessageStoreTime(mq.Topic, mq.QueueID, w.ConsumerOffset+inflight); err == nil {
+					s.QueueingLatency = max(s.QueueingLatency, now.Sub(time.UnixMilli(ts)))
 				}
 			}
 		}

@@ -188,6 +188,63 @@ func TestPopCountsMessagesOut(t *testing.T) {
 	}
 }
 
+// TestQueueingLatency: rocketmq_consumer_queueing_latency is the age of the oldest message
+// not yet delivered (Apache: earliest un-pulled), rocketmq_consumer_lag_latency that of the
+// oldest unacknowledged one. With the first of two messages popped and in flight, the two
+// differ by the gap between their store times, measured in one scrape.
+func TestQueueingLatency(t *testing.T) {
+	reg, health := metrics.NewRegistry(), metrics.NewHealth()
+	tb := startBroker(t, testConfig(t), WithMetrics(reg, health))
+	if err := tb.CreateTopic(NewTopicConfig("QT", 1)); err != nil {
+		t.Fatal(err)
+	}
+	tb.mustSend("QT", 0, "first", nil)
+	first := time.Now()
+	waitFor(t, 5*time.Second, "300 ms between the two store times", func() bool { return time.Since(first) > 300*time.Millisecond })
+	tb.mustSend("QT", 0, "second", nil)
+	svc := tb.PopService()
+	var popped []pop.Message
+	waitFor(t, 10*time.Second, "pop of the first message", func() bool {
+		res, err := svc.Pop(context.Background(), pop.PopRequest{Group: "QG", Topic: "QT", QueueID: -1, MaxMessages: 1,
+			InvisibleTime: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		popped = append(popped, res.Messages...)
+		return len(popped) > 0
+	})
+	if string(popped[0].Ext.Body) != "first" {
+		t.Fatalf("popped %q first", popped[0].Ext.Body)
+	}
+	labels := map[string]string{"topic": "QT", "consumer_group": "QG"}
+	mfs, err := reg.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(name string) float64 {
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+		metric:
+			for _, m := range mf.GetMetric() {
+				for _, lp := range m.GetLabel() {
+					if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+						continue metric
+					}
+				}
+				return value(m)
+			}
+		}
+		t.Fatalf("%s%v not exported", name, labels)
+		return 0
+	}
+	lag, queueing := get("rocketmq_consumer_lag_latency"), get("rocketmq_consumer_queueing_latency")
+	if queueing <= 0 || lag-queueing < 300 {
+		t.Fatalf("lag latency %v ms, queueing latency %v ms: want the queueing latency to be the second message's age, at least 300 ms less", lag, queueing)
+	}
+}
+
 // Timers and transactions feed rocketmq_timing_messages, rocketmq_half_messages and the
 // commit/rollback counters.
 func TestBrokerFeatureMetrics(t *testing.T) {

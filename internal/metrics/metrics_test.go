@@ -157,11 +157,11 @@ func TestScrapeSourcesAreSummed(t *testing.T) {
 	calls := 0
 	b.OnConsumers(func(emit func(ConsumerStat)) { // pull consumers (core)
 		calls++
-		emit(ConsumerStat{Group: "g1", Topic: "orders", Lag: 10, Ready: 10, LagLatency: 2 * time.Second})
+		emit(ConsumerStat{Group: "g1", Topic: "orders", Lag: 10, Ready: 10, LagLatency: 2 * time.Second, QueueingLatency: 2 * time.Second})
 		emit(ConsumerStat{Group: "g2", Topic: "orders", Lag: 1, Ready: 1})
 	})
 	b.OnConsumers(func(emit func(ConsumerStat)) { // pop feature
-		emit(ConsumerStat{Group: "g1", Topic: "orders", Lag: 5, Inflight: 5, LagLatency: time.Second})
+		emit(ConsumerStat{Group: "g1", Topic: "orders", Lag: 5, Inflight: 5, LagLatency: 3 * time.Second})
 	})
 	b.OnStorage(func() StorageStat {
 		return StorageStat{SizeBytes: 4096, FlushBehindBytes: 10, DispatchBehindBytes: -1, ReserveTime: time.Minute}
@@ -182,7 +182,7 @@ func TestScrapeSourcesAreSummed(t *testing.T) {
 		t.Fatalf("consumer source called %d times per scrape, want 1", calls)
 	}
 	g1 := map[string]string{LabelConsumerGroup: "g1", LabelTopic: "orders", LabelNodeID: "broker-a"}
-	for name, want := range map[string]float64{NameConsumerLag: 15, NameConsumerInflight: 5, NameConsumerReady: 10, NameConsumerLagLatency: 2000} {
+	for name, want := range map[string]float64{NameConsumerLag: 15, NameConsumerInflight: 5, NameConsumerReady: 10, NameConsumerLagLatency: 3000, NameConsumerQueueingLatency: 2000} {
 		if s := find(t, all, name, g1); s.value != want {
 			t.Errorf("%s = %v, want %v", name, s.value, want)
 		}

@@ -13,12 +13,15 @@ import (
 //   - Inflight: delivered (pulled or popped) but not yet acknowledged.
 //   - Ready: stored and not yet delivered = Lag - Inflight.
 //   - LagLatency: age of the oldest unacknowledged message (0 when unknown or no lag).
+//   - QueueingLatency: age of the oldest message not yet delivered (0 when nothing is ready):
+//     how long the first ready message has been waiting for a consumer.
 type ConsumerStat struct {
-	Group, Topic string
-	Lag          int64
-	Inflight     int64
-	Ready        int64
-	LagLatency   time.Duration
+	Group, Topic    string
+	Lag             int64
+	Inflight        int64
+	Ready           int64
+	LagLatency      time.Duration
+	QueueingLatency time.Duration
 }
 
 // StorageStat is the store's state at scrape time. A negative field means "not known by this
@@ -128,7 +131,7 @@ type sourceCollector struct {
 	half        []func(emit func(TopicCount))
 	timing      []func(emit func(TopicCount))
 
-	lag, inflight, ready, lagLatency               *prometheus.Desc
+	lag, inflight, ready, lagLatency, queueing     *prometheus.Desc
 	size, flushBehind, dispatchBehind, reserve     *prometheus.Desc
 	producerConns, consumerConns                   *prometheus.Desc
 	topicNumber, groupNumber, halfMsgs, timingMsgs *prometheus.Desc
@@ -142,6 +145,7 @@ func newSourceCollector(info NodeInfo) *sourceCollector {
 		inflight:       prometheus.NewDesc(NameConsumerInflight, "Messages delivered to the group but not yet acknowledged, per group and topic.", gt, nil),
 		ready:          prometheus.NewDesc(NameConsumerReady, "Messages stored and not yet delivered to the group, per group and topic.", gt, nil),
 		lagLatency:     prometheus.NewDesc(NameConsumerLagLatency, "Age in milliseconds of the group's oldest unacknowledged message, per group and topic.", gt, nil),
+		queueing:       prometheus.NewDesc(NameConsumerQueueingLatency, "Age in milliseconds of the group's oldest message not yet delivered, per group and topic.", gt, nil),
 		size:           prometheus.NewDesc(NameStorageSize, "Bytes of store files on disk (commit log, consume queues, index).", nil, nil),
 		flushBehind:    prometheus.NewDesc(NameStorageFlushBehind, "Bytes appended to the commit log but not yet flushed to disk.", nil, nil),
 		dispatchBehind: prometheus.NewDesc(NameStorageDispatchBehind, "Bytes appended to the commit log but not yet dispatched to consume queues.", nil, nil),
@@ -156,7 +160,7 @@ func newSourceCollector(info NodeInfo) *sourceCollector {
 }
 
 func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.lag, c.inflight, c.ready, c.lagLatency, c.size, c.flushBehind,
+	for _, d := range []*prometheus.Desc{c.lag, c.inflight, c.ready, c.lagLatency, c.queueing, c.size, c.flushBehind,
 		c.dispatchBehind, c.reserve, c.producerConns, c.consumerConns, c.topicNumber, c.groupNumber, c.halfMsgs, c.timingMsgs} {
 		ch <- d
 	}
@@ -192,6 +196,7 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 				a.Inflight += s.Inflight
 				a.Ready += s.Ready
 				a.LagLatency = max(a.LagLatency, s.LagLatency)
+				a.QueueingLatency = max(a.QueueingLatency, s.QueueingLatency)
 			})
 		}
 		for _, a := range agg {
@@ -199,6 +204,7 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.inflight, prometheus.GaugeValue, float64(a.Inflight), a.Group, a.Topic)
 			ch <- prometheus.MustNewConstMetric(c.ready, prometheus.GaugeValue, float64(a.Ready), a.Group, a.Topic)
 			ch <- prometheus.MustNewConstMetric(c.lagLatency, prometheus.GaugeValue, float64(a.LagLatency.Milliseconds()), a.Group, a.Topic)
+			ch <- prometheus.MustNewConstMetric(c.queueing, prometheus.GaugeValue, float64(a.QueueingLatency.Milliseconds()), a.Group, a.Topic)
 		}
 	}
 	if len(storage) > 0 {
