@@ -18,7 +18,7 @@ func newAdminTopicCmd(f *adminFlags) *cobra.Command {
 		queues, perm       int
 	)
 	create := &cobra.Command{
-		Use:     "create --name T [--type NORMAL|FIFO|DELAY|TRANSACTION] [--queues 8] [--perm 6] [--cluster C]",
+		Use:     "create --name T [--type NORMAL|FIFO|DELAY|TRANSACTION|MIXED] [--queues 8] [--perm 6] [--cluster C]",
 		Short:   "Create or update a topic on every broker of the cluster",
 		Example: "  rocketry admin topic create --name orders --type FIFO --queues 8",
 		Args:    cobra.MaximumNArgs(1),
@@ -50,7 +50,7 @@ func newAdminTopicCmd(f *adminFlags) *cobra.Command {
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "topic name")
-	create.Flags().StringVar(&typ, "type", "NORMAL", "message type: NORMAL, FIFO, DELAY or TRANSACTION")
+	create.Flags().StringVar(&typ, "type", "NORMAL", "message type: NORMAL, FIFO, DELAY, TRANSACTION or MIXED (accepts every type)")
 	create.Flags().IntVar(&queues, "queues", 8, "read and write queues per broker")
 	create.Flags().IntVar(&perm, "perm", admin.PermReadWrite, "permission: 6 read+write, 4 read only (sends refused), 2 write only (consumption stopped); on an existing topic this updates it")
 	create.Flags().StringVar(&cluster, "cluster", "", "cluster (default: every cluster)")

@@ -23,6 +23,8 @@ const (
 	TopicFIFO        TopicType = "FIFO"
 	TopicDelay       TopicType = "DELAY"
 	TopicTransaction TopicType = "TRANSACTION"
+	// TopicMixed accepts messages of every type (RocketMQ 5's MIXED).
+	TopicMixed TopicType = "MIXED"
 )
 
 // ParseTopicType accepts a type name in any case ("" = NORMAL).
@@ -30,10 +32,10 @@ func ParseTopicType(s string) (TopicType, error) {
 	switch t := TopicType(strings.ToUpper(s)); t {
 	case "":
 		return TopicNormal, nil
-	case TopicNormal, TopicFIFO, TopicDelay, TopicTransaction:
+	case TopicNormal, TopicFIFO, TopicDelay, TopicTransaction, TopicMixed:
 		return t, nil
 	}
-	return "", fmt.Errorf("unknown topic type %q (want NORMAL, FIFO, DELAY or TRANSACTION)", s)
+	return "", fmt.Errorf("unknown topic type %q (want NORMAL, FIFO, DELAY, TRANSACTION or MIXED)", s)
 }
 
 // Permission bits (RocketMQ PermName).

@@ -206,6 +206,8 @@ func TestE2E(t *testing.T) {
 				t.Run("recall", func(t *testing.T) { scenarioRecall(t, env) })
 				t.Run("abandoned-receive", func(t *testing.T) { scenarioAbandonedReceive(t, env) })
 				t.Run("sql92", func(t *testing.T) { scenarioSQL92(t, env) })
+				// Delayed transactional messages need the broker's timers.
+				t.Run("delay-with-group", func(t *testing.T) { scenarioDelayWithGroup(t, env) })
 			}
 			t.Run("auth-on", func(t *testing.T) { scenarioAuthOn(t, mode) })
 			t.Run("auth-off-any-credentials", func(t *testing.T) { scenarioAuthOff(t, env) })
@@ -299,6 +301,85 @@ func scenarioDelay(t *testing.T, env *e2eEnv) {
 	}
 	if dt := got.GetDeliveryTimestamp(); dt == nil || dt.UnixMilli() != at.UnixMilli() {
 		t.Errorf("delivery timestamp = %v, want %v", dt, at)
+	}
+}
+
+// scenarioDelayWithGroup: as on Apache, a message with both a delivery time and a message
+// group (go5 labels it FIFO) is a DELAY message that keeps its group: a MIXED topic accepts
+// it and delivers it at its time (QA R11B-1; go5 itself refuses to send a FIFO-labelled
+// message to a DELAY topic, whose route accepts DELAY only). A committed transactional
+// message with a delivery time waits for it too. A FIFO topic refuses a delayed message.
+func scenarioDelayWithGroup(t *testing.T, env *e2eEnv) {
+	env.CreateTopic(t, "e2e-dg-mixed", MessageTypeMixed, 2)
+	env.CreateTopic(t, "e2e-dg-fifo", MessageTypeFIFO, 2)
+	env.CreateGroup(t, "g-dg", false, 16)
+	p := newSDKProducer(t, env.Endpoint, nil, golang.WithTopics("e2e-dg-mixed", "e2e-dg-fifo"),
+		golang.WithTransactionChecker(&golang.TransactionChecker{Check: func(*golang.MessageView) golang.TransactionResolution { return golang.COMMIT }}))
+	at := time.Now().Add(2 * time.Second)
+	for i := 0; i < 2; i++ {
+		m := &golang.Message{Topic: "e2e-dg-mixed", Body: []byte(fmt.Sprintf("grouped-%d", i))}
+		m.SetMessageGroup("order-1")
+		m.SetDelayTimestamp(at)
+		if _, err := p.Send(context.Background(), m); err != nil {
+			t.Fatalf("delayed send with a message group to a MIXED topic: %v", err)
+		}
+	}
+	bad := &golang.Message{Topic: "e2e-dg-fifo", Body: []byte("x")}
+	bad.SetMessageGroup("order-1")
+	bad.SetDelayTimestamp(at)
+	if _, err := p.Send(context.Background(), bad); err == nil {
+		t.Fatal("a FIFO topic accepted a delayed message")
+	} else if st, ok := golang.AsErrRpcStatus(err); !ok || st.GetCode() != int32(pb.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE) {
+		t.Fatalf("delayed message to a FIFO topic: %v, want MESSAGE_PROPERTY_CONFLICT_WITH_TYPE", err)
+	}
+	// go5 refuses a delivery time on a transactional message; Apache's proxy accepts one
+	// (the committed message then waits for its time), so send it raw.
+	rc := dial(t, env.Endpoint, false)
+	const rid = "delayed-txn-client"
+	if r, _ := settingsReply(t, rc, rid, producerSettings("e2e-dg-mixed")); r.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("settings: %v", r.GetStatus())
+	}
+	const txnMsgID = "01DELAYEDTXN000000000000000000001"
+	sr, err := rc.SendMessage(cctx(t, rid, 5*time.Second), &pb.SendMessageRequest{Messages: []*pb.Message{{
+		Topic: &pb.Resource{Name: "e2e-dg-mixed"}, Body: []byte("txn-later"),
+		SystemProperties: &pb.SystemProperties{MessageId: txnMsgID, MessageType: pb.MessageType_TRANSACTION,
+			DeliveryTimestamp: timestamppb.New(at), BornTimestamp: timestamppb.Now(), BornHost: "node", BodyEncoding: pb.Encoding_IDENTITY},
+	}}})
+	if err != nil || sr.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("delayed transactional send: %v %v", sr, err)
+	}
+	er, err := rc.EndTransaction(cctx(t, rid, 5*time.Second), &pb.EndTransactionRequest{
+		Topic: &pb.Resource{Name: "e2e-dg-mixed"}, MessageId: txnMsgID, TransactionId: sr.GetEntries()[0].GetTransactionId(),
+		Resolution: pb.TransactionResolution_COMMIT, Source: pb.TransactionSource_SOURCE_CLIENT,
+	})
+	if err != nil || er.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("commit: %v %v", er, err)
+	}
+	c := newSDKConsumer(t, env.Endpoint, "g-dg", map[string]*golang.FilterExpression{"e2e-dg-mixed": golang.SUB_ALL}, nil)
+	var got []*golang.MessageView
+	for deadline := time.Now().Add(30 * time.Second); len(got) < 3 && time.Now().Before(deadline); {
+		mvs, _ := c.Receive(context.Background(), 16, 10*time.Second)
+		if len(mvs) > 0 && time.Now().Before(at) {
+			t.Fatalf("%q delivered before its delivery time", mvs[0].GetBody())
+		}
+		for _, mv := range mvs {
+			if err := c.Ack(context.Background(), mv); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got = append(got, mvs...)
+	}
+	if len(got) != 3 {
+		t.Fatalf("received %d of 3 delayed messages", len(got))
+	}
+	for _, mv := range got {
+		body := string(mv.GetBody())
+		if dt := mv.GetDeliveryTimestamp(); dt == nil || dt.UnixMilli() != at.UnixMilli() {
+			t.Errorf("%s: delivery timestamp %v, want %v", body, dt, at)
+		}
+		if strings.HasPrefix(body, "grouped-") && (mv.GetMessageGroup() == nil || *mv.GetMessageGroup() != "order-1") {
+			t.Errorf("%s: message group %v, want order-1", body, mv.GetMessageGroup())
+		}
 	}
 }
 

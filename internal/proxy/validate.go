@@ -201,48 +201,31 @@ func (c *Config) buildMessage(m *pb.Message, topic string, now time.Time) (*outg
 		}
 	}
 	hasDelivery := sp.DeliveryTimestamp != nil
-	typ := MessageType(sp.GetMessageType())
-	// Apache's proxy reads message_type only for TRANSACTION: the group and the delivery
-	// time become properties whatever the type, and the type checked against the topic comes
-	// from them (SendMessageActivity, TopicMessageType.parseFromMessageProperty). So a NORMAL
-	// message with a group is a FIFO one (QA R10S-2).
-	if typ == MessageTypeUnspecified || (typ == MessageTypeNormal && (group != "") != hasDelivery) {
-		switch {
-		case group != "":
-			typ = MessageTypeFIFO
-		case hasDelivery:
-			typ = MessageTypeDelay
-		default:
-			typ = MessageTypeNormal
-		}
+	// The type checked against the topic comes from the fields, as Apache's proxy derives it
+	// (SendMessageActivity.buildMessageProperty, TopicMessageType.parseFromMessageProperty):
+	// message_type is read only for TRANSACTION; otherwise a delivery time makes the message
+	// DELAY, else a message group makes it FIFO, else it is NORMAL. The group and the
+	// delivery time become properties whatever the type, so a delayed message may carry a
+	// group (go5 and Node.js label it FIFO; accepted by DELAY and MIXED topics, QA R11B-1)
+	// and a NORMAL-labelled message with a group is FIFO (QA R10S-2).
+	typ := MessageTypeNormal
+	switch {
+	case MessageType(sp.GetMessageType()) == MessageTypeTransaction:
+		typ = MessageTypeTransaction
+	case hasDelivery:
+		typ = MessageTypeDelay
+	case group != "":
+		typ = MessageTypeFIFO
 	}
-	switch typ {
-	case MessageTypeNormal, MessageTypeTransaction:
-		if group != "" || hasDelivery {
-			return nil, statusErrorf(pb.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE, "%s message cannot carry a message group or delivery timestamp", typ)
-		}
-	case MessageTypeFIFO:
-		if group == "" {
-			return nil, statusErrorf(pb.Code_ILLEGAL_MESSAGE_GROUP, "FIFO message requires a message group")
-		}
-		if hasDelivery {
-			return nil, statusErrorf(pb.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE, "FIFO message cannot carry a delivery timestamp")
-		}
+	if group != "" {
 		props[PropShardingKey] = group
-	case MessageTypeDelay:
-		if !hasDelivery {
-			return nil, statusErrorf(pb.Code_ILLEGAL_DELIVERY_TIME, "DELAY message requires a delivery timestamp")
-		}
-		if group != "" {
-			return nil, statusErrorf(pb.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE, "DELAY message cannot carry a message group")
-		}
+	}
+	if hasDelivery {
 		at := sp.GetDeliveryTimestamp().AsTime()
 		if at.After(now.Add(c.MaxDelay)) {
 			return nil, statusErrorf(pb.Code_ILLEGAL_DELIVERY_TIME, "the max delay time of message is too large, max is %s", c.MaxDelay)
 		}
 		props[PropTimerDeliverMS] = strconv.FormatInt(at.UnixMilli(), 10)
-	default:
-		return nil, statusErrorf(pb.Code_BAD_REQUEST, "unknown message type %d", int(typ))
 	}
 
 	msg := &Message{Topic: topic, Body: m.GetBody(), Properties: props}

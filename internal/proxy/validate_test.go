@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -70,19 +71,20 @@ func TestBuildMessageValidation(t *testing.T) {
 			m.SystemProperties.MessageType = pb.MessageType_FIFO
 			m.SystemProperties.MessageGroup = strp(strings.Repeat("g", 63))
 		}, pb.Code_OK},
-		{"FIFO without group", func(m *pb.Message) { m.SystemProperties.MessageType = pb.MessageType_FIFO }, pb.Code_ILLEGAL_MESSAGE_GROUP},
-		// Apache derives the type from the group / delivery time when message_type is NORMAL
-		// (QA R10S-2): such a message is FIFO (or DELAY); the topic check judges it.
-		{"NORMAL with group is FIFO", func(m *pb.Message) { m.SystemProperties.MessageGroup = strp("g") }, pb.Code_OK},
+		// Apache derives the type from the fields and reads message_type only for TRANSACTION
+		// (QA R10S-2, R11B-1, R11B-2); the topic check judges the derived type
+		// (TestMessageTypeFromFields).
+		{"FIFO without group", func(m *pb.Message) { m.SystemProperties.MessageType = pb.MessageType_FIFO }, pb.Code_OK},
+		{"NORMAL with group", func(m *pb.Message) { m.SystemProperties.MessageGroup = strp("g") }, pb.Code_OK},
 		{"NORMAL with group and delivery time", func(m *pb.Message) {
 			m.SystemProperties.MessageGroup = strp("g")
 			m.SystemProperties.DeliveryTimestamp = timestamppb.New(now.Add(time.Minute))
-		}, pb.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
+		}, pb.Code_OK},
 		{"delay beyond max", func(m *pb.Message) {
 			m.SystemProperties.MessageType = pb.MessageType_DELAY
 			m.SystemProperties.DeliveryTimestamp = timestamppb.New(now.Add(25 * time.Hour))
 		}, pb.Code_ILLEGAL_DELIVERY_TIME},
-		{"delay without timestamp", func(m *pb.Message) { m.SystemProperties.MessageType = pb.MessageType_DELAY }, pb.Code_ILLEGAL_DELIVERY_TIME},
+		{"delay without timestamp", func(m *pb.Message) { m.SystemProperties.MessageType = pb.MessageType_DELAY }, pb.Code_OK},
 		// R7G-9: Apache's maxTransactionRecoverySecond (3600) is inclusive; beyond is BAD_REQUEST.
 		{"recovery of 1h", func(m *pb.Message) {
 			m.SystemProperties.MessageType = pb.MessageType_TRANSACTION
@@ -99,6 +101,56 @@ func TestBuildMessageValidation(t *testing.T) {
 			_, err := cfg.buildMessage(m, "T", now)
 			if got := CodeOf(err); got != tc.want {
 				t.Fatalf("code = %v (%v), want %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestMessageTypeFromFields: the type a message is checked as, and the properties its group
+// and delivery time become, follow Apache's proxy whatever message_type says (except
+// TRANSACTION).
+func TestMessageTypeFromFields(t *testing.T) {
+	cfg := DefaultConfig()
+	now := time.Now()
+	at := now.Add(time.Minute)
+	for _, tc := range []struct {
+		name     string
+		label    pb.MessageType
+		group    bool
+		delivery bool
+		want     MessageType
+	}{
+		{"plain", pb.MessageType_NORMAL, false, false, MessageTypeNormal},
+		{"labelled FIFO, no group", pb.MessageType_FIFO, false, false, MessageTypeNormal},
+		{"labelled DELAY, no time", pb.MessageType_DELAY, false, false, MessageTypeNormal},
+		{"group", pb.MessageType_NORMAL, true, false, MessageTypeFIFO},
+		{"group, unspecified", pb.MessageType_MESSAGE_TYPE_UNSPECIFIED, true, false, MessageTypeFIFO},
+		{"time", pb.MessageType_NORMAL, false, true, MessageTypeDelay},
+		{"group and time, labelled FIFO (go5, Node.js)", pb.MessageType_FIFO, true, true, MessageTypeDelay},
+		{"transaction with group and time", pb.MessageType_TRANSACTION, true, true, MessageTypeTransaction},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := baseMsg()
+			m.SystemProperties.MessageType = tc.label
+			if tc.group {
+				m.SystemProperties.MessageGroup = strp("g")
+			}
+			if tc.delivery {
+				m.SystemProperties.DeliveryTimestamp = timestamppb.New(at)
+			}
+			out, err := cfg.buildMessage(m, "T", now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.typ != tc.want {
+				t.Fatalf("type %s, want %s", out.typ, tc.want)
+			}
+			p := out.msg.Properties
+			if g, ok := p[PropShardingKey]; ok != tc.group || (ok && g != "g") {
+				t.Errorf("sharding key %q (%v), want the group: %v", g, ok, tc.group)
+			}
+			if d, ok := p[PropTimerDeliverMS]; ok != tc.delivery || (ok && d != strconv.FormatInt(at.UnixMilli(), 10)) {
+				t.Errorf("TIMER_DELIVER_MS %q (%v), want the delivery time: %v", d, ok, tc.delivery)
 			}
 		})
 	}
