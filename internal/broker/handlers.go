@@ -3,10 +3,13 @@ package broker
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"strings"
 	"time"
 
 	"github.com/rocketry-mq/rocketry/internal/message"
 	"github.com/rocketry-mq/rocketry/internal/remoting"
+	"github.com/rocketry-mq/rocketry/internal/store"
 	"github.com/rocketry-mq/rocketry/internal/version"
 )
 
@@ -131,6 +134,11 @@ func (b *Broker) handleSearchOffset(_ context.Context, _ *remoting.Conn, req *re
 	if err != nil {
 		return errorResponse(err)
 	}
+	// boundaryType (RocketMQ 5, case-insensitive): LOWER (the default) is the first message
+	// stored at or after the time, UPPER the last one stored at or before it.
+	if strings.EqualFold(req.ExtString("boundaryType"), "upper") {
+		return offsetResponse(b.Store.OffsetByTimeUpper(topic, qid, ts))
+	}
 	return offsetResponse(b.Store.OffsetByTime(topic, qid, ts))
 }
 
@@ -140,6 +148,9 @@ func (b *Broker) handleEarliestMsgStoreTime(_ context.Context, _ *remoting.Conn,
 		return errorResponse(err)
 	}
 	t, err := b.Store.EarliestMessageTime(topic, qid)
+	if errors.Is(err, store.ErrNotFound) {
+		t, err = -1, nil // no queue or no message: Apache answers SUCCESS with -1
+	}
 	if err != nil {
 		return errorResponse(err)
 	}

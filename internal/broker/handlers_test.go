@@ -71,6 +71,24 @@ func TestConsumerOffsetHandlers(t *testing.T) {
 	if r.ExtString("offset") != "0" {
 		t.Fatalf("search by time 0: %v", r.ExtFields)
 	}
+	// boundaryType (QA R11A-3): past the last message LOWER answers the max offset, UPPER the
+	// last message's; before the first, LOWER the min offset and UPPER 0 (as Apache).
+	future := strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)
+	for _, c := range []struct{ ts, boundary, want string }{
+		{future, "", "3"}, {future, "LOWER", "3"}, {future, "upper", "2"}, {future, "UPPER", "2"},
+		{"0", "UPPER", "0"}, {"0", "lower", "0"},
+	} {
+		r = tb.invoke(remoting.SearchOffsetByTimestamp, map[string]string{"topic": "T", "queueId": "0", "timestamp": c.ts, "boundaryType": c.boundary}, nil)
+		if r.Code != remoting.Success || r.ExtString("offset") != c.want {
+			t.Errorf("search by time %s, boundary %q: %d %v, want offset %s", c.ts, c.boundary, r.Code, r.ExtFields, c.want)
+		}
+	}
+	// An empty or unknown queue has no earliest time: SUCCESS with -1 (QA R11A-2).
+	for _, tq := range []map[string]string{{"topic": "T", "queueId": "1"}, {"topic": "nope", "queueId": "0"}} {
+		if r := tb.invoke(remoting.GetEarliestMsgStoretime, tq, nil); r.Code != remoting.Success || r.ExtString("timestamp") != "-1" {
+			t.Errorf("earliest of %v: %d %q %v, want SUCCESS -1", tq, r.Code, r.Remark, r.ExtFields)
+		}
+	}
 	if r := tb.invoke(remoting.UpdateConsumerOffset, map[string]string{"consumerGroup": "G", "topic": "T"}, nil); r.Code != remoting.InvalidParameter {
 		t.Fatalf("update without queueId: %d", r.Code)
 	}

@@ -239,6 +239,31 @@ func (s *Store) OffsetByTime(topic string, queueID int32, timestampMs int64) int
 	return lo + int64(i)
 }
 
+// OffsetByTimeUpper returns the logical offset of the last message of the queue stored at
+// or before timestampMs (RocketMQ's BoundaryType.UPPER; OffsetByTime is LOWER): the last
+// offset when every message is older, and 0, as RocketMQ answers, when every message is
+// newer or the queue is empty.
+func (s *Store) OffsetByTimeUpper(topic string, queueID int32, timestampMs int64) int64 {
+	q := s.queue(topic, queueID)
+	if q == nil {
+		return 0
+	}
+	lo, hi := q.minOffset.Load(), q.maxOffset.Load()
+	n := int(hi - lo)
+	i := sort.Search(n, func(i int) bool {
+		e, ok := q.entry(lo + int64(i))
+		if !ok {
+			return false
+		}
+		ts, err := s.storeTimeAt(e)
+		return err == nil && ts > timestampMs
+	})
+	if i == 0 {
+		return 0
+	}
+	return lo + int64(i) - 1
+}
+
 // EarliestMessageTime is the store timestamp of the first readable message of the queue.
 func (s *Store) EarliestMessageTime(topic string, queueID int32) (int64, error) {
 	q := s.queue(topic, queueID)
