@@ -514,38 +514,61 @@ func TestOffsetsSurviveRestart(t *testing.T) {
 }
 
 // TestSendToRetryTopicMovesToDLQ covers go2's fallback when CONSUMER_SEND_MSG_BACK fails: it
-// sends to %RETRY%<group> itself; at the group's maximum the broker diverts to the DLQ.
+// sends to %RETRY%<group> itself. As Apache's handleRetryAndDLQ, the broker diverts to the
+// DLQ once reconsumeTimes exceeds the maximum (equal still retries, QA R11A-4), or at once
+// while the group holds a live queue lock (orderly, QA R11A-5); an unknown group is
+// auto-created (QA R11A-6).
 func TestSendToRetryTopicMovesToDLQ(t *testing.T) {
 	tb := startBroker(t, testConfig(t))
 	captureHooks(tb)
 	if _, _, err := tb.Groups.GetOrCreate("G"); err != nil {
 		t.Fatal(err)
 	}
-	send := func(reconsume, maxTimes int) *remoting.Command {
+	send := func(group string, reconsume, maxTimes int) *remoting.Command {
 		return tb.invoke(remoting.SendMessage, map[string]string{
-			"producerGroup": "PG", "topic": message.RetryTopic("G"), "defaultTopic": "TBW102", "defaultTopicQueueNums": "4",
+			"producerGroup": "PG", "topic": message.RetryTopic(group), "defaultTopic": "TBW102", "defaultTopicQueueNums": "4",
 			"queueId": "0", "sysFlag": "0", "bornTimestamp": "1", "flag": "0", "properties": "",
 			"reconsumeTimes": strconv.Itoa(reconsume), "maxReconsumeTimes": strconv.Itoa(maxTimes),
 		}, []byte("x"))
 	}
-	if r := send(1, 3); r.Code != remoting.Success {
-		t.Fatalf("retry send: %d %q", r.Code, r.Remark)
-	}
-	if r := send(3, 3); r.Code != remoting.Success {
-		t.Fatalf("exhausted send: %d %q", r.Code, r.Remark)
+	for _, c := range []struct{ reconsume, maxTimes int }{{1, 3}, {3, 3}, {4, 3}} {
+		if r := send("G", c.reconsume, c.maxTimes); r.Code != remoting.Success {
+			t.Fatalf("retry send %v: %d %q", c, r.Code, r.Remark)
+		}
 	}
 	tb.settle()
-	if n, d := tb.Store.MaxOffset(message.RetryTopic("G"), 0), tb.Store.MaxOffset(message.DLQTopic("G"), 0); n != 1 || d != 1 {
-		t.Fatalf("retry %d, dlq %d", n, d)
+	if n, d := tb.Store.MaxOffset(message.RetryTopic("G"), 0), tb.Store.MaxOffset(message.DLQTopic("G"), 0); n != 2 || d != 1 {
+		t.Fatalf("retry %d, dlq %d: want 2 retries (reconsumeTimes 1 and 3 of 3) and 1 dead letter (4 of 3)", n, d)
 	}
 	if msgs := decodeBody(t, tb.pull("R", message.DLQTopic("G"), 0, 0, 1, 0, 0, "*")); len(msgs) != 1 ||
 		msgs[0].Property(message.PropertyDLQOriginTopic) != message.RetryTopic("G") {
 		t.Fatalf("dead letter %+v", msgs)
 	}
-	if r := tb.invoke(remoting.SendMessage, map[string]string{
-		"producerGroup": "PG", "topic": message.RetryTopic("Unknown"), "queueId": "0", "properties": "",
-	}, []byte("x")); r.Code != remoting.SubscriptionGroupNotExist {
-		t.Fatalf("retry topic of unknown group: %d %q", r.Code, r.Remark)
+
+	// An orderly group (a live queue lock) dead-letters at once.
+	if _, _, err := tb.Groups.GetOrCreate("GL"); err != nil {
+		t.Fatal(err)
+	}
+	tb.Locks.TryLock("GL", "c1", []MessageQueue{{Topic: "T", BrokerName: "broker-a", QueueID: 0}}, time.Now())
+	if r := send("GL", 1, 16); r.Code != remoting.Success {
+		t.Fatalf("retry send of a locked group: %d %q", r.Code, r.Remark)
+	}
+	tb.settle()
+	if n, d := tb.Store.MaxOffset(message.RetryTopic("GL"), 0), tb.Store.MaxOffset(message.DLQTopic("GL"), 0); n != 0 || d != 1 {
+		t.Fatalf("locked group: retry %d, dlq %d, want 0 and 1", n, d)
+	}
+
+	// An unknown group is created (autoCreateSubscriptionGroup, the default)...
+	if r := send("Unknown", 1, 3); r.Code != remoting.Success {
+		t.Fatalf("retry topic of an unknown group: %d %q", r.Code, r.Remark)
+	}
+	if _, ok := tb.Groups.Get("Unknown"); !ok {
+		t.Fatal("group not created")
+	}
+	// ...and refused when auto-creation is off.
+	tb.Groups.SetAutoCreate(false)
+	if r := send("Unknown2", 1, 3); r.Code != remoting.SubscriptionGroupNotExist {
+		t.Fatalf("retry topic of an unknown group, auto-create off: %d %q", r.Code, r.Remark)
 	}
 }
 

@@ -88,3 +88,16 @@ func (l *QueueLocks) Owner(group, topic string, qid int32, now time.Time) string
 	}
 	return ""
 }
+
+// HasLiveLock reports whether any queue of group is locked by a lock that has not expired
+// (RocketMQ's !isLockAllExpired): the group consumes orderly right now.
+func (l *QueueLocks) HasLiveLock(group string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range l.m[group] {
+		if now.Sub(e.last) <= l.ttl {
+			return true
+		}
+	}
+	return false
+}

@@ -448,19 +448,23 @@ func (b *Broker) ensureGroupTopic(topic string, n int32) (TopicConfig, error) {
 	return tc, err
 }
 
-// retryToDLQ applies RocketMQ's handleRetryAndDLQ to a client send to a %RETRY% topic: once
-// reconsumeTimes reaches the group's maximum the message goes to %DLQ%<group>.
+// retryToDLQ applies RocketMQ's handleRetryAndDLQ to a client send to a %RETRY% topic (the
+// go2 and Java consumers' fallback when CONSUMER_SEND_MSG_BACK fails): the group is found
+// or auto-created; the message goes to %DLQ%<group> when reconsumeTimes exceeds the maximum
+// (the header's maxReconsumeTimes, else the group's retryMaxTimes; equal still retries, QA
+// R11A-4), or at once while the group holds a live queue lock, i.e. consumes orderly (a
+// retry would break the order, QA R11A-5).
 func (b *Broker) retryToDLQ(h *SendHeader, m *message.Ext) error {
 	group := strings.TrimPrefix(h.Topic, message.RetryGroupTopicPrefix)
-	gc, ok := b.Groups.Get(group)
-	if !ok {
+	gc, _, err := b.Groups.GetOrCreate(group)
+	if err != nil {
 		return Coded(remoting.SubscriptionGroupNotExist, "subscription group not exist, %s%s", group, faqTopicURL)
 	}
 	maxTimes := gc.RetryMaxTimes
 	if h.MaxReconsumeTimes >= 0 {
 		maxTimes = h.MaxReconsumeTimes
 	}
-	if h.ReconsumeTimes < maxTimes {
+	if h.ReconsumeTimes <= maxTimes && !b.Locks.HasLiveLock(group, time.Now()) {
 		return nil
 	}
 	dlq := message.DLQTopic(group)
