@@ -124,16 +124,20 @@ func (b *Broker) isSystemTopic(topic string) bool {
 }
 
 // CreateTopic validates and creates or updates a topic (UPDATE_AND_CREATE_TOPIC). System
-// topics and the broker's %RETRY%/%DLQ% namespaces are refused with INVALID_PARAMETER.
+// topics are refused with INVALID_PARAMETER; %RETRY% and %DLQ% topics are ordinary topics
+// here, as on Apache (mqadmin updateTopic / updateTopicPerm adjusts their queues and
+// permissions, QA R11A-8). Queue counts may be 0 (a write count of 0 drains a broker: no
+// new sends while consumers finish its queues, QA R11A-13) up to 1024 (our cap; Apache has
+// none).
 func (b *Broker) CreateTopic(tc TopicConfig) error {
 	if err := message.ValidateTopic(tc.TopicName); err != nil {
 		return Coded(remoting.InvalidParameter, "%s", err.Error())
 	}
-	if b.isSystemTopic(tc.TopicName) || message.IsRetryTopic(tc.TopicName) || message.IsDLQTopic(tc.TopicName) {
+	if b.isSystemTopic(tc.TopicName) {
 		return Coded(remoting.InvalidParameter, "The topic[%s] is conflict with system topic.", tc.TopicName)
 	}
-	if tc.ReadQueueNums <= 0 || tc.WriteQueueNums <= 0 || tc.ReadQueueNums > 1024 || tc.WriteQueueNums > 1024 {
-		return Coded(remoting.InvalidParameter, "readQueueNums and writeQueueNums must be within 1..1024, got %d/%d",
+	if tc.ReadQueueNums < 0 || tc.WriteQueueNums < 0 || tc.ReadQueueNums > 1024 || tc.WriteQueueNums > 1024 {
+		return Coded(remoting.InvalidParameter, "readQueueNums and writeQueueNums must be within 0..1024, got %d/%d",
 			tc.ReadQueueNums, tc.WriteQueueNums)
 	}
 	if tc.Perm&^(PermRead|PermWrite|PermInherit|PermPriority) != 0 {

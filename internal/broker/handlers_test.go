@@ -332,10 +332,34 @@ func TestAdminTopicsAndGroups(t *testing.T) {
 		t.Fatalf("topic config %s", r.Body)
 	}
 	own := []string{tb.Cfg.ClusterName, tb.Cfg.BrokerName, tb.Cfg.ClusterName + "_REPLY_TOPIC"}
-	for _, bad := range append([]string{"TBW102", "rmq_sys_x", "%RETRY%G", "SCHEDULE_TOPIC_XXXX"}, own...) {
+	for _, bad := range append([]string{"TBW102", "rmq_sys_x", "SCHEDULE_TOPIC_XXXX"}, own...) {
 		c := map[string]string{"topic": bad, "readQueueNums": "1", "writeQueueNums": "1", "perm": "6"}
 		if r := tb.invoke(remoting.UpdateAndCreateTopic, c, nil); r.Code != remoting.InvalidParameter {
 			t.Errorf("create %s: %d %q", bad, r.Code, r.Remark)
+		}
+	}
+	// Retry and DLQ topics are ordinary topics to the admin, as on Apache (mqadmin
+	// updateTopicPerm makes a DLQ readable, QA R11A-8); a write count of 0 drains a topic
+	// from this broker (QA R11A-13).
+	for _, c := range []map[string]string{
+		{"topic": "%RETRY%G", "readQueueNums": "2", "writeQueueNums": "2", "perm": "6"},
+		{"topic": "%DLQ%G", "readQueueNums": "1", "writeQueueNums": "1", "perm": "4"},
+		{"topic": "Fifo", "readQueueNums": "3", "writeQueueNums": "0", "perm": "6", "attributes": "+message.type=FIFO"},
+	} {
+		if r := tb.invoke(remoting.UpdateAndCreateTopic, c, nil); r.Code != remoting.Success {
+			t.Errorf("create %v: %d %q", c, r.Code, r.Remark)
+		}
+		got, ok := tb.Topics.Get(c["topic"])
+		if !ok || strconv.Itoa(int(got.WriteQueueNums)) != c["writeQueueNums"] || strconv.Itoa(int(got.Perm)) != c["perm"] {
+			t.Errorf("%s stored as %+v", c["topic"], got)
+		}
+	}
+	for _, c := range []map[string]string{
+		{"topic": "Neg", "readQueueNums": "-1", "writeQueueNums": "1", "perm": "6"},
+		{"topic": "Huge", "readQueueNums": "1025", "writeQueueNums": "1", "perm": "6"},
+	} {
+		if r := tb.invoke(remoting.UpdateAndCreateTopic, c, nil); r.Code != remoting.InvalidParameter {
+			t.Errorf("create %v: %d %q, want INVALID_PARAMETER", c, r.Code, r.Remark)
 		}
 	}
 	for _, sys := range append([]string{"TBW102"}, own...) { // R4A-2: the broker's own topics stay

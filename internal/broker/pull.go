@@ -327,6 +327,16 @@ func (b *Broker) servePull(ctx context.Context, p pullRequest, from string) *rem
 		}
 		filter = f
 	default:
+		// A group whose consumeBroadcastEnable is off may not be consumed by a broadcasting
+		// consumer (Apache's PullMessageProcessor, for pulls that rely on the registered
+		// subscription, as go2's do; QA R11A-9).
+		if !gc.ConsumeBroadcastEnable {
+			if info, ok := b.Clients.ConsumerGroup(p.group); ok && info.MessageModel == ModelBroadcast {
+				resp := respond(remoting.NoPermission, "the consumer group[%s] can not consume by broadcast way", p.group)
+				resp.SetExt("forbiddenType", "4") // ForbiddenType.BROADCASTING_DISABLE_FORBIDDEN
+				return resp
+			}
+		}
 		if sd, ok := b.Clients.Subscription(p.group, p.topic); ok {
 			// The subscription registered by the consumer's heartbeat (go2 pulls without
 			// one): a SQL92 one is evaluated (enablePropertyFilter) or refused, never

@@ -316,3 +316,39 @@ func TestPullWithoutSubscriptionRefused(t *testing.T) {
 		t.Fatalf("pull after the heartbeat: %d %q", r.Code, r.Remark)
 	}
 }
+
+// TestBroadcastDisabledGroupRefused: a broadcasting consumer of a group whose
+// consumeBroadcastEnable is off gets NO_PERMISSION with forbiddenType 4, as Apache's
+// PullMessageProcessor answers (QA R11A-9); a clustering consumer of it is served.
+func TestBroadcastDisabledGroupRefused(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	if err := tb.CreateTopic(NewTopicConfig("T", 1)); err != nil {
+		t.Fatal(err)
+	}
+	tb.mustSend("T", 0, "m", nil)
+	gc := NewGroupConfig("NOBC")
+	gc.ConsumeBroadcastEnable = false
+	if err := tb.Groups.Update(gc); err != nil {
+		t.Fatal(err)
+	}
+	heartbeat := func(model string) {
+		var hb map[string]any
+		if err := json.Unmarshal(heartbeatBody("c1", "NOBC", "T", "*"), &hb); err != nil {
+			t.Fatal(err)
+		}
+		hb["consumerDataSet"].([]any)[0].(map[string]any)["messageModel"] = model
+		body, _ := json.Marshal(hb)
+		if r := tb.invoke(remoting.HeartBeat, nil, body); r.Code != remoting.Success {
+			t.Fatalf("heartbeat: %d %s", r.Code, r.Remark)
+		}
+	}
+	heartbeat(ModelBroadcast)
+	r := tb.pull("NOBC", "T", 0, 0, 32, 0, 0, "")
+	if r.Code != remoting.NoPermission || r.ExtString("forbiddenType") != "4" || !strings.Contains(r.Remark, "can not consume by broadcast way") {
+		t.Fatalf("broadcast pull of a broadcast-disabled group: %d %q %v", r.Code, r.Remark, r.ExtFields)
+	}
+	heartbeat(ModelClustering)
+	if r := tb.pull("NOBC", "T", 0, 0, 32, 0, 0, ""); r.Code != remoting.Success {
+		t.Fatalf("clustering pull: %d %q", r.Code, r.Remark)
+	}
+}
