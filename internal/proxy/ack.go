@@ -72,8 +72,8 @@ func (s *Server) ChangeInvisibleDuration(ctx context.Context, req *pb.ChangeInvi
 	// Only the maximum applies here (Java ChangeInvisibleDurationActivity): push consumers
 	// nack with the backoff from Settings (1 s, 5 s, ...) and 0 means "deliver again now".
 	// The receive minimum (MinInvisible) bounds ReceiveMessage alone.
-	if d < 0 || d > s.cfg.MaxInvisible {
-		return fail(statusErrorf(pb.Code_ILLEGAL_INVISIBLE_TIME, "the invisibleTime must be within 0..%s", s.cfg.MaxInvisible))
+	if err := s.cfg.validateInvisible(d, 0); err != nil {
+		return fail(err)
 	}
 	h, err := s.brokerHandle(req.GetReceiptHandle())
 	if err != nil {

@@ -159,7 +159,7 @@ func (s *Server) receive0(ctx context.Context, req *pb.ReceiveMessageRequest) ([
 	if req.InvisibleDuration != nil {
 		invisible = req.GetInvisibleDuration().AsDuration()
 	}
-	if err := s.cfg.validateInvisible(invisible); err != nil {
+	if err := s.cfg.validateInvisible(invisible, s.cfg.MinInvisible); err != nil {
 		return nil, 0, c, err
 	}
 	batch := req.GetBatchSize()

@@ -187,6 +187,17 @@ func TestHeartbeatAndClientID(t *testing.T) {
 	if resp.GetStatus().GetCode() != pb.Code_OK {
 		t.Fatalf("known client: %v", resp.GetStatus())
 	}
+	// A consumer's heartbeat must name a legal group, as Apache's ClientActivity (QA R11B-6).
+	for _, g := range []string{"", "bad group!"} {
+		resp, _ = c.Heartbeat(cctx(t, "c1", 3*time.Second), &pb.HeartbeatRequest{ClientType: pb.ClientType_SIMPLE_CONSUMER, Group: &pb.Resource{Name: g}})
+		if resp.GetStatus().GetCode() != pb.Code_ILLEGAL_CONSUMER_GROUP {
+			t.Fatalf("consumer heartbeat with group %q: %v", g, resp.GetStatus())
+		}
+	}
+	resp, _ = c.Heartbeat(cctx(t, "c1", 3*time.Second), &pb.HeartbeatRequest{ClientType: pb.ClientType_SIMPLE_CONSUMER, Group: &pb.Resource{Name: "g1"}})
+	if resp.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("consumer heartbeat: %v", resp.GetStatus())
+	}
 	nt, _ := c.NotifyClientTermination(cctx(t, "c1", 3*time.Second), &pb.NotifyClientTerminationRequest{})
 	if nt.GetStatus().GetCode() != pb.Code_OK {
 		t.Fatalf("termination: %v", nt.GetStatus())

@@ -267,9 +267,14 @@ func (s *Server) Heartbeat(ctx context.Context, req *pb.HeartbeatRequest) (*pb.H
 	if err == nil {
 		err = s.checkOwner(c)
 	}
-	if err == nil && isConsumerType(req.GetClientType()) && req.GetGroup().GetName() != "" {
-		// Apache authorizes a consumer's heartbeat as Sub on its group.
-		err = s.authorize(c, auth.ResourceGroup, wrapNamespace(req.GetGroup().GetResourceNamespace(), req.GetGroup().GetName()), auth.ActionSub)
+	if err == nil && isConsumerType(req.GetClientType()) {
+		// Apache validates a consumer's group (ClientActivity.heartbeat: empty or illegal is
+		// ILLEGAL_CONSUMER_GROUP, QA R11B-6) and authorizes the heartbeat as Sub on it. The
+		// empty heartbeat go5 sends while recovering a stream has no client type.
+		var group string
+		if group, err = validateGroup(req.GetGroup()); err == nil {
+			err = s.authorize(c, auth.ResourceGroup, group, auth.ActionSub)
+		}
 	}
 	if err != nil {
 		return &pb.HeartbeatResponse{Status: toStatus(err)}, nil

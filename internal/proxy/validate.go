@@ -96,13 +96,15 @@ func hasControl(s string) bool {
 	return false
 }
 
-// validateInvisible checks an invisible duration against [MinInvisible, MaxInvisible].
-func (c *Config) validateInvisible(d time.Duration) error {
-	if d < c.MinInvisible {
-		return statusErrorf(pb.Code_ILLEGAL_INVISIBLE_TIME, "the invisibleTime is too small, min is %s", c.MinInvisible)
+// validateInvisible checks an invisible duration against [min, MaxInvisible] with
+// Apache's texts (GrpcValidator.validateInvisibleTime: milliseconds, QA R11B-9).
+// ReceiveMessage passes MinInvisible; ChangeInvisibleDuration passes 0.
+func (c *Config) validateInvisible(d, min time.Duration) error {
+	if d < min {
+		return statusErrorf(pb.Code_ILLEGAL_INVISIBLE_TIME, "the invisibleTime is too small. min is %d", min.Milliseconds())
 	}
 	if d > c.MaxInvisible {
-		return statusErrorf(pb.Code_ILLEGAL_INVISIBLE_TIME, "the invisibleTime is too large, max is %s", c.MaxInvisible)
+		return statusErrorf(pb.Code_ILLEGAL_INVISIBLE_TIME, "the invisibleTime is too large. max is %d", c.MaxInvisible.Milliseconds())
 	}
 	return nil
 }
@@ -139,8 +141,8 @@ func (c *Config) buildMessage(m *pb.Message, topic string, now time.Time) (*outg
 		return nil, statusErrorf(pb.Code_MESSAGE_PROPERTIES_TOO_LARGE, "too many user properties, max is %d", maxUserProperties)
 	}
 	for k, v := range m.GetUserProperties() {
-		if k == "" || hasControl(k) || hasControl(v) {
-			return nil, statusErrorf(pb.Code_ILLEGAL_MESSAGE_PROPERTY_KEY, "property key or value %q is empty or contains control characters", k)
+		if hasControl(k) || hasControl(v) {
+			return nil, statusErrorf(pb.Code_ILLEGAL_MESSAGE_PROPERTY_KEY, "property key or value %q contains control characters", k)
 		}
 		if exposedOnReceive(k) {
 			continue // not stored: the replayed message is not a dead letter
@@ -149,6 +151,12 @@ func (c *Config) buildMessage(m *pb.Message, topic string, now time.Time) (*outg
 			return nil, statusErrorf(pb.Code_ILLEGAL_MESSAGE_PROPERTY_KEY, "property is used by system: %s", k)
 		}
 		size += len(k) + len(v)
+		if k == "" || v == "" {
+			// Apache accepts an empty key or value, and its broker's properties decoder
+			// (MessageDecoder.string2messageProperties) drops such a pair, so consumers never
+			// see it (QA R11B-11).
+			continue
+		}
 		props[k] = v
 	}
 

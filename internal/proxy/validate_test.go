@@ -56,6 +56,7 @@ func TestBuildMessageValidation(t *testing.T) {
 			m.UserProperties = map[string]string{"CRC32": "x", "SHARDING_KEY": "s", "DELAY_TIME_LEVEL": "1", "TRACE_CONTEXT": "t"}
 		}, pb.Code_OK},
 		{"control in property", func(m *pb.Message) { m.UserProperties = map[string]string{"a": "b\x02"} }, pb.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
+		{"empty property key or value (dropped, as Apache's broker)", func(m *pb.Message) { m.UserProperties = map[string]string{"": "x", "e": ""} }, pb.Code_OK},
 		{"129 properties", func(m *pb.Message) { m.UserProperties = manyProps }, pb.Code_MESSAGE_PROPERTIES_TOO_LARGE},
 		{"17 KiB of properties", func(m *pb.Message) { m.UserProperties = map[string]string{"big": strings.Repeat("x", 17<<10)} }, pb.Code_MESSAGE_PROPERTIES_TOO_LARGE},
 		{"group too long", func(m *pb.Message) {
@@ -163,12 +164,18 @@ func TestBuildMessageProperties(t *testing.T) {
 	m.SystemProperties.MessageType = pb.MessageType_TRANSACTION
 	m.SystemProperties.Tag = strp("TagA")
 	m.SystemProperties.Keys = []string{"k1", "k2"}
-	m.UserProperties = map[string]string{"u": "v"}
+	m.UserProperties = map[string]string{"u": "v", "": "x", "e": ""}
 	out, err := cfg.buildMessage(m, "T", now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := out.msg.Properties
+	if _, ok := p[""]; ok {
+		t.Error("a property with an empty key was stored")
+	}
+	if _, ok := p["e"]; ok {
+		t.Error("a property with an empty value was stored")
+	}
 	want := map[string]string{
 		PropUniqKey: "01ABCDEF", PropTags: "TagA", PropKeys: "k1 k2", "u": "v",
 		PropTransactionPrep: "true", PropProducerGroup: "T", PropBornHost: "h",
@@ -485,5 +492,27 @@ func TestPollBudget(t *testing.T) {
 		if got := s.pollBudget(tc.ctx, tc.req); !near(got, tc.want) {
 			t.Errorf("%s: budget %v, want ~%v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestInvisibleTimeTexts: Apache's GrpcValidator texts (milliseconds), so applications that
+// match on them see the same (QA R11B-9).
+func TestInvisibleTimeTexts(t *testing.T) {
+	cfg := DefaultConfig()
+	for _, c := range []struct {
+		d, min time.Duration
+		want   string
+	}{
+		{time.Second, cfg.MinInvisible, "the invisibleTime is too small. min is 10000"},
+		{13 * time.Hour, cfg.MinInvisible, "the invisibleTime is too large. max is 43200000"},
+		{-time.Second, 0, "the invisibleTime is too small. min is 0"},
+	} {
+		err := cfg.validateInvisible(c.d, c.min)
+		if CodeOf(err) != pb.Code_ILLEGAL_INVISIBLE_TIME || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("invisible %s (min %s): %v, want %q", c.d, c.min, err, c.want)
+		}
+	}
+	if err := cfg.validateInvisible(0, 0); err != nil {
+		t.Errorf("0 with no minimum (ChangeInvisibleDuration): %v", err)
 	}
 }
