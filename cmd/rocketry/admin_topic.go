@@ -125,7 +125,11 @@ func printTopicDetail(w io.Writer, v any) error {
 	d := v.(*admin.TopicDetail)
 	fmt.Fprintf(w, "Topic:\t%s\n", d.Name)
 	fmt.Fprintf(w, "Type:\t%s\n", d.Type)
-	fmt.Fprintf(w, "Messages:\t%d\n\n", d.Messages)
+	if d.Unanswered > 0 {
+		fmt.Fprintf(w, "Messages:\tat least %d (%d queues did not answer)\n\n", d.Messages, d.Unanswered)
+	} else {
+		fmt.Fprintf(w, "Messages:\t%d\n\n", d.Messages)
+	}
 	row(w, "BROKER", "CLUSTER", "ADDR", "READ", "WRITE", "PERM")
 	for _, b := range d.Brokers {
 		row(w, b.Broker, b.Cluster, b.Addr, b.ReadQueues, b.WriteQueues, permString(b.Perm))

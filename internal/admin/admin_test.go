@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -414,5 +415,57 @@ func TestEmptyNameServerIsNotFinal(t *testing.T) {
 	}
 	if _, err := a.DescribeTopic(context.Background(), "nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown topic: %v", err)
+	}
+}
+
+// TestDescribeTopicHungBroker: a broker that accepts connections and never answers gives
+// every queue an error and no offsets (JSON without minOffset/maxOffset), and the total is
+// marked as a lower bound, instead of offsets 0 that read as an empty topic (QA R11C-1).
+func TestDescribeTopicHungBroker(t *testing.T) {
+	f := newFakeCluster(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var held []net.Conn // held open, never answered
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	f.mu.Lock()
+	f.addTopic("T", 2, 6, nil)
+	f.brokerAddr = ln.Addr().String()
+	f.mu.Unlock()
+	a, err := New(Config{NameServers: []string{f.addr}, Timeout: 300 * time.Millisecond}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	d, err := a.DescribeTopic(context.Background(), "T")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Unanswered != 2 || len(d.Queues) != 2 || d.Messages != 0 {
+		t.Fatalf("detail %+v", d)
+	}
+	b, err := json.Marshal(d.Queues[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "Offset") || !strings.Contains(string(b), `"error"`) {
+		t.Fatalf("unanswered queue as JSON: %s", b)
 	}
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -37,6 +38,9 @@ type fakeCluster struct {
 	// deadBroker, when set, is the address of a second master "broker-b" listed in the
 	// cluster info that does not answer (a closed port).
 	deadBroker string
+	// brokerAddr, when set, is the master address routes give for broker-a (a broker that
+	// does not answer, while the NameServer does).
+	brokerAddr string
 }
 
 func newFakeCluster(t *testing.T) *fakeCluster {
@@ -135,7 +139,7 @@ func (f *fakeCluster) route(req *remoting.Command) *remoting.Command {
 	}
 	return withBody(map[string]any{
 		"queueDatas":  []map[string]any{{"brokerName": "broker-a", "readQueueNums": tc.ReadQueueNums, "writeQueueNums": tc.WriteQueueNums, "perm": tc.Perm}},
-		"brokerDatas": []map[string]any{{"cluster": "DefaultCluster", "brokerName": "broker-a", "brokerAddrs": map[string]string{"0": f.addr}}},
+		"brokerDatas": []map[string]any{{"cluster": "DefaultCluster", "brokerName": "broker-a", "brokerAddrs": map[string]string{"0": cmp.Or(f.brokerAddr, f.addr)}}},
 	})
 }
 

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -208,6 +209,20 @@ type QueueStatus struct {
 	Error         string `json:"error,omitempty"`
 }
 
+// MarshalJSON writes the offsets only for a queue that answered: one whose broker did not
+// carries error instead (docs/cli.md), never offsets that read as an empty queue.
+func (q QueueStatus) MarshalJSON() ([]byte, error) {
+	if q.Error != "" {
+		return json.Marshal(struct {
+			Broker  string `json:"broker"`
+			QueueID int32  `json:"queueId"`
+			Error   string `json:"error"`
+		}{q.Broker, q.QueueID, q.Error})
+	}
+	type plain QueueStatus
+	return json.Marshal(plain(q))
+}
+
 // TopicBroker is the topic's configuration on one broker group.
 type TopicBroker struct {
 	Broker      string `json:"broker"`
@@ -225,7 +240,10 @@ type TopicDetail struct {
 	Attributes map[string]string `json:"attributes,omitempty"`
 	Brokers    []TopicBroker     `json:"brokers"`
 	Queues     []QueueStatus     `json:"queues"`
-	Messages   int64             `json:"messages"` // sum over queues of max - min
+	Messages   int64             `json:"messages"` // sum over the queues that answered of max - min
+	// Unanswered counts queues whose broker did not answer (their entries carry error and
+	// no offsets): Messages is then a lower bound.
+	Unanswered int `json:"unanswered,omitempty"`
 }
 
 type wireTopicConfig struct {
@@ -285,8 +303,17 @@ func (a *Admin) DescribeTopic(ctx context.Context, topic string) (*TopicDetail, 
 		}
 	}
 	sort.Slice(d.Brokers, func(i, j int) bool { return d.Brokers[i].Broker < d.Brokers[j].Broker })
-	if len(d.Brokers) > 0 && d.Brokers[0].Addr != "" {
-		if tc, err := a.topicConfig(ctx, d.Brokers[0].Addr, topic); err == nil {
+	// Last store times come from GET_TOPIC_STATS_INFO (one request per broker, Apache's
+	// topicStatus), not from pulling the last message: a describe is not a consumption and
+	// must not count in delivery metrics or create a tools group (QA R7H-4). A broker that
+	// does not answer it is not asked anything else: its queues carry its error, so a hung
+	// broker costs one --timeout, not one per phase (QA R11C-1).
+	lastStore, failed := a.lastStoreTimes(ctx, topic, d.Brokers)
+	for _, b := range d.Brokers {
+		if b.Addr == "" || failed[b.Broker] != nil {
+			continue
+		}
+		if tc, err := a.topicConfig(ctx, b.Addr, topic); err == nil {
 			d.Attributes = tc.Attributes
 			if t := tc.Attributes["message.type"]; t != "" {
 				d.Type = TopicType(strings.ToUpper(t))
@@ -294,22 +321,24 @@ func (a *Admin) DescribeTopic(ctx context.Context, topic string) (*TopicDetail, 
 		} else if !errors.Is(err, ErrNotFound) {
 			a.log.Debug("topic config", "topic", topic, "err", err)
 		}
+		break
 	}
-	// Last store times come from GET_TOPIC_STATS_INFO (one request per broker, Apache's
-	// topicStatus), not from pulling the last message: a describe is not a consumption and
-	// must not count in delivery metrics or create a tools group (QA R7H-4).
-	lastStore := a.lastStoreTimes(ctx, topic, d.Brokers)
 	var mu sync.Mutex
 	d.Queues = make([]QueueStatus, 0, len(queues))
 	_ = parallel(ctx, a.cfg.Parallelism, queues, func(ctx context.Context, q qref) error {
 		st := QueueStatus{Broker: q.broker, QueueID: q.qid}
 		ext := map[string]string{"topic": topic, "queueId": strconv.Itoa(int(q.qid)), "bname": q.broker}
-		var err error
-		if st.MinOffset, err = a.offset(ctx, q.addr, remoting.GetMinOffset, ext); err == nil {
-			st.MaxOffset, err = a.offset(ctx, q.addr, remoting.GetMaxOffset, ext)
+		err := failed[q.broker]
+		if err == nil && q.addr == "" {
+			err = fmt.Errorf("broker %s has no master address", q.broker)
+		}
+		if err == nil {
+			if st.MinOffset, err = a.offset(ctx, q.addr, remoting.GetMinOffset, ext); err == nil {
+				st.MaxOffset, err = a.offset(ctx, q.addr, remoting.GetMaxOffset, ext)
+			}
 		}
 		if err != nil {
-			st.Error = err.Error()
+			st = QueueStatus{Broker: q.broker, QueueID: q.qid, Error: err.Error()}
 		} else if st.MaxOffset > 0 {
 			st.Messages = st.MaxOffset - st.MinOffset
 			if st.Messages > 0 {
@@ -328,6 +357,11 @@ func (a *Admin) DescribeTopic(ctx context.Context, topic string) (*TopicDetail, 
 		return d.Queues[i].QueueID < d.Queues[j].QueueID
 	})
 	for _, q := range d.Queues {
+		if q.Error != "" {
+			d.Unanswered++
+		}
+	}
+	for _, q := range d.Queues {
 		d.Messages += q.Messages
 	}
 	return d, nil
@@ -344,8 +378,9 @@ func (a *Admin) offset(ctx context.Context, addr string, code int32, ext map[str
 
 // lastStoreTimes returns, per broker and queue, the store time (Unix ms) of the queue's last
 // message from GET_TOPIC_STATS_INFO; a broker that fails is left out (describe shows 0).
-func (a *Admin) lastStoreTimes(ctx context.Context, topic string, brokers []TopicBroker) map[string]map[int32]int64 {
+func (a *Admin) lastStoreTimes(ctx context.Context, topic string, brokers []TopicBroker) (times map[string]map[int32]int64, failed map[string]error) {
 	out := map[string]map[int32]int64{}
+	failed = map[string]error{}
 	var mu sync.Mutex
 	_ = parallel(ctx, a.cfg.Parallelism, brokers, func(ctx context.Context, b TopicBroker) error {
 		if b.Addr == "" {
@@ -354,6 +389,11 @@ func (a *Admin) lastStoreTimes(ctx context.Context, topic string, brokers []Topi
 		resp, err := a.invoke(ctx, b.Addr, remoting.GetTopicStatsInfo, map[string]string{"topic": topic, "bname": b.Broker}, nil)
 		if err != nil {
 			a.log.Debug("topic stats", "broker", b.Broker, "err", err)
+			if !errors.As(err, new(*CodeError)) { // no answer (an answer with a code is an answer)
+				mu.Lock()
+				failed[b.Broker] = err
+				mu.Unlock()
+			}
 			return nil
 		}
 		var ts struct {
@@ -376,7 +416,7 @@ func (a *Admin) lastStoreTimes(ctx context.Context, topic string, brokers []Topi
 		mu.Unlock()
 		return nil
 	})
-	return out
+	return out, failed
 }
 
 // DeleteTopicResult reports where a topic was deleted.
