@@ -81,6 +81,7 @@ type Backend struct {
 
 	mu      sync.Mutex // guards the maps below; never held across I/O
 	routes  map[string]cached[*route]
+	stale   map[string]bool // topics whose last route refresh failed (served from cache)
 	topics  map[string]cached[*proxy.TopicConfig]
 	groups  map[string]cached[*proxy.GroupConfig]
 	brokers map[string]string // broker name -> master address
@@ -113,7 +114,7 @@ func New(cfg Config, logger *slog.Logger) (*Backend, error) {
 		// JSON headers: the binary ROCKETMQ header carries the request code as int16, which
 		// cannot hold the pop codes (200050...).
 		cli:    remoting.NewClient(remoting.ClientConfig{SerializeType: remoting.SerializeJSON}, logger),
-		routes: map[string]cached[*route]{}, topics: map[string]cached[*proxy.TopicConfig]{},
+		routes: map[string]cached[*route]{}, stale: map[string]bool{}, topics: map[string]cached[*proxy.TopicConfig]{},
 		groups: map[string]cached[*proxy.GroupConfig]{}, brokers: map[string]string{}, names: map[string]string{},
 		seen: map[string]struct{}{},
 		kick: make(chan struct{}, 1), consumers: map[string]string{},
@@ -263,12 +264,25 @@ func (b *Backend) cachedRoute(ctx context.Context, topic string) (*route, error)
 	r, err := b.fetchRoute(ctx, topic)
 	if err != nil {
 		if ok && !errors.Is(err, proxy.ErrTopicNotFound) {
-			b.logger.Warn("route refresh failed; serving the cached route", "topic", topic, "err", err)
+			// Serve the cached route and try again one CacheTTL later, not on every request
+			// (each try may wait for unreachable NameServers); warn once per outage and
+			// topic (QA R11C-3).
+			b.mu.Lock()
+			first := !b.stale[topic]
+			b.stale[topic] = true
+			b.routes[topic] = cached[*route]{c.v, time.Now()}
+			b.mu.Unlock()
+			if first {
+				b.logger.Warn("route refresh failed; serving the cached route until a NameServer answers", "topic", topic, "err", err)
+			} else {
+				b.logger.Debug("route refresh failed again; serving the cached route", "topic", topic, "err", err)
+			}
 			return c.v, nil
 		}
 		if errors.Is(err, proxy.ErrTopicNotFound) {
 			b.mu.Lock()
 			delete(b.routes, topic)
+			delete(b.stale, topic)
 			b.mu.Unlock()
 		}
 		return nil, err
@@ -276,7 +290,12 @@ func (b *Backend) cachedRoute(ctx context.Context, topic string) (*route, error)
 	b.mu.Lock()
 	b.routes[topic] = cached[*route]{r, time.Now()}
 	b.seen[topic] = struct{}{}
+	recovered := b.stale[topic]
+	delete(b.stale, topic)
 	b.mu.Unlock()
+	if recovered {
+		b.logger.Info("route refreshed again", "topic", topic)
+	}
 	return r, nil
 }
 
@@ -362,18 +381,24 @@ func (b *Backend) clusterMasters(ctx context.Context) (map[string]string, error)
 	return nil, lastErr
 }
 
-// Ready is the proxy's readiness in cluster mode: some NameServer answers and knows at least
-// one master broker, so the proxy can route what clients send (QA R7H-20: without it a
-// readiness probe sent traffic to a proxy that could serve nothing).
+// Ready is the proxy's readiness in cluster mode: it knows at least one master broker, so it
+// can route what clients send. A NameServer that answers with a master decides; while none
+// answers or knows a master (an outage, a restart before the brokers re-register), the
+// masters the proxy learned before keep it ready, since it serves from its route cache
+// meanwhile (QA R11C-2: a NameServer blip must not take every proxy out of a load
+// balancer). A proxy that never learned a master is not ready (QA R7H-20).
 func (b *Backend) Ready(ctx context.Context) error {
 	masters, err := b.clusterMasters(ctx)
+	if err == nil && len(masters) > 0 {
+		return nil
+	}
+	if len(b.knownMasters()) > 0 {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("no NameServer reachable: %w", err)
 	}
-	if len(masters) == 0 {
-		return errors.New("the NameServers know no master broker")
-	}
-	return nil
+	return errors.New("the NameServers know no master broker")
 }
 
 // knownMasters returns the master addresses known so far (from routes and cluster info).

@@ -396,6 +396,47 @@ func TestReady(t *testing.T) {
 	}
 }
 
+// TestReadyThroughANameServerOutage (QA R11C-2): a proxy that has learned a master stays
+// ready when its NameServer goes away (it serves from its route cache), and its route
+// lookups keep answering from the cache.
+func TestReadyThroughANameServerOutage(t *testing.T) {
+	cfg := namesrv.DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	ns, err := namesrv.New(cfg, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsCtx, stopNS := context.WithCancel(context.Background())
+	nsDone := make(chan struct{})
+	go func() { ns.Run(nsCtx); close(nsDone) }()
+	nsAddr := ns.Addr().String()
+	t.Cleanup(func() { stopNS(); <-nsDone; ns.Close() })
+	startFakeBroker(t, nsAddr)
+
+	bcfg := DefaultConfig()
+	bcfg.NamesrvAddrs = []string{nsAddr}
+	bcfg.CacheTTL = time.Nanosecond // every lookup tries the NameServer
+	be, err := New(bcfg, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	waitUntil(t, 5*time.Second, "ready with a NameServer", func() bool { return be.Ready(ctx) == nil })
+	waitUntil(t, 5*time.Second, "route of T", func() bool { _, err := be.QueryRoute(ctx, "T"); return err == nil })
+
+	stopNS()
+	<-nsDone
+	ns.Close()
+	if err := be.Ready(ctx); err != nil {
+		t.Fatalf("not ready while the NameServer is down, with a master known: %v", err)
+	}
+	if _, err := be.QueryRoute(ctx, "T"); err != nil {
+		t.Fatalf("route while the NameServer is down: %v", err)
+	}
+}
+
 // TestRouteSurvivesAnEmptyNameServer (QA R8J-1): a NameServer that does not know a topic (one
 // just restarted, before the brokers registered again) does not make the topic "not found"
 // while another NameServer routes it; a topic no NameServer knows is still not found.
@@ -560,5 +601,15 @@ func waitMasters(t *testing.T, be *Backend, n int) {
 			t.Fatalf("masters %v, %v; want %d", m, err, n)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitUntil polls cond every 20 ms until it holds or d passes.
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
