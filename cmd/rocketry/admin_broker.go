@@ -17,30 +17,38 @@ func newAdminBrokerCmd(f *adminFlags) *cobra.Command {
 	cfg := &cobra.Command{Use: "config", Short: "Broker configuration (broker.conf keys)"}
 
 	var (
-		broker, cluster, key string
+		broker, cluster string
+		keys            []string
 	)
 	get := &cobra.Command{
-		Use:     "get [--broker B | --cluster C] [--key K]",
+		Use:     "get [--broker B | --cluster C] [--key K]...",
 		Short:   "Show the configuration of the brokers (GET_BROKER_CONFIG)",
-		Example: "  rocketry admin broker config get --key flushDiskType",
+		Example: "  rocketry admin broker config get --key flushDiskType --key brokerPermission",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return f.run(cmd, func(a *admin.Admin) (any, error) {
 				cfgs, err := a.GetBrokerConfig(cmd.Context(), cluster, broker)
-				if err != nil || key == "" {
+				if err != nil || len(keys) == 0 {
 					return cfgs, err
 				}
-				found := false
-				for i := range cfgs { // keep only the asked key
-					v, ok := cfgs[i].Config[key]
-					cfgs[i].Config = map[string]string{}
-					if ok {
-						cfgs[i].Config[key] = v
+				for _, key := range keys {
+					found := false
+					for i := range cfgs {
+						_, ok := cfgs[i].Config[key]
+						found = found || ok || cfgs[i].Error != "" // a broker that did not answer may have it
 					}
-					found = found || ok || cfgs[i].Error != "" // a broker that did not answer may have it
+					if !found && len(cfgs) > 0 { // a typo is an error, not an empty table (QA R7H-9)
+						return nil, fmt.Errorf("no broker has config key %q (keys are broker.conf names, case-sensitive)", key)
+					}
 				}
-				if !found && len(cfgs) > 0 { // a typo is an error, not an empty table (QA R7H-9)
-					return nil, fmt.Errorf("no broker has config key %q (keys are broker.conf names, case-sensitive)", key)
+				for i := range cfgs { // keep only the asked keys
+					all := cfgs[i].Config
+					cfgs[i].Config = map[string]string{}
+					for _, key := range keys {
+						if v, ok := all[key]; ok {
+							cfgs[i].Config[key] = v
+						}
+					}
 				}
 				return cfgs, nil
 			}, func(w io.Writer, v any) error {
@@ -65,7 +73,7 @@ func newAdminBrokerCmd(f *adminFlags) *cobra.Command {
 	}
 	get.Flags().StringVar(&broker, "broker", "", "only this broker (name)")
 	get.Flags().StringVar(&cluster, "cluster", "", "only this cluster")
-	get.Flags().StringVar(&key, "key", "", "only this key")
+	get.Flags().StringSliceVar(&keys, "key", nil, "only these keys (repeatable or comma separated)")
 
 	var (
 		sbroker, scluster string

@@ -41,8 +41,9 @@ unregisters, flushes and closes its files on SIGTERM.`,
 				return err
 			}
 			cfg := broker.DefaultConfig()
+			confLog := logger.With("component", "broker") // config warnings name their component
 			if configFile != "" {
-				if err := broker.LoadConfigFile(&cfg, configFile, logger); err != nil {
+				if err := broker.LoadConfigFile(&cfg, configFile, confLog); err != nil {
 					return err
 				}
 			}
@@ -61,7 +62,7 @@ unregisters, flushes and closes its files on SIGTERM.`,
 			set("tls-mode", "tls.server.mode", tlsMode)
 			set("tls-cert", "tls.server.certPath", tlsCert)
 			set("tls-key", "tls.server.keyPath", tlsKey)
-			if err := broker.ApplyProperties(&cfg, flags, logger); err != nil {
+			if err := broker.ApplyProperties(&cfg, flags, confLog); err != nil {
 				return err
 			}
 			if cmd.Flags().Changed("listen") {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -46,8 +47,20 @@ func main() {
 		root.AddCommand(f())
 	}
 	rejectUnknownSubcommands(root)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP (the terminal of a `make run &` closing) stops as gracefully as SIGINT and
+	// SIGTERM: unregister, drain, flush (QA R11C-8; Apache's shutdown hooks run on it too).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	// SIGQUIT (kill -3) prints every goroutine's stack to stderr and keeps running, as a
+	// JVM's thread dump does, instead of Go's default dump-and-exit (QA R11C-9).
+	quit := make(chan os.Signal, 1)
+	signal.Notify(quit, syscall.SIGQUIT)
+	go func() {
+		for range quit {
+			fmt.Fprintln(os.Stderr, "rocketry: SIGQUIT: goroutine dump (the process keeps running)")
+			_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 2)
+		}
+	}()
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "rocketry:", err)
 		stop()

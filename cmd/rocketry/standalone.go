@@ -46,7 +46,7 @@ message and offset.`,
 				before := cfg.Broker
 				// The proxy's keys are taken out before the broker reads the file, so it
 				// does not report them as ignored (QA R8R-1).
-				if proxyKeys, err = broker.LoadConfigFileExcept(&cfg.Broker, configFile, logger, "authenticationEnabled", "aclFile"); err != nil {
+				if proxyKeys, err = broker.LoadConfigFileExcept(&cfg.Broker, configFile, logger.With("component", "broker"), "authenticationEnabled", "aclFile"); err != nil {
 					return err
 				}
 				// The file's listenPort and storePathRootDir apply unless a flag says

@@ -449,6 +449,10 @@ func (b *Broker) Run(ctx context.Context) error {
 	var err error
 	select {
 	case <-runCtx.Done():
+		if startErr == nil {
+			// QA R11C-7: the operator sees the stop begin, not only its end.
+			b.Log.Info("broker shutting down: unregistering, draining connections, flushing the store")
+		}
 	case err = <-serveErr:
 		if errors.Is(err, remoting.ErrServerClosed) {
 			err = nil

@@ -650,7 +650,7 @@ func ApplyProperties(cfg *Config, props map[string]string, log *slog.Logger) err
 			log.Warn("broker.conf value out of range", "key", k, "value", note)
 		}
 	}
-	if log != nil && strings.EqualFold(cfg.BrokerRole, "SYNC_MASTER") {
+	if _, set := props["brokerRole"]; set && log != nil && strings.EqualFold(cfg.BrokerRole, "SYNC_MASTER") {
 		log.Warn("brokerRole=SYNC_MASTER acts as ASYNC_MASTER: there is no replication yet")
 	}
 	if cfg.BrokerID != 0 && !strings.EqualFold(cfg.BrokerRole, "SLAVE") {

@@ -320,3 +320,20 @@ func TestPropertiesRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncMasterWarnedOnce: the SYNC_MASTER warning comes from the properties that set the
+// role, not again from a later ApplyProperties (the command-line flags) (QA R11C-4).
+func TestSyncMasterWarnedOnce(t *testing.T) {
+	var logBuf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logBuf, nil))
+	cfg := testConfig(t)
+	if err := ApplyProperties(&cfg, map[string]string{"brokerRole": "SYNC_MASTER"}, log); err != nil {
+		t.Fatal(err)
+	}
+	if err := ApplyProperties(&cfg, map[string]string{"brokerName": "broker-x"}, log); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logBuf.String(), "brokerRole=SYNC_MASTER acts as ASYNC_MASTER"); n != 1 {
+		t.Fatalf("warned %d times:\n%s", n, logBuf.String())
+	}
+}

@@ -171,14 +171,18 @@ func (s *Server) Run(ctx context.Context) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		s.logger.Info("proxy shutting down: draining gRPC streams") // QA R11C-7: a clean stop is visible
 	case err = <-errc:
 	}
+	start := time.Now()
 	s.stopGRPC()
 	cancel()
 	wg.Wait()
 	if err != nil && !errors.Is(err, grpc.ErrServerStopped) && !errors.Is(err, net.ErrClosed) {
+		s.logger.Error("proxy stopped", "err", err)
 		return fmt.Errorf("proxy: serve: %w", err)
 	}
+	s.logger.Info("proxy stopped", "drain", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

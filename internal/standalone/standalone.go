@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -376,8 +377,14 @@ func (s *Server) Run(ctx context.Context) error {
 		s.proxyReady.Set()
 		return s.Proxy.Run(c)
 	})
+	// The addresses clients use, then the sockets actually bound (a wildcard listen such as
+	// ":9876" accepts on every interface, QA R11C-6).
+	listening := []string{s.Namesrv.Addr().String(), s.Broker.ListenAddr().String(), s.Proxy.Addr().String()}
+	if s.httpLn != nil {
+		listening = append(listening, s.httpLn.Addr().String())
+	}
 	s.log.Info("standalone: started", "namesrv", s.NamesrvAddr(), "broker", s.BrokerAddr(), "grpc", s.GRPCAddr(),
-		"http", s.HTTPAddr(), "data", s.cfg.DataDir)
+		"http", s.HTTPAddr(), "listening", strings.Join(listening, ","), "data", s.cfg.DataDir)
 	go func() {
 		wctx, wcancel := context.WithTimeout(ctx, time.Minute)
 		defer wcancel()

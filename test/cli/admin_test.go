@@ -136,6 +136,11 @@ func TestTopicsOfEveryTypeAndGroups(t *testing.T) {
 	if r := run(t, "", s.admin("broker", "config", "get", "--key", "noSuchKey")...); r.code != 1 || !strings.Contains(r.stderr, "noSuchKey") {
 		t.Fatalf("unknown key: %+v", r) // R7H-9: a typo is reported
 	}
+	// --key repeats (QA R11C-5).
+	jsonOut(t, &bcfg, s.admin("broker", "config", "get", "--key", "autoCreateSubscriptionGroup", "--key", "flushDiskType")...)
+	if len(bcfg) != 1 || len(bcfg[0].Config) != 2 || bcfg[0].Config["flushDiskType"] == "" {
+		t.Fatalf("two keys: %+v", bcfg)
+	}
 	jsonOut(t, &bcfg, s.admin("broker", "config", "get", "--key", "brokerIP1")...)
 	if len(bcfg) != 1 || strings.Contains(bcfg[0].Config["brokerIP1"], ":") {
 		t.Fatalf("brokerIP1 is not an address alone: %+v", bcfg) // R7H-9

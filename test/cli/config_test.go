@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -114,5 +115,36 @@ func TestStandaloneAuthentication(t *testing.T) {
 	if r := run(t, "", "standalone", "--config", bad, "--data-dir", filepath.Join(dir, "d2"), "--namesrv-listen", "127.0.0.1:0",
 		"--broker-listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--http-listen", ""); r.code != 1 || !strings.Contains(r.stderr, "ACL file") {
 		t.Fatalf("authenticationEnabled without aclFile: %+v", r)
+	}
+}
+
+// TestSignals: SIGQUIT dumps the goroutines and the server keeps serving (as a JVM's thread
+// dump, QA R11C-9); SIGHUP stops it as cleanly as SIGTERM: status 0 and a clean-shutdown
+// log (QA R11C-8).
+func TestSignals(t *testing.T) {
+	s := startServer(t, "")
+	if err := s.cmd.Process.Signal(syscall.SIGQUIT); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "goroutine dump on SIGQUIT", func() error {
+		if !strings.Contains(s.stderr.String(), "goroutine dump (the process keeps running)") {
+			return errors.New("no dump yet")
+		}
+		return nil
+	})
+	ok(t, "", s.admin("cluster", "list")...) // still serving
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.exited:
+		if err != nil {
+			t.Fatalf("exit after SIGHUP: %v\n%s", err, s.stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit within 30 s of SIGHUP")
+	}
+	if !strings.Contains(s.stderr.String(), "standalone: stopped") {
+		t.Fatalf("no clean-shutdown log after SIGHUP:\n%s", s.stderr.String())
 	}
 }
