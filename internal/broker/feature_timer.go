@@ -122,6 +122,20 @@ func initTimer(b *Broker) error {
 	b.mnode.OnTimingMessages(func(emit func(metrics.TopicCount)) { // rocketmq_timing_messages
 		svc.PendingByTopic(func(topic string, n int64) { emit(metrics.TopicCount{Topic: topic, Count: n}) })
 	})
+	b.mnode.OnTimer(func() metrics.TimerStat { // rocketmq_timer_{enqueue_lag,enqueue_latency,dequeue_latency}
+		st, now := svc.Stats(), time.Now()
+		var out metrics.TimerStat
+		if lag := b.Store.MaxOffset(timer.Topic, 0) - st.IngestOffset; lag > 0 {
+			out.EnqueueLag = lag
+			if ts, err := b.Store.MessageStoreTime(timer.Topic, 0, st.IngestOffset); err == nil {
+				out.EnqueueLatency = max(now.Sub(time.UnixMilli(ts)), 0)
+			}
+		}
+		if st.OldestDue > 0 {
+			out.DequeueLatency = max(now.Sub(time.UnixMilli(st.OldestDue)), 0)
+		}
+		return out
+	})
 	timerFeatures.Store(b, f)
 	b.Store.OnDispatch(func(ev store.DispatchEvent) {
 		if ev.Topic == timer.Topic {

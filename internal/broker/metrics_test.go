@@ -259,6 +259,17 @@ func TestBrokerFeatureMetrics(t *testing.T) {
 		n, ok := gather(t, reg, "rocketmq_timing_messages", map[string]string{"topic": "T"})
 		return ok && n == 1
 	})
+	// Taken into the wheel and not due for an hour: no enqueue lag, nothing late.
+	waitFor(t, 5*time.Second, "timer enqueue lag 0", func() bool {
+		n, ok := gather(t, reg, "rocketmq_timer_enqueue_lag", nil)
+		return ok && n == 0
+	})
+	if n, ok := gather(t, reg, "rocketmq_timer_dequeue_latency", nil); !ok || n != 0 {
+		t.Errorf("timer dequeue latency %v (found %v), want 0", n, ok)
+	}
+	if _, ok := gather(t, reg, "rocketmq_timer_enqueue_latency", nil); !ok {
+		t.Error("rocketmq_timer_enqueue_latency not exported")
+	}
 
 	h := sendHalf(t, tb, "T", 0, "PG", "half")
 	waitFor(t, 5*time.Second, "half gauge", func() bool {

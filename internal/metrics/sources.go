@@ -121,6 +121,27 @@ func (n *Node) OnTimingMessages(f func(emit func(TopicCount))) {
 	n.sources.mu.Unlock()
 }
 
+// TimerStat is the timer service's progress at scrape time (RocketMQ's timer gauges):
+//   - EnqueueLag: timer records stored but not yet taken into the timing wheel;
+//   - EnqueueLatency: age of the oldest of those (0 when none);
+//   - DequeueLatency: how late the oldest due, undelivered timer is (0 when none is due).
+type TimerStat struct {
+	EnqueueLag     int64
+	EnqueueLatency time.Duration
+	DequeueLatency time.Duration
+}
+
+// OnTimer adds a source of rocketmq_timer_enqueue_lag, rocketmq_timer_enqueue_latency and
+// rocketmq_timer_dequeue_latency (summed / max over sources).
+func (n *Node) OnTimer(f func() TimerStat) {
+	if n == nil {
+		return
+	}
+	n.sources.mu.Lock()
+	n.sources.timer = append(n.sources.timer, f)
+	n.sources.mu.Unlock()
+}
+
 // sourceCollector turns the registered callbacks into const metrics at scrape time.
 type sourceCollector struct {
 	mu          sync.Mutex // guards the slices (appends vs. scrapes); never held while calling out
@@ -130,38 +151,44 @@ type sourceCollector struct {
 	tables      []func() (int, int)
 	half        []func(emit func(TopicCount))
 	timing      []func(emit func(TopicCount))
+	timer       []func() TimerStat
 
 	lag, inflight, ready, lagLatency, queueing     *prometheus.Desc
 	size, flushBehind, dispatchBehind, reserve     *prometheus.Desc
 	producerConns, consumerConns                   *prometheus.Desc
 	topicNumber, groupNumber, halfMsgs, timingMsgs *prometheus.Desc
+	timerEnqLag, timerEnqLatency, timerDeqLatency  *prometheus.Desc
 }
 
 func newSourceCollector(info NodeInfo) *sourceCollector {
 	gt := []string{LabelConsumerGroup, LabelTopic}
 	t := []string{LabelTopic}
 	return &sourceCollector{
-		lag:            prometheus.NewDesc(NameConsumerLag, "Messages not yet acknowledged by the group (max offset - committed offset), per group and topic.", gt, nil),
-		inflight:       prometheus.NewDesc(NameConsumerInflight, "Messages delivered to the group but not yet acknowledged, per group and topic.", gt, nil),
-		ready:          prometheus.NewDesc(NameConsumerReady, "Messages stored and not yet delivered to the group, per group and topic.", gt, nil),
-		lagLatency:     prometheus.NewDesc(NameConsumerLagLatency, "Age in milliseconds of the group's oldest unacknowledged message, per group and topic.", gt, nil),
-		queueing:       prometheus.NewDesc(NameConsumerQueueingLatency, "Age in milliseconds of the group's oldest message not yet delivered, per group and topic.", gt, nil),
-		size:           prometheus.NewDesc(NameStorageSize, "Bytes of store files on disk (commit log, consume queues, index).", nil, nil),
-		flushBehind:    prometheus.NewDesc(NameStorageFlushBehind, "Bytes appended to the commit log but not yet flushed to disk.", nil, nil),
-		dispatchBehind: prometheus.NewDesc(NameStorageDispatchBehind, "Bytes appended to the commit log but not yet dispatched to consume queues.", nil, nil),
-		reserve:        prometheus.NewDesc(NameStorageReserveTime, "Age in milliseconds of the oldest stored message.", nil, nil),
-		producerConns:  prometheus.NewDesc(NameProducerConnections, "Connected producers, per client language and version.", []string{LabelLanguage, LabelVersion}, nil),
-		consumerConns:  prometheus.NewDesc(NameConsumerConnections, "Connected consumers, per group, client language, version and consume mode.", []string{LabelConsumerGroup, LabelLanguage, LabelVersion, LabelConsumeMode}, nil),
-		topicNumber:    prometheus.NewDesc(NameTopicNumber, "Topics known to the node.", nil, nil),
-		groupNumber:    prometheus.NewDesc(NameConsumerGroupNumber, "Subscription groups known to the node.", nil, nil),
-		halfMsgs:       prometheus.NewDesc(NameHalfMessages, "Transactional half messages waiting for commit or rollback, per topic.", t, nil),
-		timingMsgs:     prometheus.NewDesc(NameTimingMessages, "Delay/timer messages waiting for their delivery time, per topic.", t, nil),
+		lag:             prometheus.NewDesc(NameConsumerLag, "Messages not yet acknowledged by the group (max offset - committed offset), per group and topic.", gt, nil),
+		inflight:        prometheus.NewDesc(NameConsumerInflight, "Messages delivered to the group but not yet acknowledged, per group and topic.", gt, nil),
+		ready:           prometheus.NewDesc(NameConsumerReady, "Messages stored and not yet delivered to the group, per group and topic.", gt, nil),
+		lagLatency:      prometheus.NewDesc(NameConsumerLagLatency, "Age in milliseconds of the group's oldest unacknowledged message, per group and topic.", gt, nil),
+		queueing:        prometheus.NewDesc(NameConsumerQueueingLatency, "Age in milliseconds of the group's oldest message not yet delivered, per group and topic.", gt, nil),
+		size:            prometheus.NewDesc(NameStorageSize, "Bytes of store files on disk (commit log, consume queues, index).", nil, nil),
+		flushBehind:     prometheus.NewDesc(NameStorageFlushBehind, "Bytes appended to the commit log but not yet flushed to disk.", nil, nil),
+		dispatchBehind:  prometheus.NewDesc(NameStorageDispatchBehind, "Bytes appended to the commit log but not yet dispatched to consume queues.", nil, nil),
+		reserve:         prometheus.NewDesc(NameStorageReserveTime, "Age in milliseconds of the oldest stored message.", nil, nil),
+		producerConns:   prometheus.NewDesc(NameProducerConnections, "Connected producers, per client language and version.", []string{LabelLanguage, LabelVersion}, nil),
+		consumerConns:   prometheus.NewDesc(NameConsumerConnections, "Connected consumers, per group, client language, version and consume mode.", []string{LabelConsumerGroup, LabelLanguage, LabelVersion, LabelConsumeMode}, nil),
+		topicNumber:     prometheus.NewDesc(NameTopicNumber, "Topics known to the node.", nil, nil),
+		groupNumber:     prometheus.NewDesc(NameConsumerGroupNumber, "Subscription groups known to the node.", nil, nil),
+		halfMsgs:        prometheus.NewDesc(NameHalfMessages, "Transactional half messages waiting for commit or rollback, per topic.", t, nil),
+		timingMsgs:      prometheus.NewDesc(NameTimingMessages, "Delay/timer messages waiting for their delivery time, per topic.", t, nil),
+		timerEnqLag:     prometheus.NewDesc(NameTimerEnqueueLag, "Timer messages stored but not yet taken into the timing wheel.", nil, nil),
+		timerEnqLatency: prometheus.NewDesc(NameTimerEnqueueLatency, "Age in milliseconds of the oldest timer message not yet taken into the timing wheel.", nil, nil),
+		timerDeqLatency: prometheus.NewDesc(NameTimerDequeueLatency, "Milliseconds the oldest due, undelivered timer message is late.", nil, nil),
 	}
 }
 
 func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.lag, c.inflight, c.ready, c.lagLatency, c.queueing, c.size, c.flushBehind,
-		c.dispatchBehind, c.reserve, c.producerConns, c.consumerConns, c.topicNumber, c.groupNumber, c.halfMsgs, c.timingMsgs} {
+		c.dispatchBehind, c.reserve, c.producerConns, c.consumerConns, c.topicNumber, c.groupNumber, c.halfMsgs, c.timingMsgs,
+		c.timerEnqLag, c.timerEnqLatency, c.timerDeqLatency} {
 		ch <- d
 	}
 }
@@ -180,6 +207,7 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 	tables := c.tables
 	half := c.half
 	timing := c.timing
+	timer := c.timer
 	c.mu.Unlock()
 
 	if len(consumers) > 0 {
@@ -279,6 +307,18 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	emitTopicCounts(ch, c.halfMsgs, half)
 	emitTopicCounts(ch, c.timingMsgs, timing)
+	if len(timer) > 0 {
+		var agg TimerStat
+		for _, f := range timer {
+			v := f()
+			agg.EnqueueLag += v.EnqueueLag
+			agg.EnqueueLatency = max(agg.EnqueueLatency, v.EnqueueLatency)
+			agg.DequeueLatency = max(agg.DequeueLatency, v.DequeueLatency)
+		}
+		ch <- prometheus.MustNewConstMetric(c.timerEnqLag, prometheus.GaugeValue, float64(agg.EnqueueLag))
+		ch <- prometheus.MustNewConstMetric(c.timerEnqLatency, prometheus.GaugeValue, float64(agg.EnqueueLatency.Milliseconds()))
+		ch <- prometheus.MustNewConstMetric(c.timerDeqLatency, prometheus.GaugeValue, float64(agg.DequeueLatency.Milliseconds()))
+	}
 }
 
 func emitTopicCounts(ch chan<- prometheus.Metric, d *prometheus.Desc, fs []func(emit func(TopicCount))) {

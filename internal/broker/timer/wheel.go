@@ -322,6 +322,10 @@ type Stats struct {
 	CursorDue   int64 // due time of the cursor (ms)
 	LogBytes    int64 // live timer log size
 
+	// OldestDue is the due time (ms) of the earliest undelivered timer: pending, in flight,
+	// or the start of the first bucket still on disk; 0 when there is none.
+	OldestDue int64
+
 	// Filled by Service.Stats.
 	IngestOffset int64  // next timer-queue offset to ingest
 	Delivered    uint64 // timers delivered since start
@@ -339,6 +343,19 @@ func (w *wheel) stats() Stats {
 	}
 	for _, sl := range w.slots {
 		s.OnDisk += sl.count
+	}
+	oldest := int64(math.MaxInt64)
+	if len(w.pending) > 0 {
+		oldest = w.pending[0].Due
+	}
+	for _, e := range w.inflight {
+		oldest = min(oldest, e.Due)
+	}
+	if len(w.diskBuckets) > 0 {
+		oldest = min(oldest, w.diskBuckets[0]*w.width)
+	}
+	if oldest != math.MaxInt64 {
+		s.OldestDue = oldest
 	}
 	return s
 }

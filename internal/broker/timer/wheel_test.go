@@ -362,3 +362,32 @@ func TestWheelMaxInMemoryPagesABacklogGradually(t *testing.T) {
 		t.Fatalf("nothing left, yet nextWake %d", at)
 	}
 }
+
+// TestOldestDue: stats report the due time of the earliest undelivered timer, pending, in
+// flight or on disk (rocketmq_timer_dequeue_latency), and 0 when none is left.
+func TestOldestDue(t *testing.T) {
+	w := newTestWheel(t, 1000, 0)
+	if got := w.stats().OldestDue; got != 0 {
+		t.Fatalf("empty wheel: %d", got)
+	}
+	for i, due := range []int64{5_000, 2_500, 900_000} {
+		if err := w.add(Entry{Due: due, Offset: int64(i) * 100, QueueOffset: int64(i), Size: 100}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.advance(3_000); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.stats().OldestDue; got != 2_500 {
+		t.Fatalf("oldest due %d, want 2500", got)
+	}
+	taken := w.takeDue(3_000, 10) // in flight now: still the oldest undelivered
+	if len(taken) != 1 || w.stats().OldestDue != 2_500 {
+		t.Fatalf("taken %v, oldest %d", taken, w.stats().OldestDue)
+	}
+	w.done(taken[0])
+	w.settle()
+	if got := w.stats().OldestDue; got != 5_000 {
+		t.Fatalf("after delivery: oldest due %d, want 5000", got)
+	}
+}
