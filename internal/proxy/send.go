@@ -90,8 +90,8 @@ func fifoIndex(group string, n int) int {
 	return int(h % uint32(n))
 }
 
-// SendMessage validates and stores messages; the proxy picks the queue (FIFO: by message
-// group; otherwise round robin). Each entry echoes the client's message id.
+// SendMessage validates and stores messages; the proxy picks the queue (by message group when
+// one is set, whatever the type; otherwise round robin). Each entry echoes the client's message id.
 func (s *Server) SendMessage(ctx context.Context, req *pb.SendMessageRequest) (*pb.SendMessageResponse, error) {
 	entries, err := s.sendMessage(ctx, req)
 	if err != nil {
@@ -173,7 +173,10 @@ func (s *Server) sendOne(ctx context.Context, c *call, m *pb.Message, topic stri
 	}
 	var q queueRef
 	rr := 0
-	if out.typ == MessageTypeFIFO {
+	// A message group picks its queue whatever the type (Apache's SendMessageQueueSelector
+	// uses the group when set): a delayed message with a group lands on the group's queue.
+	grouped := out.group != ""
+	if grouped {
 		q = writableAt(r, fifoIndex(out.group, nq))
 	} else {
 		rr = int(s.rr.Add(1) % uint64(nq))
@@ -185,10 +188,10 @@ func (s *Server) sendOne(ctx context.Context, c *call, m *pb.Message, topic stri
 		s.clients.addTopic(c.clientID, topic)
 	}
 	res, err := s.backend.Send(ctx, &SendRequest{Broker: q.broker, QueueID: q.id, ProducerGroup: topic, Message: out.msg})
-	if err != nil && errors.Is(err, ErrNotSent) && out.typ != MessageTypeFIFO {
+	if err != nil && errors.Is(err, ErrNotSent) && !grouped {
 		// The broker refused the connection (it died and the route does not know yet): the
-		// message never left, so another broker may take it. FIFO messages stay on their
-		// queue: moving a group would break its order.
+		// message never left, so another broker may take it. Messages of a group stay on
+		// their queue: moving a group would break its order.
 		if alt, ok := writableSpread(r, rr, q.broker); ok {
 			s.logger.Debug("send retried on another broker", "topic", topic, "from", q.broker, "to", alt.broker, "err", err)
 			q = alt

@@ -9,6 +9,7 @@ import (
 
 	pb "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // twoBrokers routes every topic over two brokers, "alive" and "dead"; sends to "dead" fail as
@@ -119,5 +120,30 @@ func TestReceiveFailsOverFromARefusedBroker(t *testing.T) {
 	}
 	if got != 3 {
 		t.Fatalf("received %d of 3 messages via the live broker", got)
+	}
+}
+
+// TestGroupPicksTheQueueWhateverTheType: a message group picks the queue for every type, as
+// Apache's SendMessageQueueSelector does: delayed messages of one group land on one queue.
+func TestGroupPicksTheQueueWhateverTheType(t *testing.T) {
+	b := newMemBackend()
+	b.addTopic("M", MessageTypeMixed, 8)
+	s := startProxy(t, b, nil)
+	c := dial(t, s.Addr().String(), false)
+	for i := range 6 {
+		m := baseMsg()
+		m.Topic = &pb.Resource{Name: "M"}
+		m.SystemProperties.MessageType = pb.MessageType_FIFO // go5's label for group + delay
+		m.SystemProperties.MessageGroup = strp("order-7")
+		m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Now().Add(time.Minute))
+		m.SystemProperties.MessageId = fmt.Sprintf("M%d", i)
+		r, err := c.SendMessage(cctx(t, "c", 5*time.Second), &pb.SendMessageRequest{Messages: []*pb.Message{m}})
+		if err != nil || r.GetStatus().GetCode() != pb.Code_OK {
+			t.Fatalf("send %d: %v %v", i, r.GetStatus(), err)
+		}
+	}
+	qs := b.sentQueues()
+	if len(qs) != 6 || qs[0] != qs[5] {
+		t.Fatalf("queues of one group's delayed messages: %v, want one queue", qs)
 	}
 }
