@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/rocketry-mq/rocketry/internal/message"
 )
 
 // End resolves a half message (END_TRANSACTION). Commit puts the committed copy into the real
@@ -60,7 +62,12 @@ func (s *Service) End(ctx context.Context, req *EndRequest) error {
 	switch res {
 	case claimBusy:
 		return fmt.Errorf("%w: half at %d", ErrResolving, req.CommitLogOffset)
-	case claimDone, claimOld:
+	case claimDone:
+		if done == OutcomeDiscard && want == OutcomeCommit {
+			return s.commitDiscarded(ctx, h, m)
+		}
+		return s.answerFinished(h, done, want)
+	case claimOld:
 		return s.answerFinished(h, done, want)
 	}
 
@@ -131,3 +138,44 @@ func (s *Service) answerFinished(h half, done, want Outcome) error {
 	}
 	return fmt.Errorf("%w: half at %d already ended with %s, %s refused", ErrAlreadyResolved, h.CommitLogOffset, done, want)
 }
+
+// commitDiscarded delivers a half the checker discarded (checked CheckMax times without an
+// answer) when its producer commits it afterwards, as Apache's broker does while the half
+// record exists (EndTransactionProcessor finds it by its offset; QA R11B-5). It applies
+// while the discard's outcome is remembered (ResolvedRetention); later the half is "ended
+// long ago" and a commit is refused. The recorded outcome stays discard (its op record and
+// its TRANS_CHECK_MAX_TIME_TOPIC copy are already written); a repeated commit puts nothing.
+func (s *Service) commitDiscarded(ctx context.Context, h half, m *message.Ext) error {
+	s.lateMu.Lock()
+	defer s.lateMu.Unlock()
+	if _, ok := s.lateCommitted[h.QueueOffset]; ok {
+		return nil
+	}
+	found, err := s.committedCopy(h)
+	if err != nil {
+		return err
+	}
+	if !found {
+		c, err := committedFrom(m, s.cfg.KeepPreparedFlagOnCommit)
+		if err == nil {
+			_, err = s.log.PutCommitted(ctx, c)
+		}
+		if err != nil {
+			return fmt.Errorf("txn: commit discarded half at %d: %w", h.CommitLogOffset, err)
+		}
+		s.commits.Add(1)
+		s.logger.Info("transaction committed after its half was discarded; delivered", "queueOffset", h.QueueOffset,
+			"commitLogOffset", h.CommitLogOffset, "topic", h.RealTopic)
+		if s.cfg.OnEnd != nil {
+			s.cfg.OnEnd(h.RealTopic, OutcomeCommit, time.UnixMilli(m.BornTimestamp))
+		}
+	}
+	if len(s.lateCommitted) >= maxLateCommitted {
+		clear(s.lateCommitted) // rare events; the committed-copy lookup still guards repeats
+	}
+	s.lateCommitted[h.QueueOffset] = struct{}{}
+	return nil
+}
+
+// maxLateCommitted bounds the memory of late commits of discarded halves.
+const maxLateCommitted = 4096

@@ -134,7 +134,12 @@ type Service struct {
 	logger *slog.Logger
 
 	mu sync.Mutex // guards st; leaf lock, never held across I/O
-	st *state
+
+	// lateMu serialises commits of discarded halves (commitDiscarded), which happen outside
+	// the state table; lateCommitted remembers the ones done. Taken before mu, never inside it.
+	lateMu        sync.Mutex
+	lateCommitted map[int64]struct{}
+	st            *state
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -162,6 +167,8 @@ func New(cfg Config, log Log, sender CheckSender, logger *slog.Logger) (*Service
 		logger: logger.With("component", "txn"),
 		st:     newState(&cfg),
 		ready:  make(chan struct{}),
+
+		lateCommitted: map[int64]struct{}{},
 	}, nil
 }
 

@@ -357,14 +357,11 @@ func TestMaxChecksMovesToCheckMaxTopic(t *testing.T) {
 		if st := e.svc.Stats(); st.Checks != 2 || st.Discards != 1 {
 			t.Fatalf("after discard: %+v", st)
 		}
-		if err := e.end(p, "PG", ResolutionCommit, true); !errors.Is(err, ErrAlreadyResolved) {
-			t.Fatalf("commit after discard: %v", err)
+		if got := e.queue("T", 3); len(got) != 0 {
+			t.Fatalf("discarded message visible: %d", len(got))
 		}
 		if err := e.end(p, "PG", ResolutionRollback, true); err != nil {
 			t.Fatalf("rollback after discard: %v", err)
-		}
-		if got := e.queue("T", 3); len(got) != 0 {
-			t.Fatalf("discarded message visible: %d", len(got))
 		}
 		// A restart does not bring it back.
 		e.crash()
@@ -372,6 +369,39 @@ func TestMaxChecksMovesToCheckMaxTopic(t *testing.T) {
 		e.scan()
 		if st := e.svc.Stats(); st.Open != 0 || st.Discards != 0 {
 			t.Fatalf("after restart: %+v", st)
+		}
+		if got := e.queue("T", 3); len(got) != 0 {
+			t.Fatalf("discarded message visible after restart: %d", len(got))
+		}
+	})
+}
+
+// TestCommitAfterDiscardDelivers (QA R11B-5): a producer that commits after the checker gave
+// up on its half (a slow local transaction) still gets its message delivered, once, as on
+// Apache, where the broker finds the half by its offset; a repeated commit puts nothing.
+func TestCommitAfterDiscardDelivers(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		e := newEnv(t, be, func(c *Config) { c.CheckMax = 1 })
+		p := e.sendHalf("T", 2, "PG", nil)
+		e.noProd = true
+		e.clock.advance(e.cfg.TransactionTimeout + time.Second)
+		e.scan() // check 1
+		e.clock.advance(e.cfg.CheckInterval)
+		e.scan() // discard
+		if st := e.svc.Stats(); st.Discards != 1 {
+			t.Fatalf("not discarded: %+v", st)
+		}
+		for i := 0; i < 2; i++ {
+			if err := e.end(p, "PG", ResolutionCommit, false); err != nil {
+				t.Fatalf("commit %d after discard: %v", i+1, err)
+			}
+		}
+		got := e.queue("T", 2)
+		if len(got) != 1 || got[0].UniqKey() != p.uniq {
+			t.Fatalf("committed copies after a late commit: %+v", got)
+		}
+		if st := e.svc.Stats(); st.Commits != 1 {
+			t.Fatalf("stats %+v", st)
 		}
 	})
 }
