@@ -377,7 +377,8 @@ func (a *Admin) offset(ctx context.Context, addr string, code int32, ext map[str
 }
 
 // lastStoreTimes returns, per broker and queue, the store time (Unix ms) of the queue's last
-// message from GET_TOPIC_STATS_INFO; a broker that fails is left out (describe shows 0).
+// message from GET_TOPIC_STATS_INFO; a broker that answers with an error code is left out
+// (describe shows 0), and one that does not answer at all is in failed with its error.
 func (a *Admin) lastStoreTimes(ctx context.Context, topic string, brokers []TopicBroker) (times map[string]map[int32]int64, failed map[string]error) {
 	out := map[string]map[int32]int64{}
 	failed = map[string]error{}
