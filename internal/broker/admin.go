@@ -210,6 +210,12 @@ func (b *Broker) DeleteTopic(topic string) error {
 	if err := b.Store.DeleteTopic(topic); err != nil {
 		return fmt.Errorf("broker: delete topic %s from store: %w", topic, err)
 	}
+	if svc := b.PopService(); svc != nil {
+		// Pop positions go with the offsets: a topic re-created under this name starts at 0.
+		if err := svc.ForgetTopic(topic); err != nil {
+			return fmt.Errorf("broker: delete topic %s: %w", topic, err)
+		}
+	}
 	b.mnode.ForgetTopic(topic) // no stale series (docs/metrics.md; QA R7H-5)
 	b.Log.Info("topic deleted", "topic", topic)
 	return nil

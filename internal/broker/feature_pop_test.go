@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rocketry-mq/rocketry/internal/broker/pop"
 	"github.com/rocketry-mq/rocketry/internal/message"
 	"github.com/rocketry-mq/rocketry/internal/metrics"
 	"github.com/rocketry-mq/rocketry/internal/remoting"
@@ -454,5 +456,49 @@ func TestGroupConsumeTps(t *testing.T) {
 	b.sample(now)
 	if got := b.groupTps("B", "T"); got != 5 {
 		t.Errorf("first burst of 50 within the first 10 s window: %v msgs/s, want 5", got)
+	}
+}
+
+// TestDeleteTopicRestartsPopGroups (QA R12E-1): a pop group that consumed a topic before it
+// was deleted gets the first messages of the topic created again under its name; its old
+// position used to skip them.
+func TestDeleteTopicRestartsPopGroups(t *testing.T) {
+	tb := startBroker(t, testConfig(t))
+	svc := tb.PopService()
+	popAll := func(want int) []pop.Message {
+		t.Helper()
+		var got []pop.Message
+		waitFor(t, 10*time.Second, fmt.Sprintf("%d popped", want), func() bool {
+			res, err := svc.Pop(context.Background(), pop.PopRequest{Group: "GX", Topic: "TX", QueueID: -1, MaxMessages: 32,
+				InvisibleTime: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range res.Messages {
+				if err := svc.Ack(context.Background(), "GX", "TX", m.Handle); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got = append(got, res.Messages...)
+			return len(got) >= want
+		})
+		return got
+	}
+	if err := tb.CreateTopic(NewTopicConfig("TX", 1)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		tb.mustSend("TX", 0, fmt.Sprint("old-", i), nil)
+	}
+	popAll(5)
+	if err := tb.DeleteTopic("TX"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.CreateTopic(NewTopicConfig("TX", 1)); err != nil {
+		t.Fatal(err)
+	}
+	tb.mustSend("TX", 0, "new-0", nil)
+	if got := popAll(1); string(got[0].Ext.Body) != "new-0" {
+		t.Fatalf("first pop after re-creation: %q", got[0].Ext.Body)
 	}
 }

@@ -299,6 +299,29 @@ func (s *Service) ResetOffset(group, topic string, queue int32, offset int64) er
 	return s.reset(k, offset)
 }
 
+// ForgetTopic restarts every group's position on topic at offset 0, forgetting in-flight
+// messages: the topic was deleted, so a topic created again under its name starts at 0 and
+// its first messages must reach the groups (Apache's deleteTopicInBroker clears the offsets
+// and the pop in-flight counts of the topic; QA R12E-1). Without it the next pop would find
+// the queue shorter than the group's position and skip what the new topic already holds.
+func (s *Service) ForgetTopic(topic string) error {
+	s.mu.Lock()
+	var keys []QueueKey
+	for _, k := range s.m.Keys() {
+		if k.Topic == topic {
+			keys = append(keys, k)
+		}
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, k := range keys {
+		if err := s.ResetOffset(k.Group, k.Topic, k.Queue, 0); err != nil {
+			errs = append(errs, fmt.Errorf("pop: forget %v: %w", k, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Inflight counts the messages of (group, topic, queue) delivered and still invisible.
 func (s *Service) Inflight(group, topic string, queue int32) int64 {
 	s.mu.Lock()
