@@ -382,7 +382,9 @@ func (b *Broker) handleTopicStats(_ context.Context, _ *remoting.Conn, req *remo
 		return respond(remoting.TopicNotExist, "topic[%s] not exist", topic)
 	}
 	var entries []mqEntry
-	for q := int32(0); q < tc.WriteQueueNums; q++ {
+	// Every queue id a reader or writer may use (Apache: max of the two counts), so a drained
+	// broker's readable queues (writeQueueNums 0) are listed (QA R12D-2).
+	for q := int32(0); q < tc.QueueNums(); q++ {
 		to := TopicOffset{MinOffset: b.Store.MinOffset(topic, q), MaxOffset: b.Store.MaxOffset(topic, q)}
 		if to.MaxOffset > 0 {
 			if t, err := b.Store.MessageStoreTime(topic, q, to.MaxOffset-1); err == nil {

@@ -317,6 +317,21 @@ func TestSendBackRetryAndDLQ(t *testing.T) {
 	if r := back(1<<40, 0, 2); r.Code != remoting.SystemError {
 		t.Fatalf("bad offset: %d", r.Code)
 	}
+	// A read-only retry topic refuses every send-back, a dead letter too (Apache checks the
+	// retry topic's permission first; QA R12D-3).
+	rtc, _ := tb.Topics.Get(retry)
+	rtc.Perm = PermRead
+	if err := tb.CreateTopic(rtc); err != nil {
+		t.Fatal(err)
+	}
+	for _, level := range []int{0, -1} {
+		if r := back(off, level, 16); r.Code != remoting.NoPermission || !strings.Contains(r.Remark, "sending message is forbidden") {
+			t.Fatalf("send back (level %d) with a read-only retry topic: %d %q", level, r.Code, r.Remark)
+		}
+	}
+	if n := tb.Store.MaxOffset(dlq, 0); n != 2 {
+		t.Fatalf("DLQ holds %d after refused send-backs", n)
+	}
 }
 
 func TestAdminTopicsAndGroups(t *testing.T) {
@@ -432,6 +447,20 @@ func TestConsumeStatsAndReset(t *testing.T) {
 	r = tb.invoke(remoting.GetTopicStatsInfo, map[string]string{"topic": "T"}, nil)
 	if !strings.Contains(string(r.Body), `{"brokerName":"broker-a","queueId":0,"topic":"T"}:{"minOffset":0,"maxOffset":4`) {
 		t.Fatalf("topic stats %s", r.Body)
+	}
+	// A drained topic (no write queue left) still lists its readable queues (QA R12D-2).
+	tc, _ := tb.Topics.Get("T")
+	tc.WriteQueueNums = 0
+	if err := tb.CreateTopic(tc); err != nil {
+		t.Fatal(err)
+	}
+	r = tb.invoke(remoting.GetTopicStatsInfo, map[string]string{"topic": "T"}, nil)
+	if !strings.Contains(string(r.Body), `{"brokerName":"broker-a","queueId":0,"topic":"T"}:{"minOffset":0,"maxOffset":4`) {
+		t.Fatalf("topic stats of a drained topic %s", r.Body)
+	}
+	tc.WriteQueueNums = tc.ReadQueueNums
+	if err := tb.CreateTopic(tc); err != nil {
+		t.Fatal(err)
 	}
 	// Reset an offline group to the beginning (timestamp 0).
 	r = tb.invoke(remoting.InvokeBrokerToResetOffset, map[string]string{"topic": "T", "group": "G", "timestamp": "0", "isForce": "true"}, nil)

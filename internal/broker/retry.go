@@ -96,6 +96,20 @@ func (b *Broker) SendBack(ctx context.Context, r SendBackRequest) (err error) {
 	m.SetProperty(message.PropertyRetryTopic, originTopic)
 	m.SetProperty(message.PropertyOriginMessageID, originID)
 
+	// As Apache's consumerSendMsgBack, the broker and the group's retry topic must be
+	// writable before anything is decided, for a dead letter too (QA R12D-3).
+	if !b.brokerWritable() {
+		return Coded(remoting.NoPermission, "the broker[%s] sending message is forbidden", b.addr)
+	}
+	retry := message.RetryTopic(r.Group)
+	tc, err := b.ensureGroupTopic(retry, gc.RetryQueueNums)
+	if err != nil {
+		return err
+	}
+	if !tc.Writable() {
+		return Coded(remoting.NoPermission, "the topic[%s] sending message is forbidden", retry)
+	}
+
 	if orig.ReconsumeTimes >= maxTimes || r.DelayLevel < 0 {
 		dlq := message.DLQTopic(r.Group)
 		if _, err := b.ensureGroupTopic(dlq, 1); err != nil {
@@ -110,17 +124,6 @@ func (b *Broker) SendBack(ctx context.Context, r SendBackRequest) (err error) {
 			}
 		}()
 	} else {
-		retry := message.RetryTopic(r.Group)
-		tc, err := b.ensureGroupTopic(retry, gc.RetryQueueNums)
-		if err != nil {
-			return err
-		}
-		if !b.brokerWritable() {
-			return Coded(remoting.NoPermission, "the broker[%s] sending message is forbidden", b.addr)
-		}
-		if !tc.Writable() {
-			return Coded(remoting.NoPermission, "the topic[%s] sending message is forbidden", retry)
-		}
 		level := r.DelayLevel
 		if level == 0 {
 			level = 3 + orig.ReconsumeTimes
