@@ -5,15 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rocketry-mq/rocketry/internal/admin"
-	"github.com/rocketry-mq/rocketry/internal/logging"
 )
 
 func init() { addCommand(newAdminCmd) }
@@ -58,7 +60,39 @@ func (f *adminFlags) client() (*admin.Admin, error) {
 			addrs = append(addrs, a)
 		}
 	}
-	return admin.New(admin.Config{NameServers: addrs, Timeout: f.timeout}, logging.Discard())
+	return admin.New(admin.Config{NameServers: addrs, Timeout: f.timeout}, warnLogger(os.Stderr))
+}
+
+// warnLogger reports the admin client's warnings (a broker that did not answer, so a result
+// is partial) on w, one "rocketry: warning: ..." line each; quieter records are dropped. The
+// result itself still goes to stdout (QA R12D-1: those warnings used to be discarded).
+func warnLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(&linePrefixer{w: w, prefix: "rocketry: warning: "}, &slog.HandlerOptions{
+		Level: slog.LevelWarn,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && (a.Key == slog.TimeKey || a.Key == slog.LevelKey) {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+}
+
+// linePrefixer writes each record (one Write call per line from slog's text handler) with
+// prefix in front.
+type linePrefixer struct {
+	mu     sync.Mutex
+	w      io.Writer
+	prefix string
+}
+
+func (p *linePrefixer) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, err := io.WriteString(p.w, p.prefix); err != nil {
+		return 0, err
+	}
+	return p.w.Write(b)
 }
 
 // run opens a client, runs op and prints its result as JSON or with table.

@@ -131,7 +131,8 @@ var requestNames = map[int32]string{
 	remoting.SendMessageV2: "SEND_MESSAGE_V2", remoting.QueryConsumerOffset: "QUERY_CONSUMER_OFFSET",
 	remoting.UpdateConsumerOffset: "UPDATE_CONSUMER_OFFSET", remoting.SearchOffsetByTimestamp: "SEARCH_OFFSET_BY_TIMESTAMP",
 	remoting.GetEarliestMsgStoretime: "GET_EARLIEST_MSG_STORETIME", remoting.GetBrokerConfig: "GET_BROKER_CONFIG",
-	remoting.UpdateBrokerConfig: "UPDATE_BROKER_CONFIG",
+	remoting.UpdateBrokerConfig: "UPDATE_BROKER_CONFIG", remoting.GetTopicStatsInfo: "GET_TOPIC_STATS_INFO",
+	remoting.GetConsumerListByGroup: "GET_CONSUMER_LIST_BY_GROUP",
 }
 
 // invoke sends one request and returns the response, or an error: transport failures

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -467,5 +468,42 @@ func TestDescribeTopicHungBroker(t *testing.T) {
 	}
 	if strings.Contains(string(b), "Offset") || !strings.Contains(string(b), `"error"`) {
 		t.Fatalf("unanswered queue as JSON: %s", b)
+	}
+}
+
+// TestLookupWithASilentBroker (QA R12D-1): "not found" from the brokers that answered is not
+// an answer when another broker of the topic did not: the error says which one; the other
+// brokers' matches are still returned, with a warning.
+func TestLookupWithASilentBroker(t *testing.T) {
+	f := newFakeCluster(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	silent := ln.Addr().String()
+	ln.Close() // nothing listens: connection refused
+	f.mu.Lock()
+	f.addTopic("T", 1, 6, nil)
+	f.silentB = silent
+	m := &message.Ext{Message: message.Message{Topic: "T", Body: []byte("x")}}
+	m.SetProperty(message.PropertyKeys, "present")
+	f.store(m)
+	f.mu.Unlock()
+	var warnings bytes.Buffer
+	a, err := New(Config{NameServers: []string{f.addr}, Timeout: 2 * time.Second}, slog.New(slog.NewTextHandler(&warnings, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	_, err = a.GetMessagesByKey(context.Background(), "T", "absent", 8)
+	if err == nil || !strings.Contains(err.Error(), "broker broker-b did not answer") {
+		t.Fatalf("lookup of an absent key with a silent broker: %v", err)
+	}
+	got, err := a.GetMessagesByKey(context.Background(), "T", "present", 8)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("lookup of a present key: %v %v", got, err)
+	}
+	if !strings.Contains(warnings.String(), "broker-b") {
+		t.Fatalf("no warning about the silent broker: %q", warnings.String())
 	}
 }

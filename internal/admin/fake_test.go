@@ -41,6 +41,9 @@ type fakeCluster struct {
 	// brokerAddr, when set, is the master address routes give for broker-a (a broker that
 	// does not answer, while the NameServer does).
 	brokerAddr string
+	// silentB, when set, is the address of a second master "broker-b" that routes list with
+	// the same queues and that does not answer.
+	silentB string
 }
 
 func newFakeCluster(t *testing.T) *fakeCluster {
@@ -137,10 +140,13 @@ func (f *fakeCluster) route(req *remoting.Command) *remoting.Command {
 	if !found {
 		return remoting.NewResponse(remoting.TopicNotExist, "No topic route info in name server for the topic: "+req.ExtString("topic"))
 	}
-	return withBody(map[string]any{
-		"queueDatas":  []map[string]any{{"brokerName": "broker-a", "readQueueNums": tc.ReadQueueNums, "writeQueueNums": tc.WriteQueueNums, "perm": tc.Perm}},
-		"brokerDatas": []map[string]any{{"cluster": "DefaultCluster", "brokerName": "broker-a", "brokerAddrs": map[string]string{"0": cmp.Or(f.brokerAddr, f.addr)}}},
-	})
+	qds := []map[string]any{{"brokerName": "broker-a", "readQueueNums": tc.ReadQueueNums, "writeQueueNums": tc.WriteQueueNums, "perm": tc.Perm}}
+	bds := []map[string]any{{"cluster": "DefaultCluster", "brokerName": "broker-a", "brokerAddrs": map[string]string{"0": cmp.Or(f.brokerAddr, f.addr)}}}
+	if f.silentB != "" {
+		qds = append(qds, map[string]any{"brokerName": "broker-b", "readQueueNums": tc.ReadQueueNums, "writeQueueNums": tc.WriteQueueNums, "perm": tc.Perm})
+		bds = append(bds, map[string]any{"cluster": "DefaultCluster", "brokerName": "broker-b", "brokerAddrs": map[string]string{"0": f.silentB}})
+	}
+	return withBody(map[string]any{"queueDatas": qds, "brokerDatas": bds})
 }
 
 func (f *fakeCluster) topicList(*remoting.Command) *remoting.Command {

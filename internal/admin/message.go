@@ -128,7 +128,7 @@ func (a *Admin) GetMessageByID(ctx context.Context, topic, id string) (*MessageD
 		}
 		return nil, errors.New("a topic is required to look a message up by unique id")
 	}
-	found, err := a.queryIndex(ctx, topic, id, true, 32)
+	found, silent, err := a.queryIndex(ctx, topic, id, true, 32)
 	if err != nil {
 		return nil, errors.Join(unreachable, err)
 	}
@@ -140,7 +140,28 @@ func (a *Admin) GetMessageByID(ctx context.Context, topic, id string) (*MessageD
 	if unreachable != nil {
 		return nil, unreachable
 	}
+	if err := notFoundWhere(silent); err != nil {
+		return nil, fmt.Errorf("no message with id %s on the brokers of %s that answered: %w", id, topic, err)
+	}
 	return nil, &CodeError{Op: "QUERY_MESSAGE", Addr: "brokers of " + topic, Code: remoting.QueryNotFound, Remark: "no message with id " + id}
+}
+
+// notFoundWhere describes the brokers that did not answer a lookup (nil when all did): "not
+// found" is then not an answer, the message may be on them (QA R12D-1).
+func notFoundWhere(silent map[string]error) error {
+	if len(silent) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(silent))
+	for n := range silent {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	errs := make([]error, 0, len(names))
+	for _, n := range names {
+		errs = append(errs, fmt.Errorf("broker %s did not answer: %w", n, silent[n]))
+	}
+	return errors.Join(errs...)
 }
 
 // GetMessagesByKey returns up to max messages of topic whose KEYS contain key (index
@@ -149,7 +170,7 @@ func (a *Admin) GetMessagesByKey(ctx context.Context, topic, key string, max int
 	if max <= 0 {
 		max = 64
 	}
-	found, err := a.queryIndex(ctx, topic, key, false, max)
+	found, silent, err := a.queryIndex(ctx, topic, key, false, max)
 	if err != nil {
 		return nil, err
 	}
@@ -163,6 +184,9 @@ func (a *Admin) GetMessagesByKey(ctx context.Context, topic, key string, max int
 		}
 	}
 	if len(out) == 0 {
+		if err := notFoundWhere(silent); err != nil {
+			return nil, fmt.Errorf("no message with key %s on the brokers of %s that answered: %w", key, topic, err)
+		}
 		return nil, &CodeError{Op: "QUERY_MESSAGE", Addr: "brokers of " + topic, Code: remoting.QueryNotFound, Remark: "no message with key " + key}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].StoreTimestamp < out[j].StoreTimestamp })
@@ -172,11 +196,12 @@ func (a *Admin) GetMessagesByKey(ctx context.Context, topic, key string, max int
 	return out, nil
 }
 
-// queryIndex sends QUERY_MESSAGE to every master broker of topic and decodes the results.
-func (a *Admin) queryIndex(ctx context.Context, topic, key string, unique bool, max int) ([]*MessageDetail, error) {
+// queryIndex sends QUERY_MESSAGE to every master broker of topic and decodes the results;
+// silent holds the brokers that did not answer (their part is missing; warned about).
+func (a *Admin) queryIndex(ctx context.Context, topic, key string, unique bool, max int) (found []*MessageDetail, silent map[string]error, err error) {
 	r, err := a.route(ctx, topic)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	masters := r.masters()
 	names := make([]string, 0, len(masters))
@@ -218,12 +243,12 @@ func (a *Admin) queryIndex(ctx context.Context, topic, key string, unique bool, 
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := partialFailure(a, names, failed, "message query"); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return out, failed, nil
 }
 
 // pull reads up to n messages of one queue from offset with PULL_MESSAGE (no long poll).
