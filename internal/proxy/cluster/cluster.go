@@ -262,6 +262,11 @@ func (b *Backend) cachedRoute(ctx context.Context, topic string) (*route, error)
 		return c.v, nil
 	}
 	r, err := b.fetchRoute(ctx, topic)
+	if err != nil && ok && errors.Is(err, proxy.ErrTopicNotFound) && !b.namesrvKnowsBrokers(ctx) {
+		// A NameServer that knows no broker at all was just restarted and the brokers have
+		// not registered again yet: its "no such topic" is not an answer (QA R12D-4).
+		err = fmt.Errorf("cluster: %s: the NameServers know no broker yet: %w", topic, proxy.ErrUnavailable)
+	}
 	if err != nil {
 		if ok && !errors.Is(err, proxy.ErrTopicNotFound) {
 			// Serve the cached route and try again one CacheTTL later, not on every request
@@ -379,6 +384,13 @@ func (b *Backend) clusterMasters(ctx context.Context) (map[string]string, error)
 		return out, nil
 	}
 	return nil, lastErr
+}
+
+// namesrvKnowsBrokers reports whether some NameServer answers with at least one master
+// broker (false also when none answers).
+func (b *Backend) namesrvKnowsBrokers(ctx context.Context) bool {
+	masters, err := b.clusterMasters(ctx)
+	return err == nil && len(masters) > 0
 }
 
 // Ready is the proxy's readiness in cluster mode: it knows at least one master broker, so it

@@ -435,6 +435,25 @@ func TestReadyThroughANameServerOutage(t *testing.T) {
 	if _, err := be.QueryRoute(ctx, "T"); err != nil {
 		t.Fatalf("route while the NameServer is down: %v", err)
 	}
+
+	// The NameServer comes back empty (the brokers have not registered again yet): its "no
+	// such topic" does not replace the cached route (QA R12D-4).
+	cfg2 := namesrv.DefaultConfig()
+	cfg2.Listen = nsAddr
+	ns2, err := namesrv.New(cfg2, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns2Ctx, stopNS2 := context.WithCancel(context.Background())
+	ns2Done := make(chan struct{})
+	go func() { ns2.Run(ns2Ctx); close(ns2Done) }()
+	t.Cleanup(func() { stopNS2(); <-ns2Done; ns2.Close() })
+	if _, err := be.QueryRoute(ctx, "T"); err != nil {
+		t.Fatalf("route with a restarted, empty NameServer: %v", err)
+	}
+	if err := be.Ready(ctx); err != nil {
+		t.Fatalf("not ready with a restarted, empty NameServer: %v", err)
+	}
 }
 
 // TestRouteSurvivesAnEmptyNameServer (QA R8J-1): a NameServer that does not know a topic (one
