@@ -948,10 +948,15 @@ func (s *Store) DeleteTopic(topic string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// Every record appended before the delete must be dispatched (into the queues about to
+	// be removed) before the queues go: waiting with putMu held, so no put can slip in between
+	// with an offset of the old queue whose dispatch would then land in the new one (QA
+	// R12E-4). The dispatcher, the committer and the flusher never take putMu.
+	s.putMu.Lock()
 	if err := s.WaitDispatched(ctx, s.appendEnd()); err != nil {
+		s.putMu.Unlock()
 		return fmt.Errorf("store: delete topic %s: %w", topic, err)
 	}
-	s.putMu.Lock()
 	for k := range s.queueOffsets {
 		if k.topic == topic {
 			delete(s.queueOffsets, k)
@@ -960,8 +965,12 @@ func (s *Store) DeleteTopic(topic string) error {
 	s.queuesMu.Lock()
 	qs := s.queues[topic]
 	delete(s.queues, topic)
-	s.queuesMu.Unlock()
 	s.putMu.Unlock()
+	// The old queues' files are removed while queuesMu is held: a put to a topic created
+	// again under the name (auto-creation by a producer that kept sending) may follow at
+	// once, and its dispatch must not create the new queue's files, at the same paths, before
+	// the old ones are gone (QA R12E-4: the removal raced with it).
+	defer s.queuesMu.Unlock()
 	var errs []error
 	for _, q := range qs {
 		if err := q.destroy(); err != nil {

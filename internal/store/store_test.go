@@ -401,3 +401,94 @@ func TestOldestStoreTime(t *testing.T) {
 		t.Fatalf("oldest %d %v, want %d", ts, ok, first.StoreTimestamp)
 	}
 }
+
+// TestDeleteTopicWhilePutting (QA R12E-4): a topic deleted while a producer keeps putting to
+// it (the broker auto-creates it again) keeps every put made after the last delete readable,
+// before and after a reopen, and no put of the old topic lands in the new one; the delete
+// itself does not fail on files of the new topic.
+func TestDeleteTopicWhilePutting(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, testConfig(dir))
+	t.Cleanup(func() { _ = s.Close() }) // idempotent; runs after the putter stopped
+	var (
+		mu           sync.Mutex
+		epoch        int // even: no delete under way; odd: one is
+		sure, unsure int // puts since the last delete began: surely after it; overlapping it
+		stop         = make(chan struct{})
+		done         = make(chan struct{})
+	)
+	stopPutter := sync.OnceFunc(func() { close(stop); <-done })
+	t.Cleanup(stopPutter) // before the store closes, also when the test fails early
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			mu.Lock()
+			e := epoch
+			mu.Unlock()
+			if _, err := s.Put(context.Background(), newMsg("D", int32(i%2), i, 64)); err != nil {
+				t.Errorf("put %d: %v", i, err)
+				return
+			}
+			mu.Lock()
+			if e == epoch && e%2 == 0 {
+				sure++
+			} else {
+				unsure++ // it overlapped a delete: it may have landed before or after it
+			}
+			mu.Unlock()
+		}
+	}()
+	for round := 0; round < 20; round++ {
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+			mu.Lock()
+			n := sure
+			mu.Unlock()
+			if n >= 10 {
+				break
+			}
+			time.Sleep(time.Millisecond) // let some puts land before the next delete (not synchronisation)
+		}
+		mu.Lock()
+		epoch++ // odd: a delete is under way
+		sure, unsure = 0, 0
+		mu.Unlock()
+		if err := s.DeleteTopic("D"); err != nil {
+			t.Fatalf("delete %d: %v", round, err)
+		}
+		mu.Lock()
+		epoch++ // even again: puts that start now land after the delete
+		mu.Unlock()
+	}
+	stopPutter()
+	waitDispatched(t, s)
+	count := func(s *Store) int64 { return s.MaxOffset("D", 0) + s.MaxOffset("D", 1) }
+	got := count(s)
+	mu.Lock()
+	lo, hi := int64(sure), int64(sure+unsure)
+	mu.Unlock()
+	if got < lo || got > hi {
+		t.Fatalf("queue entries after the last delete: %d, want %d..%d", got, lo, hi)
+	}
+	for q := int32(0); q < 2; q++ {
+		if n := s.MaxOffset("D", q); n > 0 {
+			res, err := s.Get("D", q, 0, int(n), 1<<30, nil)
+			if err != nil || len(res.Records) != int(n) {
+				t.Fatalf("queue %d: %d records of %d (%v)", q, len(res.Records), n, err)
+			}
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openT(t, testConfig(dir))
+	defer s2.Close()
+	waitDispatched(t, s2)
+	if n := count(s2); n != got {
+		t.Fatalf("after reopen: %d entries, want %d", n, got)
+	}
+}
