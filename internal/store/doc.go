@@ -39,7 +39,8 @@
 //
 //  1. Store.putMu — the single appender: queue-offset table, append position, segment
 //     roll. Held across the copy of a record into its segment (not its fdatasync). Taken by Put,
-//     PutBatch, DeleteTopic.
+//     PutBatch, DeleteTopic (which holds it while waiting for the dispatcher, then takes
+//     queuesMu and keeps that while it removes the topic's queue files).
 //  2. Store.roundMu — one flush round at a time (flushOnce, held across its fdatasync);
 //     taken by the flusher and Close, never under putMu.
 //  3. Store.commitMu — ring mode: serialises commits of the ring (committer, flusher,
