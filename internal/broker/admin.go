@@ -314,6 +314,13 @@ func (b *Broker) handleDeleteGroup(_ context.Context, _ *remoting.Conn, req *rem
 	if req.ExtBoolOr("cleanOffset", false) {
 		b.Offsets.DeleteGroup(group)
 	}
+	if svc := b.PopService(); svc != nil {
+		// Its pop state goes with it (Apache clears the group's pop in-flight counts); left
+		// behind, it brought the group back at the next start (QA R12F-3).
+		if err := svc.ForgetGroup(group); err != nil {
+			b.Log.Error("group deleted but its pop state could not be dropped", "group", group, "err", err)
+		}
+	}
 	b.mnode.ForgetGroup(group) // no stale series (docs/metrics.md; QA R7H-5)
 	b.Log.Info("subscription group deleted", "group", group)
 	return ok()

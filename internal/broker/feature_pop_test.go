@@ -502,3 +502,31 @@ func TestDeleteTopicRestartsPopGroups(t *testing.T) {
 		t.Fatalf("first pop after re-creation: %q", got[0].Ext.Body)
 	}
 }
+
+// TestDeletedGroupStaysDeleted (QA R12F-3): a deleted pop group's state goes with it, so a
+// restart does not bring the group back.
+func TestDeletedGroupStaysDeleted(t *testing.T) {
+	cfg := testConfig(t)
+	tb := startBroker(t, cfg)
+	if err := tb.CreateTopic(NewTopicConfig("TG", 2)); err != nil {
+		t.Fatal(err)
+	}
+	tb.mustSend("TG", 0, "m", nil)
+	svc := tb.PopService()
+	waitFor(t, 10*time.Second, "a pop of GD", func() bool {
+		res, err := svc.Pop(context.Background(), pop.PopRequest{Group: "GD", Topic: "TG", QueueID: -1, MaxMessages: 8,
+			InvisibleTime: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(res.Messages) > 0
+	})
+	if r := tb.invoke(remoting.DeleteSubscriptionGroup, map[string]string{"groupName": "GD", "cleanOffset": "true"}, nil); r.Code != remoting.Success {
+		t.Fatalf("delete group: %d %q", r.Code, r.Remark)
+	}
+	tb.stop()
+	tb2 := startBroker(t, cfg)
+	if _, ok := tb2.Groups.Get("GD"); ok {
+		t.Fatal("the deleted group came back after a restart")
+	}
+}

@@ -373,6 +373,7 @@ const (
 	RecAck    byte = 3 // the delivery (Offset, Epoch) of k is done
 	RecChange byte = 4 // the delivery (Offset, Epoch) of k gets NewEpoch and a new deadline
 	RecRewind byte = 5 // the queue ends before Next: Next = Offset, outstanding >= Offset dropped
+	RecForget byte = 6 // k is forgotten (its topic or group was deleted): no state, nothing outstanding
 )
 
 // Record is one state change. The shell builds it, applies it and appends it to the pop log;
@@ -454,6 +455,18 @@ func (m *Machine) Apply(r *Record) bool {
 		}
 		q.remove(e)
 		m.stale++
+		m.maybeCompact()
+		return true
+	case RecForget:
+		q, ok := m.queues[r.Key]
+		if !ok {
+			return false
+		}
+		for _, e := range q.Outstanding {
+			e.Epoch = 0 // orphan pending revive items
+		}
+		delete(m.queues, r.Key)
+		m.stale += compactMin // its revive items are garbage now
 		m.maybeCompact()
 		return true
 	case RecRewind:

@@ -236,6 +236,33 @@ func TestMachineResetForgetsOutstanding(t *testing.T) {
 	}
 }
 
+// TestMachineForget: a forgotten queue has no state (its topic or group was deleted), its
+// handles are done, its revive items are orphaned, and a later Init starts it afresh.
+func TestMachineForget(t *testing.T) {
+	m := NewMachine()
+	m.Apply(&Record{Kind: RecInit, Key: kA, Offset: 0})
+	ds := popN(t, m, kA, 0, 1000, 3, false, 10)
+	if !m.Apply(&Record{Kind: RecForget, Key: kA}) {
+		t.Fatal("forget changed nothing")
+	}
+	if slices.Contains(m.Keys(), kA) {
+		t.Fatal("forgotten queue still known")
+	}
+	if m.Apply(&Record{Kind: RecForget, Key: kA}) {
+		t.Fatal("a second forget changed something")
+	}
+	if st := m.Check(kA, ds[0].Offset, ds[0].Epoch); st == HandleCurrent {
+		t.Fatalf("handle after forget = %v", st)
+	}
+	if dead, woke := m.Expire(5000, budget(0)); len(dead)+len(woke) != 0 {
+		t.Fatalf("orphan revived: %v %v", dead, woke)
+	}
+	m.Apply(&Record{Kind: RecInit, Key: kA, Offset: 0})
+	if got := offsets(popN(t, m, kA, 6000, 1000, 2, false, 10)); !slices.Equal(got, []int64{0, 1}) {
+		t.Fatalf("after forget and init = %v", got)
+	}
+}
+
 // TestMachineReplayEqualsLive checks that applying the same records to a fresh machine (log
 // replay), or restoring a snapshot, reproduces the state.
 func TestMachineReplayEqualsLive(t *testing.T) {

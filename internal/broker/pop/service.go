@@ -299,23 +299,48 @@ func (s *Service) ResetOffset(group, topic string, queue int32, offset int64) er
 	return s.reset(k, offset)
 }
 
-// ForgetTopic restarts every group's position on topic at offset 0, forgetting in-flight
-// messages: the topic was deleted, so a topic created again under its name starts at 0 and
-// its first messages must reach the groups (Apache's deleteTopicInBroker clears the offsets
-// and the pop in-flight counts of the topic; QA R12E-1). Without it the next pop would find
-// the queue shorter than the group's position and skip what the new topic already holds.
+// ForgetTopic drops every group's pop state on topic (positions and in-flight messages; old
+// handles become invalid): the topic was deleted, as Apache's deleteTopicInBroker clears its
+// offsets and pop in-flight counts. A topic created again under the name then starts as for a
+// new group, at its first message (QA R12E-1: the old position skipped what the new topic
+// already held).
 func (s *Service) ForgetTopic(topic string) error {
+	return s.forget(func(k QueueKey) bool { return k.Topic == topic })
+}
+
+// ForgetGroup drops group's pop state on every topic: the group was deleted. Without it the
+// state outlived the group and brought it back at the next start (QA R12F-3).
+func (s *Service) ForgetGroup(group string) error {
+	return s.forget(func(k QueueKey) bool { return k.Group == group })
+}
+
+// forget applies RecForget to every known queue that match selects.
+func (s *Service) forget(match func(QueueKey) bool) error {
 	s.mu.Lock()
 	var keys []QueueKey
 	for _, k := range s.m.Keys() {
-		if k.Topic == topic {
+		if match(k) {
 			keys = append(keys, k)
 		}
 	}
 	s.mu.Unlock()
 	var errs []error
 	for _, k := range keys {
-		if err := s.ResetOffset(k.Group, k.Topic, k.Queue, 0); err != nil {
+		l := s.qlock(k)
+		l.pop.Lock()
+		s.mu.Lock()
+		b, err := s.applyLocked(&Record{Kind: RecForget, Key: k})
+		s.mu.Unlock()
+		if err == nil {
+			err = s.wal.wait(b)
+		}
+		if err == nil {
+			l.pub.Lock()
+			l.havePub = false // a new state publishes its offsets afresh
+			l.pub.Unlock()
+		}
+		l.pop.Unlock()
+		if err != nil {
 			errs = append(errs, fmt.Errorf("pop: forget %v: %w", k, err))
 		}
 	}

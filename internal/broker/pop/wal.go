@@ -405,7 +405,7 @@ func decodeRecord(p []byte, r *Record) error {
 	r.Offset = rd.varint()
 	r.Epoch = rd.uvarint()
 	switch r.Kind {
-	case RecInit, RecAck, RecRewind:
+	case RecInit, RecAck, RecRewind, RecForget:
 	case RecChange:
 		r.NewEpoch = rd.uvarint()
 		r.PopTime = rd.varint()

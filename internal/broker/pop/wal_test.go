@@ -19,6 +19,7 @@ func sampleRecords() []*Record {
 		{Kind: RecAck, Key: k, Offset: 10, Epoch: 1},
 		{Kind: RecChange, Key: k, Offset: 12, Epoch: 2, NewEpoch: 3, PopTime: 2000, Invisible: 0},
 		{Kind: RecRewind, Key: k, Offset: 12},
+		{Kind: RecForget, Key: k},
 	}
 }
 
