@@ -146,6 +146,10 @@ func (a *Admin) invoke(ctx context.Context, addr string, code int32, ext map[str
 		name = "request " + strconv.Itoa(int(code))
 	}
 	resp, err := a.cli.Invoke(ctx, addr, remoting.NewRequest(code, ext, body))
+	if errors.Is(err, context.DeadlineExceeded) {
+		// One mention of the request and the address (the transport's error repeats both).
+		return nil, fmt.Errorf("%s to %s: no answer within %s: %w", name, addr, a.cfg.Timeout, context.DeadlineExceeded)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s to %s: %w", name, addr, err)
 	}

@@ -104,6 +104,25 @@ func TestTopicLifecycle(t *testing.T) {
 	if _, err := a.DeleteTopic(ctx, "TBW102", ""); err == nil {
 		t.Fatal("system topic delete accepted")
 	}
+	// A topic a broker holds while the NameServer does not route it (a registration that
+	// lags, a delete that raced an auto-create) is deleted from the brokers holding it (QA
+	// R13G-1); one that no broker holds is not found.
+	f.mu.Lock()
+	f.addTopic("hidden", 2, 6, nil)
+	f.unrouted = map[string]bool{"hidden": true}
+	f.mu.Unlock()
+	if del, err := a.DeleteTopic(ctx, "hidden", ""); err != nil || len(del.Brokers) != 1 {
+		t.Fatalf("delete of an unrouted topic: %+v %v", del, err)
+	}
+	f.mu.Lock()
+	_, still := f.topics["hidden"]
+	f.mu.Unlock()
+	if still {
+		t.Fatal("unrouted topic not deleted from the broker")
+	}
+	if _, err := a.DeleteTopic(ctx, "nowhere", ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("delete of a topic nobody holds: %v", err)
+	}
 }
 
 func TestGroupLifecycleAndOfflineReset(t *testing.T) {
@@ -372,6 +391,10 @@ func TestGroupReadsSurviveADeadBroker(t *testing.T) {
 	}
 	if d.Name != "billing" || d.BrokerErrors["broker-b"] == "" || len(d.BrokerErrors) != 1 {
 		t.Fatalf("describe: %+v", d)
+	}
+	// A group the answering brokers lack may be on the silent one: the error says so (QA R13G-2).
+	if _, err := a.DescribeGroup(ctx, "elsewhere"); err == nil || !strings.Contains(err.Error(), "broker broker-b did not answer") {
+		t.Fatalf("describe of a group only the dead broker could hold: %v", err)
 	}
 	cfgs, err := a.GetBrokerConfig(ctx, "", "")
 	if err != nil || len(cfgs) != 2 || cfgs[0].Config["brokerName"] != "broker-a" || cfgs[0].Error != "" ||

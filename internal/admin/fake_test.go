@@ -44,6 +44,8 @@ type fakeCluster struct {
 	// silentB, when set, is the address of a second master "broker-b" that routes list with
 	// the same queues and that does not answer.
 	silentB string
+	// unrouted names topics the broker holds but the NameServer does not route (yet).
+	unrouted map[string]bool
 }
 
 func newFakeCluster(t *testing.T) *fakeCluster {
@@ -137,7 +139,7 @@ func (f *fakeCluster) clusterInfo(*remoting.Command) *remoting.Command {
 
 func (f *fakeCluster) route(req *remoting.Command) *remoting.Command {
 	tc, found := f.topics[req.ExtString("topic")]
-	if !found {
+	if !found || f.unrouted[req.ExtString("topic")] {
 		return remoting.NewResponse(remoting.TopicNotExist, "No topic route info in name server for the topic: "+req.ExtString("topic"))
 	}
 	qds := []map[string]any{{"brokerName": "broker-a", "readQueueNums": tc.ReadQueueNums, "writeQueueNums": tc.WriteQueueNums, "perm": tc.Perm}}

@@ -282,6 +282,9 @@ func (a *Admin) DescribeGroup(ctx context.Context, group string) (*GroupDetail, 
 	}
 	if found {
 		a.fillMissingBrokers(ctx, group, brokers, failed, d)
+	} else if err := notFoundWhere(failed); err != nil {
+		// Not on the brokers that answered; it may be on the ones that did not (QA R13G-2).
+		return nil, fmt.Errorf("group %s not found on the brokers that answered: %w", group, err)
 	}
 	return a.finishGroupDetail(d, group, found, clients, subs)
 }

@@ -106,6 +106,7 @@ func (a *Admin) GetMessageByID(ctx context.Context, topic, id string) (*MessageD
 	// unreachable: the broker an offset id names could not be asked (not "no such message":
 	// an operator must not conclude the message is gone because its broker is down).
 	var unreachable error
+	var skip string // the broker named by the offset id, when it did not answer: not asked again
 	if addr, off, err := message.ParseOffsetMsgID(id); err == nil {
 		resp, err := a.invoke(ctx, addr.String(), remoting.ViewMessageByID, map[string]string{"offset": strconv.FormatInt(off, 10)}, nil)
 		var ce *CodeError
@@ -120,6 +121,7 @@ func (a *Admin) GetMessageByID(ctx context.Context, topic, id string) (*MessageD
 			}
 		case !errors.As(err, &ce):
 			unreachable = fmt.Errorf("the broker %s named by offset id %s cannot be reached: %w", addr, id, err)
+			skip = addr.String() // one timeout per hung broker (QA R13G-3)
 		}
 	}
 	if topic == "" {
@@ -128,7 +130,7 @@ func (a *Admin) GetMessageByID(ctx context.Context, topic, id string) (*MessageD
 		}
 		return nil, errors.New("a topic is required to look a message up by unique id")
 	}
-	found, silent, err := a.queryIndex(ctx, topic, id, true, 32)
+	found, silent, err := a.queryIndex(ctx, topic, id, true, 32, skip)
 	if err != nil {
 		return nil, errors.Join(unreachable, err)
 	}
@@ -170,7 +172,7 @@ func (a *Admin) GetMessagesByKey(ctx context.Context, topic, key string, max int
 	if max <= 0 {
 		max = 64
 	}
-	found, silent, err := a.queryIndex(ctx, topic, key, false, max)
+	found, silent, err := a.queryIndex(ctx, topic, key, false, max, "")
 	if err != nil {
 		return nil, err
 	}
@@ -196,17 +198,20 @@ func (a *Admin) GetMessagesByKey(ctx context.Context, topic, key string, max int
 	return out, nil
 }
 
-// queryIndex sends QUERY_MESSAGE to every master broker of topic and decodes the results;
-// silent holds the brokers that did not answer (their part is missing; warned about).
-func (a *Admin) queryIndex(ctx context.Context, topic, key string, unique bool, max int) (found []*MessageDetail, silent map[string]error, err error) {
+// queryIndex sends QUERY_MESSAGE to every master broker of topic (but the one at address
+// skip, known not to answer) and decodes the results; silent holds the brokers that did not
+// answer (their part is missing; warned about).
+func (a *Admin) queryIndex(ctx context.Context, topic, key string, unique bool, max int, skip string) (found []*MessageDetail, silent map[string]error, err error) {
 	r, err := a.route(ctx, topic)
 	if err != nil {
 		return nil, nil, err
 	}
 	masters := r.masters()
 	names := make([]string, 0, len(masters))
-	for n := range masters {
-		names = append(names, n)
+	for n, addr := range masters {
+		if skip == "" || addr != skip {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	ext := map[string]string{"topic": topic, "key": key, "maxNum": strconv.Itoa(max), "beginTimestamp": "0",

@@ -434,6 +434,12 @@ func (a *Admin) DeleteTopic(ctx context.Context, topic, cluster string) (*Delete
 		return nil, fmt.Errorf("topic %q is a system topic", topic)
 	}
 	r, err := a.route(ctx, topic)
+	if errors.Is(err, ErrNotFound) {
+		// The NameServers do not route it right now, but a broker may still hold it (its
+		// registration lags, or a delete raced an auto-create that registered it): ask every
+		// master, as Apache's deleteTopic does from the cluster info (QA R13G-1).
+		return a.deleteUnroutedTopic(ctx, topic, cluster, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -454,6 +460,45 @@ func (a *Admin) DeleteTopic(ctx context.Context, topic, cluster string) (*Delete
 		}
 	}
 	if err := a.deleteTopicEverywhere(ctx, topic, cluster, targets); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// deleteUnroutedTopic deletes topic from every master of cluster that holds it, then from the
+// NameServers; notFound is returned when no broker held it.
+func (a *Admin) deleteUnroutedTopic(ctx context.Context, topic, cluster string, notFound error) (*DeleteTopicResult, error) {
+	brokers, err := a.masters(ctx, cluster)
+	if err != nil {
+		return nil, err
+	}
+	res := &DeleteTopicResult{Topic: topic}
+	var mu sync.Mutex
+	err = parallel(ctx, a.cfg.Parallelism, brokers, func(ctx context.Context, b brokerGroup) error {
+		if _, err := a.topicConfig(ctx, b.Master, topic); errors.Is(err, ErrNotFound) {
+			return nil // not on this broker (brokers answer SUCCESS to deleting what they lack)
+		} else if err != nil {
+			return err
+		}
+		_, err := a.invoke(ctx, b.Master, remoting.DeleteTopicInBroker, map[string]string{"topic": topic}, nil)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err == nil {
+			mu.Lock()
+			res.Brokers = append(res.Brokers, b.Name)
+			mu.Unlock()
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Brokers) == 0 {
+		return nil, notFound
+	}
+	sort.Strings(res.Brokers)
+	if err := a.deleteTopicEverywhere(ctx, topic, cluster, nil); err != nil {
 		return nil, err
 	}
 	return res, nil
