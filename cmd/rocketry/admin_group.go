@@ -39,7 +39,7 @@ func newAdminGroupCmd(f *adminFlags) *cobra.Command {
 				if g.FIFO {
 					kind = "FIFO"
 				}
-				_, err := fmt.Fprintf(w, "created group %s (%s, max attempts %d = up to %d deliveries before the DLQ) on %s\n", g.Name, kind, g.MaxAttempts, g.MaxDeliveries, strings.Join(g.Brokers, ", "))
+				_, err := fmt.Fprintf(w, "created group %s (%s, max attempts %d = up to %s before the DLQ) on %s\n", g.Name, kind, g.MaxAttempts, deliveries(g.MaxDeliveries), strings.Join(g.Brokers, ", "))
 				return err
 			})
 		},
@@ -184,7 +184,7 @@ func printGroupDetail(w io.Writer, v any) error {
 		kind = "FIFO"
 	}
 	fmt.Fprintf(w, "Group:\t%s\n", d.Name)
-	fmt.Fprintf(w, "Mode:\t%s, max attempts %d (%d deliveries before the DLQ), consume %s\n", kind, d.MaxAttempts, d.MaxDeliveries, onOff(d.ConsumeEnable))
+	fmt.Fprintf(w, "Mode:\t%s, max attempts %d (%s before the DLQ), consume %s\n", kind, d.MaxAttempts, deliveries(d.MaxDeliveries), onOff(d.ConsumeEnable))
 	fmt.Fprintf(w, "Lag:\t%d (in flight %d)\n", d.Lag, d.Inflight)
 	fmt.Fprintf(w, "Consume TPS:\t%.1f\n", d.ConsumeTPS)
 	online := "no"
@@ -215,4 +215,12 @@ func printGroupDetail(w io.Writer, v any) error {
 		}
 	}
 	return nil
+}
+
+// deliveries says "1 delivery" or "N deliveries".
+func deliveries(n int32) string {
+	if n == 1 {
+		return "1 delivery"
+	}
+	return fmt.Sprintf("%d deliveries", n)
 }

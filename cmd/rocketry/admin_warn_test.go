@@ -19,3 +19,13 @@ func TestWarnLogger(t *testing.T) {
 		t.Fatalf("warning output %q", got)
 	}
 }
+
+// TestDeliveries: "1 delivery", not "1 deliveries" (QA R13I-4).
+func TestDeliveries(t *testing.T) {
+	if got := deliveries(1); got != "1 delivery" {
+		t.Fatalf("deliveries(1) = %q", got)
+	}
+	if got := deliveries(17); got != "17 deliveries" {
+		t.Fatalf("deliveries(17) = %q", got)
+	}
+}
