@@ -507,31 +507,22 @@ func (a *Admin) DeleteGroup(ctx context.Context, group, cluster string) (*Delete
 		return nil, err
 	}
 	res := &DeleteGroupResult{Group: group}
-	var mu sync.Mutex
-	err = parallel(ctx, a.cfg.Parallelism, brokers, func(ctx context.Context, b brokerGroup) error {
-		table, err := a.groupTable(ctx, b.Master)
-		if err != nil {
+	res.Brokers, err = a.deleteWhereHeld(ctx, brokers,
+		func(ctx context.Context, b brokerGroup) (bool, error) {
+			table, err := a.groupTable(ctx, b.Master)
+			_, ok := table[group]
+			return ok, err
+		},
+		func(ctx context.Context, b brokerGroup) error {
+			_, err := a.invoke(ctx, b.Master, remoting.DeleteSubscriptionGroup, map[string]string{"groupName": group, "cleanOffset": "true", "removeOffset": "true"}, nil)
 			return err
-		}
-		if _, ok := table[group]; !ok {
-			return nil
-		}
-		_, err = a.invoke(ctx, b.Master, remoting.DeleteSubscriptionGroup, map[string]string{"groupName": group, "cleanOffset": "true", "removeOffset": "true"}, nil)
-		if err != nil {
-			return err
-		}
-		mu.Lock()
-		res.Brokers = append(res.Brokers, b.Name)
-		mu.Unlock()
-		return nil
-	})
+		})
 	if err != nil {
 		return nil, err
 	}
 	if len(res.Brokers) == 0 {
 		return nil, &CodeError{Op: "DELETE_SUBSCRIPTIONGROUP", Addr: "every broker", Code: remoting.SubscriptionGroupNotExist, Remark: "group " + group + " not found"}
 	}
-	sort.Strings(res.Brokers)
 	for _, t := range []string{message.RetryTopic(group), message.DLQTopic(group)} {
 		if err := a.deleteTopicEverywhere(ctx, t, cluster, brokers); err != nil {
 			return nil, fmt.Errorf("group deleted; deleting %s: %w", t, err)

@@ -473,35 +473,60 @@ func (a *Admin) deleteUnroutedTopic(ctx context.Context, topic, cluster string, 
 		return nil, err
 	}
 	res := &DeleteTopicResult{Topic: topic}
-	var mu sync.Mutex
-	err = parallel(ctx, a.cfg.Parallelism, brokers, func(ctx context.Context, b brokerGroup) error {
-		if _, err := a.topicConfig(ctx, b.Master, topic); errors.Is(err, ErrNotFound) {
-			return nil // not on this broker (brokers answer SUCCESS to deleting what they lack)
-		} else if err != nil {
+	res.Brokers, err = a.deleteWhereHeld(ctx, brokers,
+		func(ctx context.Context, b brokerGroup) (bool, error) {
+			// Brokers answer SUCCESS to deleting what they lack: ask first.
+			_, err := a.topicConfig(ctx, b.Master, topic)
+			if errors.Is(err, ErrNotFound) {
+				return false, nil
+			}
+			return err == nil, err
+		},
+		func(ctx context.Context, b brokerGroup) error {
+			_, err := a.invoke(ctx, b.Master, remoting.DeleteTopicInBroker, map[string]string{"topic": topic}, nil)
 			return err
-		}
-		_, err := a.invoke(ctx, b.Master, remoting.DeleteTopicInBroker, map[string]string{"topic": topic}, nil)
-		if errors.Is(err, ErrNotFound) {
-			return nil
-		}
-		if err == nil {
-			mu.Lock()
-			res.Brokers = append(res.Brokers, b.Name)
-			mu.Unlock()
-		}
-		return err
-	})
+		})
 	if err != nil {
 		return nil, err
 	}
 	if len(res.Brokers) == 0 {
 		return nil, notFound
 	}
-	sort.Strings(res.Brokers)
 	if err := a.deleteTopicEverywhere(ctx, topic, cluster, nil); err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// deleteWhereHeld runs del on every broker where holds reports the object present and
+// returns the names of those brokers, sorted. A del answered "not found" (the object went
+// meanwhile) is not an error and the broker is not listed.
+func (a *Admin) deleteWhereHeld(ctx context.Context, brokers []brokerGroup,
+	holds func(context.Context, brokerGroup) (bool, error), del func(context.Context, brokerGroup) error) ([]string, error) {
+	var (
+		mu    sync.Mutex
+		names []string
+	)
+	err := parallel(ctx, a.cfg.Parallelism, brokers, func(ctx context.Context, b brokerGroup) error {
+		ok, err := holds(ctx, b)
+		if err != nil || !ok {
+			return err
+		}
+		if err := del(ctx, b); errors.Is(err, ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		mu.Lock()
+		names = append(names, b.Name)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	return names, nil
 }
 
 func (a *Admin) deleteTopicEverywhere(ctx context.Context, topic, cluster string, brokers []brokerGroup) error {

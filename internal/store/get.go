@@ -226,17 +226,8 @@ func (s *Store) OffsetByTime(topic string, queueID int32, timestampMs int64) int
 	if q == nil {
 		return 0
 	}
-	lo, hi := q.minOffset.Load(), q.maxOffset.Load()
-	n := int(hi - lo)
-	i := sort.Search(n, func(i int) bool {
-		e, ok := q.entry(lo + int64(i))
-		if !ok {
-			return false
-		}
-		ts, err := s.storeTimeAt(e)
-		return err == nil && ts >= timestampMs
-	})
-	return lo + int64(i)
+	_, first := s.firstByTime(q, func(ts int64) bool { return ts >= timestampMs })
+	return first
 }
 
 // OffsetByTimeUpper returns the logical offset of the last message of the queue stored at
@@ -248,20 +239,28 @@ func (s *Store) OffsetByTimeUpper(topic string, queueID int32, timestampMs int64
 	if q == nil {
 		return 0
 	}
+	minOff, first := s.firstByTime(q, func(ts int64) bool { return ts > timestampMs })
+	if first == minOff {
+		return 0
+	}
+	return first - 1
+}
+
+// firstByTime binary-searches q for the first logical offset whose store time satisfies
+// reached (which must be monotone over the queue); it returns the queue's min offset and that
+// offset, the max offset when no message satisfies it. An unreadable entry counts as not
+// reached.
+func (s *Store) firstByTime(q *consumeQueue, reached func(ts int64) bool) (minOff, first int64) {
 	lo, hi := q.minOffset.Load(), q.maxOffset.Load()
-	n := int(hi - lo)
-	i := sort.Search(n, func(i int) bool {
+	i := sort.Search(int(hi-lo), func(i int) bool {
 		e, ok := q.entry(lo + int64(i))
 		if !ok {
 			return false
 		}
 		ts, err := s.storeTimeAt(e)
-		return err == nil && ts > timestampMs
+		return err == nil && reached(ts)
 	})
-	if i == 0 {
-		return 0
-	}
-	return lo + int64(i) - 1
+	return lo, lo + int64(i)
 }
 
 // EarliestMessageTime is the store timestamp of the first readable message of the queue.

@@ -177,9 +177,16 @@ func registerBroker(t *testing.T, nsAddr, name, addr string, topics map[string]a
 }
 
 func startNamesrv(t *testing.T) string {
+	addr, _ := startNamesrvAt(t, "127.0.0.1:0")
+	return addr
+}
+
+// startNamesrvAt runs a NameServer on listen and returns its address and a stop function
+// (idempotent; also run at cleanup).
+func startNamesrvAt(t *testing.T, listen string) (string, func()) {
 	t.Helper()
 	cfg := namesrv.DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
+	cfg.Listen = listen
 	ns, err := namesrv.New(cfg, logging.Discard())
 	if err != nil {
 		t.Fatal(err)
@@ -187,8 +194,9 @@ func startNamesrv(t *testing.T) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { ns.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; ns.Close() })
-	return ns.Addr().String()
+	stop := sync.OnceFunc(func() { cancel(); <-done; ns.Close() })
+	t.Cleanup(stop)
+	return ns.Addr().String(), stop
 }
 
 type recChecker struct {
@@ -400,17 +408,7 @@ func TestReady(t *testing.T) {
 // ready when its NameServer goes away (it serves from its route cache), and its route
 // lookups keep answering from the cache.
 func TestReadyThroughANameServerOutage(t *testing.T) {
-	cfg := namesrv.DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	ns, err := namesrv.New(cfg, logging.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	nsCtx, stopNS := context.WithCancel(context.Background())
-	nsDone := make(chan struct{})
-	go func() { ns.Run(nsCtx); close(nsDone) }()
-	nsAddr := ns.Addr().String()
-	t.Cleanup(func() { stopNS(); <-nsDone; ns.Close() })
+	nsAddr, stopNS := startNamesrvAt(t, "127.0.0.1:0")
 	startFakeBroker(t, nsAddr)
 
 	bcfg := DefaultConfig()
@@ -427,8 +425,6 @@ func TestReadyThroughANameServerOutage(t *testing.T) {
 	waitUntil(t, 5*time.Second, "route of T", func() bool { _, err := be.QueryRoute(ctx, "T"); return err == nil })
 
 	stopNS()
-	<-nsDone
-	ns.Close()
 	if err := be.Ready(ctx); err != nil {
 		t.Fatalf("not ready while the NameServer is down, with a master known: %v", err)
 	}
@@ -438,16 +434,7 @@ func TestReadyThroughANameServerOutage(t *testing.T) {
 
 	// The NameServer comes back empty (the brokers have not registered again yet): its "no
 	// such topic" does not replace the cached route (QA R12D-4).
-	cfg2 := namesrv.DefaultConfig()
-	cfg2.Listen = nsAddr
-	ns2, err := namesrv.New(cfg2, logging.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns2Ctx, stopNS2 := context.WithCancel(context.Background())
-	ns2Done := make(chan struct{})
-	go func() { ns2.Run(ns2Ctx); close(ns2Done) }()
-	t.Cleanup(func() { stopNS2(); <-ns2Done; ns2.Close() })
+	startNamesrvAt(t, nsAddr)
 	if _, err := be.QueryRoute(ctx, "T"); err != nil {
 		t.Fatalf("route with a restarted, empty NameServer: %v", err)
 	}
